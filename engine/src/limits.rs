@@ -1,0 +1,62 @@
+//! Every limit the engine enforces, in one place. Exceeding any of them is a
+//! [`Rejection::InvalidInput`](crate::Rejection) naming the field, never a panic.
+
+/// Longest client-chosen id (event, section) in bytes; ids match `[A-Za-z0-9_-]{1,64}`.
+pub const ID_LEN_MAX: usize = 64;
+/// Longest user id in bytes (`[A-Za-z0-9_.@+-]{1,128}`): JWT subjects are often e-mail addresses.
+pub const USER_ID_LEN_MAX: usize = 128;
+/// Longest event or section name in bytes.
+pub const NAME_LEN_MAX: usize = 200;
+/// Longest row label in bytes (`[A-Za-z0-9]{1,8}`); seat ids are `<row>-<number>`.
+pub const ROW_LABEL_LEN_MAX: usize = 8;
+/// Longest payment reference in bytes.
+pub const PAYMENT_REF_LEN_MAX: usize = 128;
+/// Longest idempotency key in bytes.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+/// Sections per event.
+pub const SECTIONS_PER_EVENT_MAX: usize = 64;
+/// Rows per seated section.
+pub const ROWS_PER_SECTION_MAX: usize = 2_000;
+/// Seats per row.
+pub const SEATS_PER_ROW_MAX: u32 = 10_000;
+/// Seats per seated section (the contract promises at least 100,000).
+pub const SEATS_PER_SECTION_MAX: u32 = 200_000;
+/// Seats per event, across all its seated sections.
+pub const SEATS_PER_EVENT_MAX: u32 = 1_000_000;
+/// Capacity of one general-admission section (the contract promises at least 10,000,000).
+pub const GA_CAPACITY_MAX: u32 = 100_000_000;
+/// Price of one ticket in minor units (100 million units of currency).
+pub const PRICE_CENTS_MAX: u64 = 10_000_000_000;
+/// Line items (GA sections) in one hold.
+pub const ITEMS_PER_HOLD_MAX: usize = 16;
+/// Named seats in one hold.
+pub const SEATS_PER_HOLD_MAX: usize = 100;
+/// Tickets (GA quantities plus seats) in one hold.
+pub const TICKETS_PER_HOLD_MAX: u32 = 1_000;
+/// Shortest hold TTL.
+pub const HOLD_TTL_MS_MIN: u64 = 1_000;
+/// Longest hold TTL (24 h).
+pub const HOLD_TTL_MS_MAX: u64 = 86_400_000;
+/// Hold TTL of an event that names none (10 min).
+pub const HOLD_TTL_MS_DEFAULT: u64 = 600_000;
+/// Largest `max_per_user` an event may set.
+pub const MAX_PER_USER_MAX: u32 = 1_000_000;
+/// Events one shard holds.
+pub const EVENTS_PER_SHARD_MAX: usize = 100_000;
+/// Live (held, unexpired) holds one shard keeps at once; beyond it a hold is refused
+/// with `over_capacity` so memory stays bounded under a flood of abandoned carts.
+pub const LIVE_HOLDS_PER_SHARD_MAX: usize = 5_000_000;
+/// Holds expired by one expiry pass, so a burst of due holds cannot stall the shard.
+pub const EXPIRE_BATCH_MAX: usize = 4_096;
+/// How long an idempotency key is remembered, in engine time (24 h).
+pub const IDEMPOTENCY_RETENTION_MS: u64 = 86_400_000;
+/// Idempotency keys one shard remembers; the oldest is forgotten first beyond it.
+pub const IDEMPOTENCY_ENTRIES_MAX: usize = 1_000_000;
+/// Largest page of a list query.
+pub const PAGE_LIMIT_MAX: usize = 1_000;
+/// Page size when the client names none.
+pub const PAGE_LIMIT_DEFAULT: usize = 100;
+/// Counter values fit in 48 bits: the top 16 bits of a hold or booking id are the shard.
+pub const COUNTER_MAX: u64 = (1 << 48) - 1;
+/// Shards a deployment may have (ids carry the shard in 16 bits; the server allows fewer).
+pub const SHARDS_MAX: u16 = 1_024;

@@ -1,0 +1,112 @@
+//! Why a command was refused: business outcomes with stable snake_case codes.
+//!
+//! Precedence, when several apply, is the order of the checks in `decide`:
+//! `invalid_input`, `not_found`, `idempotency_key_reused`, `hold_not_active` /
+//! `booking_not_active`, `hold_expired`, `event_exists`, `limit_exceeded`, `seat_taken`,
+//! `sold_out`, `over_capacity`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A refused command. Nothing changed; nothing is logged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejection {
+    /// The command is malformed or breaks a limit; `field` names the offending field
+    /// in the HTTP body's terms (e.g. `items[1].qty`).
+    InvalidInput {
+        /// The field, as the client spelled it.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No such event, section, hold or booking, or it belongs to another user.
+    NotFound {
+        /// What was looked for (`event`, `hold`, `booking`).
+        what: &'static str,
+    },
+    /// An event with this id already exists.
+    EventExists,
+    /// A GA section has fewer tickets available than asked.
+    SoldOut {
+        /// The section that ran out.
+        section_id: String,
+        /// Tickets still available there.
+        available: u32,
+    },
+    /// A named seat is held or sold.
+    SeatTaken {
+        /// The first seat, in request order, that is not free.
+        seat: String,
+    },
+    /// The user would hold plus own more than the event's `max_per_user`.
+    LimitExceeded {
+        /// The event's cap.
+        max_per_user: u32,
+        /// What the user already holds plus owns.
+        current: u32,
+    },
+    /// The hold is past its `expires_at`.
+    HoldExpired,
+    /// The hold is confirmed or released (or expired and swept).
+    HoldNotActive {
+        /// Its status now (`confirmed`, `released`, `expired`).
+        status: &'static str,
+    },
+    /// The booking is already cancelled.
+    BookingNotActive,
+    /// The idempotency key was used before with another request.
+    IdempotencyKeyReused,
+    /// The shard keeps as many live holds as it may ([`crate::limits::LIVE_HOLDS_PER_SHARD_MAX`]).
+    OverCapacity,
+}
+
+impl Rejection {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::InvalidInput { .. } => "invalid_input",
+            Rejection::NotFound { .. } => "not_found",
+            Rejection::EventExists => "event_exists",
+            Rejection::SoldOut { .. } => "sold_out",
+            Rejection::SeatTaken { .. } => "seat_taken",
+            Rejection::LimitExceeded { .. } => "limit_exceeded",
+            Rejection::HoldExpired => "hold_expired",
+            Rejection::HoldNotActive { .. } => "hold_not_active",
+            Rejection::BookingNotActive => "booking_not_active",
+            Rejection::IdempotencyKeyReused => "idempotency_key_reused",
+            Rejection::OverCapacity => "over_capacity",
+        }
+    }
+
+    /// Shorthand for an [`Rejection::InvalidInput`].
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Rejection::InvalidInput { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::InvalidInput { field, message } => write!(f, "{field}: {message}"),
+            Rejection::NotFound { what } => write!(f, "{what} not found"),
+            Rejection::EventExists => write!(f, "an event with this id already exists"),
+            Rejection::SoldOut { section_id, available } => {
+                write!(f, "section {section_id} has only {available} tickets available")
+            }
+            Rejection::SeatTaken { seat } => write!(f, "seat {seat} is not available"),
+            Rejection::LimitExceeded { max_per_user, current } => write!(
+                f,
+                "at most {max_per_user} tickets per user for this event; you hold or own {current}"
+            ),
+            Rejection::HoldExpired => write!(f, "the hold has expired"),
+            Rejection::HoldNotActive { status } => write!(f, "the hold is {status}"),
+            Rejection::BookingNotActive => write!(f, "the booking is already cancelled"),
+            Rejection::IdempotencyKeyReused => {
+                write!(f, "this Idempotency-Key was used with a different request")
+            }
+            Rejection::OverCapacity => write!(f, "the shard holds as many live holds as it may"),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
