@@ -1,1 +1,87 @@
-fn main() { eprintln!("boxoffice: the server is not there yet"); std::process::exit(1) }
+//! The `boxoffice` binary: parse, set up logging, run, print the error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use server::cli::{Cli, Command, LogFormat, ServeArgs, TokenArgs, WalCommand};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+        Command::Wal { command: WalCommand::Verify { data_dir } } => server::walcmd::verify(&data_dir),
+        Command::Wal { command: WalCommand::Dump { data_dir } } => server::walcmd::dump(&data_dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("boxoffice: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = args.workers {
+        runtime.worker_threads(workers.max(1));
+    }
+    let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start tokio: {e}"))?;
+    runtime.block_on(async move {
+        // A write past RLIMIT_FSIZE must fail with EFBIG (the log latches and answers 503),
+        // not kill the process: handling SIGXFSZ replaces its default action.
+        let _file_size_signal =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
+                .map_err(|e| format!("cannot handle SIGXFSZ: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!("listening on {address}");
+        let config = server::Config {
+            data_dir: args.data_dir,
+            shards: args.shards,
+            admin_token: args.admin_token,
+            jwt_secret: args.jwt_secret,
+        };
+        server::run(listener, config, shutdown_signal()).await.map_err(|e| e.to_string())
+    })
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn token(args: TokenArgs) -> Result<(), String> {
+    let secret = match args.jwt_secret.filter(|s| !s.is_empty()) {
+        Some(secret) => secret,
+        None => server::datadir::read_or_create_secret(&args.data_dir, "jwt_secret")
+            .map_err(|e| e.to_string())?
+            .0,
+    };
+    if !server::api::convert::is_valid_user_id(&args.user) {
+        return Err(format!("--user {:?}: must match [A-Za-z0-9_.@+-]{{1,128}}", args.user));
+    }
+    let auth = server::auth::Auth::new("", &secret);
+    println!("{}", auth.mint(&args.user, args.ttl));
+    Ok(())
+}

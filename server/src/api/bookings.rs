@@ -1,0 +1,151 @@
+//! Bookings: buy at once, read, cancel, list.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use engine::{BookingId, BookingQuery, Command, NewHold};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::convert::{booking_cursor, idempotency, item_requests, page_limit, parse_booking_cursor, ttl_ms};
+use super::dto::{BookingJson, BookingPage, PurchaseBody};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
+use super::holds::{booking_json, user_for};
+use super::{created, AppState};
+use crate::auth::Principal;
+
+fn route_booking(state: &AppState, text: &str) -> Result<(BookingId, usize), ApiError> {
+    BookingId::parse(text)
+        .and_then(|id| Some((id, state.shard_of_id(id.shard())?)))
+        .ok_or_else(|| ApiError::not_found("booking"))
+}
+
+/// Buys at once: hold and confirm as one decision.
+#[utoipa::path(post, path = "/v1/events/{event_id}/bookings", tag = "bookings",
+    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = PurchaseBody,
+    responses(
+        (status = 201, body = BookingJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "sold_out, seat_taken, limit_exceeded"),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn purchase(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(event_id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PurchaseBody>,
+) -> Result<Response, ApiError> {
+    let canonical = serde_json::to_vec(&body).expect("body serializes");
+    let route = format!("POST /v1/events/{event_id}/bookings");
+    let idem = idempotency(&headers, &[route.as_bytes(), &canonical])?;
+    let user_id = user_for(&principal, body.user_id)?;
+    let shard = state.shard_of_event(&event_id);
+    let command = Command::Purchase(NewHold {
+        actor: principal.actor(),
+        event_id,
+        user_id,
+        items: item_requests(body.items),
+        seats: body.seats.unwrap_or_default(),
+        ttl_ms: ttl_ms(body.ttl_seconds),
+        payment_ref: body.payment_ref,
+        idempotency: idem,
+    });
+    Ok(created(booking_json(state.submit(shard, command).await?)))
+}
+
+/// One booking.
+#[utoipa::path(get, path = "/v1/bookings/{booking_id}", tag = "bookings",
+    params(("booking_id" = String, Path)),
+    responses((status = 200, body = BookingJson), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(booking_id): Path<String>,
+) -> Result<Json<BookingJson>, ApiError> {
+    let (id, shard) = route_booking(&state, &booking_id)?;
+    let actor = principal.actor();
+    let view = state.read(shard, move |engine, _| engine.booking(id, &actor)).await??;
+    Ok(Json(BookingJson::from(&view)))
+}
+
+/// Cancels a booking; its inventory returns to sale.
+#[utoipa::path(post, path = "/v1/bookings/{booking_id}/cancel", tag = "bookings",
+    params(("booking_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = BookingJson),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "booking_not_active"), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(booking_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<BookingJson>, ApiError> {
+    let (id, shard) = route_booking(&state, &booking_id)?;
+    let route = format!("POST /v1/bookings/{id}/cancel");
+    let idempotency = idempotency(&headers, &[route.as_bytes()])?;
+    let command = Command::CancelBooking { actor: principal.actor(), booking_id: id, idempotency };
+    Ok(Json(booking_json(state.submit(shard, command).await?)))
+}
+
+/// Filters and paging of the booking list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BookingListParams {
+    /// Only this event's bookings.
+    pub event_id: Option<String>,
+    /// Only this user's bookings (a user token always lists only its own).
+    pub user_id: Option<String>,
+    /// Page size, 1 to 1,000 (default 100).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<String>,
+}
+
+/// Bookings, newest first, cursor-paged. A user sees only their own.
+#[utoipa::path(get, path = "/v1/bookings", tag = "bookings", params(BookingListParams),
+    responses((status = 200, body = BookingPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<BookingListParams>,
+) -> Result<Json<BookingPage>, ApiError> {
+    let user_id = match (&principal, params.user_id) {
+        (Principal::User(me), Some(named)) if named != *me => {
+            return Err(ApiError::forbidden("user_id names another user"))
+        }
+        (Principal::User(me), _) => Some(me.clone()),
+        (Principal::Admin, named) => named,
+    };
+    let limit = page_limit(params.limit)?;
+    let before = params.after.as_deref().map(parse_booking_cursor).transpose()?;
+    let shards: Vec<usize> = match &params.event_id {
+        Some(event_id) => vec![state.shard_of_event(event_id)],
+        None => (0..state.shards().len()).collect(),
+    };
+    let mut all = Vec::new();
+    for shard in shards {
+        let query = BookingQuery {
+            event_id: params.event_id.clone(),
+            user_id: user_id.clone(),
+            before,
+            limit: limit + 1,
+        };
+        all.extend(state.read(shard, move |engine, _| engine.bookings(&query)).await?);
+    }
+    all.sort_by(|a, b| (b.created_at_ms, b.id).cmp(&(a.created_at_ms, a.id)));
+    let more = all.len() > limit;
+    all.truncate(limit);
+    let next_cursor =
+        if more { all.last().map(|b| booking_cursor(b.created_at_ms, b.id)) } else { None };
+    Ok(Json(BookingPage { data: all.iter().map(BookingJson::from).collect(), next_cursor }))
+}

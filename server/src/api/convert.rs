@@ -1,0 +1,184 @@
+//! Translating between HTTP and the engine: bodies into commands, times into RFC 3339,
+//! cursors, idempotency keys. Business rules stay in the engine; this only checks what
+//! the engine cannot see (the shape of a time string, a header, a cursor).
+
+use axum::http::HeaderMap;
+use engine::{BookingId, Idempotency, ItemRequest, Layout, NewEvent, NewRow, NewSection};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::dto::{CreateEventBody, ItemJson, SectionBody};
+use super::error::ApiError;
+use crate::limits::IDEMPOTENCY_KEY_LEN_MAX;
+
+/// RFC 3339 UTC for ms since the Unix epoch, e.g. `2026-11-23T10:00:00.250Z`.
+pub fn rfc3339(ms: u64) -> String {
+    rfc3339_signed(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// RFC 3339 UTC for signed ms since the Unix epoch.
+pub fn rfc3339_signed(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "invalid".to_string())
+}
+
+/// Parses an RFC 3339 time into ms since the Unix epoch.
+pub fn parse_rfc3339(field: &str, text: &str) -> Result<i64, ApiError> {
+    let time = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+        ApiError::invalid(field, format!("not an RFC 3339 time such as 2027-05-01T20:00:00Z ({e})"))
+    })?;
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| ApiError::invalid(field, "time out of range"))
+}
+
+/// A user id: `[A-Za-z0-9_.@+-]{1,128}` (JWT subjects are often e-mail addresses).
+pub fn is_valid_user_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= engine::limits::USER_ID_LEN_MAX
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.@+-".contains(&b))
+}
+
+/// A client-chosen id: `[A-Za-z0-9_-]{1,64}`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= engine::limits::ID_LEN_MAX
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The `Idempotency-Key` header, if any, with the request's fingerprint.
+/// `scope` is the route and the canonical body, so the same key with another request is
+/// recognised as reuse.
+pub fn idempotency(headers: &HeaderMap, scope: &[&[u8]]) -> Result<Option<Idempotency>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_LEN_MAX)
+        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Idempotency-Key",
+                format!("1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters"),
+            )
+        })?;
+    Ok(Some(Idempotency { key: key.to_string(), fingerprint: engine::fingerprint(scope) }))
+}
+
+/// The id of an event created without one: derived from the idempotency key when there
+/// is one (so a retry reaches the same shard and finds its first answer), else random.
+pub fn new_event_id(idempotency: Option<&Idempotency>) -> String {
+    match idempotency {
+        Some(idem) => format!("evt_{:016x}", engine::fingerprint(&[b"event", idem.key.as_bytes()])),
+        None => format!("evt_{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// Turns a create-event body into the engine's command input.
+pub fn new_event(
+    body: CreateEventBody,
+    id: String,
+    idempotency: Option<Idempotency>,
+) -> Result<NewEvent, ApiError> {
+    let starts_at_ms = body.starts_at.as_deref().map(|t| parse_rfc3339("starts_at", t)).transpose()?;
+    let sections = body
+        .sections
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| section(i, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NewEvent {
+        id,
+        name: body.name,
+        starts_at_ms,
+        max_per_user: body.max_per_user,
+        hold_ttl_ms: body.hold_ttl_seconds.map(|s| s.saturating_mul(1000)),
+        sections,
+        idempotency,
+    })
+}
+
+fn section(index: usize, body: SectionBody) -> Result<NewSection, ApiError> {
+    let layout = match (body.capacity, body.seats) {
+        (Some(capacity), None) => Layout::General { capacity },
+        (None, Some(seats)) => Layout::Seated {
+            rows: seats.rows.into_iter().map(|r| NewRow { label: r.label, count: r.count }).collect(),
+        },
+        _ => {
+            return Err(ApiError::invalid(
+                format!("sections[{index}]"),
+                "give either capacity (general admission) or seats (assigned seats)",
+            ))
+        }
+    };
+    Ok(NewSection { id: body.id, name: body.name, price_cents: body.price_cents, layout })
+}
+
+/// GA lines of a hold or purchase body.
+pub fn item_requests(items: Option<Vec<ItemJson>>) -> Vec<ItemRequest> {
+    items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| ItemRequest { section_id: i.section_id, qty: i.qty })
+        .collect()
+}
+
+/// TTL seconds into ms (the engine checks the bounds and names `ttl_seconds`).
+pub fn ttl_ms(seconds: Option<u64>) -> Option<u64> {
+    seconds.map(|s| s.saturating_mul(1000))
+}
+
+/// The paging cursor of a booking list: `<created_at_ms>.<booking_id>`.
+pub fn booking_cursor(created_at_ms: u64, id: BookingId) -> String {
+    format!("{created_at_ms}.{id}")
+}
+
+/// Parses a booking cursor.
+pub fn parse_booking_cursor(text: &str) -> Result<(u64, BookingId), ApiError> {
+    text.split_once('.')
+        .and_then(|(ms, id)| Some((ms.parse().ok()?, BookingId::parse(id)?)))
+        .ok_or_else(|| ApiError::invalid("after", "not a cursor returned as next_cursor"))
+}
+
+/// Page size from the `limit` query parameter.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(engine::limits::PAGE_LIMIT_DEFAULT),
+        Some(n) if (1..=engine::limits::PAGE_LIMIT_MAX).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            format!("from 1 to {}", engine::limits::PAGE_LIMIT_MAX),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_through_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_250), "2023-11-14T22:13:20.25Z");
+        assert_eq!(parse_rfc3339("t", "2023-11-14T22:13:20.25Z").unwrap(), 1_700_000_000_250);
+        assert_eq!(parse_rfc3339("starts_at", "tomorrow").unwrap_err().code(), "invalid_input");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let id = BookingId::new(1, 9);
+        let text = booking_cursor(42, id);
+        assert_eq!(parse_booking_cursor(&text).unwrap(), (42, id));
+        assert!(parse_booking_cursor("42").is_err());
+        assert!(parse_booking_cursor("x.b-1-9").is_err());
+    }
+
+    #[test]
+    fn user_ids_allow_email_addresses_but_no_spaces() {
+        assert!(is_valid_user_id("alice@example.com"));
+        assert!(!is_valid_user_id("alice smith"));
+        assert!(!is_valid_user_id(""));
+        assert!(!is_valid_user_id(&"a".repeat(129)));
+    }
+}

@@ -1,0 +1,110 @@
+//! Events: create (admin), list, get, seat map (anyone).
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use engine::{Command, Output};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::convert::{idempotency, new_event, new_event_id, page_limit};
+use super::dto::{CreateEventBody, EventJson, EventPage, SeatMapJson};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
+use super::{created, AppState};
+use crate::auth::Principal;
+
+/// Creates an event with its sections.
+#[utoipa::path(post, path = "/v1/events", tag = "events",
+    request_body = CreateEventBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry safely")),
+    responses(
+        (status = 201, body = EventJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "event_exists"),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateEventBody>,
+) -> Result<Response, ApiError> {
+    principal.require_admin()?;
+    let canonical = serde_json::to_vec(&body).expect("body serializes");
+    let idem = idempotency(&headers, &[b"POST /v1/events", &canonical])?;
+    let id = match &body.id {
+        Some(id) => id.clone(),
+        None => new_event_id(idem.as_ref()),
+    };
+    let shard = state.shard_of_event(&id);
+    let command = Command::CreateEvent(new_event(body, id, idem)?);
+    match state.submit(shard, command).await? {
+        Output::Event(view) => Ok(created(EventJson::from(&view))),
+        other => unreachable!("an event command answered {other:?}"),
+    }
+}
+
+/// Paging of the event list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventListParams {
+    /// Page size, 1 to 1,000 (default 100).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<String>,
+}
+
+/// Lists events ordered by id, with live counts.
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventListParams),
+    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<EventListParams>,
+) -> Result<Json<EventPage>, ApiError> {
+    let limit = page_limit(params.limit)?;
+    let mut all = Vec::new();
+    for shard in 0..state.shards().len() {
+        let after = params.after.clone();
+        let page = state
+            .read(shard, move |engine, _| engine.events(after.as_deref(), limit + 1))
+            .await?;
+        all.extend(page);
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let more = all.len() > limit;
+    all.truncate(limit);
+    let next_cursor = if more { all.last().map(|e| e.id.clone()) } else { None };
+    Ok(Json(EventPage { data: all.iter().map(EventJson::from).collect(), next_cursor }))
+}
+
+/// One event with live per-section counts.
+#[utoipa::path(get, path = "/v1/events/{event_id}", tag = "events",
+    params(("event_id" = String, Path)),
+    responses((status = 200, body = EventJson), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+) -> Result<Json<EventJson>, ApiError> {
+    let shard = state.shard_of_event(&event_id);
+    state
+        .read(shard, move |engine, _| engine.event(&event_id).map(|v| EventJson::from(&v)))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("event"))
+}
+
+/// Every seat of the event's seated sections: `free`, `held` or `sold`.
+#[utoipa::path(get, path = "/v1/events/{event_id}/seats", tag = "events",
+    params(("event_id" = String, Path)),
+    responses((status = 200, body = SeatMapJson), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn seats(
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+) -> Result<Json<SeatMapJson>, ApiError> {
+    let shard = state.shard_of_event(&event_id);
+    // The view is built on the shard thread; the JSON (one string per seat) here.
+    let map = state.read(shard, move |engine, _| engine.seat_map(&event_id)).await?;
+    map.map(|m| Json(SeatMapJson::from(&m))).ok_or_else(|| ApiError::not_found("event"))
+}

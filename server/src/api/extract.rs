@@ -1,0 +1,89 @@
+//! Extractors that answer bad input with the API's own error shape (never a framework's
+//! plain-text 400 or 422): a JSON body whose errors name the field, and query strings.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A JSON body. An empty body reads as `{}`, so optional bodies need no special case.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large()
+            } else {
+                ApiError::invalid("body", rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON, naming the path of the first bad field (`sections[0].capacity`).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path.is_empty() || path == "." { "body".to_string() } else { path };
+        ApiError::invalid(field, e.into_inner())
+    })?;
+    de.end().map_err(|e| ApiError::invalid("body", e))?;
+    Ok(value)
+}
+
+/// Query-string parameters.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::invalid("query", e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::dto::CreateEventBody;
+
+    #[test]
+    fn a_wrong_type_names_the_field_path() {
+        let err = parse_json::<CreateEventBody>(
+            br#"{"name":"x","sections":[{"name":"a","price_cents":1,"capacity":"ten"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.code(), "invalid_input");
+        let body = format!("{err:?}");
+        assert!(body.contains("sections[0].capacity"), "{body}");
+    }
+
+    #[test]
+    fn malformed_and_trailing_json_are_invalid_input() {
+        for bad in [&b"{"[..], b"[1,2]", br#"{"name":"x","sections":[]} extra"#, b"nul"] {
+            assert_eq!(parse_json::<CreateEventBody>(bad).unwrap_err().code(), "invalid_input");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Holds: place, read, confirm into a booking, release.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use engine::{Command, HoldId, NewHold, Output};
+
+use super::convert::{idempotency, item_requests, ttl_ms};
+use super::dto::{BookingJson, ConfirmBody, HoldBody, HoldJson};
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use super::{created, AppState};
+use crate::auth::Principal;
+
+/// Resolves for whom a hold or purchase is: a user acts for themselves (naming another
+/// user is 403); the admin must name the user.
+pub fn user_for(principal: &Principal, user_id: Option<String>) -> Result<String, ApiError> {
+    match (principal, user_id) {
+        (Principal::User(me), None) => Ok(me.clone()),
+        (Principal::User(me), Some(named)) if named == *me => Ok(named),
+        (Principal::User(_), Some(_)) => Err(ApiError::forbidden("user_id names another user")),
+        (Principal::Admin, Some(named)) => {
+            if super::convert::is_valid_user_id(&named) {
+                Ok(named)
+            } else {
+                Err(ApiError::invalid("user_id", "must match [A-Za-z0-9_.@+-]{1,128}"))
+            }
+        }
+        (Principal::Admin, None) => {
+            Err(ApiError::invalid("user_id", "required when the admin places a hold or purchase"))
+        }
+    }
+}
+
+/// Routes a hold id to its shard; an id of no shard of this server is simply not found.
+pub fn route_hold(state: &AppState, text: &str) -> Result<(HoldId, usize), ApiError> {
+    HoldId::parse(text)
+        .and_then(|id| Some((id, state.shard_of_id(id.shard())?)))
+        .ok_or_else(|| ApiError::not_found("hold"))
+}
+
+fn hold_json(output: Output) -> HoldJson {
+    match output {
+        Output::Hold(view) => HoldJson::from(&view),
+        other => unreachable!("a hold command answered {other:?}"),
+    }
+}
+
+/// Converts a booking output.
+pub fn booking_json(output: Output) -> BookingJson {
+    match output {
+        Output::Booking(view) => BookingJson::from(&view),
+        other => unreachable!("a booking command answered {other:?}"),
+    }
+}
+
+/// Holds GA quantities and/or named seats, all or nothing, until `expires_at`.
+#[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "holds",
+    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = HoldBody,
+    responses(
+        (status = 201, body = HoldJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "sold_out, seat_taken, limit_exceeded"),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn place(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(event_id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<HoldBody>,
+) -> Result<Response, ApiError> {
+    let canonical = serde_json::to_vec(&body).expect("body serializes");
+    let route = format!("POST /v1/events/{event_id}/holds");
+    let idem = idempotency(&headers, &[route.as_bytes(), &canonical])?;
+    let user_id = user_for(&principal, body.user_id)?;
+    let shard = state.shard_of_event(&event_id);
+    let command = Command::PlaceHold(NewHold {
+        actor: principal.actor(),
+        event_id,
+        user_id,
+        items: item_requests(body.items),
+        seats: body.seats.unwrap_or_default(),
+        ttl_ms: ttl_ms(body.ttl_seconds),
+        payment_ref: None,
+        idempotency: idem,
+    });
+    Ok(created(hold_json(state.submit(shard, command).await?)))
+}
+
+/// The hold, with its status now.
+#[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "holds",
+    params(("hold_id" = String, Path)),
+    responses((status = 200, body = HoldJson), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(hold_id): Path<String>,
+) -> Result<Json<HoldJson>, ApiError> {
+    let (id, shard) = route_hold(&state, &hold_id)?;
+    let actor = principal.actor();
+    let view = state.read(shard, move |engine, now| engine.hold(id, &actor, now)).await??;
+    Ok(Json(HoldJson::from(&view)))
+}
+
+/// Confirms a live hold into a booking.
+#[utoipa::path(post, path = "/v1/holds/{hold_id}/confirm", tag = "holds",
+    params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body(content = ConfirmBody, description = "May be empty"),
+    responses(
+        (status = 201, body = BookingJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "hold_not_active"),
+        (status = 410, body = ErrorBody, description = "hold_expired"),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(hold_id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ConfirmBody>,
+) -> Result<Response, ApiError> {
+    let (id, shard) = route_hold(&state, &hold_id)?;
+    let canonical = serde_json::to_vec(&body).expect("body serializes");
+    let route = format!("POST /v1/holds/{id}/confirm");
+    let idempotency = idempotency(&headers, &[route.as_bytes(), &canonical])?;
+    let command = Command::ConfirmHold {
+        actor: principal.actor(),
+        hold_id: id,
+        payment_ref: body.payment_ref,
+        idempotency,
+    };
+    Ok(created(booking_json(state.submit(shard, command).await?)))
+}
+
+/// Releases a live hold now; its inventory returns to sale.
+#[utoipa::path(delete, path = "/v1/holds/{hold_id}", tag = "holds",
+    params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = HoldJson),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "hold_not_active"),
+        (status = 410, body = ErrorBody, description = "hold_expired"), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn release(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(hold_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<HoldJson>, ApiError> {
+    let (id, shard) = route_hold(&state, &hold_id)?;
+    let route = format!("DELETE /v1/holds/{id}");
+    let idempotency = idempotency(&headers, &[route.as_bytes()])?;
+    let command = Command::ReleaseHold { actor: principal.actor(), hold_id: id, idempotency };
+    Ok(Json(hold_json(state.submit(shard, command).await?)))
+}

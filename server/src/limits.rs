@@ -1,0 +1,52 @@
+//! Every limit the server enforces, in one place, each with the reason for its value.
+//! The engine's own limits (ids, seats per hold, TTL bounds, ...) live in
+//! [`engine::limits`]; together they are the table in README.md.
+
+use std::time::Duration;
+
+/// Largest request body. Above it the answer is 413 `payload_too_large`. A seated event of
+/// 100,000 seats is a few kB of rows; 1 MiB leaves room without letting a client park
+/// megabytes in memory per connection.
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+
+/// Time a client has to send a request's headers. Slow senders (slowloris) are cut off
+/// so they cannot pin connections.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest time from a request's headers to its answer, body included. A shard answers
+/// in milliseconds; anything near this is a stuck client or a stuck disk.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections served at once. Past it a new connection gets an immediate 503 with
+/// `Retry-After` and is closed, so a crowd cannot exhaust file descriptors.
+pub const CONNECTIONS_MAX: usize = 8_192;
+
+/// Commands and reads queued per shard. A full queue is answered at once with 503 and
+/// `Retry-After` (invariant 8): waiting longer would only grow latency and memory.
+pub const SHARD_QUEUE_CAPACITY: usize = 16_384;
+
+/// Requests one shard takes into one batch (one write, one fdatasync).
+pub const SHARD_BATCH_MAX: usize = 4_096;
+
+/// Longest a shard sleeps with nothing to do, so it notices shutdown and the clock.
+pub const SHARD_IDLE_TICK: Duration = Duration::from_millis(250);
+
+/// Decisions between two snapshots of a shard. Replay runs at millions of decisions per
+/// second, so this bounds the replay part of a restart to well under a second.
+pub const SNAPSHOT_EVERY_DECISIONS: u64 = 1_000_000;
+
+/// Shards a data directory may be created with.
+pub const SHARDS_MAX: usize = 64;
+
+/// Seconds a client is told to wait (`Retry-After`) when a queue is full or a shard is
+/// recovering.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Longest lifetime of a user token minted by `boxoffice token`.
+pub const TOKEN_TTL_MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Longest `Idempotency-Key` header, in bytes (the engine checks its own limit too).
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = engine::limits::IDEMPOTENCY_KEY_LEN_MAX;
+
+/// Longest bearer token, in bytes.
+pub const TOKEN_LEN_MAX: usize = 4_096;

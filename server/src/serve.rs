@@ -1,0 +1,155 @@
+//! Serving: recover the shards, accept connections with limits, shut down cleanly.
+//!
+//! Connections are served by hyper directly (not `axum::serve`) so that a header read
+//! timeout can be set (slow clients cannot pin connections) and the number of
+//! connections is capped (a new connection past the cap gets an immediate 503).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::api::{self, AppState};
+use crate::auth::Auth;
+use crate::datadir::{DataDir, DataDirError};
+use crate::limits::{CONNECTIONS_MAX, HEADER_READ_TIMEOUT, RETRY_AFTER_SECONDS};
+use crate::shard;
+
+/// How long connections get to finish at shutdown before the shards stop anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What `serve` needs besides a listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data directory (created on first start).
+    pub data_dir: PathBuf,
+    /// Shard count for a new data directory; must match an existing one.
+    pub shards: Option<usize>,
+    /// The admin token; generated into the data directory when absent.
+    pub admin_token: Option<String>,
+    /// The HS256 key of user tokens; generated into the data directory when absent.
+    pub jwt_secret: Option<String>,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The data directory could not be prepared.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// A shard thread could not start.
+    #[error("cannot start a shard thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Recovers every shard, serves `listener` until `shutdown` resolves, then stops accepting,
+/// lets open requests finish, has every shard answer its queue, sync and snapshot.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let data = DataDir::open(&config.data_dir, config.shards)?;
+    let (admin_token, generated) = data.secret("admin_token", config.admin_token.as_deref())?;
+    if config.admin_token.as_deref().is_none_or(str::is_empty) {
+        let path = data.root().join("admin_token");
+        tracing::info!(path = %path.display(), generated, "admin token is in this file");
+    }
+    let (jwt_secret, _) = data.secret("jwt_secret", config.jwt_secret.as_deref())?;
+    let mut handles = Vec::with_capacity(data.shards());
+    let mut threads = Vec::with_capacity(data.shards());
+    for index in 0..data.shards() {
+        let (handle, thread) = shard::spawn(index as u16, data.shard_dir(index))?;
+        handles.push(handle);
+        threads.push(thread);
+    }
+    let prometheus = crate::metrics::install();
+    let upkeep = {
+        let prometheus = prometheus.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                prometheus.run_upkeep();
+            }
+        })
+    };
+    let state = AppState::new(handles, Auth::new(&admin_token, &jwt_secret), Some(prometheus));
+    tracing::info!(shards = data.shards(), data_dir = %data.root().display(), "recovering shards");
+    serve(listener, api::router(state.clone()), shutdown).await;
+    upkeep.abort();
+    tracing::info!("draining shard queues");
+    let stopping = state.clone();
+    tokio::task::spawn_blocking(move || {
+        for handle in stopping.shards() {
+            handle.shutdown();
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+    })
+    .await
+    .expect("the shutdown task does not panic");
+    drop(data);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Accepts connections until `shutdown`, then waits (bounded) for open ones to finish.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            metrics::counter!("boxoffice_connections_refused_total").increment(1);
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("stopped accepting; waiting for open requests");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    let body = r#"{"error":{"code":"overloaded","message":"too many connections; retry"}}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: {RETRY_AFTER_SECONDS}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
