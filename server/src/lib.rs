@@ -24,4 +24,4 @@ pub mod serve;
 pub mod shard;
 pub mod walcmd;
 
-pub use serve::{run, Config, RunError};
+pub use serve::{run, Config, RunError, Running};

@@ -50,6 +50,69 @@ pub enum RunError {
     Thread(#[from] std::io::Error),
 }
 
+/// A data directory opened and its shards started (recovering in the background).
+pub struct Running {
+    /// The handlers' shared state.
+    pub state: AppState,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    data: DataDir,
+}
+
+impl Running {
+    /// Locks the data directory, settles the secrets, and starts one thread per shard.
+    pub fn start(config: &Config) -> Result<Self, RunError> {
+        let data = DataDir::open(&config.data_dir, config.shards)?;
+        let (admin_token, generated) = data.secret("admin_token", config.admin_token.as_deref())?;
+        if config.admin_token.as_deref().is_none_or(str::is_empty) {
+            let path = data.root().join("admin_token");
+            tracing::info!(path = %path.display(), generated, "admin token is in this file");
+        }
+        let (jwt_secret, _) = data.secret("jwt_secret", config.jwt_secret.as_deref())?;
+        let mut handles = Vec::with_capacity(data.shards());
+        let mut threads = Vec::with_capacity(data.shards());
+        for index in 0..data.shards() {
+            let (handle, thread) = shard::spawn(index as u16, data.shard_dir(index))?;
+            handles.push(handle);
+            threads.push(thread);
+        }
+        let prometheus = crate::metrics::install();
+        let auth = Auth::new(&admin_token, &jwt_secret);
+        let state = AppState::new(handles, auth, Some(prometheus));
+        tracing::info!(shards = data.shards(), data_dir = %data.root().display(), "recovering shards");
+        Ok(Running { state, threads, data })
+    }
+
+    /// Waits until every shard has recovered (or failed), at most `deadline`.
+    pub async fn wait_recovered(&self, deadline: Duration) -> bool {
+        let started = std::time::Instant::now();
+        while self.state.shards().iter().any(|s| s.status().is_recovering()) {
+            if started.elapsed() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// Has every shard answer what is queued, sync, snapshot and stop; then unlocks.
+    pub async fn stop(self) {
+        let Running { state, threads, data } = self;
+        tracing::info!("draining shard queues");
+        tokio::task::spawn_blocking(move || {
+            for handle in state.shards() {
+                handle.shutdown();
+            }
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await
+        .expect("the shutdown task does not panic");
+        drop(data);
+        tracing::info!("stopped");
+    }
+}
+
 /// Recovers every shard, serves `listener` until `shutdown` resolves, then stops accepting,
 /// lets open requests finish, has every shard answer its queue, sync and snapshot.
 pub async fn run(
@@ -57,48 +120,17 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let data = DataDir::open(&config.data_dir, config.shards)?;
-    let (admin_token, generated) = data.secret("admin_token", config.admin_token.as_deref())?;
-    if config.admin_token.as_deref().is_none_or(str::is_empty) {
-        let path = data.root().join("admin_token");
-        tracing::info!(path = %path.display(), generated, "admin token is in this file");
-    }
-    let (jwt_secret, _) = data.secret("jwt_secret", config.jwt_secret.as_deref())?;
-    let mut handles = Vec::with_capacity(data.shards());
-    let mut threads = Vec::with_capacity(data.shards());
-    for index in 0..data.shards() {
-        let (handle, thread) = shard::spawn(index as u16, data.shard_dir(index))?;
-        handles.push(handle);
-        threads.push(thread);
-    }
-    let prometheus = crate::metrics::install();
-    let upkeep = {
-        let prometheus = prometheus.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                prometheus.run_upkeep();
-            }
-        })
-    };
-    let state = AppState::new(handles, Auth::new(&admin_token, &jwt_secret), Some(prometheus));
-    tracing::info!(shards = data.shards(), data_dir = %data.root().display(), "recovering shards");
-    serve(listener, api::router(state.clone()), shutdown).await;
+    let running = Running::start(&config)?;
+    let upkeep = tokio::spawn(async move {
+        let prometheus = crate::metrics::install();
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            prometheus.run_upkeep();
+        }
+    });
+    serve(listener, api::router(running.state.clone()), shutdown).await;
     upkeep.abort();
-    tracing::info!("draining shard queues");
-    let stopping = state.clone();
-    tokio::task::spawn_blocking(move || {
-        for handle in stopping.shards() {
-            handle.shutdown();
-        }
-        for thread in threads {
-            let _ = thread.join();
-        }
-    })
-    .await
-    .expect("the shutdown task does not panic");
-    drop(data);
-    tracing::info!("stopped");
+    running.stop().await;
     Ok(())
 }
 
