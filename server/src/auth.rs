@@ -81,8 +81,15 @@ impl Auth {
 
     /// Mints a user token valid for `ttl`.
     pub fn mint(&self, user_id: &str, ttl: Duration) -> String {
-        let iat = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let claims = Claims { sub: user_id.to_string(), iat, exp: iat + ttl.as_secs() };
+        let iat = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iat,
+            exp: iat + ttl.as_secs(),
+        };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail")
     }
@@ -107,7 +114,9 @@ impl Auth {
             .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))?;
         let sub = data.claims.sub;
         if !crate::api::convert::is_valid_user_id(&sub) {
-            return Err(ApiError::unauthorized("the token's sub is not a valid user id"));
+            return Err(ApiError::unauthorized(
+                "the token's sub is not a valid user id",
+            ));
         }
         Ok(Principal::User(sub))
     }
@@ -136,30 +145,55 @@ mod tests {
 
     fn headers(token: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
         h
     }
 
     #[test]
     fn admin_and_user_tokens_are_told_apart() {
         let auth = Auth::new("admintoken", "secret");
-        assert_eq!(auth.verify(&headers("admintoken")).unwrap(), Principal::Admin);
+        assert_eq!(
+            auth.verify(&headers("admintoken")).unwrap(),
+            Principal::Admin
+        );
         let token = auth.mint("alice", Duration::from_secs(60));
-        assert_eq!(auth.verify(&headers(&token)).unwrap(), Principal::User("alice".into()));
+        assert_eq!(
+            auth.verify(&headers(&token)).unwrap(),
+            Principal::User("alice".into())
+        );
     }
 
     #[test]
     fn bad_tokens_are_refused() {
         let auth = Auth::new("admintoken", "secret");
         let other = Auth::new("x", "another-secret").mint("alice", Duration::from_secs(60));
-        for h in [HeaderMap::new(), headers("garbage"), headers(&other), headers("admintoke")] {
+        for h in [
+            HeaderMap::new(),
+            headers("garbage"),
+            headers(&other),
+            headers("admintoke"),
+        ] {
             assert_eq!(auth.verify(&h).unwrap_err().code(), "unauthorized");
         }
         let expired = {
-            let claims = Claims { sub: "alice".into(), iat: 1, exp: 2 };
-            jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"secret"))
-                .unwrap()
+            let claims = Claims {
+                sub: "alice".into(),
+                iat: 1,
+                exp: 2,
+            };
+            jsonwebtoken::encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(b"secret"),
+            )
+            .unwrap()
         };
-        assert_eq!(auth.verify(&headers(&expired)).unwrap_err().code(), "unauthorized");
+        assert_eq!(
+            auth.verify(&headers(&expired)).unwrap_err().code(),
+            "unauthorized"
+        );
     }
 }

@@ -12,7 +12,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "boxoffice", version, about)]
 pub struct Cli {
     /// Log format (the level comes from RUST_LOG, default `info`).
-    #[arg(long, global = true, env = "BOXOFFICE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "BOXOFFICE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
@@ -103,8 +109,13 @@ pub enum WalCommand {
 /// Parses `90s`, `15m`, `1h`, `7d` (or plain seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30m or 1h"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30m or 1h"))?;
     let seconds = match unit {
         "" | "s" => n,
         "m" => n * 60,

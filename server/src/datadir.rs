@@ -47,7 +47,10 @@ pub enum DataDirError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
-    move |source| DataDirError::Io { path: path.to_path_buf(), source }
+    move |source| DataDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -120,13 +123,20 @@ impl DataDir {
                         "--shards must be from 1 to {SHARDS_MAX}, not {count}"
                     )));
                 }
-                let bytes = serde_json::to_vec_pretty(&Meta { format: META_FORMAT, shards: count })
-                    .expect("meta serializes");
+                let bytes = serde_json::to_vec_pretty(&Meta {
+                    format: META_FORMAT,
+                    shards: count,
+                })
+                .expect("meta serializes");
                 write_durably(root, META_FILE, &bytes, 0o644)?;
                 count
             }
         };
-        Ok(DataDir { root: root.to_path_buf(), shards: count, _lock: lock })
+        Ok(DataDir {
+            root: root.to_path_buf(),
+            shards: count,
+            _lock: lock,
+        })
     }
 
     /// The shard count.
@@ -200,13 +210,18 @@ fn write_durably(root: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<(),
     file.write_all(bytes).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, &path).map_err(io(&path))?;
-    File::open(root).and_then(|d| d.sync_all()).map_err(io(root))?;
+    File::open(root)
+        .and_then(|d| d.sync_all())
+        .map_err(io(root))?;
     Ok(())
 }
 
 /// One shard per core, at most 8: each shard is one thread plus its fsyncs.
 fn default_shards() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
 }
 
 #[cfg(test)]
@@ -238,9 +253,15 @@ mod tests {
         let data = DataDir::open(dir.path(), Some(1)).unwrap();
         let (first, generated) = data.secret("admin_token", None).unwrap();
         assert!(generated);
-        let mode = fs::metadata(dir.path().join("admin_token")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("admin_token"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(data.secret("admin_token", None).unwrap(), (first, false));
-        assert_eq!(data.secret("admin_token", Some("given")).unwrap().0, "given");
+        assert_eq!(
+            data.secret("admin_token", Some("given")).unwrap().0,
+            "given"
+        );
     }
 }

@@ -12,8 +12,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
-        Command::Wal { command: WalCommand::Verify { data_dir } } => server::walcmd::verify(&data_dir),
-        Command::Wal { command: WalCommand::Dump { data_dir } } => server::walcmd::dump(&data_dir),
+        Command::Wal {
+            command: WalCommand::Verify { data_dir },
+        } => server::walcmd::verify(&data_dir),
+        Command::Wal {
+            command: WalCommand::Dump { data_dir },
+        } => server::walcmd::dump(&data_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -26,7 +30,9 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -38,7 +44,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers.max(1));
     }
-    let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start tokio: {e}"))?;
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
     runtime.block_on(async move {
         // A write past RLIMIT_FSIZE must fail with EFBIG (the log latches and answers 503),
         // not kill the process: handling SIGXFSZ replaces its default action.
@@ -56,7 +65,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             admin_token: args.admin_token,
             jwt_secret: args.jwt_secret,
         };
-        server::run(listener, config, shutdown_signal()).await.map_err(|e| e.to_string())
+        server::run(listener, config, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -74,12 +85,17 @@ async fn shutdown_signal() {
 fn token(args: TokenArgs) -> Result<(), String> {
     let secret = match args.jwt_secret.filter(|s| !s.is_empty()) {
         Some(secret) => secret,
-        None => server::datadir::read_or_create_secret(&args.data_dir, "jwt_secret")
-            .map_err(|e| e.to_string())?
-            .0,
+        None => {
+            server::datadir::read_or_create_secret(&args.data_dir, "jwt_secret")
+                .map_err(|e| e.to_string())?
+                .0
+        }
     };
     if !server::api::convert::is_valid_user_id(&args.user) {
-        return Err(format!("--user {:?}: must match [A-Za-z0-9_.@+-]{{1,128}}", args.user));
+        return Err(format!(
+            "--user {:?}: must match [A-Za-z0-9_.@+-]{{1,128}}",
+            args.user
+        ));
     }
     let auth = server::auth::Auth::new("", &secret);
     println!("{}", auth.mint(&args.user, args.ttl));

@@ -79,13 +79,22 @@ impl Running {
         let auth = Auth::new(&admin_token, &jwt_secret);
         let state = AppState::new(handles, auth, Some(prometheus));
         tracing::info!(shards = data.shards(), data_dir = %data.root().display(), "recovering shards");
-        Ok(Running { state, threads, data })
+        Ok(Running {
+            state,
+            threads,
+            data,
+        })
     }
 
     /// Waits until every shard has recovered (or failed), at most `deadline`.
     pub async fn wait_recovered(&self, deadline: Duration) -> bool {
         let started = std::time::Instant::now();
-        while self.state.shards().iter().any(|s| s.status().is_recovering()) {
+        while self
+            .state
+            .shards()
+            .iter()
+            .any(|s| s.status().is_recovering())
+        {
             if started.elapsed() > deadline {
                 return false;
             }
@@ -96,7 +105,11 @@ impl Running {
 
     /// Has every shard answer what is queued, sync, snapshot and stop; then unlocks.
     pub async fn stop(self) {
-        let Running { state, threads, data } = self;
+        let Running {
+            state,
+            threads,
+            data,
+        } = self;
         tracing::info!("draining shard queues");
         tokio::task::spawn_blocking(move || {
             for handle in state.shards() {
@@ -139,7 +152,9 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -169,7 +184,10 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
     }
     drop(listener);
     tracing::info!("stopped accepting; waiting for open requests");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; stopping anyway");
     }
 }
@@ -182,6 +200,10 @@ async fn refuse(mut stream: TcpStream) {
          retry-after: {RETRY_AFTER_SECONDS}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response.as_bytes())).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
     let _ = stream.shutdown().await;
 }

@@ -19,7 +19,9 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use wal::Wal;
 
-use crate::limits::{SHARD_BATCH_MAX, SHARD_IDLE_TICK, SHARD_QUEUE_CAPACITY, SNAPSHOT_EVERY_DECISIONS};
+use crate::limits::{
+    SHARD_BATCH_MAX, SHARD_IDLE_TICK, SHARD_QUEUE_CAPACITY, SNAPSHOT_EVERY_DECISIONS,
+};
 
 /// The environment variable of the power-cut test hook (see `Shard::durable_journal`).
 pub const DURABLE_JOURNAL_ENV: &str = "BOXOFFICE_TEST_DURABLE_JOURNAL";
@@ -138,19 +140,29 @@ pub fn spawn(index: u16, dir: PathBuf) -> std::io::Result<(ShardHandle, JoinHand
 
 /// Wall-clock milliseconds since the Unix epoch; the shard never lets it go back.
 fn clock_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Rebuilds a shard's engine from its newest snapshot plus the log after it, up to
 /// `upto_seq` when given (after a log failure: only what is durable).
 fn recover(index: u16, dir: &Path, upto_seq: Option<u64>) -> Result<(Engine, Wal), String> {
     let started = Instant::now();
-    let (mut wal, recovery) = Wal::open(dir, wal::Options::default())
-        .map_err(|e| format!("shard {index}: cannot open the log in {}: {e}", dir.display()))?;
+    let (mut wal, recovery) = Wal::open(dir, wal::Options::default()).map_err(|e| {
+        format!(
+            "shard {index}: cannot open the log in {}: {e}",
+            dir.display()
+        )
+    })?;
     let (mut engine, from_seq) = match &recovery.snapshot {
         Some(snapshot) => {
             let engine = Engine::restore(&snapshot.bytes).map_err(|e| {
-                format!("shard {index}: snapshot {} unreadable: {e:?}", snapshot.path.display())
+                format!(
+                    "shard {index}: snapshot {} unreadable: {e:?}",
+                    snapshot.path.display()
+                )
             })?;
             (engine, snapshot.seq + 1)
         }
@@ -185,7 +197,11 @@ fn recover(index: u16, dir: &Path, upto_seq: Option<u64>) -> Result<(Engine, Wal
         "shard recovered"
     );
     if let Some(torn) = &recovery.torn_tail {
-        tracing::warn!(shard = index, ?torn, "cut a torn record at the end of the log");
+        tracing::warn!(
+            shard = index,
+            ?torn,
+            "cut a torn record at the end of the log"
+        );
         metrics::counter!("boxoffice_wal_torn_tails_total").increment(1);
     }
     Ok((engine, wal))
@@ -276,7 +292,11 @@ impl Shard {
             decisions_since_snapshot: 0,
             metrics: ShardMetrics::new(index),
             durable_journal: std::env::var_os(DURABLE_JOURNAL_ENV).and_then(|path| {
-                std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .ok()
             }),
         }
     }
@@ -284,8 +304,14 @@ impl Shard {
     fn serve(&mut self, rx: &Receiver<Request>, status: &ShardStatus) {
         let mut batch: Vec<Request> = Vec::with_capacity(SHARD_BATCH_MAX);
         let mut stopping = false;
+        let mut idle_pass = false;
         while !stopping {
-            match rx.recv_timeout(self.idle_timeout()) {
+            let mut timeout = self.idle_timeout();
+            if idle_pass && timeout.is_zero() {
+                // The last pass found nothing due although a hold looked due: never spin.
+                timeout = Duration::from_millis(1);
+            }
+            match rx.recv_timeout(timeout) {
                 Ok(request) => batch.push(request),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -297,13 +323,18 @@ impl Shard {
                 }
             }
             self.metrics.queue_depth.set(rx.len() as f64);
-            stopping = self.process(&mut batch, status);
+            let (stop, decisions) = self.process(&mut batch, status);
+            stopping = stop;
+            idle_pass = decisions == 0;
         }
     }
 
     /// How long to wait for a request: until the next hold is due, at most the idle tick.
     fn idle_timeout(&self) -> Duration {
-        match (&self.failure, self.engine.as_ref().and_then(Engine::next_expiry_ms)) {
+        match (
+            &self.failure,
+            self.engine.as_ref().and_then(Engine::next_expiry_ms),
+        ) {
             (None, Some(due_ms)) => {
                 Duration::from_millis(due_ms.saturating_sub(clock_ms())).min(SHARD_IDLE_TICK)
             }
@@ -312,8 +343,8 @@ impl Shard {
     }
 
     /// One batch: decide and apply, one append, one fdatasync, then answer everyone.
-    /// Returns whether a shutdown request was in the batch.
-    fn process(&mut self, batch: &mut Vec<Request>, status: &ShardStatus) -> bool {
+    /// Returns whether a shutdown request was in the batch, and how many decisions it made.
+    fn process(&mut self, batch: &mut Vec<Request>, status: &ShardStatus) -> (bool, usize) {
         let mut stopping = false;
         let mut used = 0;
         let mut replies: Vec<(oneshot::Sender<CommandResult>, CommandResult)> =
@@ -350,8 +381,13 @@ impl Shard {
         if used > 0 {
             self.metrics.batch_size.record(used as f64);
             let started = Instant::now();
-            let written = self.wal.append(&self.records[..used]).and_then(|_| self.wal.sync());
-            self.metrics.fsync_seconds.record(started.elapsed().as_secs_f64());
+            let written = self
+                .wal
+                .append(&self.records[..used])
+                .and_then(|_| self.wal.sync());
+            self.metrics
+                .fsync_seconds
+                .record(started.elapsed().as_secs_f64());
             match written {
                 Ok(()) => {
                     if let Some(journal) = &mut self.durable_journal {
@@ -362,7 +398,10 @@ impl Shard {
                     self.decisions_since_snapshot += used as u64;
                 }
                 Err(error) => {
-                    let reason = format!("shard {}: the log failed, writes refused: {error}", self.index);
+                    let reason = format!(
+                        "shard {}: the log failed, writes refused: {error}",
+                        self.index
+                    );
                     self.fail(reason.clone(), status);
                     // Every answer of this batch was computed on state that is not durable:
                     // none of it may be shown.
@@ -384,7 +423,7 @@ impl Shard {
         if self.decisions_since_snapshot >= SNAPSHOT_EVERY_DECISIONS {
             self.snapshot();
         }
-        stopping
+        (stopping, used)
     }
 
     /// Latches the failure and rebuilds the engine from what is durable on disk.
@@ -417,7 +456,9 @@ impl Shard {
     }
 
     fn snapshot(&mut self) {
-        let (None, Some(engine)) = (&self.failure, &self.engine) else { return };
+        let (None, Some(engine)) = (&self.failure, &self.engine) else {
+            return;
+        };
         let started = Instant::now();
         let bytes = engine.snapshot();
         let seq = self.wal.last_seq();

@@ -8,7 +8,9 @@ use engine::{BookingId, BookingQuery, Command, NewHold};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::convert::{booking_cursor, idempotency, item_requests, page_limit, parse_booking_cursor, ttl_ms};
+use super::convert::{
+    booking_cursor, idempotency, item_requests, page_limit, parse_booking_cursor, ttl_ms,
+};
 use super::dto::{BookingJson, BookingPage, PurchaseBody};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
@@ -70,7 +72,9 @@ pub async fn get(
 ) -> Result<Json<BookingJson>, ApiError> {
     let (id, shard) = route_booking(&state, &booking_id)?;
     let actor = principal.actor();
-    let view = state.read(shard, move |engine, _| engine.booking(id, &actor)).await??;
+    let view = state
+        .read(shard, move |engine, _| engine.booking(id, &actor))
+        .await??;
     Ok(Json(BookingJson::from(&view)))
 }
 
@@ -91,7 +95,11 @@ pub async fn cancel(
     let (id, shard) = route_booking(&state, &booking_id)?;
     let route = format!("POST /v1/bookings/{id}/cancel");
     let idempotency = idempotency(&headers, &[route.as_bytes()])?;
-    let command = Command::CancelBooking { actor: principal.actor(), booking_id: id, idempotency };
+    let command = Command::CancelBooking {
+        actor: principal.actor(),
+        booking_id: id,
+        idempotency,
+    };
     Ok(Json(booking_json(state.submit(shard, command).await?)))
 }
 
@@ -127,7 +135,11 @@ pub async fn list(
         (Principal::Admin, named) => named,
     };
     let limit = page_limit(params.limit)?;
-    let before = params.after.as_deref().map(parse_booking_cursor).transpose()?;
+    let before = params
+        .after
+        .as_deref()
+        .map(parse_booking_cursor)
+        .transpose()?;
     let shards: Vec<usize> = match &params.event_id {
         Some(event_id) => vec![state.shard_of_event(event_id)],
         None => (0..state.shards().len()).collect(),
@@ -140,12 +152,22 @@ pub async fn list(
             before,
             limit: limit + 1,
         };
-        all.extend(state.read(shard, move |engine, _| engine.bookings(&query)).await?);
+        all.extend(
+            state
+                .read(shard, move |engine, _| engine.bookings(&query))
+                .await?,
+        );
     }
     all.sort_by(|a, b| (b.created_at_ms, b.id).cmp(&(a.created_at_ms, a.id)));
     let more = all.len() > limit;
     all.truncate(limit);
-    let next_cursor =
-        if more { all.last().map(|b| booking_cursor(b.created_at_ms, b.id)) } else { None };
-    Ok(Json(BookingPage { data: all.iter().map(BookingJson::from).collect(), next_cursor }))
+    let next_cursor = if more {
+        all.last().map(|b| booking_cursor(b.created_at_ms, b.id))
+    } else {
+        None
+    };
+    Ok(Json(BookingPage {
+        data: all.iter().map(BookingJson::from).collect(),
+        next_cursor,
+    }))
 }

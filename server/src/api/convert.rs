@@ -27,7 +27,10 @@ pub fn rfc3339_signed(ms: i64) -> String {
 /// Parses an RFC 3339 time into ms since the Unix epoch.
 pub fn parse_rfc3339(field: &str, text: &str) -> Result<i64, ApiError> {
     let time = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
-        ApiError::invalid(field, format!("not an RFC 3339 time such as 2027-05-01T20:00:00Z ({e})"))
+        ApiError::invalid(
+            field,
+            format!("not an RFC 3339 time such as 2027-05-01T20:00:00Z ({e})"),
+        )
     })?;
     i64::try_from(time.unix_timestamp_nanos() / 1_000_000)
         .map_err(|_| ApiError::invalid(field, "time out of range"))
@@ -37,21 +40,27 @@ pub fn parse_rfc3339(field: &str, text: &str) -> Result<i64, ApiError> {
 pub fn is_valid_user_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= engine::limits::USER_ID_LEN_MAX
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.@+-".contains(&b))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.@+-".contains(&b))
 }
 
 /// A client-chosen id: `[A-Za-z0-9_-]{1,64}`.
 pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= engine::limits::ID_LEN_MAX
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The `Idempotency-Key` header, if any, with the request's fingerprint.
 /// `scope` is the route and the canonical body, so the same key with another request is
 /// recognised as reuse.
 pub fn idempotency(headers: &HeaderMap, scope: &[&[u8]]) -> Result<Option<Idempotency>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = value
         .to_str()
         .ok()
@@ -63,14 +72,20 @@ pub fn idempotency(headers: &HeaderMap, scope: &[&[u8]]) -> Result<Option<Idempo
                 format!("1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters"),
             )
         })?;
-    Ok(Some(Idempotency { key: key.to_string(), fingerprint: engine::fingerprint(scope) }))
+    Ok(Some(Idempotency {
+        key: key.to_string(),
+        fingerprint: engine::fingerprint(scope),
+    }))
 }
 
 /// The id of an event created without one: derived from the idempotency key when there
 /// is one (so a retry reaches the same shard and finds its first answer), else random.
 pub fn new_event_id(idempotency: Option<&Idempotency>) -> String {
     match idempotency {
-        Some(idem) => format!("evt_{:016x}", engine::fingerprint(&[b"event", idem.key.as_bytes()])),
+        Some(idem) => format!(
+            "evt_{:016x}",
+            engine::fingerprint(&[b"event", idem.key.as_bytes()])
+        ),
         None => format!("evt_{:016x}", rand::random::<u64>()),
     }
 }
@@ -81,7 +96,11 @@ pub fn new_event(
     id: String,
     idempotency: Option<Idempotency>,
 ) -> Result<NewEvent, ApiError> {
-    let starts_at_ms = body.starts_at.as_deref().map(|t| parse_rfc3339("starts_at", t)).transpose()?;
+    let starts_at_ms = body
+        .starts_at
+        .as_deref()
+        .map(|t| parse_rfc3339("starts_at", t))
+        .transpose()?;
     let sections = body
         .sections
         .into_iter()
@@ -103,7 +122,14 @@ fn section(index: usize, body: SectionBody) -> Result<NewSection, ApiError> {
     let layout = match (body.capacity, body.seats) {
         (Some(capacity), None) => Layout::General { capacity },
         (None, Some(seats)) => Layout::Seated {
-            rows: seats.rows.into_iter().map(|r| NewRow { label: r.label, count: r.count }).collect(),
+            rows: seats
+                .rows
+                .into_iter()
+                .map(|r| NewRow {
+                    label: r.label,
+                    count: r.count,
+                })
+                .collect(),
         },
         _ => {
             return Err(ApiError::invalid(
@@ -112,7 +138,12 @@ fn section(index: usize, body: SectionBody) -> Result<NewSection, ApiError> {
             ))
         }
     };
-    Ok(NewSection { id: body.id, name: body.name, price_cents: body.price_cents, layout })
+    Ok(NewSection {
+        id: body.id,
+        name: body.name,
+        price_cents: body.price_cents,
+        layout,
+    })
 }
 
 /// GA lines of a hold or purchase body.
@@ -120,7 +151,10 @@ pub fn item_requests(items: Option<Vec<ItemJson>>) -> Vec<ItemRequest> {
     items
         .unwrap_or_default()
         .into_iter()
-        .map(|i| ItemRequest { section_id: i.section_id, qty: i.qty })
+        .map(|i| ItemRequest {
+            section_id: i.section_id,
+            qty: i.qty,
+        })
         .collect()
 }
 
@@ -161,8 +195,14 @@ mod tests {
     fn times_round_trip_through_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000_250), "2023-11-14T22:13:20.25Z");
-        assert_eq!(parse_rfc3339("t", "2023-11-14T22:13:20.25Z").unwrap(), 1_700_000_000_250);
-        assert_eq!(parse_rfc3339("starts_at", "tomorrow").unwrap_err().code(), "invalid_input");
+        assert_eq!(
+            parse_rfc3339("t", "2023-11-14T22:13:20.25Z").unwrap(),
+            1_700_000_000_250
+        );
+        assert_eq!(
+            parse_rfc3339("starts_at", "tomorrow").unwrap_err().code(),
+            "invalid_input"
+        );
     }
 
     #[test]

@@ -288,7 +288,13 @@ pub struct ShardReadyJson {
 }
 
 fn items(items: &[engine::ItemView]) -> Vec<ItemJson> {
-    items.iter().map(|i| ItemJson { section_id: i.section_id.clone(), qty: i.qty }).collect()
+    items
+        .iter()
+        .map(|i| ItemJson {
+            section_id: i.section_id.clone(),
+            qty: i.qty,
+        })
+        .collect()
 }
 
 impl From<&EventView> for EventJson {
@@ -319,7 +325,10 @@ impl From<&EventView> for EventJson {
                     rows: s
                         .rows
                         .iter()
-                        .map(|r| RowJson { label: r.label.clone(), count: r.count })
+                        .map(|r| RowJson {
+                            label: r.label.clone(),
+                            count: r.count,
+                        })
                         .collect(),
                 })
                 .collect(),

@@ -68,15 +68,24 @@ pub async fn list(
     for shard in 0..state.shards().len() {
         let after = params.after.clone();
         let page = state
-            .read(shard, move |engine, _| engine.events(after.as_deref(), limit + 1))
+            .read(shard, move |engine, _| {
+                engine.events(after.as_deref(), limit + 1)
+            })
             .await?;
         all.extend(page);
     }
     all.sort_by(|a, b| a.id.cmp(&b.id));
     let more = all.len() > limit;
     all.truncate(limit);
-    let next_cursor = if more { all.last().map(|e| e.id.clone()) } else { None };
-    Ok(Json(EventPage { data: all.iter().map(EventJson::from).collect(), next_cursor }))
+    let next_cursor = if more {
+        all.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(EventPage {
+        data: all.iter().map(EventJson::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// One event with live per-section counts.
@@ -89,7 +98,9 @@ pub async fn get(
 ) -> Result<Json<EventJson>, ApiError> {
     let shard = state.shard_of_event(&event_id);
     state
-        .read(shard, move |engine, _| engine.event(&event_id).map(|v| EventJson::from(&v)))
+        .read(shard, move |engine, _| {
+            engine.event(&event_id).map(|v| EventJson::from(&v))
+        })
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("event"))
@@ -105,6 +116,9 @@ pub async fn seats(
 ) -> Result<Json<SeatMapJson>, ApiError> {
     let shard = state.shard_of_event(&event_id);
     // The view is built on the shard thread; the JSON (one string per seat) here.
-    let map = state.read(shard, move |engine, _| engine.seat_map(&event_id)).await?;
-    map.map(|m| Json(SeatMapJson::from(&m))).ok_or_else(|| ApiError::not_found("event"))
+    let map = state
+        .read(shard, move |engine, _| engine.seat_map(&event_id))
+        .await?;
+    map.map(|m| Json(SeatMapJson::from(&m)))
+        .ok_or_else(|| ApiError::not_found("event"))
 }

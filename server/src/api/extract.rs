@@ -34,11 +34,19 @@ where
 
 /// Parses JSON, naming the path of the first bad field (`sections[0].capacity`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path.is_empty() || path == "." { "body".to_string() } else { path };
+        let field = if path.is_empty() || path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
         ApiError::invalid(field, e.into_inner())
     })?;
     de.end().map_err(|e| ApiError::invalid("body", e))?;
@@ -82,8 +90,16 @@ mod tests {
 
     #[test]
     fn malformed_and_trailing_json_are_invalid_input() {
-        for bad in [&b"{"[..], b"[1,2]", br#"{"name":"x","sections":[]} extra"#, b"nul"] {
-            assert_eq!(parse_json::<CreateEventBody>(bad).unwrap_err().code(), "invalid_input");
+        for bad in [
+            &b"{"[..],
+            b"[1,2]",
+            br#"{"name":"x","sections":[]} extra"#,
+            b"nul",
+        ] {
+            assert_eq!(
+                parse_json::<CreateEventBody>(bad).unwrap_err().code(),
+                "invalid_input"
+            );
         }
     }
 }

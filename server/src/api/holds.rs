@@ -24,12 +24,16 @@ pub fn user_for(principal: &Principal, user_id: Option<String>) -> Result<String
             if super::convert::is_valid_user_id(&named) {
                 Ok(named)
             } else {
-                Err(ApiError::invalid("user_id", "must match [A-Za-z0-9_.@+-]{1,128}"))
+                Err(ApiError::invalid(
+                    "user_id",
+                    "must match [A-Za-z0-9_.@+-]{1,128}",
+                ))
             }
         }
-        (Principal::Admin, None) => {
-            Err(ApiError::invalid("user_id", "required when the admin places a hold or purchase"))
-        }
+        (Principal::Admin, None) => Err(ApiError::invalid(
+            "user_id",
+            "required when the admin places a hold or purchase",
+        )),
     }
 }
 
@@ -103,7 +107,9 @@ pub async fn get(
 ) -> Result<Json<HoldJson>, ApiError> {
     let (id, shard) = route_hold(&state, &hold_id)?;
     let actor = principal.actor();
-    let view = state.read(shard, move |engine, now| engine.hold(id, &actor, now)).await??;
+    let view = state
+        .read(shard, move |engine, now| engine.hold(id, &actor, now))
+        .await??;
     Ok(Json(HoldJson::from(&view)))
 }
 
@@ -156,6 +162,10 @@ pub async fn release(
     let (id, shard) = route_hold(&state, &hold_id)?;
     let route = format!("DELETE /v1/holds/{id}");
     let idempotency = idempotency(&headers, &[route.as_bytes()])?;
-    let command = Command::ReleaseHold { actor: principal.actor(), hold_id: id, idempotency };
+    let command = Command::ReleaseHold {
+        actor: principal.actor(),
+        hold_id: id,
+        idempotency,
+    };
     Ok(Json(hold_json(state.submit(shard, command).await?)))
 }

@@ -8,8 +8,8 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod holds;
-pub mod ops;
 pub mod openapi;
+pub mod ops;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,7 +41,11 @@ struct Inner {
 impl AppState {
     /// State over running shards.
     pub fn new(shards: Vec<ShardHandle>, auth: Auth, metrics: Option<PrometheusHandle>) -> Self {
-        AppState(Arc::new(Inner { shards, auth, metrics }))
+        AppState(Arc::new(Inner {
+            shards,
+            auth,
+            metrics,
+        }))
     }
 
     /// The keys.
@@ -68,7 +72,9 @@ impl AppState {
     fn handle(&self, shard: usize) -> Result<&ShardHandle, ApiError> {
         let handle = &self.0.shards[shard];
         if handle.status().is_recovering() {
-            return Err(ApiError::unavailable("the shard is recovering; retry shortly"));
+            return Err(ApiError::unavailable(
+                "the shard is recovering; retry shortly",
+            ));
         }
         Ok(handle)
     }
@@ -76,13 +82,18 @@ impl AppState {
     /// Sends a command to its shard and waits for the durable outcome.
     pub async fn submit(&self, shard: usize, command: Command) -> Result<Output, ApiError> {
         let (reply, outcome) = oneshot::channel();
-        enqueue(self.handle(shard)?, ShardRequest::Command { command, reply })?;
+        enqueue(
+            self.handle(shard)?,
+            ShardRequest::Command { command, reply },
+        )?;
         match outcome.await {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(ShardError::Rejected(rejection))) => Err(rejection.into()),
             Ok(Err(ShardError::Unavailable(reason))) => {
                 tracing::debug!(%reason, "write refused");
-                Err(ApiError::unavailable("the shard cannot write at the moment"))
+                Err(ApiError::unavailable(
+                    "the shard cannot write at the moment",
+                ))
             }
             Err(_) => Err(ApiError::unavailable("the shard stopped")),
         }
@@ -99,12 +110,18 @@ impl AppState {
             let _ = reply.send(f(engine, now));
         });
         enqueue(self.handle(shard)?, ShardRequest::Read(read))?;
-        outcome.await.map_err(|_| ApiError::unavailable("the shard cannot read at the moment"))
+        outcome
+            .await
+            .map_err(|_| ApiError::unavailable("the shard cannot read at the moment"))
     }
 
     /// Metrics in Prometheus text format.
     pub fn render_metrics(&self) -> String {
-        self.0.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default()
+        self.0
+            .metrics
+            .as_ref()
+            .map(PrometheusHandle::render)
+            .unwrap_or_default()
     }
 }
 
@@ -126,7 +143,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{event_id}/seats", get(events::seats))
         .route("/v1/events/{event_id}/holds", post(holds::place))
         .route("/v1/events/{event_id}/bookings", post(bookings::purchase))
-        .route("/v1/holds/{hold_id}", get(holds::get).delete(holds::release))
+        .route(
+            "/v1/holds/{hold_id}",
+            get(holds::get).delete(holds::release),
+        )
         .route("/v1/holds/{hold_id}/confirm", post(holds::confirm))
         .route("/v1/bookings", get(bookings::list))
         .route("/v1/bookings/{booking_id}", get(bookings::get))
@@ -151,10 +171,11 @@ async fn record_request(request: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let method = request.method().as_str().to_string();
-    let response = match tokio::time::timeout(crate::limits::REQUEST_TIMEOUT, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::timeout().into_response(),
-    };
+    let response =
+        match tokio::time::timeout(crate::limits::REQUEST_TIMEOUT, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::timeout().into_response(),
+        };
     let status = response.status().as_u16().to_string();
     metrics::histogram!(
         "boxoffice_http_request_duration_seconds",

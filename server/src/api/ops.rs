@@ -12,7 +12,9 @@ use super::AppState;
 /// The process is alive.
 #[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = HealthJson)))]
 pub async fn health() -> Json<HealthJson> {
-    Json(HealthJson { status: "ok".to_string() })
+    Json(HealthJson {
+        status: "ok".to_string(),
+    })
 }
 
 /// 200 once every shard has recovered and can write; 503 with the reasons otherwise.
@@ -32,7 +34,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             } else {
                 ("failed", status.failure())
             };
-            ShardReadyJson { shard, status: label.to_string(), reason }
+            ShardReadyJson {
+                shard,
+                status: label.to_string(),
+                reason,
+            }
         })
         .collect();
     let overall = if shards.iter().all(|s| s.status == "ready") {
@@ -42,8 +48,19 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     } else {
         "recovering"
     };
-    let code = if overall == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(ReadyJson { status: overall.to_string(), shards })).into_response()
+    let code = if overall == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(ReadyJson {
+            status: overall.to_string(),
+            shards,
+        }),
+    )
+        .into_response()
 }
 
 /// Prometheus text format.
@@ -55,7 +72,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .set(handle.queue_depth() as f64);
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.render_metrics(),
     )
         .into_response()

@@ -1,0 +1,486 @@
+//! `Wal`: open and recover, append in batches, sync, snapshot.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ReplayError};
+use crate::format::{self, Frame, SEGMENT_HEADER_LEN};
+use crate::scan::{scan_segment, TornTail};
+use crate::storage::{FileStorage, Storage};
+
+/// Tuning of a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// A segment rolls once it would grow past this many bytes.
+    pub segment_bytes_max: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            segment_bytes_max: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The newest valid snapshot found at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// It covers every record with seq <= this.
+    pub seq: u64,
+    /// Its payload.
+    pub bytes: Vec<u8>,
+    /// Its file.
+    pub path: PathBuf,
+}
+
+/// What open found and did.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// The snapshot to start from, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Damaged snapshots skipped (the previous one was used instead).
+    pub damaged_snapshots: Vec<PathBuf>,
+    /// The torn tail cut from the newest segment, if there was one.
+    pub torn_tail: Option<TornTail>,
+    /// The last record's seq (0 when the log is empty).
+    pub last_seq: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    name: String,
+    first_seq: u64,
+    last_seq: u64,
+}
+
+/// A write-ahead log in one directory: segments of framed records plus snapshots.
+#[derive(Debug)]
+pub struct Wal<S: Storage = FileStorage> {
+    storage: S,
+    options: Options,
+    segments: Vec<Segment>,
+    /// Bytes in the current (last) segment.
+    current_len: u64,
+    prev_crc: u32,
+    last_seq: u64,
+    durable_seq: u64,
+    snapshots: Vec<u64>,
+    failed: Option<String>,
+    buf: Vec<u8>,
+}
+
+fn io_error(dir: &Path, name: &str, op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    let path = dir.join(name);
+    move |source| Error::Io { path, op, source }
+}
+
+impl Wal<FileStorage> {
+    /// Opens the log in `dir` (created if missing) and recovers it; see [`Wal::open_with`].
+    pub fn open(dir: &Path, options: Options) -> Result<(Self, Recovery), Error> {
+        let storage = FileStorage::new(dir).map_err(io_error(dir, "", "create directory"))?;
+        Self::open_with(storage, options)
+    }
+}
+
+impl<S: Storage> Wal<S> {
+    /// Recovers the log on `storage`: loads the newest valid snapshot (an older one if
+    /// the newest is damaged), checks every segment, cuts a torn tail of the newest one
+    /// (logged and reported), and refuses corruption anywhere else with file and offset.
+    pub fn open_with(mut storage: S, options: Options) -> Result<(Self, Recovery), Error> {
+        let dir = storage.dir().to_path_buf();
+        let names = storage.list().map_err(io_error(&dir, "", "list"))?;
+        for tmp in names.iter().filter(|n| n.ends_with(".tmp")) {
+            storage.remove(tmp).map_err(io_error(&dir, tmp, "remove"))?;
+        }
+        let mut recovery = Recovery::default();
+        let mut snapshots: Vec<u64> = names
+            .iter()
+            .filter_map(|n| format::parse_snapshot_name(n))
+            .collect();
+        snapshots.sort_unstable();
+        for &seq in snapshots.iter().rev() {
+            let name = format::snapshot_name(seq);
+            let bytes = storage.read(&name).map_err(io_error(&dir, &name, "read"))?;
+            match format::parse_snapshot(&bytes) {
+                Ok((s, range)) if s == seq => {
+                    recovery.snapshot = Some(Snapshot {
+                        seq,
+                        bytes: bytes[range].to_vec(),
+                        path: dir.join(&name),
+                    });
+                    break;
+                }
+                Ok(_) | Err(_) => {
+                    tracing::warn!(path = %dir.join(&name).display(), "damaged snapshot skipped");
+                    recovery.damaged_snapshots.push(dir.join(&name));
+                }
+            }
+        }
+        let mut segment_names: Vec<(u64, String)> = names
+            .iter()
+            .filter_map(|n| format::parse_segment_name(n).map(|s| (s, n.clone())))
+            .collect();
+        segment_names.sort_unstable();
+        let snapshot_seq = recovery.snapshot.as_ref().map_or(0, |s| s.seq);
+        let mut segments = Vec::new();
+        let mut expected: Option<u64> = None;
+        let (mut current_len, mut prev_crc) = (0, 0);
+        let count = segment_names.len();
+        for (i, (first_seq, name)) in segment_names.iter().enumerate() {
+            let newest = i + 1 == count;
+            let bytes = storage.read(name).map_err(io_error(&dir, name, "read"))?;
+            let scan = scan_segment(
+                &dir.join(name),
+                &bytes,
+                newest,
+                expected.or(Some(*first_seq)),
+                |_, _, _| {},
+            )?;
+            if let Some(torn) = scan.torn.clone() {
+                tracing::warn!(path = %torn.path.display(), offset = torn.offset, bytes = torn.bytes_cut,
+                    "cutting a torn record at the end of the log");
+                if scan.valid_len < SEGMENT_HEADER_LEN as u64 {
+                    storage
+                        .remove(name)
+                        .map_err(io_error(&dir, name, "remove"))?;
+                    storage
+                        .sync_dir()
+                        .map_err(io_error(&dir, "", "fsync directory"))?;
+                    recovery.torn_tail = Some(torn);
+                    continue;
+                }
+                storage
+                    .truncate(name, scan.valid_len)
+                    .map_err(io_error(&dir, name, "truncate"))?;
+                recovery.torn_tail = Some(torn);
+            }
+            expected = Some(scan.last_seq + 1);
+            current_len = scan.valid_len;
+            prev_crc = scan.last_crc;
+            segments.push(Segment {
+                name: name.clone(),
+                first_seq: scan.first_seq,
+                last_seq: scan.last_seq,
+            });
+        }
+        if let Some(first) = segments.first() {
+            if first.first_seq > snapshot_seq + 1 {
+                return Err(Error::Corrupt {
+                    path: dir.join(&first.name),
+                    offset: 0,
+                    reason: format!(
+                        "records {}..{} are missing (the snapshot covers up to {snapshot_seq})",
+                        snapshot_seq + 1,
+                        first.first_seq - 1
+                    ),
+                });
+            }
+        }
+        let last_seq = segments
+            .last()
+            .map_or(snapshot_seq, |s| s.last_seq.max(snapshot_seq));
+        recovery.last_seq = last_seq;
+        let mut wal = Wal {
+            storage,
+            options,
+            segments,
+            current_len,
+            prev_crc,
+            last_seq,
+            durable_seq: last_seq,
+            snapshots,
+            failed: None,
+            buf: Vec::new(),
+        };
+        if wal.segments.last().is_none_or(|s| s.last_seq < last_seq) {
+            // No segment (or only one that ends before the snapshot): start a fresh one.
+            wal.new_segment(last_seq + 1)?;
+        }
+        Ok((wal, recovery))
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.storage.dir().to_path_buf()
+    }
+
+    /// Creates segment `first_seq` durably (file, header, fsync, directory fsync).
+    fn new_segment(&mut self, first_seq: u64) -> Result<(), Error> {
+        let name = format::segment_name(first_seq);
+        let dir = self.dir();
+        let header = format::segment_header(first_seq);
+        let created = self
+            .storage
+            .create(&name)
+            .map_err(io_error(&dir, &name, "create"))
+            .and_then(|()| {
+                self.storage
+                    .append(&name, &header)
+                    .map_err(io_error(&dir, &name, "write header"))
+            })
+            .and_then(|()| {
+                self.storage
+                    .sync(&name)
+                    .map_err(io_error(&dir, &name, "fdatasync"))
+            })
+            .and_then(|()| {
+                self.storage
+                    .sync_dir()
+                    .map_err(io_error(&dir, "", "fsync directory"))
+            });
+        if let Err(error) = created {
+            return Err(self.latch(error));
+        }
+        self.prev_crc = format::parse_segment_header(&header)
+            .expect("just built")
+            .crc;
+        self.current_len = header.len() as u64;
+        self.segments.push(Segment {
+            name,
+            first_seq,
+            last_seq: first_seq - 1,
+        });
+        Ok(())
+    }
+
+    fn latch(&mut self, error: Error) -> Error {
+        tracing::error!(%error, "log write failed; refusing every later write");
+        self.failed = Some(error.to_string());
+        error
+    }
+
+    fn check_failed(&self) -> Result<(), Error> {
+        match &self.failed {
+            Some(reason) => Err(Error::Failed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Frames the batch and writes it with one write. Returns the seqs it got
+    /// (consecutive; the first record ever is 1). Not durable until [`Wal::sync`].
+    pub fn append<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<Range<u64>, Error> {
+        self.check_failed()?;
+        let first = self.last_seq + 1;
+        if records.is_empty() {
+            return Ok(first..first);
+        }
+        for r in records {
+            if r.as_ref().len() > format::RECORD_LEN_MAX {
+                return Err(Error::Invalid(format!(
+                    "a record of {} bytes is over the {} byte limit",
+                    r.as_ref().len(),
+                    format::RECORD_LEN_MAX
+                )));
+            }
+        }
+        let batch_len: u64 = records
+            .iter()
+            .map(|r| (format::RECORD_HEADER_LEN + r.as_ref().len()) as u64)
+            .sum();
+        let has_records = self
+            .segments
+            .last()
+            .is_some_and(|s| s.last_seq >= s.first_seq);
+        if has_records && self.current_len + batch_len > self.options.segment_bytes_max {
+            self.sync()?;
+            self.new_segment(first)?;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut crc = self.prev_crc;
+        for (i, r) in records.iter().enumerate() {
+            crc = format::encode_record(&mut buf, crc, first + i as u64, r.as_ref());
+        }
+        let name = self
+            .segments
+            .last()
+            .expect("a current segment")
+            .name
+            .clone();
+        let dir = self.dir();
+        let written = self
+            .storage
+            .append(&name, &buf)
+            .map_err(io_error(&dir, &name, "append"));
+        self.buf = buf;
+        if let Err(error) = written {
+            return Err(self.latch(error));
+        }
+        self.prev_crc = crc;
+        self.current_len += batch_len;
+        self.last_seq = first + records.len() as u64 - 1;
+        self.segments
+            .last_mut()
+            .expect("a current segment")
+            .last_seq = self.last_seq;
+        Ok(first..self.last_seq + 1)
+    }
+
+    /// Makes everything appended durable with one fdatasync. After a failure the log
+    /// refuses all later writes; it never retries an fsync.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        self.check_failed()?;
+        if self.durable_seq == self.last_seq {
+            return Ok(());
+        }
+        let name = self
+            .segments
+            .last()
+            .expect("a current segment")
+            .name
+            .clone();
+        let dir = self.dir();
+        if let Err(error) = self
+            .storage
+            .sync(&name)
+            .map_err(io_error(&dir, &name, "fdatasync"))
+        {
+            return Err(self.latch(error));
+        }
+        self.durable_seq = self.last_seq;
+        Ok(())
+    }
+
+    /// Calls `f(seq, payload)` for every record with seq >= `from_seq`, in order.
+    pub fn replay<E>(
+        &mut self,
+        from_seq: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<u64, ReplayError<E>> {
+        let dir = self.dir();
+        let mut count = 0;
+        for segment in self.segments.iter().filter(|s| s.last_seq >= from_seq) {
+            let bytes =
+                self.storage
+                    .read(&segment.name)
+                    .map_err(io_error(&dir, &segment.name, "read"))?;
+            let header = format::parse_segment_header(&bytes).map_err(|reason| Error::Corrupt {
+                path: dir.join(&segment.name),
+                offset: 0,
+                reason,
+            })?;
+            let (mut offset, mut crc, mut seq) = (SEGMENT_HEADER_LEN, header.crc, header.first_seq);
+            while seq <= segment.last_seq {
+                match format::read_frame(&bytes[offset..], crc, seq) {
+                    Frame::Record {
+                        payload,
+                        crc: next,
+                        len,
+                        ..
+                    } => {
+                        if seq >= from_seq {
+                            f(seq, payload).map_err(ReplayError::Visitor)?;
+                            count += 1;
+                        }
+                        crc = next;
+                        offset += len;
+                        seq += 1;
+                    }
+                    _ => {
+                        return Err(ReplayError::Wal(Error::Corrupt {
+                            path: dir.join(&segment.name),
+                            offset: offset as u64,
+                            reason: format!("record {seq} changed since the log was opened"),
+                        }))
+                    }
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Durably writes a snapshot covering every record with seq <= `seq` (temporary
+    /// file, fsync, rename, directory fsync), keeps it and the one before it, and deletes
+    /// older snapshots and the segments wholly covered by the older kept one (so a damaged
+    /// newest snapshot can still fall back to the previous one plus the log).
+    pub fn write_snapshot(&mut self, seq: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.check_failed()?;
+        if seq > self.durable_seq {
+            return Err(Error::Invalid(format!(
+                "snapshot at seq {seq} beyond the durable seq {}",
+                self.durable_seq
+            )));
+        }
+        let dir = self.dir();
+        let name = format::snapshot_name(seq);
+        let tmp = format!("{name}.tmp");
+        let encoded = format::encode_snapshot(seq, bytes);
+        self.storage
+            .create(&tmp)
+            .map_err(io_error(&dir, &tmp, "create"))?;
+        self.storage
+            .append(&tmp, &encoded)
+            .map_err(io_error(&dir, &tmp, "write"))?;
+        self.storage
+            .sync(&tmp)
+            .map_err(io_error(&dir, &tmp, "fdatasync"))?;
+        self.storage
+            .rename(&tmp, &name)
+            .map_err(io_error(&dir, &name, "rename"))?;
+        self.storage
+            .sync_dir()
+            .map_err(io_error(&dir, "", "fsync directory"))?;
+        if !self.snapshots.contains(&seq) {
+            self.snapshots.push(seq);
+            self.snapshots.sort_unstable();
+        }
+        self.prune()
+    }
+
+    /// Deletes snapshots older than the newest two, and segments wholly covered by the
+    /// older of those two.
+    fn prune(&mut self) -> Result<(), Error> {
+        if self.snapshots.len() < 2 {
+            return Ok(());
+        }
+        let dir = self.dir();
+        let keep_from = self.snapshots.len() - 2;
+        let floor = self.snapshots[keep_from];
+        let mut changed = false;
+        for seq in self.snapshots.drain(..keep_from).collect::<Vec<_>>() {
+            let name = format::snapshot_name(seq);
+            self.storage
+                .remove(&name)
+                .map_err(io_error(&dir, &name, "remove"))?;
+            changed = true;
+        }
+        while self.segments.len() > 1 && self.segments[0].last_seq <= floor {
+            let segment = self.segments.remove(0);
+            self.storage
+                .remove(&segment.name)
+                .map_err(io_error(&dir, &segment.name, "remove"))?;
+            changed = true;
+        }
+        if changed {
+            self.storage
+                .sync_dir()
+                .map_err(io_error(&dir, "", "fsync directory"))?;
+        }
+        Ok(())
+    }
+
+    /// The last appended record's seq (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The last seq known durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+
+    /// Why the log refuses writes, if it does.
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// The storage (tests use it to crash or inspect).
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Gives the storage back.
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+}

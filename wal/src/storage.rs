@@ -1,0 +1,446 @@
+//! The storage seam: the few file operations the log needs, on one directory. The log is
+//! written against this trait so tests can crash it and make it fail:
+//!
+//! - [`FileStorage`]: real files; `sync` is `fdatasync`, directory changes are followed by
+//!   an fsync of the directory.
+//! - [`CrashStorage`]: in memory, with a "written" and a "durable" image of every file and
+//!   of the directory; [`CrashStorage::crash`] keeps only what was made durable, optionally
+//!   with a torn piece of what was not.
+//! - [`FaultStorage`]: wraps another storage and fails its Nth operation with EIO, ENOSPC
+//!   or a short write, once or from then on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// File operations on one directory. Names are plain file names in it.
+pub trait Storage: Send {
+    /// The directory (for messages).
+    fn dir(&self) -> &Path;
+    /// File names in the directory, sorted.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// A whole file.
+    fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// Creates (or empties) a file.
+    fn create(&mut self, name: &str) -> io::Result<()>;
+    /// Appends bytes with one write.
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Makes a file's contents durable (fdatasync).
+    fn sync(&mut self, name: &str) -> io::Result<()>;
+    /// Cuts a file to `len` bytes.
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()>;
+    /// A file's length.
+    fn len(&self, name: &str) -> io::Result<u64>;
+    /// Renames a file (atomically replacing `to`).
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()>;
+    /// Removes a file.
+    fn remove(&mut self, name: &str) -> io::Result<()>;
+    /// Makes the directory's entries durable (fsync of the directory).
+    fn sync_dir(&mut self) -> io::Result<()>;
+}
+
+/// Real files in a directory.
+#[derive(Debug)]
+pub struct FileStorage {
+    dir: PathBuf,
+    open: HashMap<String, File>,
+}
+
+impl FileStorage {
+    /// Storage on `dir`, created if missing.
+    pub fn new(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(FileStorage {
+            dir: dir.to_path_buf(),
+            open: HashMap::new(),
+        })
+    }
+
+    fn file(&mut self, name: &str) -> io::Result<&mut File> {
+        if !self.open.contains_key(name) {
+            let file = OpenOptions::new().append(true).open(self.dir.join(name))?;
+            self.open.insert(name.to_string(), file);
+        }
+        Ok(self.open.get_mut(name).expect("just inserted"))
+    }
+}
+
+impl Storage for FileStorage {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.dir.join(name))
+    }
+    fn create(&mut self, name: &str) -> io::Result<()> {
+        self.open.remove(name);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(self.dir.join(name))?;
+        drop(file);
+        Ok(())
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.file(name)?.write_all(bytes)
+    }
+    fn sync(&mut self, name: &str) -> io::Result<()> {
+        self.file(name)?.sync_data()
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(self.dir.join(name))?;
+        file.set_len(len)?;
+        file.sync_all()
+    }
+    fn len(&self, name: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.dir.join(name))?.len())
+    }
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        self.open.remove(from);
+        self.open.remove(to);
+        fs::rename(self.dir.join(from), self.dir.join(to))
+    }
+    fn remove(&mut self, name: &str) -> io::Result<()> {
+        self.open.remove(name);
+        fs::remove_file(self.dir.join(name))
+    }
+    fn sync_dir(&mut self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// How a crash treats bytes that were written but not made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TearMode {
+    /// They vanish.
+    DropUnsynced,
+    /// A prefix of them survives (as if the crash cut a write), length from the seed.
+    KeepPrefix(u64),
+    /// A prefix survives and its last byte is garbage (a torn sector).
+    GarbleTail(u64),
+}
+
+#[derive(Debug, Clone, Default)]
+struct Image {
+    written: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct CrashState {
+    files: BTreeMap<String, Image>,
+    /// Names whose creation, rename or removal was made durable by `sync_dir`.
+    durable_names: BTreeMap<String, Vec<u8>>,
+    names_dirty: bool,
+    ops: u64,
+}
+
+/// In-memory storage that can crash: only what was synced survives (see [`TearMode`]).
+/// Clones share the same files, so a test keeps one to crash and reopen.
+#[derive(Debug, Clone)]
+pub struct CrashStorage {
+    dir: PathBuf,
+    state: Arc<parking_lot::Mutex<CrashState>>,
+}
+
+impl Default for CrashStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CrashStorage {
+    /// An empty directory.
+    pub fn new() -> Self {
+        CrashStorage {
+            dir: PathBuf::from("<crash-storage>"),
+            state: Arc::default(),
+        }
+    }
+
+    /// Storage operations done so far (for "crash after operation k" loops).
+    pub fn ops(&self) -> u64 {
+        self.state.lock().ops
+    }
+
+    /// Loses everything not made durable. A file whose directory entry was never synced
+    /// disappears; a synced file keeps its durable bytes plus, per `tear`, a piece of the
+    /// unsynced ones.
+    pub fn crash(&self, tear: TearMode) {
+        let mut state = self.state.lock();
+        let mut survivors = BTreeMap::new();
+        let durable_names = std::mem::take(&mut state.durable_names);
+        for (name, _) in durable_names.iter() {
+            let image = state.files.get(name).cloned().unwrap_or_default();
+            let mut bytes = image.durable.clone();
+            let extra = image.written.get(image.durable.len()..).unwrap_or(&[]);
+            if image.written.starts_with(&image.durable) && !extra.is_empty() {
+                match tear {
+                    TearMode::DropUnsynced => {}
+                    TearMode::KeepPrefix(seed) => {
+                        bytes.extend_from_slice(&extra[..(seed as usize) % (extra.len() + 1)])
+                    }
+                    TearMode::GarbleTail(seed) => {
+                        let keep = 1 + (seed as usize) % extra.len();
+                        bytes.extend_from_slice(&extra[..keep]);
+                        *bytes.last_mut().expect("kept at least one byte") ^= 0x5A;
+                    }
+                }
+            }
+            survivors.insert(
+                name.clone(),
+                Image {
+                    written: bytes.clone(),
+                    durable: bytes,
+                },
+            );
+        }
+        state.files = survivors;
+        state.durable_names = state
+            .files
+            .keys()
+            .map(|k| (k.clone(), Vec::new()))
+            .collect();
+        state.names_dirty = false;
+    }
+
+    /// The current bytes of a file (as written, durable or not).
+    pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
+        self.state.lock().files.get(name).map(|i| i.written.clone())
+    }
+
+    /// Replaces a file's bytes, durably (to inject damage).
+    pub fn overwrite(&self, name: &str, bytes: Vec<u8>) {
+        let mut state = self.state.lock();
+        state.files.insert(
+            name.to_string(),
+            Image {
+                written: bytes.clone(),
+                durable: bytes,
+            },
+        );
+        state.durable_names.insert(name.to_string(), Vec::new());
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut CrashState) -> io::Result<T>) -> io::Result<T> {
+        let mut state = self.state.lock();
+        state.ops += 1;
+        f(&mut state)
+    }
+}
+
+fn not_found(name: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{name}: no such file"))
+}
+
+impl Storage for CrashStorage {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.with(|s| Ok(s.files.keys().cloned().collect()))
+    }
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.with(|s| {
+            s.files
+                .get(name)
+                .map(|i| i.written.clone())
+                .ok_or_else(|| not_found(name))
+        })
+    }
+    fn create(&mut self, name: &str) -> io::Result<()> {
+        self.with(|s| {
+            s.files.insert(name.to_string(), Image::default());
+            s.names_dirty = true;
+            Ok(())
+        })
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.with(|s| {
+            s.files
+                .get_mut(name)
+                .ok_or_else(|| not_found(name))?
+                .written
+                .extend_from_slice(bytes);
+            Ok(())
+        })
+    }
+    fn sync(&mut self, name: &str) -> io::Result<()> {
+        self.with(|s| {
+            let image = s.files.get_mut(name).ok_or_else(|| not_found(name))?;
+            image.durable = image.written.clone();
+            Ok(())
+        })
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        self.with(|s| {
+            let image = s.files.get_mut(name).ok_or_else(|| not_found(name))?;
+            image.written.truncate(len as usize);
+            image.durable = image.written.clone();
+            Ok(())
+        })
+    }
+    fn len(&self, name: &str) -> io::Result<u64> {
+        self.with(|s| {
+            s.files
+                .get(name)
+                .map(|i| i.written.len() as u64)
+                .ok_or_else(|| not_found(name))
+        })
+    }
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        self.with(|s| {
+            let image = s.files.remove(from).ok_or_else(|| not_found(from))?;
+            s.files.insert(to.to_string(), image);
+            s.names_dirty = true;
+            Ok(())
+        })
+    }
+    fn remove(&mut self, name: &str) -> io::Result<()> {
+        self.with(|s| {
+            s.files.remove(name).ok_or_else(|| not_found(name))?;
+            s.names_dirty = true;
+            Ok(())
+        })
+    }
+    fn sync_dir(&mut self) -> io::Result<()> {
+        self.with(|s| {
+            s.durable_names = s.files.keys().map(|k| (k.clone(), Vec::new())).collect();
+            s.names_dirty = false;
+            Ok(())
+        })
+    }
+}
+
+/// The error a [`FaultStorage`] injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// EIO.
+    Eio,
+    /// ENOSPC.
+    NoSpace,
+    /// A write that stores only half its bytes, then reports EIO.
+    ShortWrite,
+}
+
+/// Wraps a storage and fails its `fail_at`-th mutating operation (counting from 1), once
+/// or (if `persistent`) that one and every later one.
+#[derive(Debug)]
+pub struct FaultStorage<S> {
+    inner: S,
+    fail_at: u64,
+    kind: FaultKind,
+    persistent: bool,
+    count: u64,
+    injected: u64,
+}
+
+impl<S: Storage> FaultStorage<S> {
+    /// Fails operation `fail_at` with `kind`.
+    pub fn new(inner: S, fail_at: u64, kind: FaultKind, persistent: bool) -> Self {
+        FaultStorage {
+            inner,
+            fail_at,
+            kind,
+            persistent,
+            count: 0,
+            injected: 0,
+        }
+    }
+
+    /// Faults injected so far.
+    pub fn injected(&self) -> u64 {
+        self.injected
+    }
+
+    /// Counts a mutating operation; `Some(kind)` if it must fail.
+    fn fault(&mut self) -> Option<FaultKind> {
+        self.count += 1;
+        let hit = self.count == self.fail_at || (self.persistent && self.count > self.fail_at);
+        hit.then(|| {
+            self.injected += 1;
+            self.kind
+        })
+    }
+}
+
+fn fault_error(kind: FaultKind) -> io::Error {
+    match kind {
+        FaultKind::Eio | FaultKind::ShortWrite => io::Error::from_raw_os_error(5),
+        FaultKind::NoSpace => io::Error::from_raw_os_error(28),
+    }
+}
+
+impl<S: Storage> Storage for FaultStorage<S> {
+    fn dir(&self) -> &Path {
+        self.inner.dir()
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.inner.read(name)
+    }
+    fn create(&mut self, name: &str) -> io::Result<()> {
+        match self.fault() {
+            Some(kind) => Err(fault_error(kind)),
+            None => self.inner.create(name),
+        }
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        match self.fault() {
+            Some(FaultKind::ShortWrite) => {
+                self.inner.append(name, &bytes[..bytes.len() / 2])?;
+                Err(fault_error(FaultKind::ShortWrite))
+            }
+            Some(kind) => Err(fault_error(kind)),
+            None => self.inner.append(name, bytes),
+        }
+    }
+    fn sync(&mut self, name: &str) -> io::Result<()> {
+        match self.fault() {
+            Some(kind) => Err(fault_error(kind)),
+            None => self.inner.sync(name),
+        }
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        match self.fault() {
+            Some(kind) => Err(fault_error(kind)),
+            None => self.inner.truncate(name, len),
+        }
+    }
+    fn len(&self, name: &str) -> io::Result<u64> {
+        self.inner.len(name)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        match self.fault() {
+            Some(kind) => Err(fault_error(kind)),
+            None => self.inner.rename(from, to),
+        }
+    }
+    fn remove(&mut self, name: &str) -> io::Result<()> {
+        match self.fault() {
+            Some(kind) => Err(fault_error(kind)),
+            None => self.inner.remove(name),
+        }
+    }
+    fn sync_dir(&mut self) -> io::Result<()> {
+        match self.fault() {
+            Some(kind) => Err(fault_error(kind)),
+            None => self.inner.sync_dir(),
+        }
+    }
+}
