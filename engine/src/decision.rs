@@ -1,29 +1,214 @@
-//! What changed: the log's records. Variants are append-only; every record starts with
-//! a format version.
+//! What changed: the log's records. Each decision is the complete outcome of a command,
+//! so replay applies it without re-running any rule. Variants are append-only; every
+//! encoded decision starts with a format version byte.
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec;
 use crate::engine::CodecError;
+use crate::ids::{BookingId, HoldId};
 
-/// A decision. (Variants to be defined by the engine implementation.)
+/// Who an idempotency key belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IdemScope {
+    /// The admin's keys.
+    Admin,
+    /// A user's keys.
+    User(String),
+}
+
+/// An idempotency key remembered with a decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Decision {}
+pub struct IdemTag {
+    /// Whose key.
+    pub scope: IdemScope,
+    /// The key.
+    pub key: String,
+    /// Fingerprint of the request it came with.
+    pub fingerprint: u64,
+}
+
+/// A section of a created event, validated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionSpec {
+    /// Section id (generated ones filled in).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Ticket price.
+    pub price_cents: u64,
+    /// `None` for general admission with `capacity`; rows for a seated section.
+    pub rows: Option<Vec<(String, u32)>>,
+    /// GA capacity (the seat count for a seated section).
+    pub capacity: u32,
+}
+
+/// A created event, validated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSpec {
+    /// Event id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Start time.
+    pub starts_at_ms: Option<i64>,
+    /// Per-user cap.
+    pub max_per_user: Option<u32>,
+    /// Default hold TTL.
+    pub hold_ttl_ms: u64,
+    /// Sections.
+    pub sections: Vec<SectionSpec>,
+}
+
+/// The lines of a hold: GA `(section, qty)` and seats `(section, seat index)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lines {
+    /// GA quantities by section index.
+    pub items: Vec<(u16, u32)>,
+    /// Seats by section index and seat index within the section.
+    pub seats: Vec<(u16, u32)>,
+}
+
+impl Lines {
+    /// Tickets in all.
+    pub fn tickets(&self) -> u32 {
+        self.items.iter().map(|&(_, q)| q).sum::<u32>() + self.seats.len() as u32
+    }
+}
+
+/// A state change, as logged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// An event was created.
+    EventCreated {
+        /// Engine time.
+        at_ms: u64,
+        /// The event.
+        event: EventSpec,
+        /// Idempotency key, if any.
+        idem: Option<IdemTag>,
+    },
+    /// A hold was placed.
+    HoldPlaced {
+        /// Engine time.
+        at_ms: u64,
+        /// The new hold.
+        hold: HoldId,
+        /// Event index on the shard.
+        event: u32,
+        /// For whom.
+        user: String,
+        /// What it holds.
+        lines: Lines,
+        /// Sum of prices.
+        total_cents: u64,
+        /// When it expires.
+        expires_at_ms: u64,
+        /// Idempotency key, if any.
+        idem: Option<IdemTag>,
+    },
+    /// A purchase: a hold made and confirmed at once.
+    Purchased {
+        /// Engine time.
+        at_ms: u64,
+        /// The hold record it creates (status confirmed).
+        hold: HoldId,
+        /// The booking.
+        booking: BookingId,
+        /// Event index on the shard.
+        event: u32,
+        /// The buyer.
+        user: String,
+        /// What was bought.
+        lines: Lines,
+        /// Sum of prices.
+        total_cents: u64,
+        /// Payment reference.
+        payment_ref: Option<String>,
+        /// Idempotency key, if any.
+        idem: Option<IdemTag>,
+    },
+    /// A hold became a booking.
+    HoldConfirmed {
+        /// Engine time.
+        at_ms: u64,
+        /// The hold.
+        hold: HoldId,
+        /// The new booking.
+        booking: BookingId,
+        /// Payment reference.
+        payment_ref: Option<String>,
+        /// Idempotency key, if any.
+        idem: Option<IdemTag>,
+    },
+    /// A hold was released by its owner.
+    HoldReleased {
+        /// Engine time.
+        at_ms: u64,
+        /// The hold.
+        hold: HoldId,
+        /// Idempotency key, if any.
+        idem: Option<IdemTag>,
+    },
+    /// A hold's time ran out.
+    HoldExpired {
+        /// Engine time.
+        at_ms: u64,
+        /// The hold.
+        hold: HoldId,
+    },
+    /// A booking was cancelled.
+    BookingCancelled {
+        /// Engine time.
+        at_ms: u64,
+        /// The booking.
+        booking: BookingId,
+        /// Idempotency key, if any.
+        idem: Option<IdemTag>,
+    },
+}
 
 impl Decision {
     /// Appends the versioned encoding to `buf`.
     pub fn encode(&self, buf: &mut Vec<u8>) {
-        let _ = buf;
-        unimplemented!()
+        buf.push(codec::DECISION_VERSION);
+        codec::encode_into(self, buf);
     }
 
     /// Decodes one record written by [`Decision::encode`] (this or an older version).
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
-        let _ = bytes;
-        unimplemented!()
+        match bytes.split_first() {
+            Some((&codec::DECISION_VERSION, rest)) => codec::decode_all(rest),
+            Some((version, _)) => Err(CodecError(format!(
+                "decision format version {version} is unknown"
+            ))),
+            None => Err(CodecError("empty decision record".into())),
+        }
     }
 
     /// Engine time of the decision, ms since the Unix epoch.
     pub fn at_ms(&self) -> u64 {
-        unimplemented!()
+        match self {
+            Decision::EventCreated { at_ms, .. }
+            | Decision::HoldPlaced { at_ms, .. }
+            | Decision::Purchased { at_ms, .. }
+            | Decision::HoldConfirmed { at_ms, .. }
+            | Decision::HoldReleased { at_ms, .. }
+            | Decision::HoldExpired { at_ms, .. }
+            | Decision::BookingCancelled { at_ms, .. } => *at_ms,
+        }
+    }
+
+    /// The idempotency key it carries, if any.
+    pub fn idem(&self) -> Option<&IdemTag> {
+        match self {
+            Decision::EventCreated { idem, .. }
+            | Decision::HoldPlaced { idem, .. }
+            | Decision::Purchased { idem, .. }
+            | Decision::HoldConfirmed { idem, .. }
+            | Decision::HoldReleased { idem, .. }
+            | Decision::BookingCancelled { idem, .. } => idem.as_ref(),
+            Decision::HoldExpired { .. } => None,
+        }
     }
 }

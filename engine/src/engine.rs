@@ -1,13 +1,15 @@
-//! The shard's state machine: `decide` (pure) then `apply` (the only mutator).
-//!
-//! THIS FILE IS THE PUBLIC CONTRACT the server is written against. Internals may move to
-//! other files; the signatures below stay.
+//! The shard's state machine: `decide` (pure, in decide.rs) then `apply` (the only
+//! mutator, here). Reads are in query.rs, invariants in invariants.rs.
 
-use crate::command::{Actor, BookingQuery, Command};
-use crate::decision::Decision;
+use crate::codec;
+use crate::decision::{Decision, IdemScope, IdemTag, Lines};
 use crate::ids::{BookingId, HoldId};
-use crate::rejection::Rejection;
-use crate::view::{BookingView, EventView, HoldView, Output, SeatMapView, Stats};
+use crate::limits::{IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_RETENTION_MS};
+use crate::seat::SeatState;
+use crate::state::{
+    Booking, Derived, Event, Hold, IdemEntry, IdemOutcome, Row, Section, State, Status,
+};
+use crate::view::Output;
 
 /// What `decide` concluded for an accepted command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,119 +21,409 @@ pub enum Decided {
 }
 
 /// Errors decoding a decision or snapshot.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodecError(pub String);
 
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot decode: {}", self.0)
+    }
+}
+
+impl std::error::Error for CodecError {}
+
 /// One shard's inventory, holds, bookings and idempotency keys.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Engine {
-    // internals: see the other modules
-    _todo: (),
+    pub(crate) state: State,
+    pub(crate) derived: Derived,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("shard", &self.state.shard)
+            .field("events", &self.state.events.len())
+            .field("holds", &self.state.holds.len())
+            .field("bookings", &self.state.bookings.len())
+            .finish()
+    }
 }
 
 impl Engine {
     /// An empty engine for shard `shard`; its hold and booking ids carry that number.
     pub fn new(shard: u16) -> Self {
-        let _ = shard;
-        unimplemented!()
+        Engine {
+            state: State {
+                shard,
+                ..State::default()
+            },
+            derived: Derived::default(),
+        }
     }
 
     /// The shard number given at construction.
     pub fn shard(&self) -> u16 {
-        unimplemented!()
-    }
-
-    /// Checks every rule and returns what would change, or why not. Pure.
-    /// `now` (ms since the Unix epoch) must not be before the last applied decision's time.
-    pub fn decide(&self, command: &Command, now_ms: u64) -> Result<Decided, Rejection> {
-        let _ = (command, now_ms);
-        unimplemented!()
-    }
-
-    /// Applies a decision. Infallible; the only mutator; what replay calls.
-    pub fn apply(&mut self, decision: &Decision) {
-        let _ = decision;
-        unimplemented!()
-    }
-
-    /// The reply to a decision just applied (the created event, placed/released hold,
-    /// made/cancelled booking), with statuses as of `now_ms`.
-    pub fn output(&self, decision: &Decision, now_ms: u64) -> Output {
-        let _ = (decision, now_ms);
-        unimplemented!()
-    }
-
-    /// Expiry decisions for up to `max` holds whose `expires_at <= now`, earliest first,
-    /// one [`Decision`] per hold. Uses an ordered index, not a scan.
-    pub fn decide_expiry(&self, now_ms: u64, max: usize) -> Vec<Decision> {
-        let _ = (now_ms, max);
-        unimplemented!()
-    }
-
-    /// When the earliest live hold expires, if any (lets the shard loop sleep until then).
-    pub fn next_expiry_ms(&self) -> Option<u64> {
-        unimplemented!()
-    }
-
-    /// One event with live counts.
-    pub fn event(&self, event_id: &str) -> Option<EventView> {
-        let _ = event_id;
-        unimplemented!()
-    }
-
-    /// Events ordered by id, those with id > `after`, at most `limit`.
-    pub fn events(&self, after: Option<&str>, limit: usize) -> Vec<EventView> {
-        let _ = (after, limit);
-        unimplemented!()
-    }
-
-    /// Every seat of the event's seated sections.
-    pub fn seat_map(&self, event_id: &str) -> Option<SeatMapView> {
-        let _ = event_id;
-        unimplemented!()
-    }
-
-    /// A hold as `actor` may see it (another user's hold is `not_found`); status at `now_ms`.
-    pub fn hold(&self, hold_id: HoldId, actor: &Actor, now_ms: u64) -> Result<HoldView, Rejection> {
-        let _ = (hold_id, actor, now_ms);
-        unimplemented!()
-    }
-
-    /// A booking as `actor` may see it.
-    pub fn booking(&self, booking_id: BookingId, actor: &Actor) -> Result<BookingView, Rejection> {
-        let _ = (booking_id, actor);
-        unimplemented!()
-    }
-
-    /// Bookings matching the query, newest first (by (created_at_ms, id) descending).
-    pub fn bookings(&self, query: &BookingQuery) -> Vec<BookingView> {
-        let _ = query;
-        unimplemented!()
-    }
-
-    /// Counters for metrics.
-    pub fn stats(&self) -> Stats {
-        unimplemented!()
+        self.state.shard
     }
 
     /// Time of the last applied decision (0 for a new engine).
     pub fn now_ms(&self) -> u64 {
-        unimplemented!()
+        self.state.now_ms
     }
 
-    /// Asserts every invariant of design.md that the engine owns, one assert each.
-    pub fn check_invariants(&self) {
-        unimplemented!()
+    pub(crate) fn next_hold_id(&self) -> HoldId {
+        HoldId::new(self.state.shard, self.state.holds.len() as u64 + 1)
+    }
+
+    pub(crate) fn next_booking_id(&self) -> BookingId {
+        BookingId::new(self.state.shard, self.state.bookings.len() as u64 + 1)
+    }
+
+    pub(crate) fn hold_at(&self, id: HoldId) -> Option<&Hold> {
+        if id.shard() != self.state.shard {
+            return None;
+        }
+        self.state.holds.get(id.counter() as usize - 1)
+    }
+
+    pub(crate) fn booking_at(&self, id: BookingId) -> Option<&Booking> {
+        if id.shard() != self.state.shard {
+            return None;
+        }
+        self.state.bookings.get(id.counter() as usize - 1)
+    }
+
+    pub(crate) fn user_index(&self, user: &str) -> Option<u32> {
+        self.derived.user_index.get(user).copied()
+    }
+
+    fn intern(&mut self, user: &str) -> u32 {
+        if let Some(&i) = self.derived.user_index.get(user) {
+            return i;
+        }
+        let i = self.state.users.len() as u32;
+        self.state.users.push(user.to_string());
+        self.state.user_bookings.push(Vec::new());
+        self.derived.user_index.insert(user.to_string(), i);
+        i
+    }
+
+    /// Applies a decision. Infallible; the only mutator; what replay calls.
+    pub fn apply(&mut self, decision: &Decision) {
+        let at_ms = decision.at_ms();
+        self.state.now_ms = self.state.now_ms.max(at_ms);
+        let outcome = match decision {
+            Decision::EventCreated { at_ms, event, .. } => {
+                let index = self.state.events.len() as u32;
+                let mut rows_by_label = std::collections::BTreeMap::new();
+                let sections = event
+                    .sections
+                    .iter()
+                    .enumerate()
+                    .map(|(s, spec)| {
+                        let mut rows = Vec::new();
+                        let mut start = 0;
+                        for (r, (label, count)) in spec.rows.iter().flatten().enumerate() {
+                            rows_by_label.insert(label.clone(), (s as u16, r as u32));
+                            rows.push(Row {
+                                label: label.clone(),
+                                count: *count,
+                                start,
+                            });
+                            start += count;
+                        }
+                        Section {
+                            id: spec.id.clone(),
+                            name: spec.name.clone(),
+                            price_cents: spec.price_cents,
+                            capacity: spec.capacity,
+                            held: 0,
+                            sold: 0,
+                            seats: vec![SeatState::FREE; start as usize],
+                            rows,
+                        }
+                    })
+                    .collect();
+                self.state.events.push(Event {
+                    id: event.id.clone(),
+                    name: event.name.clone(),
+                    starts_at_ms: event.starts_at_ms,
+                    max_per_user: event.max_per_user,
+                    hold_ttl_ms: event.hold_ttl_ms,
+                    created_at_ms: *at_ms,
+                    sections,
+                    rows_by_label,
+                    bookings: Vec::new(),
+                    per_user: Default::default(),
+                });
+                self.state.event_index.insert(event.id.clone(), index);
+                IdemOutcome::EventCreated(index)
+            }
+            Decision::HoldPlaced {
+                at_ms,
+                hold,
+                event,
+                user,
+                lines,
+                total_cents,
+                expires_at_ms,
+                ..
+            } => {
+                let counter = self.place(
+                    *hold,
+                    *event,
+                    user,
+                    lines,
+                    *total_cents,
+                    *at_ms,
+                    *expires_at_ms,
+                );
+                IdemOutcome::HoldPlaced(counter)
+            }
+            Decision::Purchased {
+                at_ms,
+                hold,
+                booking,
+                event,
+                user,
+                lines,
+                total_cents,
+                payment_ref,
+                ..
+            } => {
+                let counter = self.place(*hold, *event, user, lines, *total_cents, *at_ms, *at_ms);
+                self.confirm(counter, *booking, payment_ref.as_deref(), *at_ms);
+                IdemOutcome::Purchased(booking.counter())
+            }
+            Decision::HoldConfirmed {
+                at_ms,
+                hold,
+                booking,
+                payment_ref,
+                ..
+            } => {
+                self.confirm(hold.counter(), *booking, payment_ref.as_deref(), *at_ms);
+                IdemOutcome::Confirmed(booking.counter())
+            }
+            Decision::HoldReleased { hold, .. } => {
+                self.end_hold(hold.counter(), Status::Released);
+                IdemOutcome::Released(hold.counter())
+            }
+            Decision::HoldExpired { hold, .. } => {
+                self.end_hold(hold.counter(), Status::Expired);
+                IdemOutcome::Released(hold.counter())
+            }
+            Decision::BookingCancelled { at_ms, booking, .. } => {
+                self.cancel(booking.counter(), *at_ms);
+                IdemOutcome::Cancelled(booking.counter())
+            }
+        };
+        if let Some(tag) = decision.idem() {
+            self.remember(tag, at_ms, outcome);
+        }
+        self.forget_old_keys(at_ms);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        hold: HoldId,
+        event: u32,
+        user: &str,
+        lines: &Lines,
+        total_cents: u64,
+        at_ms: u64,
+        expires_at_ms: u64,
+    ) -> u64 {
+        let counter = hold.counter();
+        assert_eq!(hold, self.next_hold_id(), "holds are applied in id order");
+        let user = self.intern(user);
+        let e = &mut self.state.events[event as usize];
+        for &(section, qty) in &lines.items {
+            e.sections[section as usize].held += qty;
+        }
+        for &(section, seat) in &lines.seats {
+            let s = &mut e.sections[section as usize];
+            debug_assert!(s.seats[seat as usize].is_free());
+            s.seats[seat as usize] = SeatState::held(counter);
+            s.held += 1;
+        }
+        *e.per_user.entry(user).or_default() += lines.tickets();
+        self.state.holds.push(Hold {
+            event,
+            user,
+            lines: lines.clone(),
+            total_cents,
+            created_at_ms: at_ms,
+            expires_at_ms,
+            status: Status::Held,
+        });
+        self.derived.expiry.insert((expires_at_ms, counter));
+        counter
+    }
+
+    fn confirm(
+        &mut self,
+        hold_counter: u64,
+        booking: BookingId,
+        payment_ref: Option<&str>,
+        at_ms: u64,
+    ) {
+        assert_eq!(
+            booking,
+            self.next_booking_id(),
+            "bookings are applied in id order"
+        );
+        let booking_counter = booking.counter();
+        let hold = &mut self.state.holds[hold_counter as usize - 1];
+        debug_assert_eq!(hold.status, Status::Held);
+        hold.status = Status::Confirmed;
+        self.derived
+            .expiry
+            .remove(&(hold.expires_at_ms, hold_counter));
+        let (event, user) = (hold.event, hold.user);
+        let e = &mut self.state.events[event as usize];
+        for &(section, qty) in &hold.lines.items {
+            let s = &mut e.sections[section as usize];
+            s.held -= qty;
+            s.sold += qty;
+        }
+        for &(section, seat) in &hold.lines.seats {
+            let s = &mut e.sections[section as usize];
+            s.seats[seat as usize] = SeatState::sold(booking_counter);
+            s.held -= 1;
+            s.sold += 1;
+        }
+        e.bookings.push(booking_counter);
+        self.state.user_bookings[user as usize].push(booking_counter);
+        self.state.bookings.push(Booking {
+            hold: hold_counter,
+            created_at_ms: at_ms,
+            cancelled_at_ms: None,
+            payment_ref: payment_ref.map(Into::into),
+        });
+    }
+
+    /// Release or expiry: the hold's inventory returns to sale.
+    fn end_hold(&mut self, counter: u64, status: Status) {
+        let hold = &mut self.state.holds[counter as usize - 1];
+        debug_assert_eq!(hold.status, Status::Held);
+        hold.status = status;
+        self.derived.expiry.remove(&(hold.expires_at_ms, counter));
+        let e = &mut self.state.events[hold.event as usize];
+        for &(section, qty) in &hold.lines.items {
+            e.sections[section as usize].held -= qty;
+        }
+        for &(section, seat) in &hold.lines.seats {
+            let s = &mut e.sections[section as usize];
+            s.seats[seat as usize] = SeatState::FREE;
+            s.held -= 1;
+        }
+        Self::uncount(e, hold.user, hold.lines.tickets());
+    }
+
+    fn cancel(&mut self, booking_counter: u64, at_ms: u64) {
+        let booking = &mut self.state.bookings[booking_counter as usize - 1];
+        debug_assert!(booking.cancelled_at_ms.is_none());
+        booking.cancelled_at_ms = Some(at_ms);
+        let hold = &self.state.holds[booking.hold as usize - 1];
+        let e = &mut self.state.events[hold.event as usize];
+        for &(section, qty) in &hold.lines.items {
+            e.sections[section as usize].sold -= qty;
+        }
+        for &(section, seat) in &hold.lines.seats {
+            let s = &mut e.sections[section as usize];
+            s.seats[seat as usize] = SeatState::FREE;
+            s.sold -= 1;
+        }
+        Self::uncount(e, hold.user, hold.lines.tickets());
+    }
+
+    fn uncount(event: &mut Event, user: u32, tickets: u32) {
+        let count = event
+            .per_user
+            .get_mut(&user)
+            .expect("a user with tickets is counted");
+        *count -= tickets;
+        if *count == 0 {
+            event.per_user.remove(&user);
+        }
+    }
+
+    fn remember(&mut self, tag: &IdemTag, at_ms: u64, outcome: IdemOutcome) {
+        let key = (tag.scope.clone(), tag.key.clone());
+        let entry = IdemEntry {
+            fingerprint: tag.fingerprint,
+            at_ms,
+            outcome,
+        };
+        if self.state.idem.insert(key, entry).is_none() {
+            self.state
+                .idem_order
+                .push_back((at_ms, tag.scope.clone(), tag.key.clone()));
+        }
+    }
+
+    /// Drops keys older than the retention, and the oldest beyond the count limit.
+    fn forget_old_keys(&mut self, now_ms: u64) {
+        while let Some((at_ms, _, _)) = self.state.idem_order.front() {
+            let expired = at_ms + IDEMPOTENCY_RETENTION_MS <= now_ms;
+            if !expired && self.state.idem_order.len() <= IDEMPOTENCY_ENTRIES_MAX {
+                break;
+            }
+            let (_, scope, key) = self.state.idem_order.pop_front().expect("front exists");
+            self.state.idem.remove(&(scope, key));
+        }
+    }
+
+    pub(crate) fn idem_scope(actor: &crate::command::Actor) -> IdemScope {
+        match actor {
+            crate::command::Actor::Admin => IdemScope::Admin,
+            crate::command::Actor::User(u) => IdemScope::User(u.clone()),
+        }
+    }
+
+    /// Expiry decisions for up to `max` holds whose `expires_at <= now`, earliest first,
+    /// one [`Decision`] per hold, from the ordered expiry index.
+    pub fn decide_expiry(&self, now_ms: u64, max: usize) -> Vec<Decision> {
+        let at_ms = now_ms.max(self.state.now_ms);
+        self.derived
+            .expiry
+            .iter()
+            .take_while(|&&(expires_at, _)| expires_at <= now_ms)
+            .take(max)
+            .map(|&(_, counter)| Decision::HoldExpired {
+                at_ms,
+                hold: HoldId::new(self.state.shard, counter),
+            })
+            .collect()
+    }
+
+    /// When the earliest live hold expires, if any.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        self.derived.expiry.first().map(|&(at, _)| at)
     }
 
     /// The whole state, versioned and deterministic: equal states give equal bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        unimplemented!()
+        let mut buf = vec![codec::SNAPSHOT_VERSION];
+        codec::encode_into(&self.state, &mut buf);
+        buf
     }
 
     /// Rebuilds an engine from [`Engine::snapshot`] bytes.
     pub fn restore(bytes: &[u8]) -> Result<Self, CodecError> {
-        let _ = bytes;
-        unimplemented!()
+        match bytes.split_first() {
+            Some((&codec::SNAPSHOT_VERSION, rest)) => {
+                let state: State = codec::decode_all(rest)?;
+                let derived = Derived::rebuild(&state);
+                Ok(Engine { state, derived })
+            }
+            Some((v, _)) => Err(CodecError(format!(
+                "snapshot format version {v} is unknown"
+            ))),
+            None => Err(CodecError("empty snapshot".into())),
+        }
     }
 }

@@ -10,13 +10,18 @@ use crate::limits::COUNTER_MAX;
 macro_rules! shard_id {
     ($name:ident, $prefix:literal, $what:literal) => {
         #[doc = concat!("Id of a ", $what, ": shard in the top 16 bits, a counter from 1 below.")]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
         pub struct $name(pub u64);
 
         impl $name {
             /// Builds the id of the `counter`-th object (from 1) of `shard`.
             pub fn new(shard: u16, counter: u64) -> Self {
-                assert!(counter >= 1 && counter <= COUNTER_MAX, "counter out of range: {counter}");
+                assert!(
+                    counter >= 1 && counter <= COUNTER_MAX,
+                    "counter out of range: {counter}"
+                );
                 Self((u64::from(shard) << 48) | counter)
             }
             /// The shard that owns this object.
@@ -74,7 +79,16 @@ mod tests {
 
     #[test]
     fn other_spellings_are_not_ids() {
-        for bad in ["h-7-042", "h-7-0", "b-7-1x", "h--1", "h-70000-1", "x-1-1", "h-1", "h-+1-1"] {
+        for bad in [
+            "h-7-042",
+            "h-7-0",
+            "b-7-1x",
+            "h--1",
+            "h-70000-1",
+            "x-1-1",
+            "h-1",
+            "h-+1-1",
+        ] {
             assert_eq!(HoldId::parse(bad), None, "{bad}");
         }
         assert_eq!(HoldId::parse("b-1-1"), None);

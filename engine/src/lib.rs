@@ -1,20 +1,43 @@
 //! # boxoffice engine
 //!
-//! (essay to be written)
+//! The state machine that decides every sale of one shard: events with their sections
+//! and seats, holds, bookings, idempotency keys. It is pure and deterministic: no I/O,
+//! no threads, no clock, no randomness. Time arrives as an argument (`now_ms`), ids come
+//! from counters, and every collection that reaches a decision or a snapshot is ordered.
+//!
+//! **Decide, then apply.** [`Engine::decide`] checks every rule against the current
+//! state and returns a [`Decision`] (what would change) or a [`Rejection`] with a stable
+//! code; it cannot change anything, so a refused multi-seat hold changes nothing by
+//! construction. [`Engine::apply`] is infallible and is the only mutator; replay after a
+//! crash calls nothing else, so a later change of the rules cannot rewrite history.
+//!
+//! **What it does not know.** Where decisions are stored (the `wal` crate), how requests
+//! arrive (the server), what time it is (the caller says), who the caller really is (the
+//! server verifies tokens and passes an [`Actor`]).
+//!
+//! Limits live in [`limits`]; the invariants of design.md are asserted by
+//! [`Engine::check_invariants`].
 
+mod codec;
 pub mod command;
+mod decide;
 pub mod decision;
 pub mod engine;
 pub mod ids;
+mod invariants;
 pub mod limits;
+mod query;
 pub mod rejection;
+pub mod seat;
+mod state;
 pub mod view;
 
 pub use command::{
-    fingerprint, Actor, BookingQuery, Command, Idempotency, ItemRequest, Layout, NewEvent,
-    NewHold, NewRow, NewSection,
+    fingerprint, Actor, BookingQuery, Command, Idempotency, ItemRequest, Layout, NewEvent, NewHold,
+    NewRow, NewSection,
 };
-pub use decision::Decision;
+pub use decide::{is_valid_id, is_valid_user_id};
+pub use decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec};
 pub use engine::{CodecError, Decided, Engine};
 pub use ids::{BookingId, HoldId};
 pub use rejection::Rejection;

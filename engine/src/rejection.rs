@@ -80,7 +80,10 @@ impl Rejection {
 
     /// Shorthand for an [`Rejection::InvalidInput`].
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Rejection::InvalidInput { field: field.into(), message: message.into() }
+        Rejection::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -90,11 +93,20 @@ impl fmt::Display for Rejection {
             Rejection::InvalidInput { field, message } => write!(f, "{field}: {message}"),
             Rejection::NotFound { what } => write!(f, "{what} not found"),
             Rejection::EventExists => write!(f, "an event with this id already exists"),
-            Rejection::SoldOut { section_id, available } => {
-                write!(f, "section {section_id} has only {available} tickets available")
+            Rejection::SoldOut {
+                section_id,
+                available,
+            } => {
+                write!(
+                    f,
+                    "section {section_id} has only {available} tickets available"
+                )
             }
             Rejection::SeatTaken { seat } => write!(f, "seat {seat} is not available"),
-            Rejection::LimitExceeded { max_per_user, current } => write!(
+            Rejection::LimitExceeded {
+                max_per_user,
+                current,
+            } => write!(
                 f,
                 "at most {max_per_user} tickets per user for this event; you hold or own {current}"
             ),

@@ -36,23 +36,7 @@ pub fn parse_rfc3339(field: &str, text: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::invalid(field, "time out of range"))
 }
 
-/// A user id: `[A-Za-z0-9_.@+-]{1,128}` (JWT subjects are often e-mail addresses).
-pub fn is_valid_user_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= engine::limits::USER_ID_LEN_MAX
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.@+-".contains(&b))
-}
-
-/// A client-chosen id: `[A-Za-z0-9_-]{1,64}`.
-pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= engine::limits::ID_LEN_MAX
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+pub use engine::{is_valid_id, is_valid_user_id};
 
 /// The `Idempotency-Key` header, if any, with the request's fingerprint.
 /// `scope` is the route and the canonical body, so the same key with another request is

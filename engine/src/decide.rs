@@ -1,0 +1,537 @@
+//! `decide`: every rule, checked without changing anything. The order of the checks is
+//! the documented precedence of rejections (see rejection.rs).
+
+use std::collections::BTreeSet;
+
+use crate::command::{Actor, Command, Idempotency, NewEvent, NewHold};
+use crate::decision::{Decision, EventSpec, IdemTag, Lines, SectionSpec};
+use crate::engine::{Decided, Engine};
+use crate::ids::{BookingId, HoldId};
+use crate::limits::*;
+use crate::rejection::Rejection;
+use crate::state::{IdemOutcome, Status};
+use crate::view::{HoldStatus, Output};
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> Rejection {
+    Rejection::invalid(field, message)
+}
+
+/// `[A-Za-z0-9_-]{1,64}`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= ID_LEN_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `[A-Za-z0-9_.@+-]{1,128}`.
+pub fn is_valid_user_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= USER_ID_LEN_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.@+-".contains(&b))
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), Rejection> {
+    if name.trim().is_empty() || name.len() > NAME_LEN_MAX {
+        return Err(invalid(
+            field,
+            format!("1 to {NAME_LEN_MAX} bytes, not blank"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_idempotency(idem: &Option<Idempotency>) -> Result<(), Rejection> {
+    if let Some(i) = idem {
+        if i.key.is_empty() || i.key.len() > IDEMPOTENCY_KEY_LEN_MAX {
+            return Err(invalid(
+                "Idempotency-Key",
+                format!("1 to {IDEMPOTENCY_KEY_LEN_MAX} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_ttl(field: &str, ttl_ms: u64) -> Result<(), Rejection> {
+    if !(HOLD_TTL_MS_MIN..=HOLD_TTL_MS_MAX).contains(&ttl_ms) {
+        return Err(invalid(
+            field,
+            format!(
+                "from {} to {} seconds",
+                HOLD_TTL_MS_MIN / 1000,
+                HOLD_TTL_MS_MAX / 1000
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_payment_ref(payment_ref: &Option<String>) -> Result<(), Rejection> {
+    match payment_ref {
+        Some(p) if p.is_empty() || p.len() > PAYMENT_REF_LEN_MAX => Err(invalid(
+            "payment_ref",
+            format!("1 to {PAYMENT_REF_LEN_MAX} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn tag(actor: &Actor, idem: &Option<Idempotency>) -> Option<IdemTag> {
+    idem.as_ref().map(|i| IdemTag {
+        scope: Engine::idem_scope(actor),
+        key: i.key.clone(),
+        fingerprint: i.fingerprint,
+    })
+}
+
+impl Engine {
+    /// Checks every rule and returns what would change, or why not. Pure.
+    pub fn decide(&self, command: &Command, now_ms: u64) -> Result<Decided, Rejection> {
+        debug_assert!(
+            now_ms >= self.now_ms(),
+            "time went back: {now_ms} < {}",
+            self.now_ms()
+        );
+        let now_ms = now_ms.max(self.now_ms());
+        match command {
+            Command::CreateEvent(new) => self.decide_event(new, now_ms),
+            Command::PlaceHold(new) => self.decide_hold(new, now_ms, false),
+            Command::Purchase(new) => self.decide_hold(new, now_ms, true),
+            Command::ConfirmHold {
+                actor,
+                hold_id,
+                payment_ref,
+                idempotency,
+            } => {
+                check_payment_ref(payment_ref)?;
+                check_idempotency(idempotency)?;
+                let hold = self.owned_hold(*hold_id, actor)?;
+                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
+                    return Ok(replay);
+                }
+                self.check_live(hold.status, hold.expires_at_ms, now_ms)?;
+                Ok(Decided::Change(Decision::HoldConfirmed {
+                    at_ms: now_ms,
+                    hold: *hold_id,
+                    booking: self.next_booking_id(),
+                    payment_ref: payment_ref.clone(),
+                    idem: tag(actor, idempotency),
+                }))
+            }
+            Command::ReleaseHold {
+                actor,
+                hold_id,
+                idempotency,
+            } => {
+                check_idempotency(idempotency)?;
+                let hold = self.owned_hold(*hold_id, actor)?;
+                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
+                    return Ok(replay);
+                }
+                self.check_live(hold.status, hold.expires_at_ms, now_ms)?;
+                Ok(Decided::Change(Decision::HoldReleased {
+                    at_ms: now_ms,
+                    hold: *hold_id,
+                    idem: tag(actor, idempotency),
+                }))
+            }
+            Command::CancelBooking {
+                actor,
+                booking_id,
+                idempotency,
+            } => {
+                check_idempotency(idempotency)?;
+                let booking = self.owned_booking(*booking_id, actor)?;
+                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
+                    return Ok(replay);
+                }
+                if booking.cancelled_at_ms.is_some() {
+                    return Err(Rejection::BookingNotActive);
+                }
+                Ok(Decided::Change(Decision::BookingCancelled {
+                    at_ms: now_ms,
+                    booking: *booking_id,
+                    idem: tag(actor, idempotency),
+                }))
+            }
+        }
+    }
+
+    fn check_live(&self, status: Status, expires_at_ms: u64, now_ms: u64) -> Result<(), Rejection> {
+        match status {
+            Status::Held if now_ms >= expires_at_ms => Err(Rejection::HoldExpired),
+            Status::Held => Ok(()),
+            Status::Expired => Err(Rejection::HoldExpired),
+            Status::Confirmed => Err(Rejection::HoldNotActive {
+                status: "confirmed",
+            }),
+            Status::Released => Err(Rejection::HoldNotActive { status: "released" }),
+        }
+    }
+
+    pub(crate) fn owned_hold(
+        &self,
+        id: HoldId,
+        actor: &Actor,
+    ) -> Result<&crate::state::Hold, Rejection> {
+        let hold = self
+            .hold_at(id)
+            .ok_or(Rejection::NotFound { what: "hold" })?;
+        match actor {
+            Actor::User(u) if self.state.users[hold.user as usize] != *u => {
+                Err(Rejection::NotFound { what: "hold" })
+            }
+            _ => Ok(hold),
+        }
+    }
+
+    pub(crate) fn owned_booking(
+        &self,
+        id: BookingId,
+        actor: &Actor,
+    ) -> Result<&crate::state::Booking, Rejection> {
+        let booking = self
+            .booking_at(id)
+            .ok_or(Rejection::NotFound { what: "booking" })?;
+        let hold = &self.state.holds[booking.hold as usize - 1];
+        match actor {
+            Actor::User(u) if self.state.users[hold.user as usize] != *u => {
+                Err(Rejection::NotFound { what: "booking" })
+            }
+            _ => Ok(booking),
+        }
+    }
+
+    /// The first answer of an idempotent retry, or reuse of its key with another request.
+    fn replay(
+        &self,
+        actor: &Actor,
+        idem: &Option<Idempotency>,
+        now_ms: u64,
+    ) -> Result<Option<Decided>, Rejection> {
+        let Some(idem) = idem else { return Ok(None) };
+        let scope = Engine::idem_scope(actor);
+        let Some(entry) = self.state.idem.get(&(scope, idem.key.clone())) else {
+            return Ok(None);
+        };
+        if entry.at_ms + IDEMPOTENCY_RETENTION_MS <= now_ms {
+            return Ok(None);
+        }
+        if entry.fingerprint != idem.fingerprint {
+            return Err(Rejection::IdempotencyKeyReused);
+        }
+        let shard = self.shard();
+        let output = match entry.outcome {
+            IdemOutcome::EventCreated(i) => Output::Event(self.event_view(i)),
+            IdemOutcome::HoldPlaced(h) => Output::Hold(self.hold_view_as(h, HoldStatus::Held)),
+            IdemOutcome::Released(h) => Output::Hold(self.hold_view_as(h, HoldStatus::Released)),
+            IdemOutcome::Purchased(b) | IdemOutcome::Confirmed(b) => {
+                let mut view = self.booking_view(BookingId::new(shard, b));
+                view.status = crate::view::BookingStatus::Confirmed;
+                view.cancelled_at_ms = None;
+                Output::Booking(view)
+            }
+            IdemOutcome::Cancelled(b) => {
+                Output::Booking(self.booking_view(BookingId::new(shard, b)))
+            }
+        };
+        Ok(Some(Decided::Replay(output)))
+    }
+
+    fn decide_event(&self, new: &NewEvent, now_ms: u64) -> Result<Decided, Rejection> {
+        if !is_valid_id(&new.id) {
+            return Err(invalid(
+                "id",
+                format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
+            ));
+        }
+        check_name("name", &new.name)?;
+        if let Some(m) = new.max_per_user {
+            if !(1..=MAX_PER_USER_MAX).contains(&m) {
+                return Err(invalid(
+                    "max_per_user",
+                    format!("from 1 to {MAX_PER_USER_MAX}"),
+                ));
+            }
+        }
+        let hold_ttl_ms = new.hold_ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT);
+        check_ttl("hold_ttl_seconds", hold_ttl_ms)?;
+        if new.sections.is_empty() || new.sections.len() > SECTIONS_PER_EVENT_MAX {
+            return Err(invalid(
+                "sections",
+                format!("1 to {SECTIONS_PER_EVENT_MAX} sections"),
+            ));
+        }
+        check_idempotency(&new.idempotency)?;
+        let mut ids = BTreeSet::new();
+        let mut labels = BTreeSet::new();
+        let mut seats_in_event: u32 = 0;
+        let mut sections = Vec::with_capacity(new.sections.len());
+        for (i, s) in new.sections.iter().enumerate() {
+            let id = s.id.clone().unwrap_or_else(|| format!("s{}", i + 1));
+            if !is_valid_id(&id) {
+                return Err(invalid(
+                    format!("sections[{i}].id"),
+                    format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
+                ));
+            }
+            if !ids.insert(id.clone()) {
+                return Err(invalid(
+                    format!("sections[{i}].id"),
+                    format!("{id} is used by another section"),
+                ));
+            }
+            check_name(&format!("sections[{i}].name"), &s.name)?;
+            if s.price_cents > PRICE_CENTS_MAX {
+                return Err(invalid(
+                    format!("sections[{i}].price_cents"),
+                    format!("at most {PRICE_CENTS_MAX}"),
+                ));
+            }
+            let (rows, capacity) = match &s.layout {
+                crate::command::Layout::General { capacity } => {
+                    if !(1..=GA_CAPACITY_MAX).contains(capacity) {
+                        return Err(invalid(
+                            format!("sections[{i}].capacity"),
+                            format!("from 1 to {GA_CAPACITY_MAX}"),
+                        ));
+                    }
+                    (None, *capacity)
+                }
+                crate::command::Layout::Seated { rows } => {
+                    let field = format!("sections[{i}].seats.rows");
+                    if rows.is_empty() || rows.len() > ROWS_PER_SECTION_MAX {
+                        return Err(invalid(field, format!("1 to {ROWS_PER_SECTION_MAX} rows")));
+                    }
+                    let mut seats: u32 = 0;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for (j, row) in rows.iter().enumerate() {
+                        let label_ok = !row.label.is_empty()
+                            && row.label.len() <= ROW_LABEL_LEN_MAX
+                            && row.label.bytes().all(|b| b.is_ascii_alphanumeric());
+                        if !label_ok {
+                            return Err(invalid(
+                                format!("{field}[{j}].label"),
+                                format!("must match [A-Za-z0-9]{{1,{ROW_LABEL_LEN_MAX}}}"),
+                            ));
+                        }
+                        if !labels.insert(row.label.clone()) {
+                            return Err(invalid(
+                                format!("{field}[{j}].label"),
+                                format!("row {} appears twice in the event", row.label),
+                            ));
+                        }
+                        if !(1..=SEATS_PER_ROW_MAX).contains(&row.count) {
+                            return Err(invalid(
+                                format!("{field}[{j}].count"),
+                                format!("from 1 to {SEATS_PER_ROW_MAX}"),
+                            ));
+                        }
+                        seats += row.count;
+                        out.push((row.label.clone(), row.count));
+                    }
+                    if seats > SEATS_PER_SECTION_MAX {
+                        return Err(invalid(
+                            field,
+                            format!("at most {SEATS_PER_SECTION_MAX} seats per section"),
+                        ));
+                    }
+                    seats_in_event += seats;
+                    if seats_in_event > SEATS_PER_EVENT_MAX {
+                        return Err(invalid(
+                            "sections",
+                            format!("at most {SEATS_PER_EVENT_MAX} seats per event"),
+                        ));
+                    }
+                    (Some(out), seats)
+                }
+            };
+            sections.push(SectionSpec {
+                id,
+                name: s.name.clone(),
+                price_cents: s.price_cents,
+                rows,
+                capacity,
+            });
+        }
+        let actor = Actor::Admin;
+        if let Some(replay) = self.replay(&actor, &new.idempotency, now_ms)? {
+            return Ok(replay);
+        }
+        if self.state.event_index.contains_key(&new.id) {
+            return Err(Rejection::EventExists);
+        }
+        if self.state.events.len() >= EVENTS_PER_SHARD_MAX {
+            return Err(Rejection::OverCapacity);
+        }
+        Ok(Decided::Change(Decision::EventCreated {
+            at_ms: now_ms,
+            event: EventSpec {
+                id: new.id.clone(),
+                name: new.name.clone(),
+                starts_at_ms: new.starts_at_ms,
+                max_per_user: new.max_per_user,
+                hold_ttl_ms,
+                sections,
+            },
+            idem: tag(&actor, &new.idempotency),
+        }))
+    }
+
+    fn decide_hold(
+        &self,
+        new: &NewHold,
+        now_ms: u64,
+        purchase: bool,
+    ) -> Result<Decided, Rejection> {
+        if !is_valid_user_id(&new.user_id) {
+            return Err(invalid(
+                "user_id",
+                format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
+            ));
+        }
+        if new.items.is_empty() && new.seats.is_empty() {
+            return Err(invalid("items", "give items or seats to hold"));
+        }
+        if new.items.len() > ITEMS_PER_HOLD_MAX {
+            return Err(invalid(
+                "items",
+                format!("at most {ITEMS_PER_HOLD_MAX} items"),
+            ));
+        }
+        if new.seats.len() > SEATS_PER_HOLD_MAX {
+            return Err(invalid(
+                "seats",
+                format!("at most {SEATS_PER_HOLD_MAX} seats"),
+            ));
+        }
+        let mut tickets: u64 = new.seats.len() as u64;
+        for (i, item) in new.items.iter().enumerate() {
+            if item.qty == 0 {
+                return Err(invalid(format!("items[{i}].qty"), "at least 1"));
+            }
+            tickets += u64::from(item.qty);
+        }
+        if tickets > u64::from(TICKETS_PER_HOLD_MAX) {
+            return Err(invalid(
+                "items",
+                format!("at most {TICKETS_PER_HOLD_MAX} tickets per hold"),
+            ));
+        }
+        if let Some(ttl) = new.ttl_ms {
+            if !purchase {
+                check_ttl("ttl_seconds", ttl)?;
+            }
+        }
+        if purchase {
+            check_payment_ref(&new.payment_ref)?;
+        }
+        check_idempotency(&new.idempotency)?;
+        let &index = self
+            .state
+            .event_index
+            .get(&new.event_id)
+            .ok_or(Rejection::NotFound { what: "event" })?;
+        let event = &self.state.events[index as usize];
+        let mut lines = Lines::default();
+        let mut total_cents: u64 = 0;
+        for (i, item) in new.items.iter().enumerate() {
+            let field = format!("items[{i}].section_id");
+            let s = event
+                .sections
+                .iter()
+                .position(|s| s.id == item.section_id)
+                .ok_or_else(|| invalid(&field, "no such section in this event"))?;
+            if event.sections[s].is_seated() {
+                return Err(invalid(
+                    field,
+                    "this section has assigned seats: name them in seats",
+                ));
+            }
+            if lines.items.iter().any(|&(x, _)| x as usize == s) {
+                return Err(invalid(field, "the same section appears twice"));
+            }
+            lines.items.push((s as u16, item.qty));
+            total_cents += event.sections[s].price_cents * u64::from(item.qty);
+        }
+        for (i, seat) in new.seats.iter().enumerate() {
+            let found = event.find_seat(seat).ok_or_else(|| {
+                invalid(
+                    format!("seats[{i}]"),
+                    format!("no seat {seat:?} in this event"),
+                )
+            })?;
+            if lines.seats.contains(&found) {
+                return Err(invalid(
+                    format!("seats[{i}]"),
+                    format!("seat {seat} appears twice"),
+                ));
+            }
+            lines.seats.push(found);
+            total_cents += event.sections[found.0 as usize].price_cents;
+        }
+        if let Some(replay) = self.replay(&new.actor, &new.idempotency, now_ms)? {
+            return Ok(replay);
+        }
+        if let Some(max) = event.max_per_user {
+            let current = self
+                .user_index(&new.user_id)
+                .and_then(|u| event.per_user.get(&u).copied())
+                .unwrap_or(0);
+            if u64::from(current) + tickets > u64::from(max) {
+                return Err(Rejection::LimitExceeded {
+                    max_per_user: max,
+                    current,
+                });
+            }
+        }
+        for (i, &(section, seat)) in lines.seats.iter().enumerate() {
+            if !event.sections[section as usize].seats[seat as usize].is_free() {
+                return Err(Rejection::SeatTaken {
+                    seat: new.seats[i].clone(),
+                });
+            }
+        }
+        for &(section, qty) in &lines.items {
+            let s = &event.sections[section as usize];
+            if s.available() < qty {
+                return Err(Rejection::SoldOut {
+                    section_id: s.id.clone(),
+                    available: s.available(),
+                });
+            }
+        }
+        let idem = tag(&new.actor, &new.idempotency);
+        if purchase {
+            return Ok(Decided::Change(Decision::Purchased {
+                at_ms: now_ms,
+                hold: self.next_hold_id(),
+                booking: self.next_booking_id(),
+                event: index,
+                user: new.user_id.clone(),
+                lines,
+                total_cents,
+                payment_ref: new.payment_ref.clone(),
+                idem,
+            }));
+        }
+        if self.derived.expiry.len() >= LIVE_HOLDS_PER_SHARD_MAX {
+            return Err(Rejection::OverCapacity);
+        }
+        let ttl_ms = new.ttl_ms.unwrap_or(event.hold_ttl_ms);
+        Ok(Decided::Change(Decision::HoldPlaced {
+            at_ms: now_ms,
+            hold: self.next_hold_id(),
+            event: index,
+            user: new.user_id.clone(),
+            lines,
+            total_cents,
+            expires_at_ms: now_ms + ttl_ms,
+            idem,
+        }))
+    }
+}

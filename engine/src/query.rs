@@ -1,0 +1,269 @@
+//! Reads: views of events, seats, holds and bookings, and the reply to a decision.
+
+use crate::command::{Actor, BookingQuery};
+use crate::decision::Decision;
+use crate::engine::Engine;
+use crate::ids::{BookingId, HoldId};
+use crate::limits::PAGE_LIMIT_MAX;
+use crate::rejection::Rejection;
+use crate::state::{Hold, Status};
+use crate::view::*;
+
+impl Engine {
+    pub(crate) fn event_view(&self, index: u32) -> EventView {
+        let e = &self.state.events[index as usize];
+        EventView {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            starts_at_ms: e.starts_at_ms,
+            max_per_user: e.max_per_user,
+            hold_ttl_ms: e.hold_ttl_ms,
+            created_at_ms: e.created_at_ms,
+            sections: e
+                .sections
+                .iter()
+                .map(|s| SectionView {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    price_cents: s.price_cents,
+                    kind: if s.is_seated() {
+                        SectionKind::Seated
+                    } else {
+                        SectionKind::General
+                    },
+                    capacity: s.capacity,
+                    available: s.available(),
+                    held: s.held,
+                    sold: s.sold,
+                    rows: s
+                        .rows
+                        .iter()
+                        .map(|r| RowView {
+                            label: r.label.clone(),
+                            count: r.count,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// One event with live counts.
+    pub fn event(&self, event_id: &str) -> Option<EventView> {
+        self.state
+            .event_index
+            .get(event_id)
+            .map(|&i| self.event_view(i))
+    }
+
+    /// Events ordered by id, those with id > `after`, at most `limit`.
+    pub fn events(&self, after: Option<&str>, limit: usize) -> Vec<EventView> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_string()));
+        self.state
+            .event_index
+            .range((lower, Bound::Unbounded))
+            .take(limit.min(PAGE_LIMIT_MAX + 1))
+            .map(|(_, &i)| self.event_view(i))
+            .collect()
+    }
+
+    /// Every seat of the event's seated sections.
+    pub fn seat_map(&self, event_id: &str) -> Option<SeatMapView> {
+        let e = &self.state.events[*self.state.event_index.get(event_id)? as usize];
+        Some(SeatMapView {
+            event_id: e.id.clone(),
+            sections: e
+                .sections
+                .iter()
+                .filter(|s| s.is_seated())
+                .map(|s| SeatSectionView {
+                    section_id: s.id.clone(),
+                    name: s.name.clone(),
+                    rows: s
+                        .rows
+                        .iter()
+                        .map(|r| SeatRowView {
+                            label: r.label.clone(),
+                            seats: s.seats[r.start as usize..(r.start + r.count) as usize]
+                                .iter()
+                                .map(|st| st.status())
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    fn lines_view(&self, hold: &Hold) -> (Vec<ItemView>, Vec<String>) {
+        let e = &self.state.events[hold.event as usize];
+        let items = hold
+            .lines
+            .items
+            .iter()
+            .map(|&(s, qty)| ItemView {
+                section_id: e.sections[s as usize].id.clone(),
+                qty,
+            })
+            .collect();
+        let seats = hold
+            .lines
+            .seats
+            .iter()
+            .map(|&(s, seat)| e.sections[s as usize].seat_label(seat))
+            .collect();
+        (items, seats)
+    }
+
+    pub(crate) fn hold_view_as(&self, counter: u64, status: HoldStatus) -> HoldView {
+        let hold = &self.state.holds[counter as usize - 1];
+        let (items, seats) = self.lines_view(hold);
+        HoldView {
+            id: HoldId::new(self.shard(), counter),
+            event_id: self.state.events[hold.event as usize].id.clone(),
+            user_id: self.state.users[hold.user as usize].clone(),
+            status,
+            items,
+            seats,
+            total_cents: hold.total_cents,
+            created_at_ms: hold.created_at_ms,
+            expires_at_ms: hold.expires_at_ms,
+        }
+    }
+
+    fn status_at(hold: &Hold, now_ms: u64) -> HoldStatus {
+        match hold.status {
+            Status::Held if now_ms >= hold.expires_at_ms => HoldStatus::Expired,
+            Status::Held => HoldStatus::Held,
+            Status::Confirmed => HoldStatus::Confirmed,
+            Status::Released => HoldStatus::Released,
+            Status::Expired => HoldStatus::Expired,
+        }
+    }
+
+    /// A hold as `actor` may see it (another user's hold is `not_found`); status at `now_ms`.
+    pub fn hold(&self, hold_id: HoldId, actor: &Actor, now_ms: u64) -> Result<HoldView, Rejection> {
+        let hold = self.owned_hold(hold_id, actor)?;
+        Ok(self.hold_view_as(hold_id.counter(), Self::status_at(hold, now_ms)))
+    }
+
+    pub(crate) fn booking_view(&self, id: BookingId) -> BookingView {
+        let booking = &self.state.bookings[id.counter() as usize - 1];
+        let hold = &self.state.holds[booking.hold as usize - 1];
+        let (items, seats) = self.lines_view(hold);
+        BookingView {
+            id,
+            hold_id: HoldId::new(self.shard(), booking.hold),
+            event_id: self.state.events[hold.event as usize].id.clone(),
+            user_id: self.state.users[hold.user as usize].clone(),
+            status: if booking.cancelled_at_ms.is_some() {
+                BookingStatus::Cancelled
+            } else {
+                BookingStatus::Confirmed
+            },
+            items,
+            seats,
+            total_cents: hold.total_cents,
+            payment_ref: booking.payment_ref.as_deref().map(str::to_string),
+            created_at_ms: booking.created_at_ms,
+            cancelled_at_ms: booking.cancelled_at_ms,
+        }
+    }
+
+    /// A booking as `actor` may see it.
+    pub fn booking(&self, booking_id: BookingId, actor: &Actor) -> Result<BookingView, Rejection> {
+        self.owned_booking(booking_id, actor)?;
+        Ok(self.booking_view(booking_id))
+    }
+
+    /// Bookings matching the query, newest first (by (created_at_ms, id) descending).
+    pub fn bookings(&self, query: &BookingQuery) -> Vec<BookingView> {
+        let limit = query.limit.min(PAGE_LIMIT_MAX + 1);
+        let event = match &query.event_id {
+            Some(id) => match self.state.event_index.get(id) {
+                Some(&i) => Some(i),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        let user = match &query.user_id {
+            Some(u) => match self.user_index(u) {
+                Some(i) => Some(i),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        let all: Vec<u64>;
+        let candidates: &[u64] = match (event, user) {
+            (Some(e), _) => &self.state.events[e as usize].bookings,
+            (None, Some(u)) => &self.state.user_bookings[u as usize],
+            (None, None) => {
+                all = (1..=self.state.bookings.len() as u64).collect();
+                &all
+            }
+        };
+        let shard = self.shard();
+        let key = |counter: u64| {
+            (
+                self.state.bookings[counter as usize - 1].created_at_ms,
+                BookingId::new(shard, counter),
+            )
+        };
+        // Keys ascend with the counter, so "older than the cursor" is a prefix.
+        let end = match query.before {
+            Some(cursor) => candidates.partition_point(|&c| key(c) < cursor),
+            None => candidates.len(),
+        };
+        candidates[..end]
+            .iter()
+            .rev()
+            .filter(|&&c| {
+                let hold = &self.state.holds[self.state.bookings[c as usize - 1].hold as usize - 1];
+                event.is_none_or(|e| hold.event == e) && user.is_none_or(|u| hold.user == u)
+            })
+            .take(limit)
+            .map(|&c| self.booking_view(BookingId::new(shard, c)))
+            .collect()
+    }
+
+    /// The reply to a decision just applied, with statuses as of `now_ms`.
+    pub fn output(&self, decision: &Decision, now_ms: u64) -> Output {
+        match decision {
+            Decision::EventCreated { event, .. } => {
+                Output::Event(self.event(&event.id).expect("just created"))
+            }
+            Decision::HoldPlaced { hold, .. } => {
+                Output::Hold(self.hold_view_as(hold.counter(), HoldStatus::Held))
+            }
+            Decision::HoldReleased { hold, .. } | Decision::HoldExpired { hold, .. } => {
+                let h = &self.state.holds[hold.counter() as usize - 1];
+                Output::Hold(self.hold_view_as(hold.counter(), Self::status_at(h, now_ms)))
+            }
+            Decision::Purchased { booking, .. }
+            | Decision::HoldConfirmed { booking, .. }
+            | Decision::BookingCancelled { booking, .. } => {
+                Output::Booking(self.booking_view(*booking))
+            }
+        }
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> Stats {
+        let (mut sold, mut held) = (0u64, 0u64);
+        for e in &self.state.events {
+            for s in &e.sections {
+                sold += u64::from(s.sold);
+                held += u64::from(s.held);
+            }
+        }
+        Stats {
+            events: self.state.events.len() as u64,
+            holds_live: self.derived.expiry.len() as u64,
+            tickets_sold: sold,
+            tickets_held: held,
+            bookings: self.state.bookings.len() as u64,
+            idempotency_entries: self.state.idem.len() as u64,
+        }
+    }
+}

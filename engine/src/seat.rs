@@ -1,0 +1,67 @@
+//! A seat's state in 8 bytes: free, held by hold n, or sold to booking n.
+
+use serde::{Deserialize, Serialize};
+
+const TAG_SHIFT: u32 = 62;
+const COUNTER_MASK: u64 = (1 << TAG_SHIFT) - 1;
+const HELD: u64 = 1;
+const SOLD: u64 = 2;
+
+/// Free, held (by a hold counter) or sold (to a booking counter), packed in one `u64`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatState(u64);
+
+const _: () = assert!(std::mem::size_of::<SeatState>() == 8);
+
+impl SeatState {
+    /// Free to hold.
+    pub const FREE: SeatState = SeatState(0);
+
+    /// Held by the hold with this counter.
+    pub fn held(hold_counter: u64) -> Self {
+        SeatState((HELD << TAG_SHIFT) | (hold_counter & COUNTER_MASK))
+    }
+
+    /// Sold to the booking with this counter.
+    pub fn sold(booking_counter: u64) -> Self {
+        SeatState((SOLD << TAG_SHIFT) | (booking_counter & COUNTER_MASK))
+    }
+
+    /// Whether it is free.
+    pub fn is_free(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The holding hold's counter, if held.
+    pub fn held_by(self) -> Option<u64> {
+        (self.0 >> TAG_SHIFT == HELD).then_some(self.0 & COUNTER_MASK)
+    }
+
+    /// The owning booking's counter, if sold.
+    pub fn sold_to(self) -> Option<u64> {
+        (self.0 >> TAG_SHIFT == SOLD).then_some(self.0 & COUNTER_MASK)
+    }
+
+    /// The public status.
+    pub fn status(self) -> crate::view::SeatStatus {
+        match self.0 >> TAG_SHIFT {
+            0 => crate::view::SeatStatus::Free,
+            HELD => crate::view::SeatStatus::Held,
+            _ => crate::view::SeatStatus::Sold,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_pack_and_unpack() {
+        assert!(SeatState::FREE.is_free());
+        assert_eq!(SeatState::held(9).held_by(), Some(9));
+        assert_eq!(SeatState::held(9).sold_to(), None);
+        assert_eq!(SeatState::sold(7).sold_to(), Some(7));
+        assert!(!SeatState::sold(7).is_free());
+    }
+}
