@@ -392,7 +392,9 @@ impl Shard {
                 Ok(()) => {
                     if let Some(journal) = &mut self.durable_journal {
                         use std::io::Write;
-                        let _ = writeln!(journal, "{} {}", self.index, self.wal.durable_seq());
+                        // One write per line: shards share the file (O_APPEND).
+                        let line = format!("{} {}\n", self.index, self.wal.durable_seq());
+                        let _ = journal.write_all(line.as_bytes());
                     }
                     self.metrics.decisions.increment(used as u64);
                     self.decisions_since_snapshot += used as u64;
