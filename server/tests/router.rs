@@ -269,13 +269,22 @@ async fn hold_confirm_release_cancel_and_their_errors() {
     assert_eq!((status, code(&taken)), (StatusCode::CONFLICT, "seat_taken"));
     assert!(taken["error"]["message"].as_str().unwrap().contains("A-1"));
 
-    // Sold out.
+    // Sold out: Carol buys five of the eight left, Bob asks for four.
+    let (status, _) = h
+        .call(
+            Method::POST,
+            "/v1/events/concert/bookings",
+            Some(ADMIN),
+            Some(json!({"user_id": "carol", "items": [{"section_id": "floor", "qty": 5}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     let (status, sold_out) = h
         .call(
             Method::POST,
             "/v1/events/concert/holds",
             Some(&bob),
-            Some(json!({"items": [{"section_id": "floor", "qty": 9}]})),
+            Some(json!({"items": [{"section_id": "floor", "qty": 4}]})),
         )
         .await;
     assert_eq!(
@@ -417,7 +426,10 @@ async fn hold_confirm_release_cancel_and_their_errors() {
         (StatusCode::CONFLICT, "booking_not_active")
     );
     let (_, event) = h.call(Method::GET, "/v1/events/concert", None, None).await;
-    assert_eq!(event["sections"][0]["available"], 10);
+    assert_eq!(
+        event["sections"][0]["available"], 5,
+        "only Carol's five remain sold"
+    );
     assert_eq!(event["sections"][1]["available"], 8);
 
     // Unknown and malformed ids.
@@ -678,9 +690,13 @@ async fn bad_input_is_a_400_naming_the_field_and_changes_nothing() {
         (
             "/v1/events/concert/holds",
             br#"{"seats":["A-1"],"qyt":1}"#.to_vec(),
-            "body",
+            "qyt",
         ),
-        ("/v1/events/concert/holds", br#"{"seats":"#.to_vec(), "body"),
+        (
+            "/v1/events/concert/holds",
+            br#"{"seats":"#.to_vec(),
+            "seats",
+        ),
         ("/v1/events/concert/holds", br#"[]"#.to_vec(), "body"),
     ];
     for (path, body, field) in cases {
