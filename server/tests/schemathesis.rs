@@ -44,9 +44,14 @@ fn schemathesis_finds_no_failure() {
         201
     );
     let max_examples =
-        std::env::var("BOXOFFICE_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "40".into());
+        std::env::var("BOXOFFICE_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
     let seed = std::env::var("BOXOFFICE_SEED").unwrap_or_else(|_| "1".into());
     let output = Command::new("schemathesis")
+        .arg("--config-file")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/schemathesis.toml"
+        ))
         .args([
             "run",
             &format!("http://127.0.0.1:{}/openapi.json", proc.port),
@@ -57,8 +62,8 @@ fn schemathesis_finds_no_failure() {
             &max_examples,
             "--request-timeout",
             "10",
-            "--max-time",
-            "240",
+            "--phases",
+            "examples,coverage,fuzzing",
         ])
         .args(["-H", &format!("Authorization: Bearer {ADMIN}")])
         .env("NO_COLOR", "1")

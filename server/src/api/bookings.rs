@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::convert::{
-    booking_cursor, idempotency, item_requests, page_limit, parse_booking_cursor, ttl_ms,
+    booking_cursor, idempotency, item_requests, page_limit, parse_booking_cursor, seat_ids, ttl_ms,
 };
 use super::dto::{BookingJson, BookingPage, PurchaseBody};
 use super::error::{ApiError, ErrorBody};
@@ -26,7 +26,7 @@ fn route_booking(state: &AppState, text: &str) -> Result<(BookingId, usize), Api
 
 /// Buys at once: hold and confirm as one decision.
 #[utoipa::path(post, path = "/v1/events/{event_id}/bookings", tag = "bookings",
-    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
     request_body = PurchaseBody,
     responses(
         (status = 201, body = BookingJson),
@@ -52,7 +52,7 @@ pub async fn purchase(
         event_id,
         user_id,
         items: item_requests(body.items),
-        seats: body.seats.unwrap_or_default(),
+        seats: seat_ids(body.seats),
         ttl_ms: ttl_ms(body.ttl_seconds),
         payment_ref: body.payment_ref,
         idempotency: idem,
@@ -80,7 +80,7 @@ pub async fn get(
 
 /// Cancels a booking; its inventory returns to sale.
 #[utoipa::path(post, path = "/v1/bookings/{booking_id}/cancel", tag = "bookings",
-    params(("booking_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("booking_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
     responses(
         (status = 200, body = BookingJson),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -105,6 +105,7 @@ pub async fn cancel(
 
 /// Filters and paging of the booking list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BookingListParams {
     /// Only this event's bookings.
@@ -112,8 +113,10 @@ pub struct BookingListParams {
     /// Only this user's bookings (a user token always lists only its own).
     pub user_id: Option<String>,
     /// Page size, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^(0|[1-9][0-9]{0,18})\.b-(0|[1-9][0-9]{0,3})-[1-9][0-9]{0,13}$")]
     pub after: Option<String>,
 }
 

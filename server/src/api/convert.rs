@@ -142,6 +142,11 @@ pub fn item_requests(items: Option<Vec<ItemJson>>) -> Vec<ItemRequest> {
         .collect()
 }
 
+/// Seat ids of a hold or purchase body.
+pub fn seat_ids(seats: Option<Vec<super::dto::SeatId>>) -> Vec<String> {
+    seats.unwrap_or_default().into_iter().map(|s| s.0).collect()
+}
+
 /// TTL seconds into ms (the engine checks the bounds and names `ttl_seconds`).
 pub fn ttl_ms(seconds: Option<u64>) -> Option<u64> {
     seconds.map(|s| s.saturating_mul(1000))

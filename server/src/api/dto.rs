@@ -12,18 +12,22 @@ use super::convert::rfc3339;
 #[serde(deny_unknown_fields)]
 pub struct CreateEventBody {
     /// `[A-Za-z0-9_-]{1,64}`; generated when absent.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
-    /// Display name.
+    /// Display name, 1 to 200 characters, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// RFC 3339 start time.
+    #[schema(format = DateTime)]
     pub starts_at: Option<String>,
     /// Tickets one user may hold plus own; absent means no cap.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1000000)]
     pub max_per_user: Option<u32>,
     /// Default hold TTL in seconds (1 to 86,400; default 600).
     #[schema(minimum = 1, maximum = 86400)]
     pub hold_ttl_seconds: Option<u64>,
-    /// At least one section.
+    /// 1 to 64 sections.
+    #[schema(min_items = 1, max_items = 64)]
     pub sections: Vec<SectionBody>,
 }
 
@@ -32,13 +36,16 @@ pub struct CreateEventBody {
 #[serde(deny_unknown_fields)]
 pub struct SectionBody {
     /// `[A-Za-z0-9_-]{1,64}`; `s1`, `s2`, ... when absent.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
-    /// Display name.
+    /// Display name, 1 to 200 characters, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// Price of one ticket in minor units.
+    #[schema(maximum = 10000000000_u64)]
     pub price_cents: u64,
-    /// General admission capacity.
-    #[schema(minimum = 1)]
+    /// General admission capacity (give this or `seats`).
+    #[schema(minimum = 1, maximum = 100000000)]
     pub capacity: Option<u32>,
     /// Seated layout.
     pub seats: Option<SeatsBody>,
@@ -48,7 +55,8 @@ pub struct SectionBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatsBody {
-    /// The rows.
+    /// 1 to 2,000 rows, at most 200,000 seats in all.
+    #[schema(min_items = 1, max_items = 2000)]
     pub rows: Vec<RowJson>,
 }
 
@@ -57,8 +65,10 @@ pub struct SeatsBody {
 #[serde(deny_unknown_fields)]
 pub struct RowJson {
     /// `[A-Za-z0-9]{1,8}`, unique within the event.
+    #[schema(pattern = r"^[A-Za-z0-9]{1,8}$")]
     pub label: String,
-    /// Seats in the row.
+    /// Seats in the row, 1 to 10,000.
+    #[schema(minimum = 1, maximum = 10000)]
     pub count: u32,
 }
 
@@ -67,12 +77,16 @@ pub struct RowJson {
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     /// For whom: required with the admin token; with a user token, absent or your own id.
+    #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
     pub user_id: Option<String>,
-    /// General-admission quantities.
+    /// General-admission quantities, at most 16 (give items, seats, or both).
+    #[schema(max_items = 16)]
     pub items: Option<Vec<ItemJson>>,
-    /// Seat ids such as `A-12`.
-    pub seats: Option<Vec<String>>,
+    /// Seat ids such as `A-12`, at most 100.
+    #[schema(max_items = 100, inline)]
+    pub seats: Option<Vec<SeatId>>,
     /// Hold TTL (1 to 86,400); default the event's `hold_ttl_seconds`.
+    #[schema(minimum = 1, maximum = 86400)]
     pub ttl_seconds: Option<u64>,
 }
 
@@ -81,14 +95,19 @@ pub struct HoldBody {
 #[serde(deny_unknown_fields)]
 pub struct PurchaseBody {
     /// For whom (as for holds).
+    #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
     pub user_id: Option<String>,
-    /// General-admission quantities.
+    /// General-admission quantities, at most 16 (give items, seats, or both).
+    #[schema(max_items = 16)]
     pub items: Option<Vec<ItemJson>>,
-    /// Seat ids.
-    pub seats: Option<Vec<String>>,
+    /// Seat ids, at most 100.
+    #[schema(max_items = 100, inline)]
+    pub seats: Option<Vec<SeatId>>,
     /// Accepted for symmetry with holds; a purchase holds nothing.
+    #[schema(minimum = 1, maximum = 86400)]
     pub ttl_seconds: Option<u64>,
-    /// Payment provider reference.
+    /// Payment provider reference, 1 to 128 bytes.
+    #[schema(min_length = 1, max_length = 128)]
     pub payment_ref: Option<String>,
 }
 
@@ -96,18 +115,26 @@ pub struct PurchaseBody {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
-    /// Payment provider reference.
+    /// Payment provider reference, 1 to 128 bytes.
+    #[schema(min_length = 1, max_length = 128)]
     pub payment_ref: Option<String>,
 }
+
+/// A seat id: `<row label>-<seat number>`, e.g. `A-12`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, pattern = r"^[A-Za-z0-9]{1,8}-[1-9][0-9]{0,4}$")]
+pub struct SeatId(pub String);
 
 /// A quantity of a general-admission section.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemJson {
     /// The section.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub section_id: String,
-    /// At least 1.
-    #[schema(minimum = 1)]
+    /// 1 to 1,000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub qty: u32,
 }
 

@@ -18,7 +18,7 @@ use crate::auth::Principal;
 /// Creates an event with its sections.
 #[utoipa::path(post, path = "/v1/events", tag = "events",
     request_body = CreateEventBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry safely")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$", description = "Retry safely")),
     responses(
         (status = 201, body = EventJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -48,9 +48,11 @@ pub async fn create(
 
 /// Paging of the event list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventListParams {
     /// Page size, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub after: Option<String>,

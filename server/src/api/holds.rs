@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::Json;
 use engine::{Command, HoldId, NewHold, Output};
 
-use super::convert::{idempotency, item_requests, ttl_ms};
+use super::convert::{idempotency, item_requests, seat_ids, ttl_ms};
 use super::dto::{BookingJson, ConfirmBody, HoldBody, HoldJson};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
@@ -61,7 +61,7 @@ pub fn booking_json(output: Output) -> BookingJson {
 
 /// Holds GA quantities and/or named seats, all or nothing, until `expires_at`.
 #[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "holds",
-    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
     request_body = HoldBody,
     responses(
         (status = 201, body = HoldJson),
@@ -87,7 +87,7 @@ pub async fn place(
         event_id,
         user_id,
         items: item_requests(body.items),
-        seats: body.seats.unwrap_or_default(),
+        seats: seat_ids(body.seats),
         ttl_ms: ttl_ms(body.ttl_seconds),
         payment_ref: None,
         idempotency: idem,
@@ -115,7 +115,7 @@ pub async fn get(
 
 /// Confirms a live hold into a booking.
 #[utoipa::path(post, path = "/v1/holds/{hold_id}/confirm", tag = "holds",
-    params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
     request_body(content = ConfirmBody, description = "May be empty"),
     responses(
         (status = 201, body = BookingJson),
@@ -146,7 +146,7 @@ pub async fn confirm(
 
 /// Releases a live hold now; its inventory returns to sale.
 #[utoipa::path(delete, path = "/v1/holds/{hold_id}", tag = "holds",
-    params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
     responses(
         (status = 200, body = HoldJson),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
