@@ -5,7 +5,7 @@
 pub const ID_LEN_MAX: usize = 64;
 /// Longest user id in bytes (`[A-Za-z0-9_.@+-]{1,128}`): JWT subjects are often e-mail addresses.
 pub const USER_ID_LEN_MAX: usize = 128;
-/// Longest event or section name in bytes.
+/// Longest event or section name, in characters.
 pub const NAME_LEN_MAX: usize = 200;
 /// Longest row label in bytes (`[A-Za-z0-9]{1,8}`); seat ids are `<row>-<number>`.
 pub const ROW_LABEL_LEN_MAX: usize = 8;
