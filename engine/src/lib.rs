@@ -22,7 +22,7 @@ mod codec;
 pub mod command;
 mod decide;
 pub mod decision;
-pub mod engine;
+mod engine;
 pub mod ids;
 mod invariants;
 pub mod limits;
