@@ -1,0 +1,293 @@
+//! Property test: random command sequences with clock advances, against a tiny counting
+//! model. After every step the engine's invariants hold and its counts equal the model's;
+//! at the end, replaying the logged decisions into a fresh engine gives the same snapshot
+//! bytes, and a snapshot restores to an equal engine.
+
+use engine::*;
+use proptest::prelude::*;
+
+const T0: u64 = 1_700_000_000_000;
+const GA_CAPACITY: u32 = 12;
+const SEATS: usize = 6; // rows A and B of three seats
+const MAX_PER_USER: u32 = 5;
+const USERS: usize = 4;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Place { user: usize, qty: u32, seats: Vec<usize>, ttl_s: u64, purchase: bool },
+    Confirm { pick: usize, by_owner: bool },
+    Release { pick: usize },
+    Cancel { pick: usize },
+    Advance { ms: u64 },
+    Expire { max: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..USERS, 0..4u32, proptest::collection::vec(0..SEATS, 0..3), 1..5u64, any::<bool>())
+            .prop_map(|(user, qty, seats, ttl_s, purchase)| Op::Place { user, qty, seats, ttl_s, purchase }),
+        2 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(pick, by_owner)| Op::Confirm { pick, by_owner }),
+        1 => any::<usize>().prop_map(|pick| Op::Release { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
+        2 => (0..3_000u64).prop_map(|ms| Op::Advance { ms }),
+        1 => (1..4usize).prop_map(|max| Op::Expire { max }),
+    ]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum St {
+    Held,
+    Confirmed,
+    Released,
+    Expired,
+}
+
+#[derive(Clone, Debug)]
+struct MHold {
+    id: HoldId,
+    user: usize,
+    qty: u32,
+    seats: Vec<usize>,
+    expires: u64,
+    status: St,
+}
+
+#[derive(Default)]
+struct Model {
+    ga_held: u32,
+    ga_sold: u32,
+    seats: [u8; SEATS], // 0 free, 1 held, 2 sold
+    per_user: [u32; USERS],
+    holds: Vec<MHold>,
+    bookings: Vec<(BookingId, usize, bool)>, // (id, hold index, active)
+}
+
+fn seat_name(i: usize) -> String {
+    format!("{}-{}", if i < 3 { "A" } else { "B" }, i % 3 + 1)
+}
+
+fn user(i: usize) -> String {
+    format!("user{i}")
+}
+
+fn create(engine: &mut Engine, log: &mut Vec<Vec<u8>>) {
+    let command = Command::CreateEvent(NewEvent {
+        id: "show".into(),
+        name: "Show".into(),
+        starts_at_ms: None,
+        max_per_user: Some(MAX_PER_USER),
+        hold_ttl_ms: None,
+        sections: vec![
+            NewSection { id: Some("ga".into()), name: "GA".into(), price_cents: 10, layout: Layout::General { capacity: GA_CAPACITY } },
+            NewSection {
+                id: Some("tier".into()),
+                name: "Tier".into(),
+                price_cents: 25,
+                layout: Layout::Seated { rows: vec![NewRow { label: "A".into(), count: 3 }, NewRow { label: "B".into(), count: 3 }] },
+            },
+        ],
+        idempotency: None,
+    });
+    let Decided::Change(d) = engine.decide(&command, T0).unwrap() else { panic!() };
+    commit(engine, &d, log);
+}
+
+fn commit(engine: &mut Engine, d: &Decision, log: &mut Vec<Vec<u8>>) {
+    let mut buf = Vec::new();
+    d.encode(&mut buf);
+    log.push(buf);
+    engine.apply(d);
+}
+
+fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mut u64, op: &Op) {
+    match op {
+        Op::Advance { ms } => *now += ms,
+        Op::Expire { max } => {
+            let decisions = engine.decide_expiry(*now, *max);
+            let mut due: Vec<usize> =
+                (0..model.holds.len()).filter(|&i| model.holds[i].status == St::Held && model.holds[i].expires <= *now).collect();
+            due.sort_by_key(|&i| (model.holds[i].expires, model.holds[i].id));
+            assert_eq!(decisions.len(), due.len().min(*max));
+            for (d, &i) in decisions.iter().zip(&due) {
+                assert!(matches!(d, Decision::HoldExpired { hold, .. } if *hold == model.holds[i].id));
+                commit(engine, d, log);
+                end_hold(model, i, St::Expired);
+            }
+        }
+        Op::Place { user: u, qty, seats, ttl_s, purchase } => {
+            let mut wanted = seats.clone();
+            wanted.dedup();
+            let hold = NewHold {
+                actor: Actor::User(user(*u)),
+                event_id: "show".into(),
+                user_id: user(*u),
+                items: if *qty > 0 { vec![ItemRequest { section_id: "ga".into(), qty: *qty }] } else { vec![] },
+                seats: wanted.iter().map(|&s| seat_name(s)).collect(),
+                ttl_ms: Some(ttl_s * 1000),
+                payment_ref: None,
+                idempotency: None,
+            };
+            let tickets = qty + wanted.len() as u32;
+            let has_duplicate = {
+                let mut s = wanted.clone();
+                s.sort();
+                s.windows(2).any(|w| w[0] == w[1])
+            };
+            let expected: Result<(), &str> = if tickets == 0 {
+                Err("invalid_input")
+            } else if has_duplicate {
+                Err("invalid_input")
+            } else if model.per_user[*u] + tickets > MAX_PER_USER {
+                Err("limit_exceeded")
+            } else if wanted.iter().any(|&s| model.seats[s] != 0) {
+                Err("seat_taken")
+            } else if *qty > GA_CAPACITY - model.ga_held - model.ga_sold {
+                Err("sold_out")
+            } else {
+                Ok(())
+            };
+            let command = if *purchase { Command::Purchase(hold) } else { Command::PlaceHold(hold) };
+            match (engine.decide(&command, *now), expected) {
+                (Ok(Decided::Change(d)), Ok(())) => {
+                    commit(engine, &d, log);
+                    let id = match &d {
+                        Decision::HoldPlaced { hold, .. } | Decision::Purchased { hold, .. } => *hold,
+                        other => panic!("{other:?}"),
+                    };
+                    model.per_user[*u] += tickets;
+                    model.holds.push(MHold { id, user: *u, qty: *qty, seats: wanted.clone(), expires: *now + ttl_s * 1000, status: St::Held });
+                    model.ga_held += qty;
+                    for &s in &wanted {
+                        model.seats[s] = 1;
+                    }
+                    if let Decision::Purchased { booking, .. } = d {
+                        confirm_model(model, model.holds.len() - 1, booking);
+                    }
+                }
+                (Err(r), Err(code)) => assert_eq!(r.code(), code, "{op:?}"),
+                (got, want) => panic!("{op:?}: engine {got:?}, model {want:?}"),
+            }
+        }
+        Op::Confirm { pick, .. } | Op::Release { pick } if !model.holds.is_empty() => {
+            let i = pick % model.holds.len();
+            let h = model.holds[i].clone();
+            let by_owner = !matches!(op, Op::Confirm { by_owner: false, .. });
+            let actor = if by_owner { Actor::User(user(h.user)) } else { Actor::User(user((h.user + 1) % USERS)) };
+            let confirm = matches!(op, Op::Confirm { .. });
+            let command = if confirm {
+                Command::ConfirmHold { actor, hold_id: h.id, payment_ref: None, idempotency: None }
+            } else {
+                Command::ReleaseHold { actor, hold_id: h.id, idempotency: None }
+            };
+            let expected = if !by_owner {
+                Err("not_found")
+            } else {
+                match h.status {
+                    St::Held if *now >= h.expires => Err("hold_expired"),
+                    St::Held => Ok(()),
+                    St::Expired => Err("hold_expired"),
+                    St::Confirmed | St::Released => Err("hold_not_active"),
+                }
+            };
+            match (engine.decide(&command, *now), expected) {
+                (Ok(Decided::Change(d)), Ok(())) => {
+                    commit(engine, &d, log);
+                    match d {
+                        Decision::HoldConfirmed { booking, .. } => confirm_model(model, i, booking),
+                        Decision::HoldReleased { .. } => end_hold(model, i, St::Released),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                (Err(r), Err(code)) => assert_eq!(r.code(), code, "{op:?}"),
+                (got, want) => panic!("{op:?}: engine {got:?}, model {want:?}"),
+            }
+        }
+        Op::Cancel { pick } if !model.bookings.is_empty() => {
+            let b = pick % model.bookings.len();
+            let (id, hold, active) = model.bookings[b];
+            let owner = model.holds[hold].user;
+            let command = Command::CancelBooking { actor: Actor::User(user(owner)), booking_id: id, idempotency: None };
+            match (engine.decide(&command, *now), active) {
+                (Ok(Decided::Change(d)), true) => {
+                    commit(engine, &d, log);
+                    model.bookings[b].2 = false;
+                    let h = model.holds[hold].clone();
+                    model.ga_sold -= h.qty;
+                    for &s in &h.seats {
+                        model.seats[s] = 0;
+                    }
+                    model.per_user[h.user] -= h.qty + h.seats.len() as u32;
+                }
+                (Err(Rejection::BookingNotActive), false) => {}
+                (got, active) => panic!("cancel: engine {got:?}, model active {active}"),
+            }
+        }
+        Op::Confirm { .. } | Op::Release { .. } | Op::Cancel { .. } => {}
+    }
+}
+
+fn confirm_model(model: &mut Model, i: usize, booking: BookingId) {
+    let h = &mut model.holds[i];
+    h.status = St::Confirmed;
+    model.ga_held -= h.qty;
+    model.ga_sold += h.qty;
+    for &s in &h.seats {
+        model.seats[s] = 2;
+    }
+    model.bookings.push((booking, i, true));
+}
+
+fn end_hold(model: &mut Model, i: usize, status: St) {
+    let h = &mut model.holds[i];
+    assert_eq!(h.status, St::Held);
+    h.status = status;
+    model.ga_held -= h.qty;
+    for &s in &h.seats {
+        model.seats[s] = 0;
+    }
+    model.per_user[h.user] -= h.qty + h.seats.len() as u32;
+}
+
+fn agree(engine: &Engine, model: &Model) {
+    let event = engine.event("show").unwrap();
+    let ga = &event.sections[0];
+    assert_eq!((ga.held, ga.sold, ga.available), (model.ga_held, model.ga_sold, GA_CAPACITY - model.ga_held - model.ga_sold));
+    let map = engine.seat_map("show").unwrap();
+    let statuses: Vec<u8> = map.sections[0]
+        .rows
+        .iter()
+        .flat_map(|r| r.seats.iter())
+        .map(|s| match s {
+            SeatStatus::Free => 0,
+            SeatStatus::Held => 1,
+            SeatStatus::Sold => 2,
+        })
+        .collect();
+    assert_eq!(statuses, model.seats.to_vec());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_matches_the_counting_model(ops in proptest::collection::vec(op(), 1..200)) {
+        let mut engine = Engine::new(2);
+        let mut model = Model::default();
+        let mut log = Vec::new();
+        let mut now = T0;
+        create(&mut engine, &mut log);
+        for op in &ops {
+            step(&mut engine, &mut model, &mut log, &mut now, op);
+            engine.check_invariants();
+            agree(&engine, &model);
+        }
+        let mut replayed = Engine::new(2);
+        for record in &log {
+            replayed.apply(&Decision::decode(record).unwrap());
+        }
+        replayed.check_invariants();
+        prop_assert_eq!(replayed.snapshot(), engine.snapshot());
+        let restored = Engine::restore(&engine.snapshot()).unwrap();
+        prop_assert_eq!(restored.snapshot(), engine.snapshot());
+    }
+}
