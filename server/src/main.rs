@@ -86,9 +86,15 @@ fn token(args: TokenArgs) -> Result<(), String> {
     let secret = match args.jwt_secret.filter(|s| !s.is_empty()) {
         Some(secret) => secret,
         None => {
-            server::datadir::read_or_create_secret(&args.data_dir, "jwt_secret")
-                .map_err(|e| e.to_string())?
-                .0
+            let path = args.data_dir.join("jwt_secret");
+            let secret = std::fs::read_to_string(&path).map_err(|e| {
+                format!(
+                    "cannot read {}: {e}; start the server once to generate it, or give \
+                     BOXOFFICE_JWT_SECRET (the same the server uses)",
+                    path.display()
+                )
+            })?;
+            secret.trim().to_string()
         }
     };
     if !server::api::convert::is_valid_user_id(&args.user) {

@@ -10,15 +10,13 @@
 //!   page cache), sometimes leaving a torn partial record, and restarts: every
 //!   acknowledged booking must be there.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{check_counts, Launch, Proc, ADMIN};
+use harness::{check_counts, Launch, Proc, ADMIN};
 use serde_json::{json, Value};
 
 fn event(id: &str, capacity: u64) -> Value {
@@ -32,7 +30,7 @@ fn buy(proc: &Proc, event_id: &str, user: &str) -> std::io::Result<(u16, Value)>
 
 fn buy_at(port: u16, event_id: &str, user: &str) -> std::io::Result<(u16, Value)> {
     let body = json!({"user_id": user, "items": [{"section_id": "ga", "qty": 1}]});
-    common::request(
+    harness::request(
         port,
         "POST",
         &format!("/v1/events/{event_id}/bookings"),

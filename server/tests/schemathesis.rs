@@ -6,11 +6,9 @@
 //! Needs `schemathesis` on PATH (`.ci/run` installs it from PyPI). Outside CI a missing
 //! schemathesis skips the test with a message; under CI (CI=true) it fails.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Launch, Proc, ADMIN};
+use harness::{Launch, Proc, ADMIN};
 use serde_json::json;
 
 #[test]

@@ -1,0 +1,480 @@
+//! A sale through the real binary: concurrent buyers, conflicts, expiry, idempotency,
+//! restarts, kill -9, auth, bad input, the CLI.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::{
+    check_counts, code, request, seat_statuses, user_token, user_token_signed, Launch, Proc, ADMIN,
+};
+use serde_json::{json, Value};
+
+fn start(dir: &std::path::Path) -> Proc {
+    Proc::start(
+        dir,
+        &Launch {
+            shards: Some(2),
+            ..Launch::default()
+        },
+    )
+}
+
+fn ga_event(proc: &Proc, id: &str, capacity: u64) {
+    let body = json!({"id": id, "name": "Sale", "sections": [{"id": "ga", "name": "GA", "price_cents": 100, "capacity": capacity}]});
+    let (status, event) = proc.call("POST", "/v1/events", Some(ADMIN), Some(&body));
+    assert_eq!(status, 201, "{event}");
+}
+
+fn seated_event(proc: &Proc, id: &str, rows: usize, per_row: u32) {
+    let labels = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"];
+    let rows: Vec<Value> = labels[..rows]
+        .iter()
+        .map(|l| json!({"label": l, "count": per_row}))
+        .collect();
+    let body = json!({"id": id, "name": "Seated", "sections": [{"id": "hall", "name": "Hall", "price_cents": 100, "seats": {"rows": rows}}]});
+    assert_eq!(
+        proc.call("POST", "/v1/events", Some(ADMIN), Some(&body)).0,
+        201
+    );
+}
+
+/// Runs `buyers` concurrent requests (one thread each, released together); returns
+/// (buyer, status, body) for each.
+fn crowd(
+    port: u16,
+    buyers: usize,
+    request_of: impl Fn(usize) -> (String, Value) + Send + Sync + 'static,
+) -> Vec<(usize, u16, Value)> {
+    let request_of = Arc::new(request_of);
+    let gate = Arc::new(std::sync::Barrier::new(buyers));
+    let handles: Vec<_> = (0..buyers)
+        .map(|b| {
+            let (request_of, gate) = (Arc::clone(&request_of), Arc::clone(&gate));
+            std::thread::spawn(move || {
+                let (path, body) = request_of(b);
+                let token = user_token(&format!("buyer{b}"));
+                gate.wait();
+                let (status, reply) = request(port, "POST", &path, Some(&token), Some(&body))
+                    .expect("the server answers");
+                (b, status, reply)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+fn event(proc: &Proc, id: &str) -> Value {
+    let (status, event) = proc.call("GET", &format!("/v1/events/{id}"), None, None);
+    assert_eq!(status, 200);
+    check_counts(&event);
+    event
+}
+
+#[test]
+fn twenty_buyers_for_five_seats_exactly_five_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    ga_event(&proc, "five", 5);
+    let results = crowd(proc.port, 20, |_| {
+        (
+            "/v1/events/five/holds".into(),
+            json!({"items": [{"section_id": "ga", "qty": 1}]}),
+        )
+    });
+    let won = results.iter().filter(|r| r.1 == 201).count();
+    let sold_out = results
+        .iter()
+        .filter(|r| r.1 == 409 && code(&r.2) == "sold_out")
+        .count();
+    assert_eq!((won, sold_out), (5, 15), "{results:?}");
+    let ev = event(&proc, "five");
+    assert_eq!(ev["sections"][0]["held"], 5);
+    assert_eq!(ev["sections"][0]["available"], 0);
+}
+
+#[test]
+fn a_hundred_buyers_of_one_to_three_for_fifty() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    ga_event(&proc, "fifty", 50);
+    let qty = |b: usize| (b * 7 + 3) % 3 + 1;
+    let results = crowd(proc.port, 100, move |b| {
+        (
+            "/v1/events/fifty/bookings".into(),
+            json!({"items": [{"section_id": "ga", "qty": qty(b)}]}),
+        )
+    });
+    let mut bought = 0;
+    for (b, status, body) in &results {
+        match status {
+            201 => bought += qty(*b) as u64,
+            409 => assert_eq!(code(body), "sold_out", "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    let ev = event(&proc, "fifty");
+    assert!(bought <= 50);
+    assert_eq!(
+        ev["sections"][0]["sold"], bought,
+        "every win is a sale and nothing more"
+    );
+    let smallest_loser = results
+        .iter()
+        .filter(|r| r.1 == 409)
+        .map(|r| qty(r.0) as u64)
+        .min();
+    if let Some(q) = smallest_loser {
+        assert!(
+            50 - bought < q || bought == 50,
+            "a loser could have been served: {} left, wanted {q}",
+            50 - bought
+        );
+    }
+}
+
+#[test]
+fn a_hundred_two_seat_holds_on_a_ten_by_ten_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    seated_event(&proc, "map", 10, 10);
+    let labels = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"];
+    let pick = move |b: usize| {
+        let row = labels[(b * 31 + 7) % 10];
+        let seat = (b * 17 + 5) % 9 + 1;
+        vec![format!("{row}-{seat}"), format!("{row}-{}", seat + 1)]
+    };
+    let results = crowd(proc.port, 100, move |b| {
+        ("/v1/events/map/holds".into(), json!({"seats": pick(b)}))
+    });
+    let mut taken = HashSet::new();
+    let mut winners = 0;
+    for (_, status, body) in &results {
+        match status {
+            201 => {
+                winners += 1;
+                for seat in body["seats"].as_array().unwrap() {
+                    assert!(
+                        taken.insert(seat.as_str().unwrap().to_string()),
+                        "seat {seat} held twice"
+                    );
+                }
+            }
+            409 => assert_eq!(code(body), "seat_taken", "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    let (_, map) = proc.call("GET", "/v1/events/map/seats", None, None);
+    let held: HashSet<String> = seat_statuses(&map)
+        .into_iter()
+        .filter(|(_, s)| s == "held")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(held, taken);
+    assert_eq!(event(&proc, "map")["sections"][0]["held"], 2 * winners);
+}
+
+#[test]
+fn two_buyers_one_seat() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    seated_event(&proc, "duel", 1, 4);
+    let results = crowd(proc.port, 2, |_| {
+        ("/v1/events/duel/bookings".into(), json!({"seats": ["A-2"]}))
+    });
+    let statuses: Vec<u16> = results.iter().map(|r| r.1).collect();
+    assert!(
+        statuses.contains(&201) && statuses.contains(&409),
+        "{results:?}"
+    );
+    let loser = results.iter().find(|r| r.1 == 409).unwrap();
+    assert_eq!(code(&loser.2), "seat_taken");
+}
+
+#[test]
+fn a_short_hold_expires_and_its_inventory_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    ga_event(&proc, "brief", 3);
+    let alice = user_token("alice");
+    let (status, hold) = proc.call(
+        "POST",
+        "/v1/events/brief/holds",
+        Some(&alice),
+        Some(&json!({"items": [{"section_id": "ga", "qty": 3}], "ttl_seconds": 1})),
+    );
+    assert_eq!(status, 201);
+    let id = hold["id"].as_str().unwrap();
+    assert_eq!(event(&proc, "brief")["sections"][0]["available"], 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, body) = proc.call(
+        "POST",
+        &format!("/v1/holds/{id}/confirm"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!((status, code(&body)), (410, "hold_expired"));
+    let (_, read) = proc.call("GET", &format!("/v1/holds/{id}"), Some(&alice), None);
+    assert_eq!(read["status"], "expired");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        if event(&proc, "brief")["sections"][0]["available"] == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the inventory did not return within 1 s of expiry"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn idempotent_retries_before_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    ga_event(&proc, "retry", 10);
+    let alice = user_token("alice");
+    let send = |proc: &Proc, body: &str| {
+        let raw = format!(
+            "POST /v1/events/retry/holds HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {alice}\r\n\
+             idempotency-key: cart-7\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        harness::raw(proc.port, raw.as_bytes()).unwrap()
+    };
+    let body = r#"{"items":[{"section_id":"ga","qty":2}]}"#;
+    let first = send(&proc, body);
+    assert_eq!(first.0, 201);
+    assert_eq!(send(&proc, body), first);
+    assert_eq!(proc.terminate(), Some(0));
+    let proc = start(dir.path());
+    assert_eq!(send(&proc, body), first, "the same answer after a restart");
+    assert_eq!(
+        event(&proc, "retry")["sections"][0]["held"],
+        2,
+        "and no second effect"
+    );
+    let other = send(&proc, r#"{"items":[{"section_id":"ga","qty":3}]}"#);
+    assert_eq!((other.0, code(&other.1)), (422, "idempotency_key_reused"));
+}
+
+#[test]
+fn kill_9_during_a_sale_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    ga_event(&proc, "crash", 100_000);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let port = proc.port;
+    let buyers: Vec<_> = (0..8)
+        .map(|t| {
+            let acked = Arc::clone(&acked);
+            std::thread::spawn(move || {
+                let token = user_token(&format!("k{t}"));
+                for _ in 0..100_000 {
+                    let body = json!({"items": [{"section_id": "ga", "qty": 1}]});
+                    match request(
+                        port,
+                        "POST",
+                        "/v1/events/crash/bookings",
+                        Some(&token),
+                        Some(&body),
+                    ) {
+                        Ok((201, b)) => acked
+                            .lock()
+                            .unwrap()
+                            .push((token.clone(), b["id"].as_str().unwrap().to_string())),
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    proc.kill9();
+    for b in buyers {
+        b.join().unwrap();
+    }
+    let acked = acked.lock().unwrap();
+    assert!(!acked.is_empty(), "nothing was bought before the kill");
+    let proc = start(dir.path());
+    for (token, id) in acked.iter() {
+        let (status, booking) = proc.call("GET", &format!("/v1/bookings/{id}"), Some(token), None);
+        assert_eq!(
+            (status, &booking["status"]),
+            (200, &json!("confirmed")),
+            "acknowledged booking {id}"
+        );
+    }
+    let sold = event(&proc, "crash")["sections"][0]["sold"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        sold >= acked.len() as u64,
+        "sold {sold} < acknowledged {}",
+        acked.len()
+    );
+    println!(
+        "kill -9: {} bookings acknowledged, all present; {sold} sold after restart",
+        acked.len()
+    );
+}
+
+#[test]
+fn auth_refusals_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    ga_event(&proc, "auth", 10);
+    let alice = user_token("alice");
+    let (_, hold) = proc.call(
+        "POST",
+        "/v1/events/auth/holds",
+        Some(&alice),
+        Some(&json!({"items": [{"section_id": "ga", "qty": 1}]})),
+    );
+    let hold_path = format!("/v1/holds/{}", hold["id"].as_str().unwrap());
+    let wrong_signature = user_token_signed("alice", 3600, "not-the-secret");
+    let expired = user_token_signed("alice", -120, harness::SECRET);
+    for token in [
+        None,
+        Some("garbage"),
+        Some(wrong_signature.as_str()),
+        Some(expired.as_str()),
+    ] {
+        let (status, body) = proc.call("GET", &hold_path, token, None);
+        assert_eq!((status, code(&body)), (401, "unauthorized"), "{token:?}");
+    }
+    let (status, body) = proc.call("GET", &hold_path, Some(&user_token("bob")), None);
+    assert_eq!(
+        (status, code(&body)),
+        (404, "not_found"),
+        "another user's hold does not exist for bob"
+    );
+    let (status, body) = proc.call(
+        "POST",
+        "/v1/events",
+        Some(&alice),
+        Some(&json!({"name": "x", "sections": []})),
+    );
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+    let (status, _) = proc.call("GET", &hold_path, Some(ADMIN), None);
+    assert_eq!(status, 200, "the admin sees every hold");
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    ga_event(&proc, "strict", 10);
+    let before = event(&proc, "strict");
+    let alice = user_token("alice");
+    for body in [
+        json!({"items": [{"section_id": "ga", "qty": -1}]}),
+        json!({"items": [{"section_id": "ga", "qty": 11000}]}),
+        json!({"items": [{"section_id": "ga"}]}),
+        json!({"items": "ga"}),
+        json!({"seats": ["Z-1"]}),
+        json!({"items": [{"section_id": "ga", "qty": 1}], "ttl_seconds": 0}),
+        json!([]),
+    ] {
+        let (status, error) =
+            proc.call("POST", "/v1/events/strict/holds", Some(&alice), Some(&body));
+        assert_eq!((status, code(&error)), (400, "invalid_input"), "{body}");
+        assert!(error["error"]["field"].is_string(), "{error}");
+    }
+    let huge = format!(r#"{{"seats":["{}"]}}"#, "A".repeat(2 * 1024 * 1024));
+    let raw = format!(
+        "POST /v1/events/strict/holds HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {alice}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{huge}",
+        huge.len()
+    );
+    let (status, error) = harness::raw(proc.port, raw.as_bytes()).unwrap();
+    assert_eq!((status, code(&error)), (413, "payload_too_large"));
+    let nested = "[".repeat(100_000);
+    let raw = format!(
+        "POST /v1/events/strict/holds HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {alice}\r\n\
+         content-length: {}\r\n\r\n{nested}",
+        nested.len()
+    );
+    assert_eq!(
+        harness::raw(proc.port, raw.as_bytes()).unwrap().0,
+        400,
+        "deep nesting is refused, not a crash"
+    );
+    assert_eq!(event(&proc, "strict"), before);
+    assert_eq!(proc.call("GET", "/health", None, None).0, 200);
+}
+
+#[test]
+fn sigterm_lock_file_and_the_log_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = start(dir.path());
+    ga_event(&proc, "cli", 10);
+    let alice = user_token("alice");
+    let (status, _) = proc.call(
+        "POST",
+        "/v1/events/cli/bookings",
+        Some(&alice),
+        Some(&json!({"items": [{"section_id": "ga", "qty": 2}]})),
+    );
+    assert_eq!(status, 201);
+    // A second server on the same directory is refused.
+    let second = std::process::Command::new(harness::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("locked"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(proc.terminate(), Some(0), "SIGTERM drains and exits 0");
+    let tool = |args: &[&str]| {
+        std::process::Command::new(harness::binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let verify = tool(&["wal", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let dump = tool(&["wal", "dump"]);
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.status.success());
+    assert!(
+        text.contains("EventCreated") && text.contains("Purchased"),
+        "{text}"
+    );
+    let token = tool(&["token", "--user", "carol"]);
+    assert!(
+        !token.status.success(),
+        "no secret file and none given: a clear error, not a useless token"
+    );
+    assert!(String::from_utf8_lossy(&token.stderr).contains("BOXOFFICE_JWT_SECRET"));
+    let token = std::process::Command::new(harness::binary())
+        .args(["token", "--user", "carol", "--ttl", "10m"])
+        .env("BOXOFFICE_JWT_SECRET", harness::SECRET)
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let proc = start(dir.path());
+    let carol = String::from_utf8(token.stdout).unwrap();
+    let (status, page) = proc.call("GET", "/v1/bookings", Some(carol.trim()), None);
+    assert_eq!(
+        (status, page["data"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "a minted token works"
+    );
+    assert_eq!(
+        event(&proc, "cli")["sections"][0]["sold"],
+        2,
+        "the restart shows everything"
+    );
+}
