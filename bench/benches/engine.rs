@@ -1,1 +1,222 @@
-fn main() {}
+//! Criterion benchmarks of the engine: decide + apply of the hot commands, the expiry
+//! sweep, snapshots and replay. `cargo bench -p boxoffice-bench --bench engine`.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use engine::*;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn event(capacity: u32, rows: u32) -> Engine {
+    let mut engine = Engine::new(0);
+    let command = Command::CreateEvent(NewEvent {
+        id: "bench".into(),
+        name: "Bench".into(),
+        starts_at_ms: None,
+        max_per_user: None,
+        hold_ttl_ms: None,
+        sections: vec![
+            NewSection {
+                id: Some("ga".into()),
+                name: "GA".into(),
+                price_cents: 100,
+                layout: Layout::General { capacity },
+            },
+            NewSection {
+                id: Some("hall".into()),
+                name: "Hall".into(),
+                price_cents: 100,
+                layout: Layout::Seated {
+                    rows: (0..rows)
+                        .map(|r| NewRow {
+                            label: format!("R{r}"),
+                            count: 100,
+                        })
+                        .collect(),
+                },
+            },
+        ],
+        idempotency: None,
+    });
+    let Ok(Decided::Change(d)) = engine.decide(&command, T0) else {
+        panic!()
+    };
+    engine.apply(&d);
+    engine
+}
+
+fn ga_hold(user: u64) -> Command {
+    Command::PlaceHold(NewHold {
+        actor: Actor::Admin,
+        event_id: "bench".into(),
+        user_id: format!("u{}", user % 1000),
+        items: vec![ItemRequest {
+            section_id: "ga".into(),
+            qty: 1,
+        }],
+        seats: vec![],
+        ttl_ms: None,
+        payment_ref: None,
+        idempotency: None,
+    })
+}
+
+fn decide_apply(engine: &mut Engine, command: &Command, now: u64) -> Decision {
+    match engine.decide(command, now) {
+        Ok(Decided::Change(d)) => {
+            engine.apply(&d);
+            d
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(20);
+
+    const N: u64 = 100_000;
+    group.throughput(Throughput::Elements(N));
+    let commands: Vec<Command> = (0..N).map(ga_hold).collect();
+    group.bench_function("ga_hold_decide_apply", |b| {
+        b.iter_batched_ref(
+            || event(100_000_000, 1),
+            |engine| {
+                for (i, c) in commands.iter().enumerate() {
+                    decide_apply(engine, c, T0 + i as u64);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    const SEAT_HOLDS: u64 = 25_000; // 1,000 rows of 100 seats, four seats each
+    group.throughput(Throughput::Elements(SEAT_HOLDS));
+    let seat_holds: Vec<Command> = (0..SEAT_HOLDS)
+        .map(|i| {
+            let row = i / 25;
+            let seat = (i % 25) * 4 + 1;
+            Command::PlaceHold(NewHold {
+                actor: Actor::Admin,
+                event_id: "bench".into(),
+                user_id: format!("u{}", i % 1000),
+                items: vec![],
+                seats: (0..4).map(|k| format!("R{row}-{}", seat + k)).collect(),
+                ttl_ms: None,
+                payment_ref: None,
+                idempotency: None,
+            })
+        })
+        .collect();
+    group.bench_function("four_seat_hold_decide_apply", |b| {
+        b.iter_batched_ref(
+            || event(1, 1_000),
+            |engine| {
+                for (i, c) in seat_holds.iter().enumerate() {
+                    decide_apply(engine, c, T0 + i as u64);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    group.throughput(Throughput::Elements(N));
+    let held = {
+        let mut engine = event(100_000_000, 1);
+        for (i, c) in commands.iter().enumerate() {
+            decide_apply(&mut engine, c, T0 + i as u64);
+        }
+        engine
+    };
+    let confirms: Vec<Command> = (1..=N)
+        .map(|n| Command::ConfirmHold {
+            actor: Actor::Admin,
+            hold_id: HoldId::new(0, n),
+            payment_ref: None,
+            idempotency: None,
+        })
+        .collect();
+    group.bench_function("confirm_decide_apply", |b| {
+        b.iter_batched_ref(
+            || held.clone(),
+            |engine| {
+                for c in &confirms {
+                    decide_apply(engine, c, T0 + N);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    group.bench_function("expiry_sweep_100k_due_holds", |b| {
+        b.iter_batched_ref(
+            || held.clone(),
+            |engine| {
+                let due = T0 + N + limits::HOLD_TTL_MS_DEFAULT;
+                loop {
+                    let batch = engine.decide_expiry(due, limits::EXPIRE_BATCH_MAX);
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for d in &batch {
+                        engine.apply(d);
+                    }
+                }
+                assert_eq!(engine.stats().holds_live, 0);
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    let snapshot = held.snapshot();
+    group.throughput(Throughput::Bytes(snapshot.len() as u64));
+    group.bench_function("snapshot_encode_100k_holds", |b| b.iter(|| held.snapshot()));
+    group.bench_function("snapshot_decode_100k_holds", |b| {
+        b.iter(|| Engine::restore(&snapshot).unwrap())
+    });
+
+    // Replay of 1M decisions: decode + apply (a mix of holds, confirms and purchases).
+    const M: u64 = 1_000_000;
+    let mut source = event(100_000_000, 1);
+    let mut log: Vec<Vec<u8>> = Vec::with_capacity(M as usize);
+    let mut holds = 0;
+    for i in 0..M {
+        let d = if i % 4 == 3 {
+            let confirm = Command::ConfirmHold {
+                actor: Actor::Admin,
+                hold_id: HoldId::new(0, holds),
+                payment_ref: None,
+                idempotency: None,
+            };
+            decide_apply(&mut source, &confirm, T0 + i)
+        } else {
+            holds += 1;
+            decide_apply(&mut source, &ga_hold(i), T0 + i)
+        };
+        let mut buf = Vec::new();
+        d.encode(&mut buf);
+        log.push(buf);
+    }
+    let fresh = event(100_000_000, 1);
+    group.throughput(Throughput::Elements(M));
+    group.sample_size(10);
+    group.bench_function("replay_1m_decisions", |b| {
+        b.iter_batched_ref(
+            || fresh.clone(),
+            |engine| {
+                for record in &log {
+                    engine.apply(&Decision::decode(record).unwrap());
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(engine_benches, benches);
+criterion_main!(engine_benches);

@@ -1,7 +1,9 @@
 //! The engine's state: events with their sections and seats, holds, bookings, users,
 //! idempotency keys. Plain data; `Engine` (engine.rs) owns the rules.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -199,7 +201,7 @@ pub struct State {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Derived {
     /// User id → index.
-    pub user_index: HashMap<String, u32>,
+    pub user_index: FxHashMap<String, u32>,
     /// (expires_at_ms, hold counter) of every live hold.
     pub expiry: BTreeSet<(u64, u64)>,
 }

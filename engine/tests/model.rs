@@ -14,12 +14,29 @@ const USERS: usize = 4;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Place { user: usize, qty: u32, seats: Vec<usize>, ttl_s: u64, purchase: bool },
-    Confirm { pick: usize, by_owner: bool },
-    Release { pick: usize },
-    Cancel { pick: usize },
-    Advance { ms: u64 },
-    Expire { max: usize },
+    Place {
+        user: usize,
+        qty: u32,
+        seats: Vec<usize>,
+        ttl_s: u64,
+        purchase: bool,
+    },
+    Confirm {
+        pick: usize,
+        by_owner: bool,
+    },
+    Release {
+        pick: usize,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Advance {
+        ms: u64,
+    },
+    Expire {
+        max: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -78,17 +95,37 @@ fn create(engine: &mut Engine, log: &mut Vec<Vec<u8>>) {
         max_per_user: Some(MAX_PER_USER),
         hold_ttl_ms: None,
         sections: vec![
-            NewSection { id: Some("ga".into()), name: "GA".into(), price_cents: 10, layout: Layout::General { capacity: GA_CAPACITY } },
+            NewSection {
+                id: Some("ga".into()),
+                name: "GA".into(),
+                price_cents: 10,
+                layout: Layout::General {
+                    capacity: GA_CAPACITY,
+                },
+            },
             NewSection {
                 id: Some("tier".into()),
                 name: "Tier".into(),
                 price_cents: 25,
-                layout: Layout::Seated { rows: vec![NewRow { label: "A".into(), count: 3 }, NewRow { label: "B".into(), count: 3 }] },
+                layout: Layout::Seated {
+                    rows: vec![
+                        NewRow {
+                            label: "A".into(),
+                            count: 3,
+                        },
+                        NewRow {
+                            label: "B".into(),
+                            count: 3,
+                        },
+                    ],
+                },
             },
         ],
         idempotency: None,
     });
-    let Decided::Change(d) = engine.decide(&command, T0).unwrap() else { panic!() };
+    let Decided::Change(d) = engine.decide(&command, T0).unwrap() else {
+        panic!()
+    };
     commit(engine, &d, log);
 }
 
@@ -104,24 +141,40 @@ fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mu
         Op::Advance { ms } => *now += ms,
         Op::Expire { max } => {
             let decisions = engine.decide_expiry(*now, *max);
-            let mut due: Vec<usize> =
-                (0..model.holds.len()).filter(|&i| model.holds[i].status == St::Held && model.holds[i].expires <= *now).collect();
+            let mut due: Vec<usize> = (0..model.holds.len())
+                .filter(|&i| model.holds[i].status == St::Held && model.holds[i].expires <= *now)
+                .collect();
             due.sort_by_key(|&i| (model.holds[i].expires, model.holds[i].id));
             assert_eq!(decisions.len(), due.len().min(*max));
             for (d, &i) in decisions.iter().zip(&due) {
-                assert!(matches!(d, Decision::HoldExpired { hold, .. } if *hold == model.holds[i].id));
+                assert!(
+                    matches!(d, Decision::HoldExpired { hold, .. } if *hold == model.holds[i].id)
+                );
                 commit(engine, d, log);
                 end_hold(model, i, St::Expired);
             }
         }
-        Op::Place { user: u, qty, seats, ttl_s, purchase } => {
+        Op::Place {
+            user: u,
+            qty,
+            seats,
+            ttl_s,
+            purchase,
+        } => {
             let mut wanted = seats.clone();
             wanted.dedup();
             let hold = NewHold {
                 actor: Actor::User(user(*u)),
                 event_id: "show".into(),
                 user_id: user(*u),
-                items: if *qty > 0 { vec![ItemRequest { section_id: "ga".into(), qty: *qty }] } else { vec![] },
+                items: if *qty > 0 {
+                    vec![ItemRequest {
+                        section_id: "ga".into(),
+                        qty: *qty,
+                    }]
+                } else {
+                    vec![]
+                },
                 seats: wanted.iter().map(|&s| seat_name(s)).collect(),
                 ttl_ms: Some(ttl_s * 1000),
                 payment_ref: None,
@@ -146,16 +199,29 @@ fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mu
             } else {
                 Ok(())
             };
-            let command = if *purchase { Command::Purchase(hold) } else { Command::PlaceHold(hold) };
+            let command = if *purchase {
+                Command::Purchase(hold)
+            } else {
+                Command::PlaceHold(hold)
+            };
             match (engine.decide(&command, *now), expected) {
                 (Ok(Decided::Change(d)), Ok(())) => {
                     commit(engine, &d, log);
                     let id = match &d {
-                        Decision::HoldPlaced { hold, .. } | Decision::Purchased { hold, .. } => *hold,
+                        Decision::HoldPlaced { hold, .. } | Decision::Purchased { hold, .. } => {
+                            *hold
+                        }
                         other => panic!("{other:?}"),
                     };
                     model.per_user[*u] += tickets;
-                    model.holds.push(MHold { id, user: *u, qty: *qty, seats: wanted.clone(), expires: *now + ttl_s * 1000, status: St::Held });
+                    model.holds.push(MHold {
+                        id,
+                        user: *u,
+                        qty: *qty,
+                        seats: wanted.clone(),
+                        expires: *now + ttl_s * 1000,
+                        status: St::Held,
+                    });
                     model.ga_held += qty;
                     for &s in &wanted {
                         model.seats[s] = 1;
@@ -171,13 +237,32 @@ fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mu
         Op::Confirm { pick, .. } | Op::Release { pick } if !model.holds.is_empty() => {
             let i = pick % model.holds.len();
             let h = model.holds[i].clone();
-            let by_owner = !matches!(op, Op::Confirm { by_owner: false, .. });
-            let actor = if by_owner { Actor::User(user(h.user)) } else { Actor::User(user((h.user + 1) % USERS)) };
+            let by_owner = !matches!(
+                op,
+                Op::Confirm {
+                    by_owner: false,
+                    ..
+                }
+            );
+            let actor = if by_owner {
+                Actor::User(user(h.user))
+            } else {
+                Actor::User(user((h.user + 1) % USERS))
+            };
             let confirm = matches!(op, Op::Confirm { .. });
             let command = if confirm {
-                Command::ConfirmHold { actor, hold_id: h.id, payment_ref: None, idempotency: None }
+                Command::ConfirmHold {
+                    actor,
+                    hold_id: h.id,
+                    payment_ref: None,
+                    idempotency: None,
+                }
             } else {
-                Command::ReleaseHold { actor, hold_id: h.id, idempotency: None }
+                Command::ReleaseHold {
+                    actor,
+                    hold_id: h.id,
+                    idempotency: None,
+                }
             };
             let expected = if !by_owner {
                 Err("not_found")
@@ -206,7 +291,11 @@ fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mu
             let b = pick % model.bookings.len();
             let (id, hold, active) = model.bookings[b];
             let owner = model.holds[hold].user;
-            let command = Command::CancelBooking { actor: Actor::User(user(owner)), booking_id: id, idempotency: None };
+            let command = Command::CancelBooking {
+                actor: Actor::User(user(owner)),
+                booking_id: id,
+                idempotency: None,
+            };
             match (engine.decide(&command, *now), active) {
                 (Ok(Decided::Change(d)), true) => {
                     commit(engine, &d, log);
@@ -251,7 +340,14 @@ fn end_hold(model: &mut Model, i: usize, status: St) {
 fn agree(engine: &Engine, model: &Model) {
     let event = engine.event("show").unwrap();
     let ga = &event.sections[0];
-    assert_eq!((ga.held, ga.sold, ga.available), (model.ga_held, model.ga_sold, GA_CAPACITY - model.ga_held - model.ga_sold));
+    assert_eq!(
+        (ga.held, ga.sold, ga.available),
+        (
+            model.ga_held,
+            model.ga_sold,
+            GA_CAPACITY - model.ga_held - model.ga_sold
+        )
+    );
     let map = engine.seat_map("show").unwrap();
     let statuses: Vec<u8> = map.sections[0]
         .rows

@@ -4,7 +4,12 @@ use engine::*;
 
 const T0: u64 = 1_700_000_000_000;
 
-fn admin_event(engine: &mut Engine, id: &str, max_per_user: Option<u32>, layout: Vec<(&str, Layout)>) {
+fn admin_event(
+    engine: &mut Engine,
+    id: &str,
+    max_per_user: Option<u32>,
+    layout: Vec<(&str, Layout)>,
+) {
     let command = Command::CreateEvent(NewEvent {
         id: id.into(),
         name: "Show".into(),
@@ -13,7 +18,12 @@ fn admin_event(engine: &mut Engine, id: &str, max_per_user: Option<u32>, layout:
         hold_ttl_ms: Some(60_000),
         sections: layout
             .into_iter()
-            .map(|(sid, layout)| NewSection { id: Some(sid.into()), name: sid.into(), price_cents: 1000, layout })
+            .map(|(sid, layout)| NewSection {
+                id: Some(sid.into()),
+                name: sid.into(),
+                price_cents: 1000,
+                layout,
+            })
             .collect(),
         idempotency: None,
     });
@@ -25,7 +35,15 @@ fn ga(capacity: u32) -> Layout {
 }
 
 fn rows(spec: &[(&str, u32)]) -> Layout {
-    Layout::Seated { rows: spec.iter().map(|&(l, c)| NewRow { label: l.into(), count: c }).collect() }
+    Layout::Seated {
+        rows: spec
+            .iter()
+            .map(|&(l, c)| NewRow {
+                label: l.into(),
+                count: c,
+            })
+            .collect(),
+    }
 }
 
 /// decide + apply, invariants checked, output returned.
@@ -46,7 +64,13 @@ fn hold_cmd(user: &str, items: &[(&str, u32)], seats: &[&str]) -> NewHold {
         actor: Actor::User(user.into()),
         event_id: "show".into(),
         user_id: user.into(),
-        items: items.iter().map(|&(s, q)| ItemRequest { section_id: s.into(), qty: q }).collect(),
+        items: items
+            .iter()
+            .map(|&(s, q)| ItemRequest {
+                section_id: s.into(),
+                qty: q,
+            })
+            .collect(),
         seats: seats.iter().map(|s| s.to_string()).collect(),
         ttl_ms: None,
         payment_ref: None,
@@ -54,15 +78,35 @@ fn hold_cmd(user: &str, items: &[(&str, u32)], seats: &[&str]) -> NewHold {
     }
 }
 
-fn place(engine: &mut Engine, user: &str, items: &[(&str, u32)], seats: &[&str], now: u64) -> Result<HoldView, Rejection> {
-    match run(engine, &Command::PlaceHold(hold_cmd(user, items, seats)), now)? {
+fn place(
+    engine: &mut Engine,
+    user: &str,
+    items: &[(&str, u32)],
+    seats: &[&str],
+    now: u64,
+) -> Result<HoldView, Rejection> {
+    match run(
+        engine,
+        &Command::PlaceHold(hold_cmd(user, items, seats)),
+        now,
+    )? {
         Output::Hold(h) => Ok(h),
         other => panic!("{other:?}"),
     }
 }
 
-fn confirm(engine: &mut Engine, user: &str, hold: HoldId, now: u64) -> Result<BookingView, Rejection> {
-    let command = Command::ConfirmHold { actor: Actor::User(user.into()), hold_id: hold, payment_ref: None, idempotency: None };
+fn confirm(
+    engine: &mut Engine,
+    user: &str,
+    hold: HoldId,
+    now: u64,
+) -> Result<BookingView, Rejection> {
+    let command = Command::ConfirmHold {
+        actor: Actor::User(user.into()),
+        hold_id: hold,
+        payment_ref: None,
+        idempotency: None,
+    };
     match run(engine, &command, now)? {
         Output::Booking(b) => Ok(b),
         other => panic!("{other:?}"),
@@ -70,7 +114,13 @@ fn confirm(engine: &mut Engine, user: &str, hold: HoldId, now: u64) -> Result<Bo
 }
 
 fn section(engine: &Engine, id: &str) -> SectionView {
-    engine.event("show").unwrap().sections.into_iter().find(|s| s.id == id).unwrap()
+    engine
+        .event("show")
+        .unwrap()
+        .sections
+        .into_iter()
+        .find(|s| s.id == id)
+        .unwrap()
 }
 
 #[test]
@@ -80,7 +130,13 @@ fn sell_out() {
     let mut won = 0;
     let mut sold_out = 0;
     for buyer in 0..20 {
-        match place(&mut e, &format!("u{buyer}"), &[("floor", 1)], &[], T0 + buyer) {
+        match place(
+            &mut e,
+            &format!("u{buyer}"),
+            &[("floor", 1)],
+            &[],
+            T0 + buyer,
+        ) {
             Ok(_) => won += 1,
             Err(Rejection::SoldOut { available: 0, .. }) => sold_out += 1,
             Err(other) => panic!("{other:?}"),
@@ -96,7 +152,10 @@ fn seat_conflict() {
     let mut e = Engine::new(0);
     admin_event(&mut e, "show", None, vec![("tier", rows(&[("A", 10)]))]);
     place(&mut e, "alice", &[], &["A-3"], T0).unwrap();
-    assert_eq!(place(&mut e, "bob", &[], &["A-3"], T0 + 1), Err(Rejection::SeatTaken { seat: "A-3".into() }));
+    assert_eq!(
+        place(&mut e, "bob", &[], &["A-3"], T0 + 1),
+        Err(Rejection::SeatTaken { seat: "A-3".into() })
+    );
     let map = e.seat_map("show").unwrap();
     assert_eq!(map.sections[0].rows[0].seats[2], SeatStatus::Held);
 }
@@ -104,10 +163,21 @@ fn seat_conflict() {
 #[test]
 fn multi_seat_partial_conflict_changes_nothing() {
     let mut e = Engine::new(0);
-    admin_event(&mut e, "show", None, vec![("tier", rows(&[("A", 10)])), ("floor", ga(10))]);
+    admin_event(
+        &mut e,
+        "show",
+        None,
+        vec![("tier", rows(&[("A", 10)])), ("floor", ga(10))],
+    );
     place(&mut e, "alice", &[], &["A-5"], T0).unwrap();
     let before = e.snapshot();
-    let refused = place(&mut e, "bob", &[("floor", 2)], &["A-4", "A-5", "A-6"], T0 + 1);
+    let refused = place(
+        &mut e,
+        "bob",
+        &[("floor", 2)],
+        &["A-4", "A-5", "A-6"],
+        T0 + 1,
+    );
     assert_eq!(refused, Err(Rejection::SeatTaken { seat: "A-5".into() }));
     assert_eq!(e.snapshot(), before, "a refused hold changes nothing");
 }
@@ -120,8 +190,16 @@ fn expire_then_confirm() {
     assert_eq!(hold.expires_at_ms, T0 + 60_000);
     // Before the sweep: the read says expired and the confirm is refused.
     let due = T0 + 60_000;
-    assert_eq!(e.hold(hold.id, &Actor::User("alice".into()), due).unwrap().status, HoldStatus::Expired);
-    assert_eq!(confirm(&mut e, "alice", hold.id, due), Err(Rejection::HoldExpired));
+    assert_eq!(
+        e.hold(hold.id, &Actor::User("alice".into()), due)
+            .unwrap()
+            .status,
+        HoldStatus::Expired
+    );
+    assert_eq!(
+        confirm(&mut e, "alice", hold.id, due),
+        Err(Rejection::HoldExpired)
+    );
     // The sweep returns the inventory, and the confirm is still refused.
     let expiries = e.decide_expiry(due, 10);
     assert_eq!(expiries.len(), 1);
@@ -130,7 +208,10 @@ fn expire_then_confirm() {
     }
     e.check_invariants();
     assert_eq!(section(&e, "floor").available, 2);
-    assert_eq!(confirm(&mut e, "alice", hold.id, due + 1), Err(Rejection::HoldExpired));
+    assert_eq!(
+        confirm(&mut e, "alice", hold.id, due + 1),
+        Err(Rejection::HoldExpired)
+    );
     assert_eq!(e.next_expiry_ms(), None);
 }
 
@@ -160,33 +241,63 @@ fn idempotent_retry() {
     let mut e = Engine::new(0);
     admin_event(&mut e, "show", None, vec![("floor", ga(10))]);
     let mut cmd = hold_cmd("alice", &[("floor", 2)], &[]);
-    cmd.idempotency = Some(Idempotency { key: "k1".into(), fingerprint: 7 });
+    cmd.idempotency = Some(Idempotency {
+        key: "k1".into(),
+        fingerprint: 7,
+    });
     let first = run(&mut e, &Command::PlaceHold(cmd.clone()), T0).unwrap();
     let decided = e.decide(&Command::PlaceHold(cmd.clone()), T0 + 5).unwrap();
-    assert_eq!(decided, Decided::Replay(first), "the retry gets the first answer and logs nothing");
+    assert_eq!(
+        decided,
+        Decided::Replay(first),
+        "the retry gets the first answer and logs nothing"
+    );
     assert_eq!(section(&e, "floor").held, 2);
-    cmd.idempotency = Some(Idempotency { key: "k1".into(), fingerprint: 8 });
-    assert_eq!(e.decide(&Command::PlaceHold(cmd.clone()), T0 + 6), Err(Rejection::IdempotencyKeyReused));
+    cmd.idempotency = Some(Idempotency {
+        key: "k1".into(),
+        fingerprint: 8,
+    });
+    assert_eq!(
+        e.decide(&Command::PlaceHold(cmd.clone()), T0 + 6),
+        Err(Rejection::IdempotencyKeyReused)
+    );
     // Another user's same key is another key.
     let mut bob = hold_cmd("bob", &[("floor", 1)], &[]);
-    bob.idempotency = Some(Idempotency { key: "k1".into(), fingerprint: 8 });
+    bob.idempotency = Some(Idempotency {
+        key: "k1".into(),
+        fingerprint: 8,
+    });
     assert!(run(&mut e, &Command::PlaceHold(bob), T0 + 7).is_ok());
     // After 24 h the key is forgotten.
     let later = T0 + limits::IDEMPOTENCY_RETENTION_MS + 1;
-    assert!(matches!(e.decide(&Command::PlaceHold(cmd), later), Ok(Decided::Change(_))));
+    assert!(matches!(
+        e.decide(&Command::PlaceHold(cmd), later),
+        Ok(Decided::Change(_))
+    ));
 }
 
 #[test]
 fn cap_reached() {
     let mut e = Engine::new(0);
-    admin_event(&mut e, "show", Some(4), vec![("floor", ga(100)), ("tier", rows(&[("A", 10)]))]);
+    admin_event(
+        &mut e,
+        "show",
+        Some(4),
+        vec![("floor", ga(100)), ("tier", rows(&[("A", 10)]))],
+    );
     place(&mut e, "alice", &[("floor", 3)], &[], T0).unwrap();
     assert_eq!(
         place(&mut e, "alice", &[], &["A-1", "A-2"], T0 + 1),
-        Err(Rejection::LimitExceeded { max_per_user: 4, current: 3 })
+        Err(Rejection::LimitExceeded {
+            max_per_user: 4,
+            current: 3
+        })
     );
     place(&mut e, "alice", &[], &["A-1"], T0 + 2).unwrap();
-    assert!(place(&mut e, "bob", &[("floor", 4)], &[], T0 + 3).is_ok(), "the cap is per user");
+    assert!(
+        place(&mut e, "bob", &[("floor", 4)], &[], T0 + 3).is_ok(),
+        "the cap is per user"
+    );
 }
 
 #[test]
@@ -196,13 +307,31 @@ fn cancel_and_resell() {
     let hold = place(&mut e, "alice", &[], &["A-1", "A-2"], T0).unwrap();
     let booking = confirm(&mut e, "alice", hold.id, T0 + 1).unwrap();
     assert_eq!(booking.seats, vec!["A-1", "A-2"]);
-    assert_eq!(place(&mut e, "bob", &[], &["A-1"], T0 + 2), Err(Rejection::SeatTaken { seat: "A-1".into() }));
-    let cancel = Command::CancelBooking { actor: Actor::User("alice".into()), booking_id: booking.id, idempotency: None };
-    let Output::Booking(cancelled) = run(&mut e, &cancel, T0 + 3).unwrap() else { panic!() };
+    assert_eq!(
+        place(&mut e, "bob", &[], &["A-1"], T0 + 2),
+        Err(Rejection::SeatTaken { seat: "A-1".into() })
+    );
+    let cancel = Command::CancelBooking {
+        actor: Actor::User("alice".into()),
+        booking_id: booking.id,
+        idempotency: None,
+    };
+    let Output::Booking(cancelled) = run(&mut e, &cancel, T0 + 3).unwrap() else {
+        panic!()
+    };
     assert_eq!(cancelled.status, BookingStatus::Cancelled);
-    assert_eq!(run(&mut e, &cancel, T0 + 4), Err(Rejection::BookingNotActive));
-    assert!(place(&mut e, "bob", &[], &["A-1"], T0 + 5).is_ok(), "cancelled seats are back on sale");
-    assert!(place(&mut e, "alice", &[], &["A-2"], T0 + 6).is_ok(), "cancelling gave the cap back");
+    assert_eq!(
+        run(&mut e, &cancel, T0 + 4),
+        Err(Rejection::BookingNotActive)
+    );
+    assert!(
+        place(&mut e, "bob", &[], &["A-1"], T0 + 5).is_ok(),
+        "cancelled seats are back on sale"
+    );
+    assert!(
+        place(&mut e, "alice", &[], &["A-2"], T0 + 6).is_ok(),
+        "cancelling gave the cap back"
+    );
 }
 
 #[test]
@@ -211,15 +340,34 @@ fn confirm_and_release_rules() {
     admin_event(&mut e, "show", None, vec![("floor", ga(10))]);
     let hold = place(&mut e, "alice", &[("floor", 1)], &[], T0).unwrap();
     assert_eq!(hold.id.shard(), 3, "ids carry the shard");
-    assert_eq!(confirm(&mut e, "bob", hold.id, T0), Err(Rejection::NotFound { what: "hold" }), "not yours");
+    assert_eq!(
+        confirm(&mut e, "bob", hold.id, T0),
+        Err(Rejection::NotFound { what: "hold" }),
+        "not yours"
+    );
     let booking = confirm(&mut e, "alice", hold.id, T0 + 1).unwrap();
     assert_eq!(booking.hold_id, hold.id);
-    assert_eq!(confirm(&mut e, "alice", hold.id, T0 + 2), Err(Rejection::HoldNotActive { status: "confirmed" }));
+    assert_eq!(
+        confirm(&mut e, "alice", hold.id, T0 + 2),
+        Err(Rejection::HoldNotActive {
+            status: "confirmed"
+        })
+    );
     let second = place(&mut e, "alice", &[("floor", 1)], &[], T0 + 3).unwrap();
-    let release = Command::ReleaseHold { actor: Actor::User("alice".into()), hold_id: second.id, idempotency: None };
+    let release = Command::ReleaseHold {
+        actor: Actor::User("alice".into()),
+        hold_id: second.id,
+        idempotency: None,
+    };
     run(&mut e, &release, T0 + 4).unwrap();
-    assert_eq!(run(&mut e, &release, T0 + 5), Err(Rejection::HoldNotActive { status: "released" }));
-    assert_eq!(confirm(&mut e, "alice", second.id, T0 + 6), Err(Rejection::HoldNotActive { status: "released" }));
+    assert_eq!(
+        run(&mut e, &release, T0 + 5),
+        Err(Rejection::HoldNotActive { status: "released" })
+    );
+    assert_eq!(
+        confirm(&mut e, "alice", second.id, T0 + 6),
+        Err(Rejection::HoldNotActive { status: "released" })
+    );
     assert_eq!(section(&e, "floor").sold, 1);
     assert_eq!(section(&e, "floor").held, 0);
 }
@@ -230,7 +378,9 @@ fn purchase_is_one_decision() {
     admin_event(&mut e, "show", None, vec![("floor", ga(3))]);
     let mut cmd = hold_cmd("alice", &[("floor", 3)], &[]);
     cmd.payment_ref = Some("pay_1".into());
-    let Decided::Change(decision) = e.decide(&Command::Purchase(cmd), T0).unwrap() else { panic!() };
+    let Decided::Change(decision) = e.decide(&Command::Purchase(cmd), T0).unwrap() else {
+        panic!()
+    };
     assert!(matches!(decision, Decision::Purchased { .. }));
     e.apply(&decision);
     e.check_invariants();
@@ -247,8 +397,15 @@ fn bookings_page_newest_first() {
         cmd.payment_ref = Some(format!("p{i}"));
         run(&mut e, &Command::Purchase(cmd), T0 + i).unwrap();
     }
-    let page = e.bookings(&BookingQuery { user_id: Some("alice".into()), limit: 2, ..Default::default() });
-    assert_eq!(page.iter().map(|b| b.id.counter()).collect::<Vec<_>>(), vec![5, 4]);
+    let page = e.bookings(&BookingQuery {
+        user_id: Some("alice".into()),
+        limit: 2,
+        ..Default::default()
+    });
+    assert_eq!(
+        page.iter().map(|b| b.id.counter()).collect::<Vec<_>>(),
+        vec![5, 4]
+    );
     let last = &page[1];
     let next = e.bookings(&BookingQuery {
         event_id: Some("show".into()),
@@ -256,33 +413,82 @@ fn bookings_page_newest_first() {
         limit: 10,
         ..Default::default()
     });
-    assert_eq!(next.iter().map(|b| b.id.counter()).collect::<Vec<_>>(), vec![3, 2, 1]);
-    assert!(e.bookings(&BookingQuery { user_id: Some("nobody".into()), limit: 10, ..Default::default() }).is_empty());
+    assert_eq!(
+        next.iter().map(|b| b.id.counter()).collect::<Vec<_>>(),
+        vec![3, 2, 1]
+    );
+    assert!(e
+        .bookings(&BookingQuery {
+            user_id: Some("nobody".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .is_empty());
 }
 
 #[test]
 fn every_invalid_input_names_its_field() {
     let mut e = Engine::new(0);
-    admin_event(&mut e, "show", None, vec![("floor", ga(10)), ("tier", rows(&[("A", 5)]))]);
+    admin_event(
+        &mut e,
+        "show",
+        None,
+        vec![("floor", ga(10)), ("tier", rows(&[("A", 5)]))],
+    );
     let field = |r: Result<HoldView, Rejection>| match r {
         Err(Rejection::InvalidInput { field, .. }) => field,
         other => panic!("{other:?}"),
     };
     assert_eq!(field(place(&mut e, "alice", &[], &[], T0)), "items");
-    assert_eq!(field(place(&mut e, "alice", &[("floor", 0)], &[], T0)), "items[0].qty");
-    assert_eq!(field(place(&mut e, "alice", &[("nope", 1)], &[], T0)), "items[0].section_id");
-    assert_eq!(field(place(&mut e, "alice", &[("tier", 1)], &[], T0)), "items[0].section_id");
-    assert_eq!(field(place(&mut e, "alice", &[("floor", 1), ("floor", 1)], &[], T0)), "items[1].section_id");
+    assert_eq!(
+        field(place(&mut e, "alice", &[("floor", 0)], &[], T0)),
+        "items[0].qty"
+    );
+    assert_eq!(
+        field(place(&mut e, "alice", &[("nope", 1)], &[], T0)),
+        "items[0].section_id"
+    );
+    assert_eq!(
+        field(place(&mut e, "alice", &[("tier", 1)], &[], T0)),
+        "items[0].section_id"
+    );
+    assert_eq!(
+        field(place(
+            &mut e,
+            "alice",
+            &[("floor", 1), ("floor", 1)],
+            &[],
+            T0
+        )),
+        "items[1].section_id"
+    );
     assert_eq!(field(place(&mut e, "alice", &[], &["A-6"], T0)), "seats[0]");
-    assert_eq!(field(place(&mut e, "alice", &[], &["A-01"], T0)), "seats[0]");
-    assert_eq!(field(place(&mut e, "alice", &[], &["A-1", "A-1"], T0)), "seats[1]");
-    assert_eq!(field(place(&mut e, "bad user", &[("floor", 1)], &[], T0)), "user_id");
+    assert_eq!(
+        field(place(&mut e, "alice", &[], &["A-01"], T0)),
+        "seats[0]"
+    );
+    assert_eq!(
+        field(place(&mut e, "alice", &[], &["A-1", "A-1"], T0)),
+        "seats[1]"
+    );
+    assert_eq!(
+        field(place(&mut e, "bad user", &[("floor", 1)], &[], T0)),
+        "user_id"
+    );
     let mut long = hold_cmd("alice", &[("floor", 1)], &[]);
     long.ttl_ms = Some(limits::HOLD_TTL_MS_MAX + 1);
-    assert!(matches!(e.decide(&Command::PlaceHold(long), T0), Err(Rejection::InvalidInput { field, .. }) if field == "ttl_seconds"));
+    assert!(
+        matches!(e.decide(&Command::PlaceHold(long), T0), Err(Rejection::InvalidInput { field, .. }) if field == "ttl_seconds")
+    );
     let missing = hold_cmd("alice", &[("floor", 1)], &[]);
-    let missing = NewHold { event_id: "nope".into(), ..missing };
-    assert_eq!(e.decide(&Command::PlaceHold(missing), T0), Err(Rejection::NotFound { what: "event" }));
+    let missing = NewHold {
+        event_id: "nope".into(),
+        ..missing
+    };
+    assert_eq!(
+        e.decide(&Command::PlaceHold(missing), T0),
+        Err(Rejection::NotFound { what: "event" })
+    );
 }
 
 #[test]
@@ -294,27 +500,96 @@ fn event_validation_names_fields() {
         starts_at_ms: None,
         max_per_user: None,
         hold_ttl_ms: None,
-        sections: vec![NewSection { id: None, name: "GA".into(), price_cents: 1, layout: ga(1) }],
+        sections: vec![NewSection {
+            id: None,
+            name: "GA".into(),
+            price_cents: 1,
+            layout: ga(1),
+        }],
         idempotency: None,
     };
     let field = |ev: NewEvent| match e.decide(&Command::CreateEvent(ev), T0) {
         Err(Rejection::InvalidInput { field, .. }) => field,
         other => panic!("{other:?}"),
     };
-    assert_eq!(field(NewEvent { id: "a b".into(), ..base.clone() }), "id");
-    assert_eq!(field(NewEvent { name: " ".into(), ..base.clone() }), "name");
-    assert_eq!(field(NewEvent { sections: vec![], ..base.clone() }), "sections");
-    assert_eq!(field(NewEvent { hold_ttl_ms: Some(0), ..base.clone() }), "hold_ttl_seconds");
-    assert_eq!(field(NewEvent { max_per_user: Some(0), ..base.clone() }), "max_per_user");
+    assert_eq!(
+        field(NewEvent {
+            id: "a b".into(),
+            ..base.clone()
+        }),
+        "id"
+    );
+    assert_eq!(
+        field(NewEvent {
+            name: " ".into(),
+            ..base.clone()
+        }),
+        "name"
+    );
+    assert_eq!(
+        field(NewEvent {
+            sections: vec![],
+            ..base.clone()
+        }),
+        "sections"
+    );
+    assert_eq!(
+        field(NewEvent {
+            hold_ttl_ms: Some(0),
+            ..base.clone()
+        }),
+        "hold_ttl_seconds"
+    );
+    assert_eq!(
+        field(NewEvent {
+            max_per_user: Some(0),
+            ..base.clone()
+        }),
+        "max_per_user"
+    );
     let two = vec![
-        NewSection { id: Some("x".into()), name: "A".into(), price_cents: 1, layout: rows(&[("A", 1)]) },
-        NewSection { id: Some("y".into()), name: "B".into(), price_cents: 1, layout: rows(&[("A", 1)]) },
+        NewSection {
+            id: Some("x".into()),
+            name: "A".into(),
+            price_cents: 1,
+            layout: rows(&[("A", 1)]),
+        },
+        NewSection {
+            id: Some("y".into()),
+            name: "B".into(),
+            price_cents: 1,
+            layout: rows(&[("A", 1)]),
+        },
     ];
-    assert_eq!(field(NewEvent { sections: two, ..base.clone() }), "sections[1].seats.rows[0].label");
-    let zero = vec![NewSection { id: None, name: "A".into(), price_cents: 1, layout: ga(0) }];
-    assert_eq!(field(NewEvent { sections: zero, ..base.clone() }), "sections[0].capacity");
-    let Decided::Change(Decision::EventCreated { event, .. }) = e.decide(&Command::CreateEvent(base), T0).unwrap() else { panic!() };
-    assert_eq!(event.sections[0].id, "s1", "section ids default by position");
+    assert_eq!(
+        field(NewEvent {
+            sections: two,
+            ..base.clone()
+        }),
+        "sections[1].seats.rows[0].label"
+    );
+    let zero = vec![NewSection {
+        id: None,
+        name: "A".into(),
+        price_cents: 1,
+        layout: ga(0),
+    }];
+    assert_eq!(
+        field(NewEvent {
+            sections: zero,
+            ..base.clone()
+        }),
+        "sections[0].capacity"
+    );
+    let Decided::Change(Decision::EventCreated { event, .. }) =
+        e.decide(&Command::CreateEvent(base), T0).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        event.sections[0].id, "s1",
+        "section ids default by position"
+    );
 }
 
 #[test]
@@ -333,12 +608,30 @@ fn snapshots_round_trip_and_decisions_replay() {
         starts_at_ms: Some(-5),
         max_per_user: Some(9),
         hold_ttl_ms: None,
-        sections: vec![NewSection { id: None, name: "T".into(), price_cents: 5, layout: rows(&[("A", 3), ("B", 3)]) }],
-        idempotency: Some(Idempotency { key: "c".into(), fingerprint: 1 }),
+        sections: vec![NewSection {
+            id: None,
+            name: "T".into(),
+            price_cents: 5,
+            layout: rows(&[("A", 3), ("B", 3)]),
+        }],
+        idempotency: Some(Idempotency {
+            key: "c".into(),
+            fingerprint: 1,
+        }),
     });
-    let Decided::Change(d) = e.decide(&create, T0).unwrap() else { panic!() };
+    let Decided::Change(d) = e.decide(&create, T0).unwrap() else {
+        panic!()
+    };
     apply(&mut e, d, &mut log);
-    let Decided::Change(d) = e.decide(&Command::PlaceHold(hold_cmd("alice", &[], &["B-2"])), T0 + 1).unwrap() else { panic!() };
+    let Decided::Change(d) = e
+        .decide(
+            &Command::PlaceHold(hold_cmd("alice", &[], &["B-2"])),
+            T0 + 1,
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
     apply(&mut e, d, &mut log);
     let restored = Engine::restore(&e.snapshot()).unwrap();
     assert_eq!(restored.snapshot(), e.snapshot());
