@@ -19,7 +19,7 @@ macro_rules! shard_id {
             /// Builds the id of the `counter`-th object (from 1) of `shard`.
             pub fn new(shard: u16, counter: u64) -> Self {
                 assert!(
-                    counter >= 1 && counter <= COUNTER_MAX,
+                    (1..=COUNTER_MAX).contains(&counter),
                     "counter out of range: {counter}"
                 );
                 Self((u64::from(shard) << 48) | counter)
@@ -41,7 +41,9 @@ macro_rules! shard_id {
                 }
                 let shard: u16 = shard.parse().ok()?;
                 let counter: u64 = counter.parse().ok()?;
-                (counter >= 1 && counter <= COUNTER_MAX).then(|| Self::new(shard, counter))
+                (1..=COUNTER_MAX)
+                    .contains(&counter)
+                    .then(|| Self::new(shard, counter))
             }
         }
 

@@ -186,9 +186,7 @@ fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mu
                 s.sort();
                 s.windows(2).any(|w| w[0] == w[1])
             };
-            let expected: Result<(), &str> = if tickets == 0 {
-                Err("invalid_input")
-            } else if has_duplicate {
+            let expected: Result<(), &str> = if tickets == 0 || has_duplicate {
                 Err("invalid_input")
             } else if model.per_user[*u] + tickets > MAX_PER_USER {
                 Err("limit_exceeded")

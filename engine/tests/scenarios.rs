@@ -596,7 +596,7 @@ fn event_validation_names_fields() {
 fn snapshots_round_trip_and_decisions_replay() {
     let mut e = Engine::new(1);
     let mut log = Vec::new();
-    let mut apply = |e: &mut Engine, d: Decision, log: &mut Vec<Vec<u8>>| {
+    let apply = |e: &mut Engine, d: Decision, log: &mut Vec<Vec<u8>>| {
         let mut buf = Vec::new();
         d.encode(&mut buf);
         log.push(buf);

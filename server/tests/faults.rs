@@ -177,10 +177,10 @@ fn last_durable(journal: &Path, shard: usize) -> u64 {
     std::fs::read_to_string(journal)
         .unwrap_or_default()
         .lines()
+        .rev()
         .filter_map(|l| l.split_once(' '))
         .filter(|(s, _)| s.parse::<usize>().ok() == Some(shard))
-        .filter_map(|(_, seq)| seq.parse::<u64>().ok())
-        .last()
+        .find_map(|(_, seq)| seq.parse::<u64>().ok())
         .unwrap_or(0)
 }
 

@@ -161,7 +161,7 @@ pub async fn list(
                 .await?,
         );
     }
-    all.sort_by(|a, b| (b.created_at_ms, b.id).cmp(&(a.created_at_ms, a.id)));
+    all.sort_by_key(|b| std::cmp::Reverse((b.created_at_ms, b.id)));
     let more = all.len() > limit;
     all.truncate(limit);
     let next_cursor = if more {
