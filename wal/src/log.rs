@@ -181,6 +181,12 @@ impl<S: Storage> Wal<S> {
             .last()
             .map_or(snapshot_seq, |s| s.last_seq.max(snapshot_seq));
         recovery.last_seq = last_seq;
+        // Make every directory entry found durable before anything is appended: a segment
+        // created by a run that died before its directory fsync must not vanish later,
+        // taking records acknowledged by this run with it.
+        storage
+            .sync_dir()
+            .map_err(io_error(&dir, "", "fsync directory"))?;
         let mut wal = Wal {
             storage,
             options,
@@ -304,6 +310,9 @@ impl<S: Storage> Wal<S> {
             .map_err(io_error(&dir, &name, "append"));
         self.buf = buf;
         if let Err(error) = written {
+            // Best effort: cut what a short write left, so a restart without a crash does
+            // not find records whose append was reported failed. The log latches anyway.
+            let _ = self.storage.truncate(&name, self.current_len);
             return Err(self.latch(error));
         }
         self.prev_crc = crc;
