@@ -172,7 +172,8 @@ fn io_errors_at_every_operation_never_report_durable_what_is_not() {
 #[test]
 fn after_a_failed_sync_every_append_is_refused() {
     let storage = CrashStorage::new();
-    // Operations: create, header, sync, dir sync (segment), then append, sync: fail the sync.
+    // Operations: dir sync (open), create, header, sync, dir sync (segment), append, sync:
+    // fail that last sync.
     let (mut wal, _) = Wal::open_with(
         FaultStorage::new(storage, 6, FaultKind::Eio, false),
         OPTIONS,
