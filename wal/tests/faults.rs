@@ -175,7 +175,7 @@ fn after_a_failed_sync_every_append_is_refused() {
     // Operations: dir sync (open), create, header, sync, dir sync (segment), append, sync:
     // fail that last sync.
     let (mut wal, _) = Wal::open_with(
-        FaultStorage::new(storage, 6, FaultKind::Eio, false),
+        FaultStorage::new(storage, 7, FaultKind::Eio, false),
         OPTIONS,
     )
     .unwrap();
