@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// HMAC key of user tokens (default: generated into DATA_DIR/jwt_secret).
     #[arg(long, env = "BOXOFFICE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Connections served at once; past it a connection gets 503 and is closed.
+    #[arg(long, env = "BOXOFFICE_CONNECTIONS_MAX", default_value_t = crate::limits::CONNECTIONS_MAX)]
+    pub connections_max: usize,
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "BOXOFFICE_WORKERS")]
     pub workers: Option<usize>,

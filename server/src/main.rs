@@ -64,6 +64,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             shards: args.shards,
             admin_token: args.admin_token,
             jwt_secret: args.jwt_secret,
+            connections_max: args.connections_max,
         };
         server::run(listener, config, shutdown_signal())
             .await

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use crate::api::{self, AppState};
 use crate::auth::Auth;
 use crate::datadir::{DataDir, DataDirError};
-use crate::limits::{CONNECTIONS_MAX, HEADER_READ_TIMEOUT, RETRY_AFTER_SECONDS};
+use crate::limits::{HEADER_READ_TIMEOUT, RETRY_AFTER_SECONDS};
 use crate::shard;
 
 /// How long connections get to finish at shutdown before the shards stop anyway.
@@ -37,6 +37,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The HS256 key of user tokens; generated into the data directory when absent.
     pub jwt_secret: Option<String>,
+    /// Connections served at once (default [`crate::limits::CONNECTIONS_MAX`]).
+    pub connections_max: usize,
 }
 
 /// Why the server could not run.
@@ -141,16 +143,27 @@ pub async fn run(
             prometheus.run_upkeep();
         }
     });
-    serve(listener, api::router(running.state.clone()), shutdown).await;
+    serve(
+        listener,
+        api::router(running.state.clone()),
+        config.connections_max,
+        shutdown,
+    )
+    .await;
     upkeep.abort();
     running.stop().await;
     Ok(())
 }
 
 /// Accepts connections until `shutdown`, then waits (bounded) for open ones to finish.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    connections_max: usize,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let permits = Arc::new(Semaphore::new(connections_max.max(1)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)

@@ -28,6 +28,7 @@ impl Harness {
             shards: Some(shards),
             admin_token: Some(ADMIN.into()),
             jwt_secret: Some(SECRET.into()),
+            connections_max: server::limits::CONNECTIONS_MAX,
         };
         let running = Running::start(&config).unwrap();
         assert!(running.wait_recovered(Duration::from_secs(10)).await);
