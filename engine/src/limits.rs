@@ -17,8 +17,8 @@ pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
 pub const SECTIONS_PER_EVENT_MAX: usize = 64;
 /// Rows per seated section.
 pub const ROWS_PER_SECTION_MAX: usize = 2_000;
-/// Seats per row.
-pub const SEATS_PER_ROW_MAX: u32 = 10_000;
+/// Seats per row (a hall may be one long row: as many as a section may hold).
+pub const SEATS_PER_ROW_MAX: u32 = SEATS_PER_SECTION_MAX;
 /// Seats per seated section (the contract promises at least 100,000).
 pub const SEATS_PER_SECTION_MAX: u32 = 200_000;
 /// Seats per event, across all its seated sections.

@@ -860,3 +860,34 @@ async fn operations_routes_answer() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hall_of_one_hundred_thousand_seats_in_one_row() {
+    let h = Harness::start(1).await;
+    let body = json!({"id": "hall", "name": "Hall", "sections": [
+        {"id": "floor", "name": "Floor", "price_cents": 1, "seats": {"rows": [{"label": "A", "count": 100000}]}}]});
+    let (status, event) = h
+        .call(Method::POST, "/v1/events", Some(ADMIN), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{event}");
+    assert_eq!(event["sections"][0]["capacity"], 100_000);
+    let alice = h.user("alice");
+    let (status, hold) = h
+        .call(
+            Method::POST,
+            "/v1/events/hall/holds",
+            Some(&alice),
+            Some(json!({"seats": ["A-100000", "A-1"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let (status, map) = h
+        .call(Method::GET, "/v1/events/hall/seats", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        map["sections"][0]["rows"][0]["seats"][99_999],
+        json!({"id": "A-100000", "status": "held"})
+    );
+    h.stop().await;
+}

@@ -67,8 +67,8 @@ pub struct RowJson {
     /// `[A-Za-z0-9]{1,8}`, unique within the event.
     #[schema(pattern = r"^[A-Za-z0-9]{1,8}$")]
     pub label: String,
-    /// Seats in the row, 1 to 10,000.
-    #[schema(minimum = 1, maximum = 10000)]
+    /// Seats in the row, 1 to 200,000 (at most 200,000 in the section).
+    #[schema(minimum = 1, maximum = 200000)]
     pub count: u32,
 }
 
@@ -123,7 +123,7 @@ pub struct ConfirmBody {
 /// A seat id: `<row label>-<seat number>`, e.g. `A-12`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
-#[schema(value_type = String, pattern = r"^[A-Za-z0-9]{1,8}-[1-9][0-9]{0,4}$")]
+#[schema(value_type = String, pattern = r"^[A-Za-z0-9]{1,8}-[1-9][0-9]{0,5}$")]
 pub struct SeatId(pub String);
 
 /// A quantity of a general-admission section.
