@@ -3,7 +3,6 @@
 //! encoded decision starts with a format version byte.
 
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
 
 use crate::codec;
 use crate::engine::CodecError;
@@ -61,15 +60,13 @@ pub struct EventSpec {
     pub sections: Vec<SectionSpec>,
 }
 
-/// The lines of a hold: GA `(section, qty)` and seats `(section, seat index)`, in request
-/// order. Stored inline for the common small holds, so deciding and replaying a one-line
-/// GA hold allocates nothing.
+/// The lines of a hold: GA `(section, qty)` and seats `(section, seat index)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lines {
     /// GA quantities by section index.
-    pub items: SmallVec<[(u16, u32); 1]>,
+    pub items: Vec<(u16, u32)>,
     /// Seats by section index and seat index within the section.
-    pub seats: SmallVec<[(u16, u32); 4]>,
+    pub seats: Vec<(u16, u32)>,
 }
 
 impl Lines {
@@ -77,18 +74,6 @@ impl Lines {
     pub fn tickets(&self) -> u32 {
         self.items.iter().map(|&(_, q)| q).sum::<u32>() + self.seats.len() as u32
     }
-}
-
-/// The user a hold is for: an index into the shard's interned users when it is already
-/// known (the common case: no string in the decision), or the id of a new user, whom
-/// applying the decision interns with the next index. Interning happens in apply order,
-/// so replay assigns the same indexes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum UserRef {
-    /// A user the shard has seen, by index.
-    Known(u32),
-    /// A user seen for the first time.
-    New(String),
 }
 
 /// A state change, as logged.
@@ -99,9 +84,9 @@ pub enum Decision {
         /// Engine time.
         at_ms: u64,
         /// The event.
-        event: Box<EventSpec>,
+        event: EventSpec,
         /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
+        idem: Option<IdemTag>,
     },
     /// A hold was placed.
     HoldPlaced {
@@ -112,7 +97,7 @@ pub enum Decision {
         /// Event index on the shard.
         event: u32,
         /// For whom.
-        user: UserRef,
+        user: String,
         /// What it holds.
         lines: Lines,
         /// Sum of prices.
@@ -120,7 +105,7 @@ pub enum Decision {
         /// When it expires.
         expires_at_ms: u64,
         /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
+        idem: Option<IdemTag>,
     },
     /// A purchase: a hold made and confirmed at once.
     Purchased {
@@ -133,7 +118,7 @@ pub enum Decision {
         /// Event index on the shard.
         event: u32,
         /// The buyer.
-        user: UserRef,
+        user: String,
         /// What was bought.
         lines: Lines,
         /// Sum of prices.
@@ -141,7 +126,7 @@ pub enum Decision {
         /// Payment reference.
         payment_ref: Option<String>,
         /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
+        idem: Option<IdemTag>,
     },
     /// A hold became a booking.
     HoldConfirmed {
@@ -154,7 +139,7 @@ pub enum Decision {
         /// Payment reference.
         payment_ref: Option<String>,
         /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
+        idem: Option<IdemTag>,
     },
     /// A hold was released by its owner.
     HoldReleased {
@@ -163,7 +148,7 @@ pub enum Decision {
         /// The hold.
         hold: HoldId,
         /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
+        idem: Option<IdemTag>,
     },
     /// A hold's time ran out.
     HoldExpired {
@@ -179,7 +164,7 @@ pub enum Decision {
         /// The booking.
         booking: BookingId,
         /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
+        idem: Option<IdemTag>,
     },
 }
 
@@ -222,7 +207,7 @@ impl Decision {
             | Decision::Purchased { idem, .. }
             | Decision::HoldConfirmed { idem, .. }
             | Decision::HoldReleased { idem, .. }
-            | Decision::BookingCancelled { idem, .. } => idem.as_deref(),
+            | Decision::BookingCancelled { idem, .. } => idem.as_ref(),
             Decision::HoldExpired { .. } => None,
         }
     }
