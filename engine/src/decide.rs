@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::command::{Actor, Command, Idempotency, NewEvent, NewHold};
-use crate::decision::{Decision, EventSpec, IdemTag, Lines, SectionSpec};
+use crate::decision::{Decision, EventSpec, IdemTag, Lines, SectionSpec, UserRef};
 use crate::engine::{Decided, Engine};
 use crate::ids::{BookingId, HoldId};
 use crate::limits::*;
@@ -80,11 +80,13 @@ fn check_payment_ref(payment_ref: &Option<String>) -> Result<(), Rejection> {
     }
 }
 
-fn tag(actor: &Actor, idem: &Option<Idempotency>) -> Option<IdemTag> {
-    idem.as_ref().map(|i| IdemTag {
-        scope: Engine::idem_scope(actor),
-        key: i.key.clone(),
-        fingerprint: i.fingerprint,
+fn tag(actor: &Actor, idem: &Option<Idempotency>) -> Option<Box<IdemTag>> {
+    idem.as_ref().map(|i| {
+        Box::new(IdemTag {
+            scope: Engine::idem_scope(actor),
+            key: i.key.clone(),
+            fingerprint: i.fingerprint,
+        })
     })
 }
 
@@ -113,7 +115,10 @@ impl Engine {
                 if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
                     return Ok(replay);
                 }
-                self.check_live(hold.status, hold.expires_at_ms, now_ms)?;
+                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
+                if self.state.bookings.len() as u64 >= BOOKINGS_PER_SHARD_MAX {
+                    return Err(Rejection::OverCapacity);
+                }
                 Ok(Decided::Change(Decision::HoldConfirmed {
                     at_ms: now_ms,
                     hold: *hold_id,
@@ -132,7 +137,7 @@ impl Engine {
                 if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
                     return Ok(replay);
                 }
-                self.check_live(hold.status, hold.expires_at_ms, now_ms)?;
+                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
                 Ok(Decided::Change(Decision::HoldReleased {
                     at_ms: now_ms,
                     hold: *hold_id,
@@ -149,7 +154,7 @@ impl Engine {
                 if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
                     return Ok(replay);
                 }
-                if booking.cancelled_at_ms.is_some() {
+                if booking.is_cancelled() {
                     return Err(Rejection::BookingNotActive);
                 }
                 Ok(Decided::Change(Decision::BookingCancelled {
@@ -370,14 +375,14 @@ impl Engine {
         }
         Ok(Decided::Change(Decision::EventCreated {
             at_ms: now_ms,
-            event: EventSpec {
+            event: Box::new(EventSpec {
                 id: new.id.clone(),
                 name: new.name.clone(),
                 starts_at_ms: new.starts_at_ms,
                 max_per_user: new.max_per_user,
                 hold_ttl_ms,
                 sections,
-            },
+            }),
             idem: tag(&actor, &new.idempotency),
         }))
     }
@@ -440,20 +445,20 @@ impl Engine {
         let mut lines = Lines::default();
         let mut total_cents: u64 = 0;
         for (i, item) in new.items.iter().enumerate() {
-            let field = format!("items[{i}].section_id");
+            let field = || format!("items[{i}].section_id");
             let s = event
                 .sections
                 .iter()
                 .position(|s| s.id == item.section_id)
-                .ok_or_else(|| invalid(&field, "no such section in this event"))?;
+                .ok_or_else(|| invalid(field(), "no such section in this event"))?;
             if event.sections[s].is_seated() {
                 return Err(invalid(
-                    field,
+                    field(),
                     "this section has assigned seats: name them in seats",
                 ));
             }
             if lines.items.iter().any(|&(x, _)| x as usize == s) {
-                return Err(invalid(field, "the same section appears twice"));
+                return Err(invalid(field(), "the same section appears twice"));
             }
             lines.items.push((s as u16, item.qty));
             total_cents += event.sections[s].price_cents * u64::from(item.qty);
@@ -477,10 +482,10 @@ impl Engine {
         if let Some(replay) = self.replay(&new.actor, &new.idempotency, now_ms)? {
             return Ok(replay);
         }
+        let user = self.user_index(&new.user_id);
         if let Some(max) = event.max_per_user {
-            let current = self
-                .user_index(&new.user_id)
-                .and_then(|u| event.per_user.get(&u).copied())
+            let current = user
+                .and_then(|u| self.derived.per_user.get(&(index, u)).copied())
                 .unwrap_or(0);
             if u64::from(current) + tickets > u64::from(max) {
                 return Err(Rejection::LimitExceeded {
@@ -505,21 +510,30 @@ impl Engine {
                 });
             }
         }
+        if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX
+            || (purchase && self.state.bookings.len() as u64 >= BOOKINGS_PER_SHARD_MAX)
+        {
+            return Err(Rejection::OverCapacity);
+        }
         let idem = tag(&new.actor, &new.idempotency);
+        let user = match user {
+            Some(u) => UserRef::Known(u),
+            None => UserRef::New(new.user_id.clone()),
+        };
         if purchase {
             return Ok(Decided::Change(Decision::Purchased {
                 at_ms: now_ms,
                 hold: self.next_hold_id(),
                 booking: self.next_booking_id(),
                 event: index,
-                user: new.user_id.clone(),
+                user,
                 lines,
                 total_cents,
                 payment_ref: new.payment_ref.clone(),
                 idem,
             }));
         }
-        if self.derived.expiry.len() >= LIVE_HOLDS_PER_SHARD_MAX {
+        if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
             return Err(Rejection::OverCapacity);
         }
         let ttl_ms = new.ttl_ms.unwrap_or(event.hold_ttl_ms);
@@ -527,7 +541,7 @@ impl Engine {
             at_ms: now_ms,
             hold: self.next_hold_id(),
             event: index,
-            user: new.user_id.clone(),
+            user,
             lines,
             total_cents,
             expires_at_ms: now_ms + ttl_ms,

@@ -3,6 +3,7 @@
 //! encoded decision starts with a format version byte.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::codec;
 use crate::engine::CodecError;
@@ -60,13 +61,15 @@ pub struct EventSpec {
     pub sections: Vec<SectionSpec>,
 }
 
-/// The lines of a hold: GA `(section, qty)` and seats `(section, seat index)`.
+/// The lines of a hold: GA `(section, qty)` and seats `(section, seat index)`, in request
+/// order. Stored inline for the common small holds, so deciding and replaying a one-line
+/// GA hold allocates nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lines {
     /// GA quantities by section index.
-    pub items: Vec<(u16, u32)>,
+    pub items: SmallVec<[(u16, u32); 1]>,
     /// Seats by section index and seat index within the section.
-    pub seats: Vec<(u16, u32)>,
+    pub seats: SmallVec<[(u16, u32); 4]>,
 }
 
 impl Lines {
@@ -74,6 +77,18 @@ impl Lines {
     pub fn tickets(&self) -> u32 {
         self.items.iter().map(|&(_, q)| q).sum::<u32>() + self.seats.len() as u32
     }
+}
+
+/// The user a hold is for: an index into the shard's interned users when it is already
+/// known (the common case: no string in the decision), or the id of a new user, whom
+/// applying the decision interns with the next index. Interning happens in apply order,
+/// so replay assigns the same indexes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserRef {
+    /// A user the shard has seen, by index.
+    Known(u32),
+    /// A user seen for the first time.
+    New(String),
 }
 
 /// A state change, as logged.
@@ -84,9 +99,9 @@ pub enum Decision {
         /// Engine time.
         at_ms: u64,
         /// The event.
-        event: EventSpec,
+        event: Box<EventSpec>,
         /// Idempotency key, if any.
-        idem: Option<IdemTag>,
+        idem: Option<Box<IdemTag>>,
     },
     /// A hold was placed.
     HoldPlaced {
@@ -97,7 +112,7 @@ pub enum Decision {
         /// Event index on the shard.
         event: u32,
         /// For whom.
-        user: String,
+        user: UserRef,
         /// What it holds.
         lines: Lines,
         /// Sum of prices.
@@ -105,7 +120,7 @@ pub enum Decision {
         /// When it expires.
         expires_at_ms: u64,
         /// Idempotency key, if any.
-        idem: Option<IdemTag>,
+        idem: Option<Box<IdemTag>>,
     },
     /// A purchase: a hold made and confirmed at once.
     Purchased {
@@ -118,7 +133,7 @@ pub enum Decision {
         /// Event index on the shard.
         event: u32,
         /// The buyer.
-        user: String,
+        user: UserRef,
         /// What was bought.
         lines: Lines,
         /// Sum of prices.
@@ -126,7 +141,7 @@ pub enum Decision {
         /// Payment reference.
         payment_ref: Option<String>,
         /// Idempotency key, if any.
-        idem: Option<IdemTag>,
+        idem: Option<Box<IdemTag>>,
     },
     /// A hold became a booking.
     HoldConfirmed {
@@ -139,7 +154,7 @@ pub enum Decision {
         /// Payment reference.
         payment_ref: Option<String>,
         /// Idempotency key, if any.
-        idem: Option<IdemTag>,
+        idem: Option<Box<IdemTag>>,
     },
     /// A hold was released by its owner.
     HoldReleased {
@@ -148,7 +163,7 @@ pub enum Decision {
         /// The hold.
         hold: HoldId,
         /// Idempotency key, if any.
-        idem: Option<IdemTag>,
+        idem: Option<Box<IdemTag>>,
     },
     /// A hold's time ran out.
     HoldExpired {
@@ -164,7 +179,7 @@ pub enum Decision {
         /// The booking.
         booking: BookingId,
         /// Idempotency key, if any.
-        idem: Option<IdemTag>,
+        idem: Option<Box<IdemTag>>,
     },
 }
 
@@ -207,7 +222,7 @@ impl Decision {
             | Decision::Purchased { idem, .. }
             | Decision::HoldConfirmed { idem, .. }
             | Decision::HoldReleased { idem, .. }
-            | Decision::BookingCancelled { idem, .. } => idem.as_ref(),
+            | Decision::BookingCancelled { idem, .. } => idem.as_deref(),
             Decision::HoldExpired { .. } => None,
         }
     }

@@ -2,12 +2,13 @@
 //! mutator, here). Reads are in query.rs, invariants in invariants.rs.
 
 use crate::codec;
-use crate::decision::{Decision, IdemScope, IdemTag, Lines};
+use crate::decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, UserRef};
 use crate::ids::{BookingId, HoldId};
 use crate::limits::{IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::seat::SeatState;
 use crate::state::{
-    Booking, Derived, Event, Hold, IdemEntry, IdemOutcome, Row, Section, State, Status,
+    hold_lines, tickets, Booking, Derived, Event, Hold, IdemEntry, IdemOutcome, Row, Section,
+    State, Status, NOT_CANCELLED,
 };
 use crate::view::Output;
 
@@ -33,7 +34,7 @@ impl std::fmt::Display for CodecError {
 impl std::error::Error for CodecError {}
 
 /// One shard's inventory, holds, bookings and idempotency keys.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Engine {
     pub(crate) state: State,
     pub(crate) derived: Derived,
@@ -43,6 +44,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("shard", &self.state.shard)
+            .field("now_ms", &self.state.now_ms)
             .field("events", &self.state.events.len())
             .field("holds", &self.state.holds.len())
             .field("bookings", &self.state.bookings.len())
@@ -98,67 +100,40 @@ impl Engine {
         self.derived.user_index.get(user).copied()
     }
 
-    fn intern(&mut self, user: &str) -> u32 {
-        if let Some(&i) = self.derived.user_index.get(user) {
-            return i;
+    fn intern(&mut self, user: &UserRef) -> u32 {
+        match user {
+            UserRef::Known(i) => {
+                assert!(
+                    (*i as usize) < self.state.users.len(),
+                    "user index {i} is not interned"
+                );
+                *i
+            }
+            UserRef::New(user) => {
+                if let Some(&i) = self.derived.user_index.get(user) {
+                    return i;
+                }
+                let i = self.state.users.len() as u32;
+                self.state.users.push(user.clone());
+                self.state.user_bookings.push(Vec::new());
+                self.derived.user_index.insert(user.clone(), i);
+                i
+            }
         }
-        let i = self.state.users.len() as u32;
-        self.state.users.push(user.to_string());
-        self.state.user_bookings.push(Vec::new());
-        self.derived.user_index.insert(user.to_string(), i);
-        i
     }
 
     /// Applies a decision. Infallible; the only mutator; what replay calls.
     pub fn apply(&mut self, decision: &Decision) {
         let at_ms = decision.at_ms();
+        debug_assert!(
+            at_ms >= self.state.now_ms,
+            "time went back: {at_ms} < {}",
+            self.state.now_ms
+        );
         self.state.now_ms = self.state.now_ms.max(at_ms);
         let outcome = match decision {
             Decision::EventCreated { at_ms, event, .. } => {
-                let index = self.state.events.len() as u32;
-                let mut rows_by_label = std::collections::BTreeMap::new();
-                let sections = event
-                    .sections
-                    .iter()
-                    .enumerate()
-                    .map(|(s, spec)| {
-                        let mut rows = Vec::new();
-                        let mut start = 0;
-                        for (r, (label, count)) in spec.rows.iter().flatten().enumerate() {
-                            rows_by_label.insert(label.clone(), (s as u16, r as u32));
-                            rows.push(Row {
-                                label: label.clone(),
-                                count: *count,
-                                start,
-                            });
-                            start += count;
-                        }
-                        Section {
-                            id: spec.id.clone(),
-                            name: spec.name.clone(),
-                            price_cents: spec.price_cents,
-                            capacity: spec.capacity,
-                            held: 0,
-                            sold: 0,
-                            seats: vec![SeatState::FREE; start as usize],
-                            rows,
-                        }
-                    })
-                    .collect();
-                self.state.events.push(Event {
-                    id: event.id.clone(),
-                    name: event.name.clone(),
-                    starts_at_ms: event.starts_at_ms,
-                    max_per_user: event.max_per_user,
-                    hold_ttl_ms: event.hold_ttl_ms,
-                    created_at_ms: *at_ms,
-                    sections,
-                    rows_by_label,
-                    bookings: Vec::new(),
-                    per_user: Default::default(),
-                });
-                self.state.event_index.insert(event.id.clone(), index);
-                IdemOutcome::EventCreated(index)
+                IdemOutcome::EventCreated(self.create_event(event, *at_ms))
             }
             Decision::HoldPlaced {
                 at_ms,
@@ -179,7 +154,7 @@ impl Engine {
                     *at_ms,
                     *expires_at_ms,
                 );
-                IdemOutcome::HoldPlaced(counter)
+                IdemOutcome::HoldPlaced(counter.into())
             }
             Decision::Purchased {
                 at_ms,
@@ -203,26 +178,79 @@ impl Engine {
                 payment_ref,
                 ..
             } => {
-                self.confirm(hold.counter(), *booking, payment_ref.as_deref(), *at_ms);
+                self.confirm(
+                    counter32(hold.counter()),
+                    *booking,
+                    payment_ref.as_deref(),
+                    *at_ms,
+                );
                 IdemOutcome::Confirmed(booking.counter())
             }
             Decision::HoldReleased { hold, .. } => {
-                self.end_hold(hold.counter(), Status::Released);
+                self.end_hold(counter32(hold.counter()), Status::Released);
                 IdemOutcome::Released(hold.counter())
             }
             Decision::HoldExpired { hold, .. } => {
-                self.end_hold(hold.counter(), Status::Expired);
+                self.end_hold(counter32(hold.counter()), Status::Expired);
                 IdemOutcome::Released(hold.counter())
             }
             Decision::BookingCancelled { at_ms, booking, .. } => {
-                self.cancel(booking.counter(), *at_ms);
+                self.cancel(counter32(booking.counter()), *at_ms);
                 IdemOutcome::Cancelled(booking.counter())
             }
         };
+        let state = &self.state;
+        self.derived.expiry.pop_stale(|c| !state.is_live(c));
         if let Some(tag) = decision.idem() {
             self.remember(tag, at_ms, outcome);
         }
         self.forget_old_keys(at_ms);
+    }
+
+    fn create_event(&mut self, event: &EventSpec, at_ms: u64) -> u32 {
+        let index = self.state.events.len() as u32;
+        let mut rows_by_label = std::collections::BTreeMap::new();
+        let sections = event
+            .sections
+            .iter()
+            .enumerate()
+            .map(|(s, spec)| {
+                let mut rows = Vec::new();
+                let mut start = 0;
+                for (r, (label, count)) in spec.rows.iter().flatten().enumerate() {
+                    rows_by_label.insert(label.clone(), (s as u16, r as u32));
+                    rows.push(Row {
+                        label: label.clone(),
+                        count: *count,
+                        start,
+                    });
+                    start += count;
+                }
+                Section {
+                    id: spec.id.clone(),
+                    name: spec.name.clone(),
+                    price_cents: spec.price_cents,
+                    capacity: spec.capacity,
+                    held: 0,
+                    sold: 0,
+                    seats: vec![SeatState::FREE; start as usize],
+                    rows,
+                }
+            })
+            .collect();
+        self.state.events.push(Event {
+            id: event.id.clone(),
+            name: event.name.clone(),
+            starts_at_ms: event.starts_at_ms,
+            max_per_user: event.max_per_user,
+            hold_ttl_ms: event.hold_ttl_ms,
+            created_at_ms: at_ms,
+            sections,
+            rows_by_label,
+            bookings: Vec::new(),
+        });
+        self.state.event_index.insert(event.id.clone(), index);
+        index
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -230,42 +258,51 @@ impl Engine {
         &mut self,
         hold: HoldId,
         event: u32,
-        user: &str,
+        user: &UserRef,
         lines: &Lines,
         total_cents: u64,
         at_ms: u64,
         expires_at_ms: u64,
-    ) -> u64 {
-        let counter = hold.counter();
+    ) -> u32 {
         assert_eq!(hold, self.next_hold_id(), "holds are applied in id order");
+        let counter = counter32(hold.counter());
         let user = self.intern(user);
-        let e = &mut self.state.events[event as usize];
+        let state = &mut self.state;
+        let e = &mut state.events[event as usize];
         for &(section, qty) in &lines.items {
             e.sections[section as usize].held += qty;
         }
         for &(section, seat) in &lines.seats {
             let s = &mut e.sections[section as usize];
             debug_assert!(s.seats[seat as usize].is_free());
-            s.seats[seat as usize] = SeatState::held(counter);
+            s.seats[seat as usize] = SeatState::held(counter.into());
             s.held += 1;
         }
-        *e.per_user.entry(user).or_default() += lines.tickets();
-        self.state.holds.push(Hold {
-            event,
-            user,
-            lines: lines.clone(),
+        if e.max_per_user.is_some() {
+            *self.derived.per_user.entry((event, user)).or_default() += lines.tickets();
+        }
+        let lines_at = state.lines.len() as u64;
+        state.lines.extend_from_slice(&lines.items);
+        state.lines.extend_from_slice(&lines.seats);
+        state.holds.push(Hold {
             total_cents,
             created_at_ms: at_ms,
-            expires_at_ms,
+            lines_at,
+            ttl_ms: u32::try_from(expires_at_ms - at_ms).expect("a hold TTL fits in u32"),
+            event,
+            user,
+            items: u8::try_from(lines.items.len()).expect("items per hold fit in u8"),
+            seats: u8::try_from(lines.seats.len()).expect("seats per hold fit in u8"),
             status: Status::Held,
         });
-        self.derived.expiry.insert((expires_at_ms, counter));
+        self.derived.expiry.push((expires_at_ms, counter));
+        self.derived.live_holds += 1;
         counter
     }
 
     fn confirm(
         &mut self,
-        hold_counter: u64,
+        hold_counter: u32,
         booking: BookingId,
         payment_ref: Option<&str>,
         at_ms: u64,
@@ -275,79 +312,86 @@ impl Engine {
             self.next_booking_id(),
             "bookings are applied in id order"
         );
-        let booking_counter = booking.counter();
-        let hold = &mut self.state.holds[hold_counter as usize - 1];
+        let booking_counter = counter32(booking.counter());
+        let state = &mut self.state;
+        let hold = &mut state.holds[hold_counter as usize - 1];
         debug_assert_eq!(hold.status, Status::Held);
         hold.status = Status::Confirmed;
-        self.derived
-            .expiry
-            .remove(&(hold.expires_at_ms, hold_counter));
+        self.derived.live_holds -= 1;
+        let hold = &state.holds[hold_counter as usize - 1];
         let (event, user) = (hold.event, hold.user);
-        let e = &mut self.state.events[event as usize];
-        for &(section, qty) in &hold.lines.items {
+        let (items, seats) = hold_lines(&state.lines, hold);
+        let e = &mut state.events[event as usize];
+        for &(section, qty) in items {
             let s = &mut e.sections[section as usize];
             s.held -= qty;
             s.sold += qty;
         }
-        for &(section, seat) in &hold.lines.seats {
+        for &(section, seat) in seats {
             let s = &mut e.sections[section as usize];
-            s.seats[seat as usize] = SeatState::sold(booking_counter);
+            s.seats[seat as usize] = SeatState::sold(booking_counter.into());
             s.held -= 1;
             s.sold += 1;
         }
         e.bookings.push(booking_counter);
-        self.state.user_bookings[user as usize].push(booking_counter);
-        self.state.bookings.push(Booking {
-            hold: hold_counter,
+        state.user_bookings[user as usize].push(booking_counter);
+        let payment_at = state.payment_refs.len() as u64;
+        let payment_len = payment_ref.map_or(0, |p| {
+            state.payment_refs.push_str(p);
+            u8::try_from(p.len()).expect("a payment reference fits in 255 bytes")
+        });
+        state.bookings.push(Booking {
             created_at_ms: at_ms,
-            cancelled_at_ms: None,
-            payment_ref: payment_ref.map(Into::into),
+            cancelled_at_ms: NOT_CANCELLED,
+            payment_at,
+            hold: hold_counter,
+            payment_len,
         });
     }
 
     /// Release or expiry: the hold's inventory returns to sale.
-    fn end_hold(&mut self, counter: u64, status: Status) {
-        let hold = &mut self.state.holds[counter as usize - 1];
+    fn end_hold(&mut self, counter: u32, status: Status) {
+        let state = &mut self.state;
+        let hold = &mut state.holds[counter as usize - 1];
         debug_assert_eq!(hold.status, Status::Held);
         hold.status = status;
-        self.derived.expiry.remove(&(hold.expires_at_ms, counter));
-        let e = &mut self.state.events[hold.event as usize];
-        for &(section, qty) in &hold.lines.items {
+        self.derived.live_holds -= 1;
+        let hold = &state.holds[counter as usize - 1];
+        let (items, seats) = hold_lines(&state.lines, hold);
+        let e = &mut state.events[hold.event as usize];
+        for &(section, qty) in items {
             e.sections[section as usize].held -= qty;
         }
-        for &(section, seat) in &hold.lines.seats {
+        for &(section, seat) in seats {
             let s = &mut e.sections[section as usize];
             s.seats[seat as usize] = SeatState::FREE;
             s.held -= 1;
         }
-        Self::uncount(e, hold.user, hold.lines.tickets());
+        if e.max_per_user.is_some() {
+            self.derived
+                .uncount(hold.event, hold.user, tickets(items, seats));
+        }
     }
 
-    fn cancel(&mut self, booking_counter: u64, at_ms: u64) {
-        let booking = &mut self.state.bookings[booking_counter as usize - 1];
-        debug_assert!(booking.cancelled_at_ms.is_none());
-        booking.cancelled_at_ms = Some(at_ms);
-        let hold = &self.state.holds[booking.hold as usize - 1];
-        let e = &mut self.state.events[hold.event as usize];
-        for &(section, qty) in &hold.lines.items {
+    fn cancel(&mut self, booking_counter: u32, at_ms: u64) {
+        let state = &mut self.state;
+        let booking = &mut state.bookings[booking_counter as usize - 1];
+        debug_assert!(!booking.is_cancelled());
+        booking.cancelled_at_ms = at_ms;
+        let hold = &state.holds[booking.hold as usize - 1];
+        let (items, seats) = hold_lines(&state.lines, hold);
+        let e = &mut state.events[hold.event as usize];
+        for &(section, qty) in items {
             e.sections[section as usize].sold -= qty;
         }
-        for &(section, seat) in &hold.lines.seats {
+        for &(section, seat) in seats {
             let s = &mut e.sections[section as usize];
             s.seats[seat as usize] = SeatState::FREE;
             s.sold -= 1;
         }
-        Self::uncount(e, hold.user, hold.lines.tickets());
-    }
-
-    fn uncount(event: &mut Event, user: u32, tickets: u32) {
-        let count = event
-            .per_user
-            .get_mut(&user)
-            .expect("a user with tickets is counted");
-        *count -= tickets;
-        if *count == 0 {
-            event.per_user.remove(&user);
+        if e.max_per_user.is_some() {
+            self.derived
+                .uncount(hold.event, hold.user, tickets(items, seats));
         }
     }
 
@@ -387,22 +431,26 @@ impl Engine {
     /// Expiry decisions for up to `max` holds whose `expires_at <= now`, earliest first,
     /// one [`Decision`] per hold, from the ordered expiry index.
     pub fn decide_expiry(&self, now_ms: u64, max: usize) -> Vec<Decision> {
+        debug_assert!(
+            now_ms >= self.state.now_ms,
+            "time went back: {now_ms} < {}",
+            self.state.now_ms
+        );
         let at_ms = now_ms.max(self.state.now_ms);
         self.derived
             .expiry
-            .iter()
-            .take_while(|&&(expires_at, _)| expires_at <= now_ms)
-            .take(max)
-            .map(|&(_, counter)| Decision::HoldExpired {
+            .earliest(now_ms, max, |c| !self.state.is_live(c))
+            .into_iter()
+            .map(|(_, counter)| Decision::HoldExpired {
                 at_ms,
-                hold: HoldId::new(self.state.shard, counter),
+                hold: HoldId::new(self.state.shard, counter.into()),
             })
             .collect()
     }
 
     /// When the earliest live hold expires, if any.
     pub fn next_expiry_ms(&self) -> Option<u64> {
-        self.derived.expiry.first().map(|&(at, _)| at)
+        self.derived.expiry.first().map(|(at, _)| at)
     }
 
     /// The whole state, versioned and deterministic: equal states give equal bytes.
@@ -426,4 +474,10 @@ impl Engine {
             None => Err(CodecError("empty snapshot".into())),
         }
     }
+}
+
+/// A counter as stored: holds and bookings per shard are limited to `u32::MAX`
+/// ([`crate::limits::HOLDS_PER_SHARD_MAX`]), which `decide` enforces.
+pub(crate) fn counter32(counter: u64) -> u32 {
+    u32::try_from(counter).expect("counters fit in u32 (decide enforces the limit)")
 }

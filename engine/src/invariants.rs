@@ -1,126 +1,164 @@
 //! `check_invariants`: the invariants of design.md that the engine owns, in the same
-//! words and order, one assert each, recounted from scratch. Tests call it after every step.
+//! words and order, recounted from scratch from the holds and bookings. Tests call it
+//! after every step; a breach panics with both values.
+//!
+//! Invariant 3 (a multi-item or multi-seat request succeeds whole or changes nothing) holds
+//! by construction: `decide` changes nothing and `apply` cannot fail. Invariants 4, 5 and
+//! 8 to 10 belong to the server and the log.
 
 use std::collections::BTreeMap;
 
 use crate::engine::Engine;
-use crate::state::{Derived, Status};
+use crate::seat::SeatState;
+use crate::state::{Derived, State, Status};
+
+/// What the holds and bookings say the counters should be.
+#[derive(Default)]
+struct Recount {
+    /// (event, section) → tickets in live holds.
+    held: BTreeMap<(u32, u16), u32>,
+    /// (event, section) → tickets in confirmed bookings.
+    sold: BTreeMap<(u32, u16), u32>,
+    /// (event, section, seat) → the state the owning hold or booking gives it.
+    seats: BTreeMap<(u32, u16, u32), SeatState>,
+    /// (event, user) → tickets in live holds plus confirmed bookings.
+    per_user: BTreeMap<(u32, u32), u32>,
+}
+
+impl Recount {
+    fn of(state: &State) -> Self {
+        let mut recount = Recount::default();
+        let mut booking_of_hold: BTreeMap<u32, (u32, bool)> = BTreeMap::new();
+        for (i, b) in state.bookings.iter().enumerate() {
+            let previous = booking_of_hold.insert(b.hold, (i as u32 + 1, !b.is_cancelled()));
+            assert!(previous.is_none(), "hold {} has two bookings", b.hold);
+        }
+        for (i, hold) in state.holds.iter().enumerate() {
+            let counter = i as u32 + 1;
+            let (held, owner) = match hold.status {
+                Status::Held => (true, SeatState::held(counter.into())),
+                Status::Confirmed => match booking_of_hold.get(&counter) {
+                    Some(&(b, true)) => (false, SeatState::sold(b.into())),
+                    Some(&(_, false)) => continue,
+                    None => panic!("confirmed hold {counter} has no booking"),
+                },
+                Status::Released | Status::Expired => continue,
+            };
+            let target = if held {
+                &mut recount.held
+            } else {
+                &mut recount.sold
+            };
+            let (items, seats) = state.lines_of(hold);
+            for &(s, q) in items {
+                *target.entry((hold.event, s)).or_default() += q;
+            }
+            for &(s, seat) in seats {
+                *target.entry((hold.event, s)).or_default() += 1;
+                let previous = recount.seats.insert((hold.event, s, seat), owner);
+                assert!(
+                    previous.is_none(),
+                    "invariant 2: seat {seat} of section {s} of event {} is in two live holds or bookings: {previous:?} and {owner:?}",
+                    hold.event
+                );
+            }
+            if state.events[hold.event as usize].max_per_user.is_some() {
+                *recount.per_user.entry((hold.event, hold.user)).or_default() +=
+                    state.tickets_of(hold);
+            }
+        }
+        recount
+    }
+}
 
 impl Engine {
     /// Asserts every invariant the engine owns; panics with both values on a breach.
     pub fn check_invariants(&self) {
         let state = &self.state;
-        // Recount held and sold per section, and tickets per (event, user), from the holds.
-        let mut held: BTreeMap<(u32, u16), u32> = BTreeMap::new();
-        let mut sold: BTreeMap<(u32, u16), u32> = BTreeMap::new();
-        let mut per_user: BTreeMap<(u32, u32), u32> = BTreeMap::new();
-        let mut seat_owner: BTreeMap<(u32, u16, u32), crate::seat::SeatState> = BTreeMap::new();
-        let booking_of_hold: BTreeMap<u64, (u64, bool)> = state
-            .bookings
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (b.hold, (i as u64 + 1, b.cancelled_at_ms.is_none())))
-            .collect();
-        for (i, hold) in state.holds.iter().enumerate() {
-            let counter = i as u64 + 1;
-            let (target, state_of_seat) = match hold.status {
-                Status::Held => (&mut held, crate::seat::SeatState::held(counter)),
-                Status::Confirmed => match booking_of_hold.get(&counter) {
-                    Some(&(b, true)) => (&mut sold, crate::seat::SeatState::sold(b)),
-                    Some(&(_, false)) => continue,
-                    None => panic!("invariant: confirmed hold {counter} has no booking"),
-                },
-                Status::Released | Status::Expired => continue,
-            };
-            for &(s, q) in &hold.lines.items {
-                *target.entry((hold.event, s)).or_default() += q;
-            }
-            for &(s, seat) in &hold.lines.seats {
-                *target.entry((hold.event, s)).or_default() += 1;
-                let previous = seat_owner.insert((hold.event, s, seat), state_of_seat);
-                assert!(
-                    previous.is_none(),
-                    "invariant 2: seat {seat} of section {s} in two live holds/bookings"
-                );
-            }
-            *per_user.entry((hold.event, hold.user)).or_default() += hold.lines.tickets();
-        }
+        let recount = Recount::of(state);
         for (e, event) in state.events.iter().enumerate() {
             let e = e as u32;
             for (s, section) in event.sections.iter().enumerate() {
                 let s = s as u16;
-                // 1. available + held + sold == capacity, none negative.
+                let held = recount.held.get(&(e, s)).copied().unwrap_or(0);
+                let sold = recount.sold.get(&(e, s)).copied().unwrap_or(0);
+                // 1. For every section: available + held + sold == capacity, none negative.
                 assert!(
-                    section.held + section.sold <= section.capacity,
-                    "invariant 1: held {} + sold {} > capacity {} in {}/{}",
+                    section.held == held
+                        && section.sold == sold
+                        && u64::from(held) + u64::from(sold) <= u64::from(section.capacity),
+                    "invariant 1 in {}/{}: counters held {} sold {} capacity {}; recounted held {held} sold {sold}",
+                    event.id,
+                    section.id,
                     section.held,
                     section.sold,
-                    section.capacity,
-                    event.id,
-                    section.id
-                );
-                assert_eq!(
-                    section.held,
-                    held.get(&(e, s)).copied().unwrap_or(0),
-                    "invariant 1: held recount in {}/{}",
-                    event.id,
-                    section.id
-                );
-                assert_eq!(
-                    section.sold,
-                    sold.get(&(e, s)).copied().unwrap_or(0),
-                    "invariant 1: sold recount in {}/{}",
-                    event.id,
-                    section.id
+                    section.capacity
                 );
                 // 2. A seat is in exactly one state: free, held by one hold, or sold to one booking.
                 for (i, &seat) in section.seats.iter().enumerate() {
-                    let expected = seat_owner
+                    let owner = recount
+                        .seats
                         .get(&(e, s, i as u32))
                         .copied()
                         .unwrap_or_default();
                     assert_eq!(
                         seat,
-                        expected,
-                        "invariant 2: seat {} of {}",
+                        owner,
+                        "invariant 2: seat {} of {}/{} is {seat:?} but its holds and bookings say {owner:?}",
                         section.seat_label(i as u32),
-                        event.id
+                        event.id,
+                        section.id
                     );
                 }
             }
-            // 7. A user never holds plus owns more than the event's max_per_user.
-            for (&user, &count) in &event.per_user {
-                assert_eq!(
-                    count,
-                    per_user.get(&(e, user)).copied().unwrap_or(0),
-                    "invariant 7: recount of user {user} in {}",
-                    event.id
-                );
-                if let Some(max) = event.max_per_user {
-                    assert!(
-                        count <= max,
-                        "invariant 7: user {user} has {count} > {max} in {}",
-                        event.id
-                    );
-                }
-            }
-            let counted = per_user
-                .iter()
-                .filter(|((ev, _), c)| *ev == e && **c > 0)
-                .count();
-            assert_eq!(
-                counted,
-                event.per_user.len(),
-                "invariant 7: users counted in {}",
+        }
+        // 7. A user never holds plus owns more than the event's max_per_user.
+        let counted: BTreeMap<(u32, u32), u32> = self
+            .derived
+            .per_user
+            .iter()
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        assert_eq!(
+            counted, recount.per_user,
+            "invariant 7: per-user counts (left) differ from a recount (right)"
+        );
+        for (&(e, user), &count) in &counted {
+            let event = &state.events[e as usize];
+            let max = event.max_per_user.expect("only capped events are counted");
+            assert!(
+                count <= max,
+                "invariant 7: user {} has {count} tickets in {}, max_per_user {max}",
+                state.users[user as usize],
                 event.id
             );
         }
-        // The derived indexes agree with the state (expiry index = the live holds).
+        self.check_indexes();
+    }
+
+    /// The derived indexes agree with the state.
+    fn check_indexes(&self) {
+        let state = &self.state;
         let rebuilt = Derived::rebuild(state);
+        let mut live: Vec<(u64, u32)> = self
+            .derived
+            .expiry
+            .entries()
+            .iter()
+            .copied()
+            .filter(|&(_, c)| state.is_live(c))
+            .collect();
+        live.sort_unstable();
+        let mut expected = rebuilt.expiry.entries().to_vec();
+        expected.sort_unstable();
         assert_eq!(
-            self.derived.expiry, rebuilt.expiry,
+            live, expected,
             "the expiry index lists exactly the live holds"
         );
+        if let Some((_, c)) = self.derived.expiry.first() {
+            assert!(state.is_live(c), "the top of the expiry index is live");
+        }
+        assert_eq!(self.derived.live_holds, rebuilt.live_holds, "live holds");
         assert_eq!(
             self.derived.user_index, rebuilt.user_index,
             "the user index matches the users"

@@ -23,6 +23,7 @@ pub mod command;
 mod decide;
 pub mod decision;
 mod engine;
+mod expiry;
 pub mod ids;
 mod invariants;
 pub mod limits;
@@ -37,7 +38,7 @@ pub use command::{
     NewRow, NewSection,
 };
 pub use decide::{is_valid_id, is_valid_user_id};
-pub use decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec};
+pub use decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec, UserRef};
 pub use engine::{CodecError, Decided, Engine};
 pub use ids::{BookingId, HoldId};
 pub use rejection::Rejection;

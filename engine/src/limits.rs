@@ -46,6 +46,12 @@ pub const EVENTS_PER_SHARD_MAX: usize = 100_000;
 /// Live (held, unexpired) holds one shard keeps at once; beyond it a hold is refused
 /// with `over_capacity` so memory stays bounded under a flood of abandoned carts.
 pub const LIVE_HOLDS_PER_SHARD_MAX: usize = 5_000_000;
+/// Holds (purchases included) one shard ever makes: records store counters in 32 bits,
+/// which keeps a live booking near 100 bytes. Beyond it a hold or purchase is refused
+/// with `over_capacity` (at ~100 bytes each, the limit is ~400 GiB of state).
+pub const HOLDS_PER_SHARD_MAX: u64 = u32::MAX as u64;
+/// Bookings one shard ever makes (see [`HOLDS_PER_SHARD_MAX`]).
+pub const BOOKINGS_PER_SHARD_MAX: u64 = u32::MAX as u64;
 /// Holds expired by one expiry pass, so a burst of due holds cannot stall the shard.
 pub const EXPIRE_BATCH_MAX: usize = 4_096;
 /// How long an idempotency key is remembered, in engine time (24 h).

@@ -98,18 +98,15 @@ impl Engine {
 
     fn lines_view(&self, hold: &Hold) -> (Vec<ItemView>, Vec<String>) {
         let e = &self.state.events[hold.event as usize];
-        let items = hold
-            .lines
-            .items
+        let (items, seats) = self.state.lines_of(hold);
+        let items = items
             .iter()
             .map(|&(s, qty)| ItemView {
                 section_id: e.sections[s as usize].id.clone(),
                 qty,
             })
             .collect();
-        let seats = hold
-            .lines
-            .seats
+        let seats = seats
             .iter()
             .map(|&(s, seat)| e.sections[s as usize].seat_label(seat))
             .collect();
@@ -128,13 +125,13 @@ impl Engine {
             seats,
             total_cents: hold.total_cents,
             created_at_ms: hold.created_at_ms,
-            expires_at_ms: hold.expires_at_ms,
+            expires_at_ms: hold.expires_at_ms(),
         }
     }
 
     fn status_at(hold: &Hold, now_ms: u64) -> HoldStatus {
         match hold.status {
-            Status::Held if now_ms >= hold.expires_at_ms => HoldStatus::Expired,
+            Status::Held if now_ms >= hold.expires_at_ms() => HoldStatus::Expired,
             Status::Held => HoldStatus::Held,
             Status::Confirmed => HoldStatus::Confirmed,
             Status::Released => HoldStatus::Released,
@@ -154,10 +151,10 @@ impl Engine {
         let (items, seats) = self.lines_view(hold);
         BookingView {
             id,
-            hold_id: HoldId::new(self.shard(), booking.hold),
+            hold_id: HoldId::new(self.shard(), booking.hold.into()),
             event_id: self.state.events[hold.event as usize].id.clone(),
             user_id: self.state.users[hold.user as usize].clone(),
-            status: if booking.cancelled_at_ms.is_some() {
+            status: if booking.is_cancelled() {
                 BookingStatus::Cancelled
             } else {
                 BookingStatus::Confirmed
@@ -165,9 +162,9 @@ impl Engine {
             items,
             seats,
             total_cents: hold.total_cents,
-            payment_ref: booking.payment_ref.as_deref().map(str::to_string),
+            payment_ref: self.state.payment_ref(booking).map(str::to_string),
             created_at_ms: booking.created_at_ms,
-            cancelled_at_ms: booking.cancelled_at_ms,
+            cancelled_at_ms: booking.is_cancelled().then_some(booking.cancelled_at_ms),
         }
     }
 
@@ -177,7 +174,12 @@ impl Engine {
         Ok(self.booking_view(booking_id))
     }
 
-    /// Bookings matching the query, newest first (by (created_at_ms, id) descending).
+    /// Bookings matching the query, newest first (by (created_at_ms, id) descending),
+    /// strictly older than `query.before`. At most `min(limit, PAGE_LIMIT_MAX + 1)`: the
+    /// one beyond a full page tells the caller there is a next page.
+    ///
+    /// Reads only the per-event or per-user booking list (the shorter when both filters
+    /// are given) from the cursor down; with no filter, the bookings from the cursor down.
     pub fn bookings(&self, query: &BookingQuery) -> Vec<BookingView> {
         let limit = query.limit.min(PAGE_LIMIT_MAX + 1);
         let event = match &query.event_id {
@@ -194,37 +196,62 @@ impl Engine {
             },
             None => None,
         };
-        let all: Vec<u64>;
-        let candidates: &[u64] = match (event, user) {
-            (Some(e), _) => &self.state.events[e as usize].bookings,
-            (None, Some(u)) => &self.state.user_bookings[u as usize],
-            (None, None) => {
-                all = (1..=self.state.bookings.len() as u64).collect();
-                &all
-            }
-        };
         let shard = self.shard();
-        let key = |counter: u64| {
+        let key = |counter: u32| {
             (
                 self.state.bookings[counter as usize - 1].created_at_ms,
-                BookingId::new(shard, counter),
+                BookingId::new(shard, counter.into()),
             )
         };
-        // Keys ascend with the counter, so "older than the cursor" is a prefix.
-        let end = match query.before {
-            Some(cursor) => candidates.partition_point(|&c| key(c) < cursor),
-            None => candidates.len(),
+        // Counters ascend with (created_at_ms, id), since time never goes back, so
+        // "older than the cursor" is a prefix of any list in counter order.
+        let older = |c: u32| query.before.is_none_or(|cursor| key(c) < cursor);
+        let matches = |c: u32| {
+            let hold = &self.state.holds[self.state.bookings[c as usize - 1].hold as usize - 1];
+            event.is_none_or(|e| hold.event == e) && user.is_none_or(|u| hold.user == u)
         };
-        candidates[..end]
-            .iter()
-            .rev()
-            .filter(|&&c| {
-                let hold = &self.state.holds[self.state.bookings[c as usize - 1].hold as usize - 1];
-                event.is_none_or(|e| hold.event == e) && user.is_none_or(|u| hold.user == u)
-            })
-            .take(limit)
-            .map(|&c| self.booking_view(BookingId::new(shard, c)))
-            .collect()
+        let list: Option<&[u32]> = match (event, user) {
+            (Some(e), Some(u)) => {
+                let by_event = &self.state.events[e as usize].bookings;
+                let by_user = &self.state.user_bookings[u as usize];
+                Some(if by_user.len() < by_event.len() {
+                    by_user
+                } else {
+                    by_event
+                })
+            }
+            (Some(e), None) => Some(&self.state.events[e as usize].bookings),
+            (None, Some(u)) => Some(&self.state.user_bookings[u as usize]),
+            (None, None) => None,
+        };
+        let view = |c: u32| self.booking_view(BookingId::new(shard, c.into()));
+        match list {
+            Some(list) => {
+                let end = list.partition_point(|&c| older(c));
+                list[..end]
+                    .iter()
+                    .rev()
+                    .copied()
+                    .filter(|&c| matches(c))
+                    .take(limit)
+                    .map(view)
+                    .collect()
+            }
+            None => {
+                let all = self.state.bookings.len() as u32;
+                let mut lo = 1u32;
+                let mut hi = all + 1; // first counter not older than the cursor
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if older(mid) {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                (1..lo).rev().take(limit).map(view).collect()
+            }
+        }
     }
 
     /// The reply to a decision just applied, with statuses as of `now_ms`.
@@ -259,7 +286,7 @@ impl Engine {
         }
         Stats {
             events: self.state.events.len() as u64,
-            holds_live: self.derived.expiry.len() as u64,
+            holds_live: self.derived.live_holds as u64,
             tickets_sold: sold,
             tickets_held: held,
             bookings: self.state.bookings.len() as u64,

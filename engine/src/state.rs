@@ -1,13 +1,15 @@
 //! The engine's state: events with their sections and seats, holds, bookings, users,
 //! idempotency keys. Plain data; `Engine` (engine.rs) owns the rules.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use rustc_hash::FxHashMap;
 
+use crate::expiry::ExpiryQueue;
+
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{IdemScope, Lines};
+use crate::decision::IdemScope;
 use crate::seat::SeatState;
 
 /// A row of a seated section.
@@ -78,9 +80,7 @@ pub struct Event {
     /// Row label → (section index, row index).
     pub rows_by_label: BTreeMap<String, (u16, u32)>,
     /// Booking counters in creation order.
-    pub bookings: Vec<u64>,
-    /// User index → tickets in live holds plus confirmed bookings.
-    pub per_user: BTreeMap<u32, u32>,
+    pub bookings: Vec<u32>,
 }
 
 impl Event {
@@ -112,36 +112,65 @@ pub enum Status {
     Expired,
 }
 
-/// A hold (a purchase stores one too, confirmed at once).
+/// A hold (a purchase stores one too, confirmed at once). 40 bytes: its lines live in
+/// the shard's line arena ([`State::lines`]), its user is an interned index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
-    /// Event index.
-    pub event: u32,
-    /// User index.
-    pub user: u32,
-    /// What it holds.
-    pub lines: Lines,
     /// Sum of prices.
     pub total_cents: u64,
     /// When placed.
     pub created_at_ms: u64,
-    /// When it expires.
-    pub expires_at_ms: u64,
+    /// Where its lines start in [`State::lines`]: `items` GA lines, then `seats` seats.
+    pub lines_at: u64,
+    /// `expires_at - created_at` (at most [`crate::limits::HOLD_TTL_MS_MAX`]; 0 for a purchase).
+    pub ttl_ms: u32,
+    /// Event index.
+    pub event: u32,
+    /// User index.
+    pub user: u32,
+    /// GA lines.
+    pub items: u8,
+    /// Seats.
+    pub seats: u8,
     /// Status.
     pub status: Status,
 }
 
-/// A booking; its lines are its hold's.
+const _: () = assert!(std::mem::size_of::<Hold>() == 40);
+
+impl Hold {
+    /// When it stops being confirmable.
+    pub fn expires_at_ms(&self) -> u64 {
+        self.created_at_ms + u64::from(self.ttl_ms)
+    }
+}
+
+/// `cancelled_at_ms` of a booking that is not cancelled.
+pub const NOT_CANCELLED: u64 = u64::MAX;
+
+/// A booking; its lines are its hold's. 32 bytes: the payment reference lives in the
+/// shard's payment arena ([`State::payment_refs`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Booking {
-    /// Counter of its hold.
-    pub hold: u64,
     /// When made.
     pub created_at_ms: u64,
-    /// When cancelled.
-    pub cancelled_at_ms: Option<u64>,
-    /// Payment reference.
-    pub payment_ref: Option<Box<str>>,
+    /// When cancelled, or [`NOT_CANCELLED`].
+    pub cancelled_at_ms: u64,
+    /// Where its payment reference starts in [`State::payment_refs`].
+    pub payment_at: u64,
+    /// Counter of its hold.
+    pub hold: u32,
+    /// Length of its payment reference in bytes; 0 for none (a given one is never empty).
+    pub payment_len: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<Booking>() == 32);
+
+impl Booking {
+    /// Whether it is cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled_at_ms != NOT_CANCELLED
+    }
 }
 
 /// What an idempotency key's first request produced.
@@ -185,44 +214,130 @@ pub struct State {
     pub event_index: BTreeMap<String, u32>,
     /// Holds by counter - 1.
     pub holds: Vec<Hold>,
+    /// Lines of all holds, each hold's contiguous (see [`Hold::lines_at`]).
+    pub lines: Vec<Line>,
     /// Bookings by counter - 1.
     pub bookings: Vec<Booking>,
+    /// Payment references of all bookings, concatenated.
+    pub payment_refs: String,
     /// Users by index.
     pub users: Vec<String>,
     /// Booking counters of each user, in creation order.
-    pub user_bookings: Vec<Vec<u64>>,
+    pub user_bookings: Vec<Vec<u32>>,
     /// Idempotency keys.
     pub idem: BTreeMap<(IdemScope, String), IdemEntry>,
     /// Keys in recording order, for retention.
     pub idem_order: VecDeque<(u64, IdemScope, String)>,
 }
 
-/// Indexes derived from [`State`], rebuilt on restore.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+impl State {
+    /// A hold's GA lines and seats.
+    pub fn lines_of(&self, hold: &Hold) -> (&[Line], &[Line]) {
+        hold_lines(&self.lines, hold)
+    }
+
+    /// Tickets in a hold.
+    pub fn tickets_of(&self, hold: &Hold) -> u32 {
+        let (items, seats) = self.lines_of(hold);
+        tickets(items, seats)
+    }
+
+    /// Whether hold `counter` is live (status held), i.e. its expiry entry is not stale.
+    pub fn is_live(&self, counter: u32) -> bool {
+        self.holds[counter as usize - 1].status == Status::Held
+    }
+
+    /// A booking's payment reference.
+    pub fn payment_ref(&self, booking: &Booking) -> Option<&str> {
+        let at = booking.payment_at as usize;
+        (booking.payment_len > 0)
+            .then(|| &self.payment_refs[at..at + usize::from(booking.payment_len)])
+    }
+}
+
+/// A line: `(section index, qty)` for GA, `(section index, seat index)` for a seat.
+pub type Line = (u16, u32);
+
+/// A hold's GA lines and seats in the line arena `lines`.
+pub fn hold_lines<'a>(lines: &'a [Line], hold: &Hold) -> (&'a [Line], &'a [Line]) {
+    let at = hold.lines_at as usize;
+    let mid = at + usize::from(hold.items);
+    let end = mid + usize::from(hold.seats);
+    (&lines[at..mid], &lines[mid..end])
+}
+
+/// Tickets in GA lines plus seats.
+pub fn tickets(items: &[Line], seats: &[Line]) -> u32 {
+    items.iter().map(|&(_, q)| q).sum::<u32>() + seats.len() as u32
+}
+
+/// Indexes derived from [`State`], rebuilt on restore (never serialized, so their
+/// iteration order cannot reach a snapshot).
+#[derive(Clone, Debug, Default)]
 pub struct Derived {
     /// User id → index.
     pub user_index: FxHashMap<String, u32>,
-    /// (expires_at_ms, hold counter) of every live hold.
-    pub expiry: BTreeSet<(u64, u64)>,
+    /// (expires_at_ms, hold counter) of every live hold, plus stale entries below the top.
+    pub expiry: ExpiryQueue,
+    /// Holds with status held (due ones included).
+    pub live_holds: usize,
+    /// (event, user) → tickets in live holds plus confirmed bookings, for capped events
+    /// only (an uncapped event has nothing to enforce). A zero count is removed.
+    pub per_user: FxHashMap<(u32, u32), u32>,
 }
 
 impl Derived {
+    /// Takes `tickets` off a user's count in a capped event.
+    pub fn uncount(&mut self, event: u32, user: u32, tickets: u32) {
+        let count = self
+            .per_user
+            .get_mut(&(event, user))
+            .expect("a user with tickets is counted");
+        *count -= tickets;
+        if *count == 0 {
+            self.per_user.remove(&(event, user));
+        }
+    }
+
     /// Rebuilds the indexes from the state.
     pub fn rebuild(state: &State) -> Self {
-        Derived {
+        let mut derived = Derived {
             user_index: state
                 .users
                 .iter()
                 .enumerate()
                 .map(|(i, u)| (u.clone(), i as u32))
                 .collect(),
-            expiry: state
-                .holds
-                .iter()
-                .enumerate()
-                .filter(|(_, h)| h.status == Status::Held)
-                .map(|(i, h)| (h.expires_at_ms, i as u64 + 1))
-                .collect(),
+            ..Derived::default()
+        };
+        for (i, hold) in state.holds.iter().enumerate() {
+            let counter = i as u32 + 1;
+            let counts = match hold.status {
+                Status::Held => {
+                    derived.expiry.push((hold.expires_at_ms(), counter));
+                    derived.live_holds += 1;
+                    true
+                }
+                Status::Confirmed => true,
+                Status::Released | Status::Expired => false,
+            };
+            if counts && state.events[hold.event as usize].max_per_user.is_some() {
+                *derived.per_user.entry((hold.event, hold.user)).or_default() +=
+                    state.tickets_of(hold);
+            }
         }
+        // A cancelled booking's tickets no longer count.
+        for booking in state.bookings.iter().filter(|b| b.is_cancelled()) {
+            let hold = &state.holds[booking.hold as usize - 1];
+            if state.events[hold.event as usize].max_per_user.is_some() {
+                let key = (hold.event, hold.user);
+                let count = derived.per_user.get_mut(&key).expect("counted above");
+                *count -= state.tickets_of(hold);
+                if *count == 0 {
+                    derived.per_user.remove(&key);
+                }
+            }
+        }
+        derived
     }
 }
