@@ -116,9 +116,7 @@ impl Engine {
                     return Ok(replay);
                 }
                 self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
-                if self.state.bookings.len() as u64 >= BOOKINGS_PER_SHARD_MAX {
-                    return Err(Rejection::OverCapacity);
-                }
+                self.check_booking_room(payment_ref)?;
                 Ok(Decided::Change(Decision::HoldConfirmed {
                     at_ms: now_ms,
                     hold: *hold_id,
@@ -164,6 +162,18 @@ impl Engine {
                 }))
             }
         }
+    }
+
+    /// Room for one more booking record and its payment reference.
+    fn check_booking_room(&self, payment_ref: &Option<String>) -> Result<(), Rejection> {
+        let payment_bytes =
+            self.state.payment_refs.len() + payment_ref.as_ref().map_or(0, String::len);
+        if self.state.bookings.len() as u64 >= BOOKINGS_PER_SHARD_MAX
+            || payment_bytes as u64 > PAYMENT_REF_BYTES_PER_SHARD_MAX
+        {
+            return Err(Rejection::OverCapacity);
+        }
+        Ok(())
     }
 
     fn check_live(&self, status: Status, expires_at_ms: u64, now_ms: u64) -> Result<(), Rejection> {
@@ -510,10 +520,11 @@ impl Engine {
                 });
             }
         }
-        if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX
-            || (purchase && self.state.bookings.len() as u64 >= BOOKINGS_PER_SHARD_MAX)
-        {
+        if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX {
             return Err(Rejection::OverCapacity);
+        }
+        if purchase {
+            self.check_booking_room(&new.payment_ref)?;
         }
         let idem = tag(&new.actor, &new.idempotency);
         let user = match user {

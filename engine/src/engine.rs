@@ -8,7 +8,7 @@ use crate::limits::{IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::seat::SeatState;
 use crate::state::{
     hold_lines, tickets, Booking, Derived, Event, Hold, IdemEntry, IdemOutcome, Row, Section,
-    State, Status, NOT_CANCELLED,
+    State, Status,
 };
 use crate::view::Output;
 
@@ -335,17 +335,18 @@ impl Engine {
         }
         e.bookings.push(booking_counter);
         state.user_bookings[user as usize].push(booking_counter);
-        let payment_at = state.payment_refs.len() as u64;
+        let payment_at =
+            u32::try_from(state.payment_refs.len()).expect("decide bounds the payment arena");
         let payment_len = payment_ref.map_or(0, |p| {
             state.payment_refs.push_str(p);
             u8::try_from(p.len()).expect("a payment reference fits in 255 bytes")
         });
         state.bookings.push(Booking {
             created_at_ms: at_ms,
-            cancelled_at_ms: NOT_CANCELLED,
             payment_at,
             hold: hold_counter,
             payment_len,
+            cancelled: false,
         });
     }
 
@@ -377,7 +378,8 @@ impl Engine {
         let state = &mut self.state;
         let booking = &mut state.bookings[booking_counter as usize - 1];
         debug_assert!(!booking.is_cancelled());
-        booking.cancelled_at_ms = at_ms;
+        booking.cancelled = true;
+        state.cancelled_at.insert(booking_counter, at_ms);
         let hold = &state.holds[booking.hold as usize - 1];
         let (items, seats) = hold_lines(&state.lines, hold);
         let e = &mut state.events[hold.event as usize];

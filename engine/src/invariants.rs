@@ -163,6 +163,14 @@ impl Engine {
             self.derived.user_index, rebuilt.user_index,
             "the user index matches the users"
         );
+        let cancelled: Vec<u32> = (1..=state.bookings.len() as u32)
+            .filter(|&c| state.bookings[c as usize - 1].is_cancelled())
+            .collect();
+        let timed: Vec<u32> = state.cancelled_at.keys().copied().collect();
+        assert_eq!(
+            cancelled, timed,
+            "cancelled bookings (left) and cancellation times (right)"
+        );
         assert_eq!(
             state.idem.len(),
             state.idem_order.len(),

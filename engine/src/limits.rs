@@ -52,6 +52,10 @@ pub const LIVE_HOLDS_PER_SHARD_MAX: usize = 5_000_000;
 pub const HOLDS_PER_SHARD_MAX: u64 = u32::MAX as u64;
 /// Bookings one shard ever makes (see [`HOLDS_PER_SHARD_MAX`]).
 pub const BOOKINGS_PER_SHARD_MAX: u64 = u32::MAX as u64;
+/// Bytes of payment references one shard stores (booking records point into one arena
+/// with 32-bit offsets); beyond it a confirm or purchase with a reference is refused
+/// with `over_capacity`.
+pub const PAYMENT_REF_BYTES_PER_SHARD_MAX: u64 = u32::MAX as u64;
 /// Holds expired by one expiry pass, so a burst of due holds cannot stall the shard.
 pub const EXPIRE_BATCH_MAX: usize = 4_096;
 /// How long an idempotency key is remembered, in engine time (24 h).

@@ -2,7 +2,7 @@
 
 use crate::command::{Actor, BookingQuery};
 use crate::decision::Decision;
-use crate::engine::Engine;
+use crate::engine::{counter32, Engine};
 use crate::ids::{BookingId, HoldId};
 use crate::limits::PAGE_LIMIT_MAX;
 use crate::rejection::Rejection;
@@ -164,7 +164,11 @@ impl Engine {
             total_cents: hold.total_cents,
             payment_ref: self.state.payment_ref(booking).map(str::to_string),
             created_at_ms: booking.created_at_ms,
-            cancelled_at_ms: booking.is_cancelled().then_some(booking.cancelled_at_ms),
+            cancelled_at_ms: self
+                .state
+                .cancelled_at
+                .get(&counter32(id.counter()))
+                .copied(),
         }
     }
 

@@ -145,31 +145,29 @@ impl Hold {
     }
 }
 
-/// `cancelled_at_ms` of a booking that is not cancelled.
-pub const NOT_CANCELLED: u64 = u64::MAX;
-
-/// A booking; its lines are its hold's. 32 bytes: the payment reference lives in the
-/// shard's payment arena ([`State::payment_refs`]).
+/// A booking; its lines are its hold's. 24 bytes: the payment reference lives in the
+/// shard's payment arena ([`State::payment_refs`]), the rare cancellation time in
+/// [`State::cancelled_at`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Booking {
     /// When made.
     pub created_at_ms: u64,
-    /// When cancelled, or [`NOT_CANCELLED`].
-    pub cancelled_at_ms: u64,
     /// Where its payment reference starts in [`State::payment_refs`].
-    pub payment_at: u64,
+    pub payment_at: u32,
     /// Counter of its hold.
     pub hold: u32,
     /// Length of its payment reference in bytes; 0 for none (a given one is never empty).
     pub payment_len: u8,
+    /// Whether it is cancelled (when: [`State::cancelled_at`]).
+    pub cancelled: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Booking>() == 32);
+const _: () = assert!(std::mem::size_of::<Booking>() == 24);
 
 impl Booking {
     /// Whether it is cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled_at_ms != NOT_CANCELLED
+        self.cancelled
     }
 }
 
@@ -218,8 +216,11 @@ pub struct State {
     pub lines: Vec<Line>,
     /// Bookings by counter - 1.
     pub bookings: Vec<Booking>,
-    /// Payment references of all bookings, concatenated.
+    /// Payment references of all bookings, concatenated (at most
+    /// [`crate::limits::PAYMENT_REF_BYTES_PER_SHARD_MAX`] bytes).
     pub payment_refs: String,
+    /// Booking counter → when it was cancelled.
+    pub cancelled_at: BTreeMap<u32, u64>,
     /// Users by index.
     pub users: Vec<String>,
     /// Booking counters of each user, in creation order.

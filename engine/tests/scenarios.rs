@@ -644,3 +644,46 @@ fn snapshots_round_trip_and_decisions_replay() {
     assert!(Decision::decode(&[9, 1, 2]).is_err());
     assert!(Engine::restore(&[1, 0xff]).is_err());
 }
+
+#[test]
+fn ownership() {
+    let mut e = Engine::new(0);
+    admin_event(&mut e, "show", None, vec![("floor", ga(10))]);
+    let hold = place(&mut e, "alice", &[("floor", 1)], &[], T0).unwrap();
+    let bob = Actor::User("bob".into());
+    let not_found = Rejection::NotFound { what: "hold" };
+    // Bob cannot read, confirm or release Alice's hold: it does not exist for him.
+    assert_eq!(e.hold(hold.id, &bob, T0).unwrap_err(), not_found);
+    assert_eq!(confirm(&mut e, "bob", hold.id, T0).unwrap_err(), not_found);
+    let release = Command::ReleaseHold {
+        actor: bob.clone(),
+        hold_id: hold.id,
+        idempotency: None,
+    };
+    assert_eq!(run(&mut e, &release, T0).unwrap_err(), not_found);
+    // The admin may read it; Alice confirms it.
+    assert_eq!(e.hold(hold.id, &Actor::Admin, T0).unwrap().user_id, "alice");
+    let booking = confirm(&mut e, "alice", hold.id, T0 + 1).unwrap();
+    // Bob cannot read or cancel Alice's booking, nor list it.
+    let no_booking = Rejection::NotFound { what: "booking" };
+    assert_eq!(e.booking(booking.id, &bob).unwrap_err(), no_booking);
+    let cancel = Command::CancelBooking {
+        actor: bob,
+        booking_id: booking.id,
+        idempotency: None,
+    };
+    assert_eq!(run(&mut e, &cancel, T0 + 2).unwrap_err(), no_booking);
+    let bobs = e.bookings(&BookingQuery {
+        user_id: Some("bob".into()),
+        limit: 10,
+        ..BookingQuery::default()
+    });
+    assert!(bobs.is_empty());
+    // An id of another shard is not found either.
+    assert_eq!(
+        e.hold(HoldId::new(1, hold.id.counter()), &Actor::Admin, T0)
+            .unwrap_err(),
+        not_found
+    );
+    e.check_invariants();
+}
