@@ -1,0 +1,93 @@
+//! The auth matrix: every authenticated route × (no token, garbage, wrong signature,
+//! expired, another user's token, a user token on an admin route) gives the documented
+//! status, and nothing changes. Another user's hold or booking is 404: its existence is
+//! not revealed.
+
+use harness::{code, user_token, user_token_signed, Launch, Proc, ADMIN, SECRET};
+use serde_json::{json, Value};
+
+#[test]
+fn every_route_refuses_every_bad_token_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = Proc::start(dir.path(), &Launch::default());
+    let event = json!({"id": "auth", "name": "Auth", "sections": [{"id": "ga", "name": "GA", "price_cents": 1, "capacity": 100}]});
+    assert_eq!(
+        proc.call("POST", "/v1/events", Some(ADMIN), Some(&event)).0,
+        201
+    );
+    let alice = user_token("alice");
+    let one = json!({"items": [{"section_id": "ga", "qty": 1}]});
+    let (_, hold) = proc.call("POST", "/v1/events/auth/holds", Some(&alice), Some(&one));
+    let (_, booking) = proc.call("POST", "/v1/events/auth/bookings", Some(&alice), Some(&one));
+    let hold = hold["id"].as_str().unwrap().to_string();
+    let booking = booking["id"].as_str().unwrap().to_string();
+    let before = proc.call("GET", "/v1/events/auth", None, None).1;
+
+    let for_alice = json!({"user_id": "alice", "items": [{"section_id": "ga", "qty": 1}]});
+    // (method, path, body, status for another user's token)
+    let routes: Vec<(&str, String, Option<Value>, u16)> = vec![
+        ("POST", "/v1/events".into(), Some(event.clone()), 403),
+        (
+            "POST",
+            "/v1/events/auth/holds".into(),
+            Some(for_alice.clone()),
+            403,
+        ),
+        ("GET", format!("/v1/holds/{hold}"), None, 404),
+        ("POST", format!("/v1/holds/{hold}/confirm"), None, 404),
+        ("DELETE", format!("/v1/holds/{hold}"), None, 404),
+        (
+            "POST",
+            "/v1/events/auth/bookings".into(),
+            Some(for_alice),
+            403,
+        ),
+        ("GET", format!("/v1/bookings/{booking}"), None, 404),
+        ("POST", format!("/v1/bookings/{booking}/cancel"), None, 404),
+        ("GET", "/v1/bookings?user_id=alice".into(), None, 403),
+    ];
+    let wrong_signature = user_token_signed("alice", 3600, "another-secret");
+    let expired = user_token_signed("alice", -300, SECRET);
+    let bob = user_token("bob");
+    let mut checked = 0;
+    for (method, path, body, other_user) in &routes {
+        for (label, token, want) in [
+            ("no token", None, 401),
+            ("garbage", Some("not-a-token"), 401),
+            ("wrong signature", Some(wrong_signature.as_str()), 401),
+            ("expired", Some(expired.as_str()), 401),
+            ("another user's token", Some(bob.as_str()), *other_user),
+        ] {
+            let (status, reply) = proc.call(method, path, token, body.as_ref());
+            assert_eq!(status, want, "{method} {path} with {label}: {reply}");
+            let expected_code = match want {
+                401 => "unauthorized",
+                403 => "forbidden",
+                _ => "not_found",
+            };
+            assert_eq!(code(&reply), expected_code, "{method} {path} with {label}");
+            checked += 1;
+        }
+    }
+    println!("auth matrix: {checked} refusals checked");
+    assert_eq!(
+        proc.call("GET", "/v1/events/auth", None, None).1,
+        before,
+        "no refusal changed anything"
+    );
+    let (status, still) = proc.call("GET", &format!("/v1/holds/{hold}"), Some(&alice), None);
+    assert_eq!((status, &still["status"]), (200, &json!("held")));
+    let (status, still) = proc.call(
+        "GET",
+        &format!("/v1/bookings/{booking}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!((status, &still["status"]), (200, &json!("confirmed")));
+    // Bob's own list is empty: a user lists only their own bookings.
+    let (status, page) = proc.call("GET", "/v1/bookings", Some(&bob), None);
+    assert_eq!(
+        (status, page["data"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+}
