@@ -1,4 +1,5 @@
-fn main() {
-    eprintln!("boxoffice-load: not built yet");
-    std::process::exit(2)
+//! `boxoffice-load`: see `bench::load` and docs/load.md.
+
+fn main() -> std::process::ExitCode {
+    bench::load::main()
 }

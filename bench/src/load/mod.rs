@@ -1,0 +1,408 @@
+//! `boxoffice-load`: the load generator.
+//!
+//! It drives the HTTP API like a crowd at a sale opening and checks what it was sold. A run
+//! creates its own event, sends a seeded [`workload`] over many keep-alive connections
+//! ([`runner`], [`client`]), then reads every section and seat map back and [`verify`]s
+//! them against the answers it got: sold + held + available == capacity, no seat sold twice,
+//! sold and held equal to what the run was told. With `--ceiling` it first runs the
+//! identical workload against a no-op axum server in this process ([`ceiling`]), so
+//! boxoffice's figures read as a fraction of what this machine's HTTP stack can do.
+//! [`report`] keeps HDR histograms per request kind; [`plot`] draws them as SVG.
+//!
+//! It sends only to loopback addresses, and every run is bounded in time.
+
+pub mod ceiling;
+pub mod cli;
+pub mod client;
+pub mod plot;
+pub mod report;
+pub mod runner;
+pub mod spawn;
+pub mod verify;
+pub mod workload;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use serde_json::Value;
+
+pub use cli::Args;
+use client::{once, Target};
+use report::{Comparison, Report, RunReport};
+use runner::RunConfig;
+use verify::{Observed, ObservedSection, SeatStatus, Verdict};
+use workload::{Action, EventPlan, Method, Spec, WorkloadKind};
+
+/// Exit status when verification failed.
+pub const EXIT_VERIFY_FAILED: u8 = 1;
+/// Exit status when the run could not be made (bad flags, no server...).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Parses the command line, runs, prints; the whole of `main`.
+pub fn main() -> ExitCode {
+    let args = <Args as clap::Parser>::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("boxoffice-load: cannot start tokio: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_VERIFY_FAILED),
+        Err(e) => {
+            eprintln!("boxoffice-load: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// The workload of these arguments.
+pub fn spec(args: &Args) -> anyhow::Result<Spec> {
+    let event_prefix = match &args.event_prefix {
+        Some(p) => p.clone(),
+        None => format!(
+            "load{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis()
+        ),
+    };
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !event_prefix.chars().all(ok) || event_prefix.len() > 48 {
+        bail!("--event-prefix must match [A-Za-z0-9_-]{{1,48}}");
+    }
+    if args.connections == 0 {
+        bail!("--connections must be at least 1");
+    }
+    if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        bail!("--rate must be positive");
+    }
+    if !(1..=1000).contains(&args.qty) {
+        bail!("--qty must be 1 to 1000");
+    }
+    let action = args.action.unwrap_or(match args.workload {
+        WorkloadKind::Sellout => Action::Purchase,
+        _ => Action::Hold,
+    });
+    Ok(Spec {
+        kind: args.workload,
+        action,
+        event_prefix,
+        qty: args.qty,
+        users: args.users.max(1),
+        capacity: args.capacity,
+        seats: args.seats.max(1),
+        buyers: args.buyers,
+        tickets: args.tickets.max(1),
+        seed: args.seed,
+    })
+}
+
+fn run_config(args: &Args, label: &str) -> RunConfig {
+    RunConfig {
+        connections: args.connections,
+        rate: args.rate,
+        duration: args.duration,
+        requests: args.requests,
+        warmup: args.warmup,
+        timeout: args.timeout,
+        progress: !args.quiet,
+        label: label.to_string(),
+    }
+}
+
+/// Runs as the arguments say; `Ok(false)` when verification failed.
+pub async fn run(args: Args) -> anyhow::Result<bool> {
+    let spec = spec(&args)?;
+    let plan = spec.event();
+    let ceiling = if args.ceiling || args.ceiling_only {
+        Some(run_ceiling(&args, &spec, &plan).await?)
+    } else {
+        None
+    };
+    let boxoffice = if args.ceiling_only {
+        None
+    } else {
+        Some(run_boxoffice(&args, &spec, &plan).await?)
+    };
+    let passed = boxoffice
+        .as_ref()
+        .and_then(|r| r.verification.as_ref())
+        .is_none_or(|v| v.passed);
+    let (boxoffice, ceiling) = match (boxoffice, ceiling) {
+        (Some(b), c) => (b, c),
+        (None, Some(c)) => (c, None),
+        (None, None) => unreachable!("one of the runs ran"),
+    };
+    let kind = spec.primary_kind();
+    let comparison = ceiling
+        .as_ref()
+        .and_then(|c| Comparison::new(kind, &boxoffice, c));
+    let report = Report {
+        workload: spec,
+        mode: if args.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+        .to_string(),
+        connections: args.connections,
+        rate: args.rate,
+        warmup_s: args.warmup.as_secs_f64(),
+        ceiling,
+        boxoffice,
+        comparison,
+    };
+    print_report(&report);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = &args.plots {
+        for path in plot::write(&report, kind, dir)? {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(passed)
+}
+
+fn print_report(report: &Report) {
+    let w = &report.workload;
+    let mode = match report.rate {
+        Some(rate) => format!(
+            "open loop at {rate:.0} req/s over {} connections",
+            report.connections
+        ),
+        None => format!("closed loop, {} connections", report.connections),
+    };
+    println!(
+        "workload {} ({:?}), {mode}, seed {}",
+        w.kind.name(),
+        w.action,
+        w.seed
+    );
+    if let Some(c) = &report.ceiling {
+        print!("{}", c.text());
+    }
+    print!("{}", report.boxoffice.text());
+    if let (Some(cmp), Some(c)) = (&report.comparison, &report.ceiling) {
+        println!("{}", cmp.text(&report.boxoffice, c));
+    }
+}
+
+async fn run_ceiling(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Result<RunReport> {
+    let ceiling = ceiling::Ceiling::start()?;
+    let target = Arc::new(Target::new(
+        ceiling.addr,
+        "ceiling",
+        Some("ceiling"),
+        args.auth,
+    )?);
+    create_event(&target, plan).await?;
+    let out = runner::run(target, spec, &run_config(args, "ceiling")).await;
+    drop(ceiling);
+    Ok(RunReport::new("ceiling", &out, None))
+}
+
+async fn run_boxoffice(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Result<RunReport> {
+    let mut spawned = match &args.spawn {
+        Some(path) => Some(spawn::Spawned::start(path, args.shards)?),
+        None => None,
+    };
+    let result = async {
+        let (addr, admin, jwt) = match &spawned {
+            Some(s) => (s.addr, s.admin_token.clone(), Some(s.jwt_secret.clone())),
+            None => {
+                let url = args
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("give --url, --spawn, or --ceiling-only"))?;
+                let admin = args
+                    .admin_token
+                    .clone()
+                    .ok_or_else(|| anyhow!("give --admin-token (or BOXOFFICE_ADMIN_TOKEN)"))?;
+                (parse_url(url)?, admin, args.jwt_secret.clone())
+            }
+        };
+        let target = Arc::new(Target::new(addr, &admin, jwt.as_deref(), args.auth)?);
+        if let Some(s) = spawned.as_mut() {
+            s.wait_ready(&target).await?;
+        }
+        create_event(&target, plan).await?;
+        let out = runner::run(target.clone(), spec, &run_config(args, "boxoffice")).await;
+        let verdict = verify_run(&target, plan, &out.ledger).await?;
+        Ok(RunReport::new("boxoffice", &out, Some(verdict)))
+    }
+    .await;
+    if let Some(mut s) = spawned {
+        if let Err(e) = s.stop() {
+            eprintln!("boxoffice-load: {e}");
+        }
+    }
+    result
+}
+
+/// `http://127.0.0.1:8080`, `127.0.0.1:8080` or `localhost:8080`, to a loopback address.
+pub fn parse_url(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    if rest.starts_with("https://") || url.starts_with("https://") {
+        bail!("https is not supported: boxoffice serves plain HTTP on loopback");
+    }
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let addrs: Vec<SocketAddr> = hostport
+        .to_socket_addrs()
+        .with_context(|| format!("`{url}` is not host:port"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.ip().is_loopback())
+        .copied()
+        .ok_or_else(|| {
+            anyhow!("{url} is not a loopback address: boxoffice-load only sends to this machine")
+        })
+}
+
+async fn create_event(target: &Arc<Target>, plan: &EventPlan) -> anyhow::Result<()> {
+    let body = Bytes::from(serde_json::to_vec(&plan.body)?);
+    let reply = once(target, Method::Post, "/v1/events", Some(body)).await?;
+    if reply.status != 201 {
+        bail!(
+            "creating event {} answered {}: {}",
+            plan.id,
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    Ok(())
+}
+
+/// Extra wait after the last expiring hold's TTL: the server returns expired inventory
+/// to sale within 1 s (design invariant 6).
+const EXPIRY_SWEEP_SLACK: Duration = Duration::from_millis(1500);
+
+async fn verify_run(
+    target: &Arc<Target>,
+    plan: &EventPlan,
+    ledger: &verify::Ledger,
+) -> anyhow::Result<Verdict> {
+    if let Some(until) = ledger.expiring_until() {
+        tokio::time::sleep_until((until + EXPIRY_SWEEP_SLACK).into()).await;
+    }
+    let observed = observe(target, plan).await?;
+    Ok(verify::verify(plan, ledger, &observed))
+}
+
+async fn get_json(target: &Arc<Target>, path: &str) -> anyhow::Result<Value> {
+    let reply = tokio::time::timeout(
+        Duration::from_secs(60),
+        once(target, Method::Get, path, None),
+    )
+    .await
+    .map_err(|_| anyhow!("GET {path}: no answer in 60 s"))??;
+    if reply.status != 200 {
+        bail!("GET {path} answered {}", reply.status);
+    }
+    Ok(serde_json::from_slice(&reply.body)?)
+}
+
+/// Reads the event's sections and seat maps back.
+pub async fn observe(target: &Arc<Target>, plan: &EventPlan) -> anyhow::Result<Observed> {
+    let event = get_json(target, &format!("/v1/events/{}", plan.id)).await?;
+    let seats = if plan.sections.iter().any(|s| s.seated) {
+        Some(get_json(target, &format!("/v1/events/{}/seats", plan.id)).await?)
+    } else {
+        None
+    };
+    parse_observed(&event, seats.as_ref())
+}
+
+/// Turns the event and seat-map JSON into [`Observed`].
+pub fn parse_observed(event: &Value, seats: Option<&Value>) -> anyhow::Result<Observed> {
+    let bad = |what: &str| anyhow!("the event JSON has no {what}");
+    let mut sections = Vec::new();
+    for s in event["sections"]
+        .as_array()
+        .ok_or_else(|| bad("sections"))?
+    {
+        let n = |f: &str| s[f].as_u64().ok_or_else(|| bad(f));
+        let id = s["id"]
+            .as_str()
+            .ok_or_else(|| bad("section id"))?
+            .to_string();
+        let map = seats.and_then(|m| {
+            let section = m["sections"]
+                .as_array()?
+                .iter()
+                .find(|x| x["section_id"].as_str() == Some(id.as_str()))?;
+            let mut out = Vec::new();
+            for row in section["rows"].as_array()? {
+                for seat in row["seats"].as_array()? {
+                    let status = match seat["status"].as_str()? {
+                        "free" => SeatStatus::Free,
+                        "held" => SeatStatus::Held,
+                        "sold" => SeatStatus::Sold,
+                        _ => return None,
+                    };
+                    out.push((seat["id"].as_str()?.to_string(), status));
+                }
+            }
+            Some(out)
+        });
+        sections.push(ObservedSection {
+            capacity: n("capacity")?,
+            available: n("available")?,
+            held: n("held")?,
+            sold: n("sold")?,
+            seats: map,
+            id,
+        });
+    }
+    Ok(Observed { sections })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn urls_resolve_to_loopback_only() {
+        assert_eq!(
+            parse_url("http://127.0.0.1:8080/").unwrap(),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(
+            parse_url("127.0.0.1:9").unwrap(),
+            "127.0.0.1:9".parse().unwrap()
+        );
+        assert!(parse_url("localhost:8080").unwrap().ip().is_loopback());
+        assert!(parse_url("http://192.168.1.10:8080").is_err());
+        assert!(parse_url("https://127.0.0.1:8080").is_err());
+    }
+
+    #[test]
+    fn observed_state_is_read_from_the_contract_json() {
+        let event = json!({"id": "e", "sections": [
+            {"id": "ga", "kind": "general", "capacity": 10, "available": 7, "held": 1, "sold": 2, "rows": []},
+            {"id": "floor", "kind": "seated", "capacity": 2, "available": 1, "held": 0, "sold": 1,
+             "rows": [{"label": "A", "count": 2}]}]});
+        let seats = json!({"event_id": "e", "sections": [{"section_id": "floor", "name": "F",
+            "rows": [{"label": "A", "seats": [{"id": "A-1", "status": "sold"}, {"id": "A-2", "status": "free"}]}]}]});
+        let observed = parse_observed(&event, Some(&seats)).unwrap();
+        assert_eq!(observed.sections[0].sold, 2);
+        assert!(observed.sections[0].seats.is_none());
+        let map = observed.sections[1].seats.as_ref().unwrap();
+        assert_eq!(map[0], ("A-1".to_string(), SeatStatus::Sold));
+        assert_eq!(map.len(), 2);
+    }
+}

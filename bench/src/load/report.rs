@@ -1,0 +1,497 @@
+//! Figures: HDR histograms of latency per request kind, errors by status and code,
+//! throughput over time; the report a person reads and the JSON a machine reads.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::verify::Verdict;
+use super::workload::Kind;
+
+/// Latency is recorded in microseconds, from 1 µs to this (longer is clamped to it).
+const LATENCY_US_MAX: u64 = 120_000_000;
+
+/// Width of a throughput-over-time bucket.
+pub const BUCKET: Duration = Duration::from_millis(250);
+
+/// The percentiles of the report.
+pub const PERCENTILES: [f64; 5] = [50.0, 90.0, 99.0, 99.9, 100.0];
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("bounds are valid")
+}
+
+/// Counts of one kind of request.
+#[derive(Clone)]
+pub struct KindStats {
+    /// Latency of every measured answer, in µs (rejections included).
+    pub latency: Histogram<u64>,
+    /// Measured answers.
+    pub answered: u64,
+    /// Measured 2xx answers.
+    pub ok: u64,
+    /// Measured requests that got no answer.
+    pub failed: u64,
+}
+
+/// Collects one connection's (or, merged, a run's) measurements.
+pub struct Recorder {
+    measure_start: Instant,
+    /// Per [`Kind`].
+    pub kinds: Vec<KindStats>,
+    /// `(status, code)` of non-2xx answers (status 0: no answer; the code is the cause).
+    pub errors: BTreeMap<(u16, String), u64>,
+    /// Answers completed in each [`BUCKET`] after the warm-up: `(all, 2xx)`.
+    pub timeline: Vec<(u64, u64)>,
+    /// Answers during the warm-up (not in the figures).
+    pub warmup_requests: u64,
+}
+
+impl Recorder {
+    /// A recorder whose measured time starts at `measure_start`.
+    pub fn new(measure_start: Instant) -> Recorder {
+        let stats = KindStats {
+            latency: histogram(),
+            answered: 0,
+            ok: 0,
+            failed: 0,
+        };
+        Recorder {
+            measure_start,
+            kinds: vec![stats; Kind::ALL.len()],
+            errors: BTreeMap::new(),
+            timeline: Vec::new(),
+            warmup_requests: 0,
+        }
+    }
+
+    /// Records an answer; `latency` runs from the intended send time.
+    pub fn answer(
+        &mut self,
+        kind: Kind,
+        measured: bool,
+        status: u16,
+        code: Option<&str>,
+        latency: Duration,
+        done: Instant,
+    ) {
+        if !measured {
+            self.warmup_requests += 1;
+            return;
+        }
+        let stats = &mut self.kinds[kind.index()];
+        stats.answered += 1;
+        let ok = (200..300).contains(&status);
+        stats.ok += u64::from(ok);
+        let us = (latency.as_micros() as u64).clamp(1, LATENCY_US_MAX);
+        stats.latency.record(us).expect("clamped into the bounds");
+        if !ok {
+            *self
+                .errors
+                .entry((status, code.unwrap_or("-").to_string()))
+                .or_default() += 1;
+        }
+        let bucket = (done
+            .saturating_duration_since(self.measure_start)
+            .as_nanos()
+            / BUCKET.as_nanos()) as usize;
+        if self.timeline.len() <= bucket {
+            self.timeline.resize(bucket + 1, (0, 0));
+        }
+        self.timeline[bucket].0 += 1;
+        self.timeline[bucket].1 += u64::from(ok);
+    }
+
+    /// Records a request that got no answer.
+    pub fn transport_error(&mut self, kind: Kind, measured: bool, cause: &str) {
+        if !measured {
+            return;
+        }
+        self.kinds[kind.index()].failed += 1;
+        let cause = if cause.contains("connect") {
+            "connect"
+        } else if cause == "timeout" {
+            "timeout"
+        } else {
+            "io"
+        };
+        *self.errors.entry((0, cause.to_string())).or_default() += 1;
+    }
+
+    /// Adds another recorder's counts.
+    pub fn merge(&mut self, other: Recorder) {
+        for (mine, theirs) in self.kinds.iter_mut().zip(other.kinds) {
+            mine.latency.add(&theirs.latency).expect("same bounds");
+            mine.answered += theirs.answered;
+            mine.ok += theirs.ok;
+            mine.failed += theirs.failed;
+        }
+        for (key, n) in other.errors {
+            *self.errors.entry(key).or_default() += n;
+        }
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), (0, 0));
+        }
+        for (mine, theirs) in self.timeline.iter_mut().zip(other.timeline) {
+            mine.0 += theirs.0;
+            mine.1 += theirs.1;
+        }
+        self.warmup_requests += other.warmup_requests;
+    }
+}
+
+/// Latency figures of one kind of request, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindReport {
+    /// Request kind.
+    pub kind: Kind,
+    /// Measured answers.
+    pub requests: u64,
+    /// 2xx answers.
+    pub ok: u64,
+    /// Requests without an answer.
+    pub failed: u64,
+    /// Answers per second.
+    pub requests_per_s: f64,
+    /// 2xx answers per second.
+    pub ok_per_s: f64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// p50.
+    pub p50_ms: f64,
+    /// p90.
+    pub p90_ms: f64,
+    /// p99.
+    pub p99_ms: f64,
+    /// p99.9.
+    pub p999_ms: f64,
+    /// Max.
+    pub max_ms: f64,
+    /// `(percentile, ms)` points for the percentile plot.
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// Errors of one status and code.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorCount {
+    /// HTTP status; 0 when no answer came.
+    pub status: u16,
+    /// The error `code` (or the transport cause when status is 0).
+    pub code: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// `boxoffice` or `ceiling`.
+    pub target: String,
+    /// Measured seconds.
+    pub elapsed_s: f64,
+    /// Measured answers of every kind.
+    pub requests: u64,
+    /// Answers per second, all kinds.
+    pub requests_per_s: f64,
+    /// Answers during the warm-up (excluded).
+    pub warmup_requests: u64,
+    /// Open loop: scheduled requests never sent.
+    pub unsent: u64,
+    /// Connections opened.
+    pub connects: u64,
+    /// Per kind that was sent.
+    pub kinds: Vec<KindReport>,
+    /// Non-2xx answers and requests without an answer.
+    pub errors: Vec<ErrorCount>,
+    /// Answers per second in each bucket of `bucket_s`.
+    pub timeline_per_s: Vec<f64>,
+    /// The bucket width.
+    pub bucket_s: f64,
+    /// The verification (none for the ceiling).
+    pub verification: Option<Verdict>,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Percentiles of the plot: 0 to 99.999 on the "number of nines" scale.
+pub fn curve_percentiles() -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut step = 0.0;
+    while step <= 5.0 + 1e-9 {
+        out.push(100.0 - 100.0 * 10f64.powf(-step));
+        step += 0.1;
+    }
+    out
+}
+
+/// The latency figures of a histogram.
+pub fn kind_report(kind: Kind, stats: &KindStats, elapsed: Duration) -> KindReport {
+    let h = &stats.latency;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let at = |p: f64| ms(h.value_at_quantile(p / 100.0));
+    KindReport {
+        kind,
+        requests: stats.answered,
+        ok: stats.ok,
+        failed: stats.failed,
+        requests_per_s: stats.answered as f64 / secs,
+        ok_per_s: stats.ok as f64 / secs,
+        mean_ms: h.mean() / 1000.0,
+        p50_ms: at(50.0),
+        p90_ms: at(90.0),
+        p99_ms: at(99.0),
+        p999_ms: at(99.9),
+        max_ms: ms(h.max()),
+        curve: curve_percentiles()
+            .into_iter()
+            .map(|p| (p, at(p)))
+            .collect(),
+    }
+}
+
+impl RunReport {
+    /// The report of a run.
+    pub fn new(target: &str, out: &super::runner::RunOutput, verdict: Option<Verdict>) -> Self {
+        let rec = &out.recorder;
+        let secs = out.elapsed.as_secs_f64().max(1e-9);
+        let kinds: Vec<KindReport> = Kind::ALL
+            .iter()
+            .map(|k| (k, &rec.kinds[k.index()]))
+            .filter(|(_, s)| s.answered + s.failed > 0)
+            .map(|(k, s)| kind_report(*k, s, out.elapsed))
+            .collect();
+        let requests = kinds.iter().map(|k| k.requests).sum();
+        // The last bucket is cut short by the end of the run; leave it out of the plot.
+        let full = (out.elapsed.as_nanos() / BUCKET.as_nanos()) as usize;
+        let per_s = 1.0 / BUCKET.as_secs_f64();
+        RunReport {
+            target: target.to_string(),
+            elapsed_s: secs,
+            requests,
+            requests_per_s: requests as f64 / secs,
+            warmup_requests: rec.warmup_requests,
+            unsent: out.unsent,
+            connects: out.connects,
+            kinds,
+            errors: rec
+                .errors
+                .iter()
+                .map(|((status, code), count)| ErrorCount {
+                    status: *status,
+                    code: code.clone(),
+                    count: *count,
+                })
+                .collect(),
+            timeline_per_s: rec
+                .timeline
+                .iter()
+                .take(full.max(1))
+                .map(|(n, _)| *n as f64 * per_s)
+                .collect(),
+            bucket_s: BUCKET.as_secs_f64(),
+            verification: verdict,
+        }
+    }
+
+    /// The figures of one kind, if it was sent.
+    pub fn kind(&self, kind: Kind) -> Option<&KindReport> {
+        self.kinds.iter().find(|k| k.kind == kind)
+    }
+
+    /// The report as text.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{}: {} requests in {:.2} s = {:.0} req/s ({} in warm-up, excluded; {} connections opened{})",
+            self.target,
+            self.requests,
+            self.elapsed_s,
+            self.requests_per_s,
+            self.warmup_requests,
+            self.connects,
+            if self.unsent > 0 {
+                format!("; {} scheduled but never sent: the server fell behind", self.unsent)
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "kind", "requests", "ok", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
+        );
+        for k in &self.kinds {
+            let _ = writeln!(
+                s,
+                "  {:<10} {:>9} {:>9} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                k.kind.name(),
+                k.requests,
+                k.ok,
+                k.requests_per_s,
+                k.p50_ms,
+                k.p90_ms,
+                k.p99_ms,
+                k.p999_ms,
+                k.max_ms
+            );
+        }
+        if !self.errors.is_empty() {
+            let list: Vec<String> = self
+                .errors
+                .iter()
+                .map(|e| match e.status {
+                    0 => format!("no answer ({}) ×{}", e.code, e.count),
+                    st => format!("{st} {} ×{}", e.code, e.count),
+                })
+                .collect();
+            let _ = writeln!(s, "  not 2xx: {}", list.join(", "));
+        }
+        if let Some(v) = &self.verification {
+            let counts: Vec<String> = v
+                .sections
+                .iter()
+                .map(|x| {
+                    format!(
+                        "{}: sold {} + held {} + available {} = capacity {}",
+                        x.id, x.sold, x.held, x.available, x.capacity
+                    )
+                })
+                .collect();
+            let verdict = if v.passed { "passed" } else { "FAILED" };
+            let _ = writeln!(
+                s,
+                "  verification {verdict}: {} acknowledged holds and purchases, {} unknown outcomes; {}",
+                v.acknowledged,
+                v.unknown_outcomes,
+                counts.join("; ")
+            );
+            for f in &v.failures {
+                let _ = writeln!(s, "    - {f}");
+            }
+        }
+        s
+    }
+}
+
+/// boxoffice against the ceiling, for the primary kind of the workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// The kind compared.
+    pub kind: Kind,
+    /// boxoffice req/s ÷ ceiling req/s (goal ≥ 0.8 for holds at 64 connections).
+    pub throughput_ratio: f64,
+    /// boxoffice p99 ÷ ceiling p99 (goal ≤ 2).
+    pub p99_ratio: f64,
+}
+
+impl Comparison {
+    /// Compares two runs on `kind`; `None` if either did not send it.
+    pub fn new(kind: Kind, boxoffice: &RunReport, ceiling: &RunReport) -> Option<Comparison> {
+        let (b, c) = (boxoffice.kind(kind)?, ceiling.kind(kind)?);
+        Some(Comparison {
+            kind,
+            throughput_ratio: b.requests_per_s / c.requests_per_s.max(1e-9),
+            p99_ratio: b.p99_ms / c.p99_ms.max(1e-9),
+        })
+    }
+
+    /// One line of text.
+    pub fn text(&self, boxoffice: &RunReport, ceiling: &RunReport) -> String {
+        let (b, c) = (
+            boxoffice.kind(self.kind).expect("compared"),
+            ceiling.kind(self.kind).expect("compared"),
+        );
+        format!(
+            "{} vs ceiling: throughput {:.0} / {:.0} req/s = {:.2} ×; p99 {:.3} / {:.3} ms = {:.2} ×",
+            self.kind.name(),
+            b.requests_per_s,
+            c.requests_per_s,
+            self.throughput_ratio,
+            b.p99_ms,
+            c.p99_ms,
+            self.p99_ratio
+        )
+    }
+}
+
+/// Everything `--json` writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The workload and its parameters.
+    pub workload: super::workload::Spec,
+    /// `closed` or `open`.
+    pub mode: String,
+    /// Connections.
+    pub connections: usize,
+    /// Open-loop rate.
+    pub rate: Option<f64>,
+    /// Warm-up seconds.
+    pub warmup_s: f64,
+    /// The ceiling run, if `--ceiling`.
+    pub ceiling: Option<RunReport>,
+    /// The run against boxoffice.
+    pub boxoffice: RunReport,
+    /// boxoffice ÷ ceiling.
+    pub comparison: Option<Comparison>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_the_histogram() {
+        let t0 = Instant::now();
+        let mut rec = Recorder::new(t0);
+        // 1..=1000 ms, one answer each.
+        for ms in 1..=1000u64 {
+            let latency = Duration::from_millis(ms);
+            rec.answer(Kind::Hold, true, 201, None, latency, t0 + latency);
+        }
+        rec.answer(Kind::Hold, false, 201, None, Duration::from_secs(50), t0);
+        let r = kind_report(Kind::Hold, &rec.kinds[0], Duration::from_secs(2));
+        assert_eq!(r.requests, 1000);
+        assert!((r.requests_per_s - 500.0).abs() < 1e-9);
+        let close = |got: f64, want: f64| (got - want).abs() / want < 0.002;
+        assert!(close(r.p50_ms, 500.0), "{}", r.p50_ms);
+        assert!(close(r.p90_ms, 900.0), "{}", r.p90_ms);
+        assert!(close(r.p99_ms, 990.0), "{}", r.p99_ms);
+        assert!(close(r.p999_ms, 999.0), "{}", r.p999_ms);
+        assert!(close(r.max_ms, 1000.0), "{}", r.max_ms);
+        assert_eq!(rec.warmup_requests, 1);
+        assert_eq!(rec.timeline.len(), 5);
+    }
+
+    #[test]
+    fn errors_are_counted_by_status_and_code_and_merged() {
+        let t0 = Instant::now();
+        let mut a = Recorder::new(t0);
+        let mut b = Recorder::new(t0);
+        let ms = Duration::from_millis(1);
+        a.answer(Kind::Hold, true, 409, Some("sold_out"), ms, t0);
+        b.answer(Kind::Hold, true, 409, Some("sold_out"), ms, t0);
+        b.answer(Kind::Hold, true, 503, Some("overloaded"), ms, t0);
+        b.transport_error(Kind::Hold, true, "timeout");
+        a.merge(b);
+        assert_eq!(a.errors[&(409, "sold_out".to_string())], 2);
+        assert_eq!(a.errors[&(503, "overloaded".to_string())], 1);
+        assert_eq!(a.errors[&(0, "timeout".to_string())], 1);
+        assert_eq!(a.kinds[0].answered, 3);
+        assert_eq!(a.kinds[0].ok, 0);
+    }
+
+    #[test]
+    fn curve_runs_from_zero_to_five_nines() {
+        let c = curve_percentiles();
+        assert_eq!(c[0], 0.0);
+        assert!((c.last().unwrap() - 99.999).abs() < 1e-6);
+        assert!(c.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,721 @@
+//! Verification: what the run was told it bought, against what the server says it sold.
+//!
+//! Every connection keeps a [`Ledger`] of the answers it got: a 2xx hold is held, a 2xx
+//! purchase or confirm is sold, a 2xx release is gone, a 4xx or 503 changed nothing. An
+//! answer that never came (timeout, broken connection, another 5xx) leaves the outcome
+//! unknown, and the check allows for it as a range instead of guessing. After the run the
+//! tool reads back every section and seat map ([`Observed`]) and [`verify`] checks:
+//!
+//! 1. per section, `sold + held + available == capacity`;
+//! 2. the tickets the run was sold and holds it still has fit in the capacity: an oversell
+//!    shows up here even when the server's own counts add up;
+//! 3. `sold` and `held` equal what the run was told (within the unknown outcomes);
+//! 4. no seat is in two live holds or bookings of the run, the seat map shows each seat the
+//!    run owns as sold or held, and its counts match the section's;
+//! 5. a section that answered `sold_out` and never got tickets back has none available.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::workload::{Effect, EventPlan, Tickets};
+
+/// The final state of a hold the run placed, as far as the run knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldState {
+    Held,
+    Sold,
+    Gone,
+    /// Left to expire (counted as gone once its TTL and the sweep have passed).
+    Expiring,
+    /// Held, or sold by a confirm whose answer never came.
+    HeldOrSold,
+    /// Held, or released by a release whose answer never came.
+    HeldOrGone,
+}
+
+/// How an answer bears on the state: changed as asked, unchanged, or unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx answer.
+    Done,
+    /// A 4xx or 503 answer: refused, nothing changed.
+    Refused,
+    /// No answer, or a 5xx other than 503.
+    Unknown,
+}
+
+impl Outcome {
+    /// Classifies an HTTP status (0: no answer).
+    pub fn of_status(status: u16) -> Outcome {
+        match status {
+            200..=299 => Outcome::Done,
+            400..=499 | 503 => Outcome::Refused,
+            _ => Outcome::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct HoldRec {
+    tickets: Tickets,
+    state: HoldState,
+}
+
+/// What one connection (or, merged, the whole run) was told.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    holds: HashMap<String, HoldRec>,
+    /// Tickets of successful holds the run will not touch again (no id kept), by section.
+    held_ga: BTreeMap<String, u64>,
+    /// Seats of those holds.
+    held_seats: Vec<Tickets>,
+    /// GA tickets of successful purchases, by section.
+    sold_ga: BTreeMap<String, u64>,
+    /// Seats of successful purchases, one entry per purchase.
+    bought: Vec<Tickets>,
+    /// Successful holds and purchases.
+    acks: u64,
+    /// Holds and purchases whose answer never came: they may or may not have happened.
+    maybe: Vec<(Tickets, bool)>,
+    /// Sections that answered `sold_out`.
+    sold_out_seen: HashSet<String>,
+    /// When the last expiring hold's TTL ends.
+    expiring_until: Option<Instant>,
+}
+
+impl Ledger {
+    /// Records the answer to a request with effect `effect`.
+    /// `hold_id` is the id in a successful hold's answer, for holds the run will confirm or
+    /// release later (`None`: the hold is counted, not kept); `code` is the error code.
+    pub fn record(
+        &mut self,
+        effect: &Effect,
+        status: u16,
+        hold_id: Option<String>,
+        code: Option<&str>,
+        expires: Option<Instant>,
+    ) {
+        let outcome = Outcome::of_status(status);
+        if code == Some("sold_out") {
+            if let Effect::Place { tickets, .. } | Effect::Buy { tickets } = effect {
+                self.sold_out_seen
+                    .extend(tickets.items.iter().map(|(s, _)| s.clone()));
+            }
+        }
+        match (effect, outcome) {
+            (Effect::None, _) | (_, Outcome::Refused) => {}
+            (Effect::Place { tickets, expiring }, Outcome::Done) => {
+                let state = if *expiring {
+                    self.expiring_until = self.expiring_until.max(expires);
+                    HoldState::Expiring
+                } else {
+                    HoldState::Held
+                };
+                self.acks += 1;
+                match hold_id {
+                    Some(id) => {
+                        let rec = HoldRec {
+                            tickets: tickets.clone(),
+                            state,
+                        };
+                        self.holds.insert(id, rec);
+                    }
+                    None if *expiring => {}
+                    None => add_tickets(&mut self.held_ga, &mut self.held_seats, tickets),
+                }
+            }
+            (Effect::Place { tickets, expiring }, Outcome::Unknown) => {
+                if *expiring {
+                    self.expiring_until = self.expiring_until.max(expires);
+                } else {
+                    self.maybe.push((tickets.clone(), false));
+                }
+            }
+            (Effect::Buy { tickets }, Outcome::Done) => {
+                self.acks += 1;
+                add_tickets(&mut self.sold_ga, &mut self.bought, tickets);
+            }
+            (Effect::Buy { tickets }, Outcome::Unknown) => self.maybe.push((tickets.clone(), true)),
+            (Effect::Confirm { hold_id }, outcome) => self.set(hold_id, outcome, HoldState::Sold),
+            (Effect::Release { hold_id }, outcome) => self.set(hold_id, outcome, HoldState::Gone),
+        }
+    }
+
+    fn set(&mut self, hold_id: &str, outcome: Outcome, done: HoldState) {
+        if let Some(rec) = self.holds.get_mut(hold_id) {
+            if rec.state == HoldState::Held {
+                rec.state = match (outcome, done) {
+                    (Outcome::Done, state) => state,
+                    (_, HoldState::Sold) => HoldState::HeldOrSold,
+                    (_, _) => HoldState::HeldOrGone,
+                };
+            }
+        }
+    }
+
+    /// Adds another connection's ledger to this one.
+    pub fn merge(&mut self, other: Ledger) {
+        self.holds.extend(other.holds);
+        for (mine, theirs) in [
+            (&mut self.held_ga, other.held_ga),
+            (&mut self.sold_ga, other.sold_ga),
+        ] {
+            for (section, n) in theirs {
+                *mine.entry(section).or_default() += n;
+            }
+        }
+        self.held_seats.extend(other.held_seats);
+        self.bought.extend(other.bought);
+        self.acks += other.acks;
+        self.maybe.extend(other.maybe);
+        self.sold_out_seen.extend(other.sold_out_seen);
+        self.expiring_until = self.expiring_until.max(other.expiring_until);
+    }
+
+    /// When every hold left to expire is past its TTL.
+    pub fn expiring_until(&self) -> Option<Instant> {
+        self.expiring_until
+    }
+
+    /// Successful holds and purchases (for the report).
+    pub fn acknowledged(&self) -> u64 {
+        self.acks
+    }
+
+    /// Per section, the range of tickets sold and held that the answers allow.
+    fn expected(&self) -> BTreeMap<String, Expect> {
+        let mut out: BTreeMap<String, Expect> = BTreeMap::new();
+        for (section, n) in &self.sold_ga {
+            let e = out.entry(section.clone()).or_default();
+            e.sold_min += n;
+            e.sold_max += n;
+        }
+        for (section, n) in &self.held_ga {
+            let e = out.entry(section.clone()).or_default();
+            e.held_min += n;
+            e.held_max += n;
+        }
+        let mut add = |tickets: &Tickets, f: &dyn Fn(&mut Expect, u64)| {
+            for (section, qty) in &tickets.items {
+                f(out.entry(section.clone()).or_default(), u64::from(*qty));
+            }
+            for (section, _) in &tickets.seats {
+                f(out.entry(section.clone()).or_default(), 1);
+            }
+        };
+        for tickets in &self.bought {
+            add(tickets, &|e, q| {
+                e.sold_min += q;
+                e.sold_max += q;
+            });
+        }
+        for tickets in &self.held_seats {
+            add(tickets, &|e, q| {
+                e.held_min += q;
+                e.held_max += q;
+            });
+        }
+        for (tickets, is_buy) in &self.maybe {
+            if *is_buy {
+                add(tickets, &|e, q| e.sold_max += q);
+            } else {
+                add(tickets, &|e, q| e.held_max += q);
+            }
+        }
+        for rec in self.holds.values() {
+            let f: &dyn Fn(&mut Expect, u64) = match rec.state {
+                HoldState::Held => &|e, q| {
+                    e.held_min += q;
+                    e.held_max += q;
+                },
+                HoldState::Sold => &|e, q| {
+                    e.sold_min += q;
+                    e.sold_max += q;
+                },
+                HoldState::HeldOrSold => &|e, q| {
+                    e.held_max += q;
+                    e.sold_max += q;
+                },
+                HoldState::HeldOrGone => &|e, q| e.held_max += q,
+                HoldState::Gone | HoldState::Expiring => &|_, _| {},
+            };
+            add(&rec.tickets, f);
+        }
+        out
+    }
+
+    /// Seats the run owns for sure (`sold` or `held`, with who owns them), and seats whose
+    /// state the run cannot know.
+    fn seats(&self) -> (Vec<OwnedSeat>, HashSet<String>) {
+        let mut owned = Vec::new();
+        let mut maybe = HashSet::new();
+        for (n, tickets) in self.bought.iter().enumerate() {
+            for (section, seat) in &tickets.seats {
+                let by = format!("purchase #{n}");
+                owned.push((section.clone(), seat.clone(), SeatStatus::Sold, by));
+            }
+        }
+        for (n, tickets) in self.held_seats.iter().enumerate() {
+            for (section, seat) in &tickets.seats {
+                let by = format!("hold #{n}");
+                owned.push((section.clone(), seat.clone(), SeatStatus::Held, by));
+            }
+        }
+        for (id, rec) in &self.holds {
+            let status = match rec.state {
+                HoldState::Held => Some(SeatStatus::Held),
+                HoldState::Sold => Some(SeatStatus::Sold),
+                HoldState::Gone | HoldState::Expiring => None,
+                HoldState::HeldOrSold | HoldState::HeldOrGone => {
+                    maybe.extend(rec.tickets.seats.iter().map(|(_, s)| s.clone()));
+                    None
+                }
+            };
+            if let Some(status) = status {
+                for (section, seat) in &rec.tickets.seats {
+                    owned.push((section.clone(), seat.clone(), status, format!("hold {id}")));
+                }
+            }
+        }
+        for (tickets, _) in &self.maybe {
+            maybe.extend(tickets.seats.iter().map(|(_, s)| s.clone()));
+        }
+        (owned, maybe)
+    }
+}
+
+/// A seat the run owns: section, seat id, status, and who owns it.
+type OwnedSeat = (String, String, SeatStatus, String);
+
+/// Adds GA quantities to `ga` and, if there are seats, the seats to `seats`.
+fn add_tickets(ga: &mut BTreeMap<String, u64>, seats: &mut Vec<Tickets>, tickets: &Tickets) {
+    for (section, qty) in &tickets.items {
+        match ga.get_mut(section) {
+            Some(n) => *n += u64::from(*qty),
+            None => {
+                ga.insert(section.clone(), u64::from(*qty));
+            }
+        }
+    }
+    if !tickets.seats.is_empty() {
+        seats.push(Tickets {
+            items: vec![],
+            seats: tickets.seats.clone(),
+        });
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Expect {
+    sold_min: u64,
+    sold_max: u64,
+    held_min: u64,
+    held_max: u64,
+}
+
+/// A seat's state in the seat map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatStatus {
+    /// Free.
+    Free,
+    /// In a live hold.
+    Held,
+    /// Sold.
+    Sold,
+}
+
+/// A section as the server reports it after the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObservedSection {
+    /// Section id.
+    pub id: String,
+    /// Capacity.
+    pub capacity: u64,
+    /// Available now.
+    pub available: u64,
+    /// Held now.
+    pub held: u64,
+    /// Sold.
+    pub sold: u64,
+    /// The seat map of a seated section: `(seat id, status)`.
+    #[serde(skip)]
+    pub seats: Option<Vec<(String, SeatStatus)>>,
+}
+
+/// What the server reports for the run's event.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Its sections.
+    pub sections: Vec<ObservedSection>,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// No check failed.
+    pub passed: bool,
+    /// Each failed check, in words.
+    pub failures: Vec<String>,
+    /// Per section: the server's counts.
+    pub sections: Vec<ObservedSection>,
+    /// Successful holds and purchases the run was told of.
+    pub acknowledged: u64,
+    /// Holds and purchases whose outcome the run could not know.
+    pub unknown_outcomes: u64,
+}
+
+/// Checks the server's state after a run against what the run was told (see the module doc).
+pub fn verify(plan: &EventPlan, ledger: &Ledger, observed: &Observed) -> Verdict {
+    let mut failures = Vec::new();
+    let expected = ledger.expected();
+    let (owned, maybe) = ledger.seats();
+    for section in &plan.sections {
+        let Some(obs) = observed.sections.iter().find(|s| s.id == section.id) else {
+            failures.push(format!("section {}: missing from the event", section.id));
+            continue;
+        };
+        let id = &section.id;
+        let sum = obs.sold + obs.held + obs.available;
+        if sum != obs.capacity || obs.capacity != section.capacity {
+            failures.push(format!(
+                "section {id}: sold {} + held {} + available {} = {sum}, capacity {} (created with {})",
+                obs.sold, obs.held, obs.available, obs.capacity, section.capacity
+            ));
+        }
+        let e = expected.get(id).copied().unwrap_or_default();
+        if e.sold_min + e.held_min > section.capacity {
+            failures.push(format!(
+                "section {id}: oversold: the run was sold {} and holds {} of {} tickets",
+                e.sold_min, e.held_min, section.capacity
+            ));
+        }
+        if !(e.sold_min..=e.sold_max).contains(&obs.sold) {
+            failures.push(format!(
+                "section {id}: server says sold {}, the run was told {}",
+                obs.sold,
+                range(e.sold_min, e.sold_max)
+            ));
+        }
+        if !(e.held_min..=e.held_max).contains(&obs.held) {
+            failures.push(format!(
+                "section {id}: server says held {}, the run holds {}",
+                obs.held,
+                range(e.held_min, e.held_max)
+            ));
+        }
+        if ledger.sold_out_seen.contains(id) && !section.returns && obs.available != 0 {
+            failures.push(format!(
+                "section {id}: answered sold_out, yet {} available and none came back",
+                obs.available
+            ));
+        }
+        if section.seated {
+            let section_owned: Vec<_> = owned.iter().filter(|o| &o.0 == id).collect();
+            check_seats(id, obs, &section_owned, &maybe, &mut failures);
+        }
+    }
+    Verdict {
+        passed: failures.is_empty(),
+        failures,
+        sections: observed.sections.clone(),
+        acknowledged: ledger.acknowledged(),
+        unknown_outcomes: ledger.maybe.len() as u64
+            + ledger
+                .holds
+                .values()
+                .filter(|h| matches!(h.state, HoldState::HeldOrGone | HoldState::HeldOrSold))
+                .count() as u64,
+    }
+}
+
+fn check_seats(
+    id: &str,
+    obs: &ObservedSection,
+    owned: &[&OwnedSeat],
+    maybe: &HashSet<String>,
+    failures: &mut Vec<String>,
+) {
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for (_, seat, _, by) in owned {
+        if let Some(first) = owner.insert(seat, by) {
+            failures.push(format!(
+                "seat {seat} of {id}: sold twice, to {first} and {by}"
+            ));
+        }
+    }
+    let Some(map) = &obs.seats else {
+        failures.push(format!("section {id}: no seat map"));
+        return;
+    };
+    let status: HashMap<&str, SeatStatus> = map.iter().map(|(s, st)| (s.as_str(), *st)).collect();
+    if status.len() as u64 != obs.capacity || map.len() as u64 != obs.capacity {
+        failures.push(format!(
+            "section {id}: seat map lists {} seats ({} distinct), capacity {}",
+            map.len(),
+            status.len(),
+            obs.capacity
+        ));
+    }
+    let count = |want| map.iter().filter(|(_, st)| *st == want).count() as u64;
+    let (sold, held) = (count(SeatStatus::Sold), count(SeatStatus::Held));
+    if sold != obs.sold || held != obs.held {
+        failures.push(format!(
+            "section {id}: seat map shows {sold} sold and {held} held, the section {} and {}",
+            obs.sold, obs.held
+        ));
+    }
+    for (_, seat, want, by) in owned {
+        let got = status.get(seat.as_str()).copied();
+        if got != Some(*want) {
+            failures.push(format!(
+                "seat {seat} ({by}): expected {want:?}, seat map says {got:?}"
+            ));
+        }
+    }
+    let unexplained = map
+        .iter()
+        .filter(|(seat, st)| {
+            *st != SeatStatus::Free && !owner.contains_key(seat.as_str()) && !maybe.contains(seat)
+        })
+        .count();
+    if unexplained > 0 {
+        failures.push(format!(
+            "section {id}: {unexplained} seats sold or held that the run was never given"
+        ));
+    }
+}
+
+fn range(min: u64, max: u64) -> String {
+    if min == max {
+        min.to_string()
+    } else {
+        format!("{min} to {max}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::workload::SectionPlan;
+
+    fn plan(seated: bool, capacity: u64) -> EventPlan {
+        EventPlan {
+            id: "e".into(),
+            body: serde_json::json!({}),
+            sections: vec![SectionPlan {
+                id: "s".into(),
+                capacity,
+                seated,
+                returns: false,
+            }],
+        }
+    }
+
+    fn ga(qty: u32) -> Tickets {
+        Tickets {
+            items: vec![("s".into(), qty)],
+            seats: vec![],
+        }
+    }
+
+    fn seats(ids: &[&str]) -> Tickets {
+        Tickets {
+            items: vec![],
+            seats: ids
+                .iter()
+                .map(|s| ("s".to_string(), s.to_string()))
+                .collect(),
+        }
+    }
+
+    fn section(capacity: u64, available: u64, held: u64, sold: u64) -> Observed {
+        Observed {
+            sections: vec![ObservedSection {
+                id: "s".into(),
+                capacity,
+                available,
+                held,
+                sold,
+                seats: None,
+            }],
+        }
+    }
+
+    fn hold(ledger: &mut Ledger, id: &str, tickets: Tickets) {
+        let effect = Effect::Place {
+            tickets,
+            expiring: false,
+        };
+        ledger.record(&effect, 201, Some(id.into()), None, None);
+    }
+
+    fn buy(ledger: &mut Ledger, tickets: Tickets) {
+        ledger.record(&Effect::Buy { tickets }, 201, None, None, None);
+    }
+
+    #[test]
+    fn a_consistent_run_passes() {
+        let mut ledger = Ledger::default();
+        hold(&mut ledger, "h-0-1", ga(2));
+        hold(&mut ledger, "h-0-2", ga(1));
+        buy(&mut ledger, ga(3));
+        let confirm = Effect::Confirm {
+            hold_id: "h-0-2".into(),
+        };
+        ledger.record(&confirm, 201, None, None, None);
+        ledger.record(
+            &Effect::Buy { tickets: ga(1) },
+            409,
+            None,
+            Some("sold_out"),
+            None,
+        );
+        let verdict = verify(&plan(false, 6), &ledger, &section(6, 0, 2, 4));
+        assert!(verdict.passed, "{:?}", verdict.failures);
+        assert_eq!(verdict.acknowledged, 3);
+    }
+
+    #[test]
+    fn an_oversold_run_fails_even_when_the_server_counts_add_up() {
+        // Five buyers were each told "yours" for a section of four tickets.
+        let mut ledger = Ledger::default();
+        for _ in 0..5 {
+            buy(&mut ledger, ga(1));
+        }
+        let verdict = verify(&plan(false, 4), &ledger, &section(4, 0, 0, 4));
+        assert!(!verdict.passed);
+        assert!(
+            verdict.failures.iter().any(|f| f.contains("oversold")),
+            "{:?}",
+            verdict.failures
+        );
+    }
+
+    #[test]
+    fn counts_that_do_not_add_up_fail() {
+        let mut ledger = Ledger::default();
+        buy(&mut ledger, ga(1));
+        let verdict = verify(&plan(false, 4), &ledger, &section(4, 2, 0, 1));
+        assert!(
+            verdict
+                .failures
+                .iter()
+                .any(|f| f.contains("= 3, capacity 4")),
+            "{:?}",
+            verdict.failures
+        );
+    }
+
+    #[test]
+    fn sold_more_than_the_run_was_told_fails() {
+        let mut ledger = Ledger::default();
+        buy(&mut ledger, ga(1));
+        let verdict = verify(&plan(false, 4), &ledger, &section(4, 2, 0, 2));
+        assert!(verdict
+            .failures
+            .iter()
+            .any(|f| f.contains("server says sold 2")));
+    }
+
+    #[test]
+    fn unknown_outcomes_widen_the_range() {
+        let mut ledger = Ledger::default();
+        buy(&mut ledger, ga(1));
+        ledger.record(&Effect::Buy { tickets: ga(1) }, 0, None, None, None);
+        assert!(verify(&plan(false, 4), &ledger, &section(4, 2, 0, 2)).passed);
+        assert!(verify(&plan(false, 4), &ledger, &section(4, 3, 0, 1)).passed);
+        assert!(!verify(&plan(false, 4), &ledger, &section(4, 1, 0, 3)).passed);
+    }
+
+    #[test]
+    fn sold_out_with_tickets_left_fails() {
+        let mut ledger = Ledger::default();
+        buy(&mut ledger, ga(1));
+        ledger.record(
+            &Effect::Buy { tickets: ga(1) },
+            409,
+            None,
+            Some("sold_out"),
+            None,
+        );
+        let verdict = verify(&plan(false, 4), &ledger, &section(4, 3, 0, 1));
+        assert!(verdict.failures.iter().any(|f| f.contains("sold_out")));
+    }
+
+    fn seated(map: &[(&str, SeatStatus)], held: u64, sold: u64) -> Observed {
+        let mut observed = section(map.len() as u64, map.len() as u64 - held - sold, held, sold);
+        observed.sections[0].seats = Some(map.iter().map(|(s, st)| (s.to_string(), *st)).collect());
+        observed
+    }
+
+    #[test]
+    fn a_seat_sold_twice_fails() {
+        let mut ledger = Ledger::default();
+        buy(&mut ledger, seats(&["A-1", "A-2"]));
+        buy(&mut ledger, seats(&["A-2"]));
+        let map = [
+            ("A-1", SeatStatus::Sold),
+            ("A-2", SeatStatus::Sold),
+            ("A-3", SeatStatus::Free),
+        ];
+        let verdict = verify(&plan(true, 3), &ledger, &seated(&map, 0, 2));
+        assert!(
+            verdict
+                .failures
+                .iter()
+                .any(|f| f.contains("seat A-2 of s: sold twice")),
+            "{:?}",
+            verdict.failures
+        );
+    }
+
+    #[test]
+    fn a_consistent_seat_map_passes_and_a_wrong_one_fails() {
+        let mut ledger = Ledger::default();
+        buy(&mut ledger, seats(&["A-1"]));
+        hold(&mut ledger, "h-0-1", seats(&["A-2"]));
+        hold(&mut ledger, "h-0-2", seats(&["A-3"]));
+        let release = Effect::Release {
+            hold_id: "h-0-2".into(),
+        };
+        ledger.record(&release, 200, None, None, None);
+        let good = [
+            ("A-1", SeatStatus::Sold),
+            ("A-2", SeatStatus::Held),
+            ("A-3", SeatStatus::Free),
+        ];
+        let verdict = verify(&plan(true, 3), &ledger, &seated(&good, 1, 1));
+        assert!(verdict.passed, "{:?}", verdict.failures);
+        let bad = [
+            ("A-1", SeatStatus::Sold),
+            ("A-2", SeatStatus::Free),
+            ("A-3", SeatStatus::Held),
+        ];
+        let verdict = verify(&plan(true, 3), &ledger, &seated(&bad, 1, 1));
+        assert!(!verdict.passed);
+        assert!(verdict.failures.iter().any(|f| f.contains("seat A-2")));
+        assert!(verdict.failures.iter().any(|f| f.contains("never given")));
+    }
+
+    #[test]
+    fn expiring_holds_are_not_counted_as_held() {
+        let mut ledger = Ledger::default();
+        let effect = Effect::Place {
+            tickets: ga(2),
+            expiring: true,
+        };
+        ledger.record(
+            &effect,
+            201,
+            Some("h-0-9".into()),
+            None,
+            Some(Instant::now()),
+        );
+        assert!(ledger.expiring_until().is_some());
+        assert!(verify(&plan(false, 4), &ledger, &section(4, 4, 0, 0)).passed);
+        assert!(!verify(&plan(false, 4), &ledger, &section(4, 2, 2, 0)).passed);
+    }
+}
