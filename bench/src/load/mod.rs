@@ -139,15 +139,11 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         .as_ref()
         .and_then(|r| r.verification.as_ref())
         .is_none_or(|v| v.passed);
-    let (boxoffice, ceiling) = match (boxoffice, ceiling) {
-        (Some(b), c) => (b, c),
-        (None, Some(c)) => (c, None),
-        (None, None) => unreachable!("one of the runs ran"),
-    };
     let kind = spec.primary_kind();
-    let comparison = ceiling
-        .as_ref()
-        .and_then(|c| Comparison::new(kind, &boxoffice, c));
+    let comparison = match (&boxoffice, &ceiling) {
+        (Some(b), Some(c)) => Comparison::new(kind, b, c),
+        _ => None,
+    };
     let report = Report {
         workload: spec,
         mode: if args.rate.is_some() {
@@ -194,9 +190,12 @@ fn print_report(report: &Report) {
     if let Some(c) = &report.ceiling {
         print!("{}", c.text());
     }
-    print!("{}", report.boxoffice.text());
-    if let (Some(cmp), Some(c)) = (&report.comparison, &report.ceiling) {
-        println!("{}", cmp.text(&report.boxoffice, c));
+    if let Some(b) = &report.boxoffice {
+        print!("{}", b.text());
+    }
+    if let (Some(cmp), Some(b), Some(c)) = (&report.comparison, &report.boxoffice, &report.ceiling)
+    {
+        println!("{}", cmp.text(b, c));
     }
 }
 

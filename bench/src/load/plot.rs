@@ -16,7 +16,10 @@ const BOXOFFICE: RGBColor = RGBColor(31, 119, 180);
 const CEILING: RGBColor = RGBColor(255, 127, 14);
 
 fn runs(report: &Report) -> Vec<(&RunReport, RGBColor)> {
-    let mut out = vec![(&report.boxoffice, BOXOFFICE)];
+    let mut out = Vec::new();
+    if let Some(b) = &report.boxoffice {
+        out.push((b, BOXOFFICE));
+    }
     if let Some(c) = &report.ceiling {
         out.push((c, CEILING));
     }

@@ -436,8 +436,8 @@ pub struct Report {
     pub warmup_s: f64,
     /// The ceiling run, if `--ceiling`.
     pub ceiling: Option<RunReport>,
-    /// The run against boxoffice.
-    pub boxoffice: RunReport,
+    /// The run against boxoffice (none with `--ceiling-only`).
+    pub boxoffice: Option<RunReport>,
     /// boxoffice ÷ ceiling.
     pub comparison: Option<Comparison>,
 }
