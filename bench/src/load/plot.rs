@@ -72,6 +72,7 @@ fn latency_plot(report: &Report, kind: Kind, path: &Path) -> PlotResult {
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(15)
+        .margin_right(40)
         .x_label_area_size(45)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..5f64, 0f64..y_max)?;
@@ -79,6 +80,7 @@ fn latency_plot(report: &Report, kind: Kind, path: &Path) -> PlotResult {
         .configure_mesh()
         .x_desc("percentile")
         .y_desc("latency (ms)")
+        .y_label_formatter(&|y| format!("{y:.1}"))
         .x_labels(6)
         .x_label_formatter(&|x| {
             let p = 100.0 - 100.0 * 10f64.powf(-x);
@@ -136,6 +138,7 @@ fn throughput_plot(report: &Report, path: &Path) -> PlotResult {
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(15)
+        .margin_right(40)
         .x_label_area_size(45)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
@@ -143,6 +146,7 @@ fn throughput_plot(report: &Report, path: &Path) -> PlotResult {
         .configure_mesh()
         .x_desc("seconds after warm-up")
         .y_desc("requests/s")
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
     for (label, points, color) in series {
         chart
