@@ -6,6 +6,11 @@ use clap::Parser;
 use server::cli::{Cli, Command, LogFormat, ServeArgs, TokenArgs, WalCommand};
 use tracing_subscriber::EnvFilter;
 
+/// A thread-caching allocator: request buffers are allocated on one thread (a tokio
+/// worker, the shard) and freed on another, which glibc's malloc handles poorly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);

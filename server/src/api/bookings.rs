@@ -42,9 +42,8 @@ pub async fn purchase(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Response, ApiError> {
-    let canonical = serde_json::to_vec(&body).expect("body serializes");
     let route = format!("POST /v1/events/{event_id}/bookings");
-    let idem = idempotency(&headers, &[route.as_bytes(), &canonical])?;
+    let idem = idempotency(&headers, &route, &body)?;
     let user_id = user_for(&principal, body.user_id)?;
     let shard = state.shard_of_event(&event_id);
     let command = Command::Purchase(NewHold {
@@ -94,7 +93,7 @@ pub async fn cancel(
 ) -> Result<Json<BookingJson>, ApiError> {
     let (id, shard) = route_booking(&state, &booking_id)?;
     let route = format!("POST /v1/bookings/{id}/cancel");
-    let idempotency = idempotency(&headers, &[route.as_bytes()])?;
+    let idempotency = idempotency(&headers, &route, &())?;
     let command = Command::CancelBooking {
         actor: principal.actor(),
         booking_id: id,

@@ -38,10 +38,14 @@ pub fn parse_rfc3339(field: &str, text: &str) -> Result<i64, ApiError> {
 
 pub use engine::{is_valid_id, is_valid_user_id};
 
-/// The `Idempotency-Key` header, if any, with the request's fingerprint.
-/// `scope` is the route and the canonical body, so the same key with another request is
-/// recognised as reuse.
-pub fn idempotency(headers: &HeaderMap, scope: &[&[u8]]) -> Result<Option<Idempotency>, ApiError> {
+/// The `Idempotency-Key` header, if any, with the request's fingerprint: a hash of the
+/// route and the canonical JSON of the body, so the same key with another request is
+/// recognised as reuse. The body is serialized only when the header is there.
+pub fn idempotency(
+    headers: &HeaderMap,
+    route: &str,
+    body: &impl serde::Serialize,
+) -> Result<Option<Idempotency>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -56,9 +60,11 @@ pub fn idempotency(headers: &HeaderMap, scope: &[&[u8]]) -> Result<Option<Idempo
                 format!("1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters"),
             )
         })?;
+    let canonical = serde_json::to_vec(body).expect("a parsed body serializes");
+    let fingerprint = engine::fingerprint(&[route.as_bytes(), &canonical]);
     Ok(Some(Idempotency {
         key: key.to_string(),
-        fingerprint: engine::fingerprint(scope),
+        fingerprint,
     }))
 }
 

@@ -32,8 +32,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateEventBody>,
 ) -> Result<Response, ApiError> {
     principal.require_admin()?;
-    let canonical = serde_json::to_vec(&body).expect("body serializes");
-    let idem = idempotency(&headers, &[b"POST /v1/events", &canonical])?;
+    let idem = idempotency(&headers, "POST /v1/events", &body)?;
     let id = match &body.id {
         Some(id) => id.clone(),
         None => new_event_id(idem.as_ref()),

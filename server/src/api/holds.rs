@@ -77,9 +77,8 @@ pub async fn place(
     headers: HeaderMap,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> Result<Response, ApiError> {
-    let canonical = serde_json::to_vec(&body).expect("body serializes");
     let route = format!("POST /v1/events/{event_id}/holds");
-    let idem = idempotency(&headers, &[route.as_bytes(), &canonical])?;
+    let idem = idempotency(&headers, &route, &body)?;
     let user_id = user_for(&principal, body.user_id)?;
     let shard = state.shard_of_event(&event_id);
     let command = Command::PlaceHold(NewHold {
@@ -132,9 +131,8 @@ pub async fn confirm(
     ApiJson(body): ApiJson<ConfirmBody>,
 ) -> Result<Response, ApiError> {
     let (id, shard) = route_hold(&state, &hold_id)?;
-    let canonical = serde_json::to_vec(&body).expect("body serializes");
     let route = format!("POST /v1/holds/{id}/confirm");
-    let idempotency = idempotency(&headers, &[route.as_bytes(), &canonical])?;
+    let idempotency = idempotency(&headers, &route, &body)?;
     let command = Command::ConfirmHold {
         actor: principal.actor(),
         hold_id: id,
@@ -161,7 +159,7 @@ pub async fn release(
 ) -> Result<Json<HoldJson>, ApiError> {
     let (id, shard) = route_hold(&state, &hold_id)?;
     let route = format!("DELETE /v1/holds/{id}");
-    let idempotency = idempotency(&headers, &[route.as_bytes()])?;
+    let idempotency = idempotency(&headers, &route, &())?;
     let command = Command::ReleaseHold {
         actor: principal.actor(),
         hold_id: id,
