@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// Connections served at once; past it a connection gets 503 and is closed.
     #[arg(long, env = "BOXOFFICE_CONNECTIONS_MAX", default_value_t = crate::limits::CONNECTIONS_MAX)]
     pub connections_max: usize,
+    /// Requests queued per shard; past it a request gets 503 `overloaded` at once.
+    #[arg(long, env = "BOXOFFICE_SHARD_QUEUE", default_value_t = crate::limits::SHARD_QUEUE_CAPACITY)]
+    pub shard_queue: usize,
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "BOXOFFICE_WORKERS")]
     pub workers: Option<usize>,

@@ -70,6 +70,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             admin_token: args.admin_token,
             jwt_secret: args.jwt_secret,
             connections_max: args.connections_max,
+            shard_queue: args.shard_queue,
         };
         server::run(listener, config, shutdown_signal())
             .await

@@ -39,6 +39,8 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     /// Connections served at once (default [`crate::limits::CONNECTIONS_MAX`]).
     pub connections_max: usize,
+    /// Requests queued per shard (default [`crate::limits::SHARD_QUEUE_CAPACITY`]).
+    pub shard_queue: usize,
 }
 
 /// Why the server could not run.
@@ -73,7 +75,8 @@ impl Running {
         let mut handles = Vec::with_capacity(data.shards());
         let mut threads = Vec::with_capacity(data.shards());
         for index in 0..data.shards() {
-            let (handle, thread) = shard::spawn(index as u16, data.shard_dir(index))?;
+            let (handle, thread) =
+                shard::spawn(index as u16, data.shard_dir(index), config.shard_queue)?;
             handles.push(handle);
             threads.push(thread);
         }

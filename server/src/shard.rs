@@ -19,9 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use wal::Wal;
 
-use crate::limits::{
-    SHARD_BATCH_MAX, SHARD_IDLE_TICK, SHARD_QUEUE_CAPACITY, SNAPSHOT_EVERY_DECISIONS,
-};
+use crate::limits::{SHARD_BATCH_MAX, SHARD_IDLE_TICK, SNAPSHOT_EVERY_DECISIONS};
 
 /// The environment variable of the power-cut test hook (see `Shard::durable_journal`).
 pub const DURABLE_JOURNAL_ENV: &str = "BOXOFFICE_TEST_DURABLE_JOURNAL";
@@ -128,8 +126,12 @@ impl ShardHandle {
 
 /// Starts shard `index` on log directory `dir`: it recovers, then serves its queue until
 /// every [`ShardHandle`] clone's sender is dropped, then syncs, snapshots and ends.
-pub fn spawn(index: u16, dir: PathBuf) -> std::io::Result<(ShardHandle, JoinHandle<()>)> {
-    let (tx, rx) = crossbeam_channel::bounded(SHARD_QUEUE_CAPACITY);
+pub fn spawn(
+    index: u16,
+    dir: PathBuf,
+    queue_capacity: usize,
+) -> std::io::Result<(ShardHandle, JoinHandle<()>)> {
+    let (tx, rx) = crossbeam_channel::bounded(queue_capacity.max(1));
     let status = Arc::new(ShardStatus::default());
     let thread_status = Arc::clone(&status);
     let thread = std::thread::Builder::new()

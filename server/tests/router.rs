@@ -29,6 +29,7 @@ impl Harness {
             admin_token: Some(ADMIN.into()),
             jwt_secret: Some(SECRET.into()),
             connections_max: server::limits::CONNECTIONS_MAX,
+            shard_queue: server::limits::SHARD_QUEUE_CAPACITY,
         };
         let running = Running::start(&config).unwrap();
         assert!(running.wait_recovered(Duration::from_secs(10)).await);
