@@ -1,14 +1,27 @@
 //! The harness of the end-to-end tests: start the real `boxoffice` binary on port 0 in a
-//! temporary data directory, talk JSON to it over loopback, kill it, restart it.
+//! temporary data directory, talk JSON to it over loopback, kill it, restart it, and check
+//! what survived.
+//!
+//! Two levels. [`Proc`] is one server process on a directory the caller owns (the server
+//! crate's fault tests use it too). [`Server`] owns a temporary directory, the server's
+//! stderr log file in it, and the process across restarts: `kill9`, `terminate`,
+//! `restart`. Every process is killed when its handle drops, and only processes this
+//! harness spawned are ever signalled (by their own PID).
+//!
+//! The client is deliberately plain: one blocking HTTP/1.1 request per connection, so that
+//! many buyers are simply many threads, and a server that dies mid-request shows up as an
+//! `Err`, never as a hang (every socket has a read timeout).
 //!
 //! The binary is `$BOXOFFICE_BIN` if set, else `boxoffice` next to the test executable's
 //! profile directory (`target/release/boxoffice`): build it first, as the README's test
 //! command does (`cargo build --release --workspace --bins && cargo test ...`).
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -18,10 +31,22 @@ pub const ADMIN: &str = "test-admin-token";
 /// The JWT secret every test server gets.
 pub const SECRET: &str = "test-jwt-secret";
 
+/// How long a server gets to log its address and then to answer `/ready` 200.
+const READY_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a server gets to exit after SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+/// Read timeout of every client socket: a request never hangs a test for longer.
+const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of server stderr kept in memory to print when a test fails.
+const LOG_TAIL_LINES: usize = 400;
+
 /// A running server process that this test started (killed on drop).
 pub struct Proc {
+    /// The child process; only ever signalled by its own PID.
     pub child: Child,
+    /// The port it listens on (127.0.0.1).
     pub port: u16,
+    log: Arc<Mutex<VecDeque<String>>>,
 }
 
 /// How to start the server.
@@ -33,6 +58,8 @@ pub struct Launch {
     pub file_size_kib: Option<u64>,
     /// Shards for a new data directory.
     pub shards: Option<usize>,
+    /// Append the server's stderr to this file (besides the in-memory tail).
+    pub log_file: Option<PathBuf>,
 }
 
 /// The `boxoffice` binary under test.
@@ -54,8 +81,45 @@ pub fn binary() -> PathBuf {
     );
 }
 
+/// Reads the server's stderr: sends the port of the `listening on` line, keeps the tail
+/// in memory, appends to the log file, and echoes with `BOXOFFICE_TEST_VERBOSE`.
+fn read_log(
+    stderr: impl Read,
+    tx: std::sync::mpsc::Sender<u16>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    mut file: Option<std::fs::File>,
+) {
+    let verbose = std::env::var_os("BOXOFFICE_TEST_VERBOSE").is_some();
+    let mut sent = false;
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if !sent {
+            if let Some(port) = line
+                .split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.trim().rsplit(':').next())
+                .and_then(|p| p.trim().parse::<u16>().ok())
+            {
+                let _ = tx.send(port);
+                sent = true;
+            }
+        }
+        if let Some(file) = file.as_mut() {
+            let _ = writeln!(file, "{line}");
+        }
+        if verbose {
+            eprintln!("[server] {line}");
+        }
+        let mut tail = tail.lock().unwrap();
+        if tail.len() == LOG_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+}
+
 impl Proc {
-    /// Starts the server on `dir` and waits (≤ 20 s) until `/ready` answers 200.
+    /// Starts the server on `dir` and waits (≤ 20 s) until `/ready` answers 200. Panics
+    /// with the server's log if it exits or does not become ready.
     pub fn start(dir: &Path, launch: &Launch) -> Proc {
         let mut args = vec![
             "serve".to_string(),
@@ -87,46 +151,60 @@ impl Proc {
         for (k, v) in &launch.env {
             command.env(k, v);
         }
+        let file = launch.log_file.as_ref().map(|path| {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("the server log file opens");
+            let _ = writeln!(file, "==== boxoffice {}", args.join(" "));
+            file
+        });
         let mut child = command.spawn().expect("boxoffice starts");
         let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(VecDeque::new()));
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        let port = rest
-                            .trim()
-                            .rsplit(':')
-                            .next()
-                            .unwrap()
-                            .trim()
-                            .parse::<u16>();
-                        let _ = tx.send(port.expect("a port in the listening line"));
-                        sent = true;
-                    }
-                }
-                if std::env::var_os("BOXOFFICE_TEST_VERBOSE").is_some() {
-                    eprintln!("[server] {line}");
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server logs its address");
-        let proc = Proc { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let tail = Arc::clone(&log);
+        std::thread::spawn(move || read_log(stderr, tx, tail, file));
+        let port = rx.recv_timeout(READY_DEADLINE);
+        let mut proc = Proc {
+            child,
+            port: port.unwrap_or(0),
+            log,
+        };
+        if port.is_err() {
+            let _ = proc.child.kill();
+            let status = proc.child.wait();
+            std::thread::sleep(Duration::from_millis(50)); // let the reader drain
+            panic!(
+                "the server did not log `listening on` ({status:?}); its log:\n{}",
+                proc.log_tail()
+            );
+        }
+        let deadline = Instant::now() + READY_DEADLINE;
         loop {
             if let Ok((200, _)) = proc.try_call("GET", "/ready", None, None) {
                 return proc;
             }
-            assert!(Instant::now() < deadline, "the server did not become ready");
+            if Instant::now() >= deadline || proc.child.try_wait().ok().flatten().is_some() {
+                panic!(
+                    "the server did not become ready; its log:\n{}",
+                    proc.log_tail()
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
+    /// The process id (for `/proc/PID/status`).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The last lines the server wrote to stderr.
+    pub fn log_tail(&self) -> String {
+        let tail = self.log.lock().unwrap();
+        tail.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
     /// SIGKILL, and reap.
@@ -135,20 +213,25 @@ impl Proc {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM; returns the exit code.
+    /// SIGTERM; returns the exit code once the process exited (≤ 30 s).
     pub fn terminate(mut self) -> Option<i32> {
-        let _ = Command::new("kill")
+        // `kill -TERM <pid>` of our own unreaped child (the workspace forbids `unsafe`, so
+        // not `libc::kill`); the PID cannot have been reused before we reap it.
+        let sent = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
+            .status()
+            .expect("kill(1) runs");
+        assert!(sent.success(), "SIGTERM could not be sent");
+        let deadline = Instant::now() + STOP_DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
             assert!(
                 Instant::now() < deadline,
-                "the server did not stop after SIGTERM"
+                "the server did not stop after SIGTERM; its log:\n{}",
+                self.log_tail()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -165,6 +248,7 @@ impl Proc {
         request(self.port, method, path, token, body)
     }
 
+    /// [`Proc::try_call`] that panics (with the server's log) if the server does not answer.
     pub fn call(
         &self,
         method: &str,
@@ -172,9 +256,294 @@ impl Proc {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        self.try_call(method, path, token, body)
-            .expect("the server answers")
+        match self.try_call(method, path, token, body) {
+            Ok(answer) => answer,
+            Err(e) => panic!(
+                "{method} {path}: the server did not answer ({e}); its log:\n{}",
+                self.log_tail()
+            ),
+        }
     }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() && std::env::var_os("BOXOFFICE_TEST_VERBOSE").is_none() {
+            eprintln!(
+                "---- server log (last lines) ----\n{}\n----",
+                self.log_tail()
+            );
+        }
+    }
+}
+
+/// A server with its own temporary data directory, kept across restarts.
+pub struct Server {
+    root: tempfile::TempDir,
+    launch: Launch,
+    proc: Option<Proc>,
+}
+
+impl Server {
+    /// Starts a server on a new temporary data directory; its stderr goes to
+    /// [`Server::log_path`] as well.
+    pub fn start(launch: Launch) -> Server {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let mut launch = launch;
+        launch.log_file = Some(root.path().join("server.log"));
+        let proc = Proc::start(&root.path().join("data"), &launch);
+        Server {
+            root,
+            launch,
+            proc: Some(proc),
+        }
+    }
+
+    /// The data directory (`<temp>/data`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// The file holding the stderr of every run of this server.
+    pub fn log_path(&self) -> PathBuf {
+        self.root.path().join("server.log")
+    }
+
+    /// The running process; panics if it was stopped and not restarted.
+    pub fn proc(&self) -> &Proc {
+        self.proc.as_ref().expect("the server is running")
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.proc().port
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.proc().pid()
+    }
+
+    /// See [`Proc::call`].
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        self.proc().call(method, path, token, body)
+    }
+
+    /// SIGKILL the process and reap it.
+    pub fn kill9(&mut self) {
+        if let Some(proc) = self.proc.take() {
+            proc.kill9();
+        }
+    }
+
+    /// SIGTERM the process and assert that it drained and exited 0.
+    pub fn terminate(&mut self) {
+        let proc = self.proc.take().expect("the server is running");
+        let tail = Arc::clone(&proc.log);
+        let code = proc.terminate();
+        assert_eq!(
+            code,
+            Some(0),
+            "SIGTERM: exit 0 expected; the log:\n{}",
+            tail.lock()
+                .unwrap()
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    /// Starts the server again on the same data directory (stopping it with SIGTERM first
+    /// if it still runs), and waits until it is ready.
+    pub fn restart(&mut self) {
+        if self.proc.is_some() {
+            self.terminate();
+        }
+        self.proc = Some(Proc::start(&self.data_dir(), &self.launch));
+    }
+
+    /// See [`check_inventory`].
+    pub fn check_inventory(&self, event_id: &str) -> Inventory {
+        check_inventory(self.port(), event_id)
+    }
+
+    /// Runs `boxoffice ARGS --data-dir DIR` (a CLI tool, not the server) to completion.
+    pub fn tool(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env_remove("BOXOFFICE_JWT_SECRET")
+            .env_remove("BOXOFFICE_ADMIN_TOKEN")
+            .output()
+            .expect("the boxoffice tool runs")
+    }
+}
+
+/// One section's counts as the server reported them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionCounts {
+    /// The section id.
+    pub id: String,
+    /// `general` or `seated`.
+    pub kind: String,
+    /// Its capacity.
+    pub capacity: u64,
+    /// Available.
+    pub available: u64,
+    /// Held.
+    pub held: u64,
+    /// Sold.
+    pub sold: u64,
+}
+
+/// An event's inventory, checked by [`check_inventory`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    /// Each section, in the event's order.
+    pub sections: Vec<SectionCounts>,
+    /// Every seat of the seated sections: (section id, seat id) → status.
+    pub seats: HashMap<(String, String), String>,
+}
+
+impl Inventory {
+    /// The section with this id.
+    pub fn section(&self, id: &str) -> &SectionCounts {
+        self.sections
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("no section {id} in {self:?}"))
+    }
+}
+
+/// Reads the event and its seat map and asserts invariants 1 and 2 as a client sees them:
+/// for every section available + held + sold == capacity; every seat of a seated section
+/// appears exactly once with one status of `free`, `held`, `sold`; and the seat map agrees
+/// with the counts. Call it when no request is in flight (the two reads are not atomic).
+pub fn check_inventory(port: u16, event_id: &str) -> Inventory {
+    let get = |path: String| {
+        let (status, body) = request(port, "GET", &path, None, None)
+            .unwrap_or_else(|e| panic!("GET {path}: no answer ({e})"));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    };
+    let event = get(format!("/v1/events/{event_id}"));
+    check_counts(&event);
+    let map = get(format!("/v1/events/{event_id}/seats"));
+    assert_eq!(map["event_id"], event_id, "{map}");
+    let mut seats = HashMap::new();
+    let mut sections = Vec::new();
+    for s in event["sections"].as_array().expect("sections") {
+        let counts = SectionCounts {
+            id: s["id"].as_str().expect("a section id").to_string(),
+            kind: s["kind"].as_str().expect("a section kind").to_string(),
+            capacity: s["capacity"].as_u64().unwrap(),
+            available: s["available"].as_u64().unwrap(),
+            held: s["held"].as_u64().unwrap(),
+            sold: s["sold"].as_u64().unwrap(),
+        };
+        let in_map = map["sections"]
+            .as_array()
+            .expect("seat map sections")
+            .iter()
+            .find(|m| m["section_id"] == counts.id.as_str());
+        match counts.kind.as_str() {
+            "general" => assert!(in_map.is_none(), "GA section {} in the seat map", counts.id),
+            "seated" => {
+                let in_map = in_map
+                    .unwrap_or_else(|| panic!("seated section {} not in the seat map", counts.id));
+                let (mut free, mut held, mut sold) = (0, 0, 0);
+                for row in in_map["rows"].as_array().expect("rows") {
+                    for seat in row["seats"].as_array().expect("seats") {
+                        let id = seat["id"].as_str().expect("a seat id").to_string();
+                        let status = seat["status"].as_str().expect("a seat status");
+                        match status {
+                            "free" => free += 1,
+                            "held" => held += 1,
+                            "sold" => sold += 1,
+                            other => panic!("seat {id} has status {other}"),
+                        }
+                        let key = (counts.id.clone(), id);
+                        assert!(
+                            seats.insert(key.clone(), status.to_string()).is_none(),
+                            "seat {key:?} appears twice in the seat map"
+                        );
+                    }
+                }
+                assert_eq!(
+                    (free, held, sold),
+                    (counts.available, counts.held, counts.sold),
+                    "the seat map of {} disagrees with its counts",
+                    counts.id
+                );
+            }
+            other => panic!("section kind {other}"),
+        }
+        sections.push(counts);
+    }
+    Inventory { sections, seats }
+}
+
+/// One answer: status, headers (names lower-cased), body (JSON, or a JSON string of the
+/// text), and how long it took.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Headers, names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON, or the text as a JSON string.
+    pub body: Value,
+    /// From connect to the end of the answer.
+    pub elapsed: Duration,
+}
+
+impl Reply {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The error code of an error body, or "".
+    pub fn code(&self) -> &str {
+        code(&self.body)
+    }
+}
+
+/// Sends one request on a fresh connection with extra headers and a raw body.
+pub fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<Reply> {
+    let body = body.unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    ));
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body.as_bytes());
+    raw_reply(port, &bytes)
 }
 
 /// One HTTP/1.1 request to 127.0.0.1:`port` on a fresh connection; (status, JSON or text).
@@ -185,41 +554,84 @@ pub fn request(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> std::io::Result<(u16, Value)> {
-    {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let auth = token
-            .map(|t| format!("authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n{auth}\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
-        let value =
-            serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.to_string()));
-        Ok((status, value))
-    }
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("authorization", a)])
+        .unwrap_or_default();
+    let body = body.map(Value::to_string);
+    let reply = send(port, method, path, &headers, body.as_deref())?;
+    Ok((reply.status, reply.body))
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+/// Sends raw request bytes to 127.0.0.1:`port` and parses the answer (status, JSON).
+pub fn raw(port: u16, bytes: &[u8]) -> std::io::Result<(u16, Value)> {
+    raw_reply(port, bytes).map(|r| (r.status, r.body))
+}
+
+/// Sends raw request bytes to 127.0.0.1:`port` and parses the whole answer. The server may
+/// answer (413) and close before reading everything, so write errors are ignored; an
+/// answer without a status line is an error.
+pub fn raw_reply(port: u16, bytes: &[u8]) -> std::io::Result<Reply> {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(CLIENT_READ_TIMEOUT))?;
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    if answer.is_empty() {
+        read?;
     }
+    let mut reply = parse_reply(&answer)?;
+    reply.elapsed = started.elapsed();
+    Ok(reply)
+}
+
+/// Parses an HTTP/1.1 answer (content-length, chunked, or until close).
+fn parse_reply(answer: &[u8]) -> std::io::Result<Reply> {
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no header end in {} bytes", answer.len())))?;
+    let head = String::from_utf8_lossy(&answer[..split]);
+    let mut payload = &answer[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let mut decoded = Vec::new();
+    if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut rest = payload;
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size_text = String::from_utf8_lossy(&rest[..end]);
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+                .map_err(|_| std::io::Error::other("a bad chunk size"))?;
+            rest = &rest[end + 2..];
+            if size == 0 || rest.len() < size {
+                break;
+            }
+            decoded.extend_from_slice(&rest[..size]);
+            rest = rest.get(size + 2..).unwrap_or_default();
+        }
+        payload = &decoded;
+    } else if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        payload = &payload[..len.min(payload.len())];
+    }
+    let text = String::from_utf8_lossy(payload);
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.to_string()));
+    Ok(Reply {
+        status,
+        headers,
+        body,
+        elapsed: Duration::ZERO,
+    })
 }
 
 /// Asserts available + held + sold == capacity for every section; returns sold per section.
@@ -283,23 +695,59 @@ pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
 
-/// Sends raw request bytes to 127.0.0.1:`port` and parses the answer (status, JSON).
-pub fn raw(port: u16, bytes: &[u8]) -> std::io::Result<(u16, Value)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    // The server may answer (413) and close before reading everything: ignore write errors.
-    let _ = stream.write_all(bytes);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
-    Ok((
-        status,
-        serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.to_string())),
-    ))
+/// The resident set size of a process in KiB (0 if it cannot be read).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A small seeded generator (xorshift64*) for timing choices: a failing run prints its
+/// seed and `BOXOFFICE_SEED=n` chooses the same moments again.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// A number in `0..bound` (`bound` > 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
+    }
+}
+
+/// `BOXOFFICE_SEED` if set, else `default`.
+pub fn seed_or(default: u64) -> u64 {
+    env_or("BOXOFFICE_SEED", default)
+}
+
+/// An unsigned number from the environment variable `name`, else `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Distinct ids collected from many threads (asserts none is seen twice).
+#[derive(Default)]
+pub struct Seen(Mutex<HashSet<String>>);
+
+impl Seen {
+    /// Records `id`; panics if it was seen before.
+    pub fn insert(&self, id: &str) {
+        assert!(
+            self.0.lock().unwrap().insert(id.to_string()),
+            "{id} was handed out twice"
+        );
+    }
 }

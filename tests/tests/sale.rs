@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::{
-    check_counts, code, request, seat_statuses, user_token, user_token_signed, Launch, Proc, ADMIN,
+    check_counts, code, request, seat_statuses, user_token, user_token_signed, Launch, Proc,
+    Server, ADMIN,
 };
 use serde_json::{json, Value};
 
@@ -64,7 +65,9 @@ fn crowd(
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
+/// Reads an event after checking its inventory (counts add up, seat map agrees).
 fn event(proc: &Proc, id: &str) -> Value {
+    harness::check_inventory(proc.port, id);
     let (status, event) = proc.call("GET", &format!("/v1/events/{id}"), None, None);
     assert_eq!(status, 200);
     check_counts(&event);
@@ -477,4 +480,373 @@ fn sigterm_lock_file_and_the_log_tools() {
         2,
         "the restart shows everything"
     );
+}
+
+/// Sends `body` to `path` with an `Idempotency-Key` as alice; (status, body).
+fn keyed(port: u16, method: &str, path: &str, key: &str, token: &str, body: &str) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let reply = harness::send(
+        port,
+        method,
+        path,
+        &[("authorization", &auth), ("idempotency-key", key)],
+        Some(body),
+    )
+    .expect("the server answers");
+    (reply.status, reply.body)
+}
+
+#[test]
+fn idempotent_purchase_confirm_and_release_survive_kill_9() {
+    let mut server = Server::start(Launch {
+        shards: Some(2),
+        ..Launch::default()
+    });
+    let ev = json!({"id": "again", "name": "Again", "sections": [{"id": "ga", "name": "GA", "price_cents": 250, "capacity": 20}]});
+    assert_eq!(
+        server.call("POST", "/v1/events", Some(ADMIN), Some(&ev)).0,
+        201
+    );
+    let alice = user_token("alice");
+    let buy = r#"{"items":[{"section_id":"ga","qty":3}],"payment_ref":"pay-1"}"#;
+    let hold = r#"{"items":[{"section_id":"ga","qty":2}]}"#;
+    let p = server.port();
+    let bought = keyed(p, "POST", "/v1/events/again/bookings", "buy-1", &alice, buy);
+    assert_eq!(bought.0, 201, "{}", bought.1);
+    let held = keyed(p, "POST", "/v1/events/again/holds", "hold-1", &alice, hold);
+    assert_eq!(held.0, 201, "{}", held.1);
+    let confirm_path = format!("/v1/holds/{}/confirm", held.1["id"].as_str().unwrap());
+    let confirmed = keyed(p, "POST", &confirm_path, "confirm-1", &alice, "");
+    assert_eq!(confirmed.0, 201, "{}", confirmed.1);
+    let held2 = keyed(p, "POST", "/v1/events/again/holds", "hold-2", &alice, hold);
+    let release_path = format!("/v1/holds/{}", held2.1["id"].as_str().unwrap());
+    let released = keyed(p, "DELETE", &release_path, "release-1", &alice, "");
+    assert_eq!(released.0, 200, "{}", released.1);
+    let before = server.check_inventory("again");
+    assert_eq!(
+        (before.section("ga").sold, before.section("ga").held),
+        (5, 0)
+    );
+
+    server.kill9();
+    server.restart();
+    let p = server.port();
+    let replays = [
+        ("POST", "/v1/events/again/bookings", "buy-1", buy, &bought),
+        ("POST", "/v1/events/again/holds", "hold-1", hold, &held),
+        ("POST", confirm_path.as_str(), "confirm-1", "", &confirmed),
+        ("POST", "/v1/events/again/holds", "hold-2", hold, &held2),
+        ("DELETE", release_path.as_str(), "release-1", "", &released),
+    ];
+    for (method, path, key, body, first) in replays {
+        assert_eq!(
+            &keyed(p, method, path, key, &alice, body),
+            first,
+            "{method} {path} with key {key} after kill -9: the same answer"
+        );
+    }
+    assert_eq!(
+        server.check_inventory("again"),
+        before,
+        "no retry had a second effect"
+    );
+    let other = keyed(
+        p,
+        "POST",
+        "/v1/events/again/bookings",
+        "buy-1",
+        &alice,
+        r#"{"items":[{"section_id":"ga","qty":4}]}"#,
+    );
+    assert_eq!((other.0, code(&other.1)), (422, "idempotency_key_reused"));
+    // Keys belong to their user: bob's "buy-1" is a new request.
+    let bob = user_token("bob");
+    let bobs = keyed(p, "POST", "/v1/events/again/bookings", "buy-1", &bob, buy);
+    assert_eq!(
+        (bobs.0, &bobs.1["user_id"]),
+        (201, &json!("bob")),
+        "{}",
+        bobs.1
+    );
+}
+
+#[test]
+fn a_hold_is_released_confirmed_cancelled_and_each_conflict_answers_as_documented() {
+    let mut server = Server::start(Launch {
+        shards: Some(2),
+        ..Launch::default()
+    });
+    let ev = json!({"id": "life", "name": "Life", "max_per_user": 4, "sections": [
+        {"id": "ga", "name": "GA", "price_cents": 1000, "capacity": 10},
+        {"id": "hall", "name": "Hall", "price_cents": 5000, "seats": {"rows": [{"label": "A", "count": 5}]}}]});
+    let (status, created) = server.call("POST", "/v1/events", Some(ADMIN), Some(&ev));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["max_per_user"], 4);
+    assert_eq!(created["sections"][1]["kind"], "seated");
+    assert_eq!(created["sections"][1]["capacity"], 5);
+    let (status, again) = server.call("POST", "/v1/events", Some(ADMIN), Some(&ev));
+    assert_eq!((status, code(&again)), (409, "event_exists"));
+    let alice = user_token("alice");
+    let a = Some(alice.as_str());
+
+    // Place and release: the inventory returns; a released hold cannot be confirmed.
+    let two = json!({"items": [{"section_id": "ga", "qty": 2}]});
+    let (status, hold) = server.call("POST", "/v1/events/life/holds", a, Some(&two));
+    assert_eq!((status, &hold["status"]), (201, &json!("held")), "{hold}");
+    assert_eq!(hold["total_cents"], 2000);
+    let hold_path = format!("/v1/holds/{}", hold["id"].as_str().unwrap());
+    assert_eq!(server.check_inventory("life").section("ga").held, 2);
+    let (status, released) = server.call("DELETE", &hold_path, a, None);
+    assert_eq!((status, &released["status"]), (200, &json!("released")));
+    assert_eq!(server.check_inventory("life").section("ga").available, 10);
+    let (status, body) = server.call("POST", &format!("{hold_path}/confirm"), a, None);
+    assert_eq!((status, code(&body)), (409, "hold_not_active"));
+
+    // Place (GA and a seat) and confirm; a second confirm is refused.
+    let mixed = json!({"items": [{"section_id": "ga", "qty": 2}], "seats": ["A-3"]});
+    let (status, hold) = server.call("POST", "/v1/events/life/holds", a, Some(&mixed));
+    assert_eq!(status, 201, "{hold}");
+    assert_eq!(hold["total_cents"], 7000);
+    let hold_path = format!("/v1/holds/{}", hold["id"].as_str().unwrap());
+    let pay = json!({"payment_ref": "card-42"});
+    let (status, booking) = server.call("POST", &format!("{hold_path}/confirm"), a, Some(&pay));
+    assert_eq!(status, 201, "{booking}");
+    assert_eq!(
+        (
+            &booking["status"],
+            &booking["payment_ref"],
+            &booking["hold_id"]
+        ),
+        (&json!("confirmed"), &json!("card-42"), &hold["id"])
+    );
+    let (status, body) = server.call("POST", &format!("{hold_path}/confirm"), a, None);
+    assert_eq!((status, code(&body)), (409, "hold_not_active"));
+    assert_eq!(
+        server.call("GET", &hold_path, a, None).1["status"],
+        "confirmed"
+    );
+    let inv = server.check_inventory("life");
+    assert_eq!((inv.section("ga").sold, inv.section("hall").sold), (2, 1));
+    assert_eq!(inv.seats[&("hall".to_string(), "A-3".to_string())], "sold");
+
+    // The cap counts what alice owns (3) plus what she holds.
+    let (status, body) = server.call("POST", "/v1/events/life/holds", a, Some(&two));
+    assert_eq!((status, code(&body)), (409, "limit_exceeded"), "{body}");
+    let one = json!({"items": [{"section_id": "ga", "qty": 1}]});
+    let (status, last) = server.call("POST", "/v1/events/life/bookings", a, Some(&one));
+    assert_eq!(status, 201, "{last}");
+    let (status, body) = server.call("POST", "/v1/events/life/holds", a, Some(&one));
+    assert_eq!((status, code(&body)), (409, "limit_exceeded"), "{body}");
+
+    // Seats taken and sections sold out.
+    let bob = user_token("bob");
+    let b = Some(bob.as_str());
+    let (status, body) = server.call(
+        "POST",
+        "/v1/events/life/holds",
+        b,
+        Some(&json!({"seats": ["A-3"]})),
+    );
+    assert_eq!((status, code(&body)), (409, "seat_taken"));
+    let four = json!({"items": [{"section_id": "ga", "qty": 4}]});
+    let (status, body) = server.call("POST", "/v1/events/life/bookings", b, Some(&four));
+    assert_eq!(status, 201, "{body}");
+    let dave = user_token("dave");
+    let d = Some(dave.as_str());
+    let (status, body) = server.call("POST", "/v1/events/life/holds", d, Some(&four));
+    assert_eq!((status, code(&body)), (409, "sold_out"), "3 left: {body}");
+    // The cap is checked before the inventory (the engine's documented precedence).
+    let eight = json!({"items": [{"section_id": "ga", "qty": 8}]});
+    let (status, body) = server.call("POST", "/v1/events/life/holds", d, Some(&eight));
+    assert_eq!((status, code(&body)), (409, "limit_exceeded"), "{body}");
+
+    // The admin acts for a user only by naming them; a user cannot name another.
+    let (status, body) = server.call("POST", "/v1/events/life/holds", Some(ADMIN), Some(&one));
+    assert_eq!(
+        (status, code(&body), &body["error"]["field"]),
+        (400, "invalid_input", &json!("user_id"))
+    );
+    let for_carol = json!({"user_id": "carol", "items": [{"section_id": "ga", "qty": 1}]});
+    let (status, carols) = server.call(
+        "POST",
+        "/v1/events/life/holds",
+        Some(ADMIN),
+        Some(&for_carol),
+    );
+    assert_eq!((status, &carols["user_id"]), (201, &json!("carol")));
+    let (status, body) = server.call("POST", "/v1/events/life/holds", b, Some(&for_carol));
+    assert_eq!((status, code(&body)), (403, "forbidden"));
+
+    // Cancel: the inventory returns; a second cancel is refused.
+    let booking_path = format!("/v1/bookings/{}", booking["id"].as_str().unwrap());
+    let (status, cancelled) = server.call("POST", &format!("{booking_path}/cancel"), a, None);
+    assert_eq!((status, &cancelled["status"]), (200, &json!("cancelled")));
+    assert!(cancelled["cancelled_at"].is_string(), "{cancelled}");
+    let (status, body) = server.call("POST", &format!("{booking_path}/cancel"), a, None);
+    assert_eq!((status, code(&body)), (409, "booking_not_active"));
+    let inv = server.check_inventory("life");
+    assert_eq!((inv.section("ga").sold, inv.section("hall").sold), (5, 0));
+
+    // Alice's bookings, newest first, one page at a time; bob has none.
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    for _ in 0..10 {
+        let (status, page) = server.call("GET", &format!("/v1/bookings?limit=1{after}"), a, None);
+        assert_eq!(status, 200, "{page}");
+        ids.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["id"].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => after = format!("&after={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(ids, vec![last["id"].clone(), booking["id"].clone()]);
+    let (_, page) = server.call("GET", "/v1/bookings?event_id=life", d, None);
+    assert_eq!(page["data"], json!([]));
+    let (_, page) = server.call("GET", "/v1/bookings?user_id=alice", Some(ADMIN), None);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(2), "{page}");
+
+    // Unknown ids.
+    for path in [
+        "/v1/events/nope",
+        "/v1/events/nope/seats",
+        "/v1/holds/h-0-999999",
+        "/v1/bookings/b-1-999999",
+    ] {
+        let (status, body) = server.call("GET", path, Some(ADMIN), None);
+        assert_eq!((status, code(&body)), (404, "not_found"), "{path}");
+    }
+
+    // A clean restart shows exactly the same.
+    let event = server.call("GET", "/v1/events/life", None, None).1;
+    let booking_now = server.call("GET", &booking_path, a, None).1;
+    server.restart();
+    assert_eq!(server.call("GET", "/v1/events/life", None, None).1, event);
+    assert_eq!(server.call("GET", &booking_path, a, None).1, booking_now);
+}
+
+#[test]
+fn sigterm_during_a_sale_drains_and_keeps_every_acknowledged_booking() {
+    let mut server = Server::start(Launch {
+        shards: Some(2),
+        ..Launch::default()
+    });
+    ga_event(server.proc(), "drain", 1_000_000);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let port = server.port();
+    let buyers: Vec<_> = (0..6)
+        .map(|t| {
+            let acked = Arc::clone(&acked);
+            std::thread::spawn(move || {
+                let token = user_token(&format!("d{t}"));
+                let body = json!({"items": [{"section_id": "ga", "qty": 1}]});
+                for _ in 0..100_000 {
+                    match request(
+                        port,
+                        "POST",
+                        "/v1/events/drain/bookings",
+                        Some(&token),
+                        Some(&body),
+                    ) {
+                        Ok((201, b)) => acked
+                            .lock()
+                            .unwrap()
+                            .push((token.clone(), b["id"].as_str().unwrap().to_string())),
+                        Ok((503, b)) => assert_eq!(code(&b), "unavailable", "{b}"),
+                        Ok((status, b)) => panic!("{status}: {b}"),
+                        Err(_) => break, // no longer accepting
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.terminate(); // asserts exit 0
+    for b in buyers {
+        b.join().unwrap();
+    }
+    let acked = acked.lock().unwrap();
+    assert!(!acked.is_empty(), "nothing was bought before SIGTERM");
+    server.restart();
+    for (token, id) in acked.iter() {
+        let (status, booking) =
+            server.call("GET", &format!("/v1/bookings/{id}"), Some(token), None);
+        assert_eq!(
+            (status, &booking["status"]),
+            (200, &json!("confirmed")),
+            "{id}"
+        );
+    }
+    let sold = server.check_inventory("drain").section("ga").sold;
+    assert_eq!(
+        sold,
+        acked.len() as u64,
+        "a drained shutdown answers every sale it made"
+    );
+    println!(
+        "SIGTERM mid-sale: {} bookings acknowledged, all present",
+        acked.len()
+    );
+}
+
+#[test]
+fn operations_routes_answer_and_unknown_routes_get_the_error_shape() {
+    let server = Server::start(Launch {
+        shards: Some(2),
+        ..Launch::default()
+    });
+    ga_event(server.proc(), "ops", 5);
+    let (status, health) = server.call("GET", "/health", None, None);
+    assert_eq!((status, health), (200, json!({"status": "ok"})));
+    let (status, ready) = server.call("GET", "/ready", None, None);
+    assert_eq!(
+        (status, &ready["status"]),
+        (200, &json!("ready")),
+        "{ready}"
+    );
+    assert_eq!(ready["shards"].as_array().map(Vec::len), Some(2), "{ready}");
+    let alice = user_token("alice");
+    let one = json!({"items": [{"section_id": "ga", "qty": 1}]});
+    assert_eq!(
+        server
+            .call("POST", "/v1/events/ops/bookings", Some(&alice), Some(&one))
+            .0,
+        201
+    );
+    let metrics = harness::send(server.port(), "GET", "/metrics", &[], None).unwrap();
+    assert_eq!(metrics.status, 200);
+    let text = metrics.body.as_str().expect("Prometheus text");
+    for name in [
+        "boxoffice_http_requests_total",
+        "boxoffice_http_request_duration_seconds",
+        "boxoffice_wal_fsync_seconds",
+        "boxoffice_shard_batch_size",
+        "boxoffice_holds_live",
+        "boxoffice_tickets_sold",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    let (status, doc) = server.call("GET", "/openapi.json", None, None);
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{doc}"
+    );
+    for path in ["/v1/events", "/v1/holds/{hold_id}/confirm", "/v1/bookings"] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} not in /openapi.json"
+        );
+    }
+    let (status, body) = server.call("GET", "/v1/nothing-here", None, None);
+    assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
+    let (status, body) = server.call("PUT", "/v1/events", Some(ADMIN), Some(&json!({})));
+    assert_eq!((status, code(&body)), (405, "method_not_allowed"), "{body}");
+    let (status, page) = server.call("GET", "/v1/events?limit=1", None, None);
+    assert_eq!((status, page["data"][0]["id"].as_str()), (200, Some("ops")));
 }
