@@ -137,39 +137,7 @@ fn run_seed(seed: u64, counts: &mut Counts) {
     let mut acknowledged: u64 = 0;
     let (mut wal, mut engine, _) = open(&storage, &mut rng, counts);
     let mut now = T0;
-    let create = Command::CreateEvent(NewEvent {
-        id: "sim".into(),
-        name: "Sim".into(),
-        starts_at_ms: None,
-        max_per_user: Some(6),
-        hold_ttl_ms: None,
-        sections: vec![
-            NewSection {
-                id: Some("ga".into()),
-                name: "GA".into(),
-                price_cents: 1,
-                layout: Layout::General { capacity: 15 },
-            },
-            NewSection {
-                id: Some("hall".into()),
-                name: "Hall".into(),
-                price_cents: 2,
-                layout: Layout::Seated {
-                    rows: vec![
-                        NewRow {
-                            label: "A".into(),
-                            count: 4,
-                        },
-                        NewRow {
-                            label: "B".into(),
-                            count: 4,
-                        },
-                    ],
-                },
-            },
-        ],
-        idempotency: None,
-    });
+    let create = sim_event();
     let mut pending = vec![create];
     for _step in 0..60 {
         now += rng.random_range(0..1_500);
@@ -251,14 +219,15 @@ fn run_seed(seed: u64, counts: &mut Counts) {
             wal = reopened;
             engine = recovered;
             if engine.event("sim").is_none() {
-                pending.push(create_again());
+                pending.push(sim_event());
             }
         }
     }
     counts.acknowledged += acknowledged;
 }
 
-fn create_again() -> Command {
+/// The simulated shard's one event: a GA section and two rows of seats.
+fn sim_event() -> Command {
     Command::CreateEvent(NewEvent {
         id: "sim".into(),
         name: "Sim".into(),
