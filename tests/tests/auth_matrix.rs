@@ -45,22 +45,61 @@ fn every_route_refuses_every_bad_token_as_documented() {
         ("GET", format!("/v1/bookings/{booking}"), None, 404),
         ("POST", format!("/v1/bookings/{booking}/cancel"), None, 404),
         ("GET", "/v1/bookings?user_id=alice".into(), None, 403),
+        ("GET", "/v1/bookings".into(), None, 200),
+        ("GET", "/v1/bookings?event_id=auth".into(), None, 200),
     ];
     let wrong_signature = user_token_signed("alice", 3600, "another-secret");
     let expired = user_token_signed("alice", -300, SECRET);
+    // A token that says it is not signed ("alg": "none") is not a token.
+    let unsigned = {
+        let part = |v: Value| base64_url(v.to_string().as_bytes());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        format!(
+            "{}.{}.",
+            part(json!({"alg": "none", "typ": "JWT"})),
+            part(json!({"sub": "alice", "iat": now, "exp": now + 3600}))
+        )
+    };
     let bob = user_token("bob");
     let mut checked = 0;
     for (method, path, body, other_user) in &routes {
-        for (label, token, want) in [
+        let bearer = |t: &str| format!("Bearer {t}");
+        for (label, authorization, want) in [
             ("no token", None, 401),
-            ("garbage", Some("not-a-token"), 401),
-            ("wrong signature", Some(wrong_signature.as_str()), 401),
-            ("expired", Some(expired.as_str()), 401),
-            ("another user's token", Some(bob.as_str()), *other_user),
+            ("garbage", Some(bearer("not-a-token")), 401),
+            ("an empty bearer", Some("Bearer ".to_string()), 401),
+            ("another scheme", Some(format!("Basic {ADMIN}")), 401),
+            (
+                "the admin token in upper case",
+                Some(bearer(&ADMIN.to_uppercase())),
+                401,
+            ),
+            ("wrong signature", Some(bearer(&wrong_signature)), 401),
+            ("alg none", Some(bearer(&unsigned)), 401),
+            ("expired", Some(bearer(&expired)), 401),
+            ("another user's token", Some(bearer(&bob)), *other_user),
         ] {
-            let (status, reply) = proc.call(method, path, token, body.as_ref());
+            let headers: Vec<(&str, &str)> = authorization
+                .as_deref()
+                .map(|a| vec![("authorization", a)])
+                .unwrap_or_default();
+            let body = body.as_ref().map(Value::to_string);
+            let reply = harness::send(proc.port, method, path, &headers, body.as_deref())
+                .expect("the server answers");
+            let (status, reply) = (reply.status, reply.body);
             assert_eq!(status, want, "{method} {path} with {label}: {reply}");
             let expected_code = match want {
+                200 => {
+                    assert_eq!(
+                        reply["data"],
+                        json!([]),
+                        "{method} {path}: bob sees only his own"
+                    );
+                    ""
+                }
                 401 => "unauthorized",
                 403 => "forbidden",
                 _ => "not_found",
@@ -69,7 +108,7 @@ fn every_route_refuses_every_bad_token_as_documented() {
             checked += 1;
         }
     }
-    println!("auth matrix: {checked} refusals checked");
+    println!("auth matrix: {checked} route × token combinations checked");
     assert_eq!(
         proc.call("GET", "/v1/events/auth", None, None).1,
         before,
@@ -90,4 +129,20 @@ fn every_route_refuses_every_bad_token_as_documented() {
         (status, page["data"].as_array().map(Vec::len)),
         (200, Some(0))
     );
+}
+
+/// Base64url without padding (RFC 4648 §5), for hand-made tokens.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
 }
