@@ -818,18 +818,29 @@ fn operations_routes_answer_and_unknown_routes_get_the_error_shape() {
             .0,
         201
     );
-    let metrics = harness::send(server.port(), "GET", "/metrics", &[], None).unwrap();
-    assert_eq!(metrics.status, 200);
-    let text = metrics.body.as_str().expect("Prometheus text");
-    for name in [
+    // The shard records its metrics around its fsync, not before the reply: poll a little.
+    let names = [
         "boxoffice_http_requests_total",
         "boxoffice_http_request_duration_seconds",
         "boxoffice_wal_fsync_seconds",
         "boxoffice_shard_batch_size",
         "boxoffice_holds_live",
         "boxoffice_tickets_sold",
-    ] {
-        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = harness::send(server.port(), "GET", "/metrics", &[], None).unwrap();
+        assert_eq!(metrics.status, 200);
+        let text = metrics.body.as_str().expect("Prometheus text").to_string();
+        let missing: Vec<_> = names.iter().filter(|n| !text.contains(*n)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing:?} missing from /metrics:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
     let (status, doc) = server.call("GET", "/openapi.json", None, None);
     assert_eq!(status, 200);
