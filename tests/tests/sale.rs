@@ -371,20 +371,150 @@ fn bad_input_changes_nothing() {
     ga_event(&proc, "strict", 10);
     let before = event(&proc, "strict");
     let alice = user_token("alice");
-    for body in [
-        json!({"items": [{"section_id": "ga", "qty": -1}]}),
-        json!({"items": [{"section_id": "ga", "qty": 11000}]}),
-        json!({"items": [{"section_id": "ga"}]}),
-        json!({"items": "ga"}),
-        json!({"seats": ["Z-1"]}),
-        json!({"items": [{"section_id": "ga", "qty": 1}], "ttl_seconds": 0}),
-        json!([]),
-    ] {
-        let (status, error) =
-            proc.call("POST", "/v1/events/strict/holds", Some(&alice), Some(&body));
-        assert_eq!((status, code(&error)), (400, "invalid_input"), "{body}");
-        assert!(error["error"]["field"].is_string(), "{error}");
+    let holds = "/v1/events/strict/holds";
+    let section = |extra: Value| {
+        let mut s = json!({"id": "s", "name": "S", "price_cents": 100, "capacity": 5});
+        s.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"id": "never", "name": "Never", "sections": [s]})
+    };
+    // (path, token, body, the field the error must name)
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        (
+            holds,
+            &alice,
+            json!({"items": [{"section_id": "ga", "qty": -1}]}),
+            "items[0].qty",
+        ),
+        (
+            holds,
+            &alice,
+            json!({"items": [{"section_id": "ga", "qty": 0}]}),
+            "items[0].qty",
+        ),
+        (
+            holds,
+            &alice,
+            json!({"items": [{"section_id": "ga", "qty": 11000}]}),
+            "items", /* a total over the tickets a hold may take */
+        ),
+        (
+            holds,
+            &alice,
+            json!({"items": [{"section_id": "ga", "qty": "1"}]}),
+            "items[0].qty",
+        ),
+        (
+            holds,
+            &alice,
+            json!({"items": [{"section_id": "ga"}]}),
+            "items[0]", /* a missing field is named on its object; the message names `qty` */
+        ),
+        (
+            holds,
+            &alice,
+            json!({"items": [{"section_id": "nope", "qty": 1}]}),
+            "items[0].section_id",
+        ),
+        (holds, &alice, json!({"items": "ga"}), "items"),
+        (holds, &alice, json!({}), "items"),
+        (holds, &alice, json!({"seats": ["Z-1"]}), "seats[0]"),
+        (
+            holds,
+            &alice,
+            json!({"items": [{"section_id": "ga", "qty": 1}], "ttl_seconds": 0}),
+            "ttl_seconds",
+        ),
+        (
+            holds,
+            &alice,
+            json!({"items": [{"section_id": "ga", "qty": 1}], "ttl_seconds": 86_401}),
+            "ttl_seconds",
+        ),
+        (
+            holds,
+            &alice,
+            json!({"items": [{"section_id": "ga", "qty": 1}], "ttl_seconds": 1.5}),
+            "ttl_seconds",
+        ),
+        (
+            holds,
+            ADMIN,
+            json!({"items": [{"section_id": "ga", "qty": 1}]}),
+            "user_id",
+        ),
+        (
+            "/v1/events",
+            ADMIN,
+            section(json!({"capacity": 0})),
+            "sections[0].capacity",
+        ),
+        (
+            "/v1/events",
+            ADMIN,
+            section(json!({"capacity": "5"})),
+            "sections[0].capacity",
+        ),
+        (
+            "/v1/events",
+            ADMIN,
+            section(json!({"price_cents": -1})),
+            "sections[0].price_cents",
+        ),
+        (
+            "/v1/events",
+            ADMIN,
+            section(json!({"id": "no spaces"})),
+            "sections[0].id",
+        ),
+        (
+            "/v1/events",
+            ADMIN,
+            json!({"id": "a/b", "name": "N", "sections": [{"name": "S", "price_cents": 1, "capacity": 1}]}),
+            "id",
+        ),
+        (
+            "/v1/events",
+            ADMIN,
+            json!({"id": "x".repeat(65), "name": "N", "sections": [{"name": "S", "price_cents": 1, "capacity": 1}]}),
+            "id",
+        ),
+        (
+            "/v1/events",
+            ADMIN,
+            json!({"name": "N", "hold_ttl_seconds": 0, "sections": [{"name": "S", "price_cents": 1, "capacity": 1}]}),
+            "hold_ttl_seconds",
+        ),
+        (
+            "/v1/events",
+            ADMIN,
+            json!({"name": "N", "sections": []}),
+            "sections",
+        ),
+    ];
+    for (path, token, body, field) in &cases {
+        let (status, error) = proc.call("POST", path, Some(token), Some(body));
+        assert_eq!(
+            (status, code(&error), error["error"]["field"].as_str()),
+            (400, "invalid_input", Some(*field)),
+            "POST {path} {body}: {error}"
+        );
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(field)),
+            "the message names the field: {error}"
+        );
     }
+    let (status, error) = proc.call("POST", holds, Some(&alice), Some(&json!([])));
+    assert_eq!((status, code(&error)), (400, "invalid_input"), "{error}");
+    let (status, list) = proc.call("GET", "/v1/events", None, None);
+    assert_eq!(
+        (status, list["data"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "no event was created"
+    );
     let huge = format!(r#"{{"seats":["{}"]}}"#, "A".repeat(2 * 1024 * 1024));
     let raw = format!(
         "POST /v1/events/strict/holds HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {alice}\r\n\
