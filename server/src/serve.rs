@@ -72,6 +72,9 @@ impl Running {
             tracing::info!(path = %path.display(), generated, "admin token is in this file");
         }
         let (jwt_secret, _) = data.secret("jwt_secret", config.jwt_secret.as_deref())?;
+        // The recorder goes in before the shard threads start: a shard creates its metric
+        // handles as it starts, and a handle made with no recorder installed records nothing.
+        let prometheus = crate::metrics::install();
         let mut handles = Vec::with_capacity(data.shards());
         let mut threads = Vec::with_capacity(data.shards());
         for index in 0..data.shards() {
@@ -80,7 +83,6 @@ impl Running {
             handles.push(handle);
             threads.push(thread);
         }
-        let prometheus = crate::metrics::install();
         let auth = Auth::new(&admin_token, &jwt_secret);
         let state = AppState::new(handles, auth, Some(prometheus));
         tracing::info!(shards = data.shards(), data_dir = %data.root().display(), "recovering shards");

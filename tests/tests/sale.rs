@@ -999,9 +999,6 @@ fn missing_shard_metrics(server: &Server) -> Vec<&'static str> {
 }
 
 #[test]
-#[ignore = "server bug: the shard threads create their metric handles before \
-            metrics::install() sets the global recorder (serve.rs Running::start), so on a \
-            busy machine a process may never report its shard metrics"]
 fn every_start_reports_its_shard_metrics() {
     // Start several servers at once, as a busy CI machine would, so that a shard thread
     // that registers its metrics before the recorder exists is likely to show up.
