@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Requests queued per shard; past it a request gets 503 `overloaded` at once.
     #[arg(long, env = "BOXOFFICE_SHARD_QUEUE", default_value_t = crate::limits::SHARD_QUEUE_CAPACITY)]
     pub shard_queue: usize,
+    /// KiB of zeros each shard's log reserves ahead of its records at a time, so that a
+    /// group commit's fdatasync need not write the inode too; 0 turns it off.
+    #[arg(long, env = "BOXOFFICE_WAL_PREALLOCATE_KIB", default_value_t = crate::limits::WAL_PREALLOCATE_BYTES / 1024)]
+    pub wal_preallocate_kib: u64,
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "BOXOFFICE_WORKERS")]
     pub workers: Option<usize>,

@@ -35,6 +35,12 @@ pub const SHARD_IDLE_TICK: Duration = Duration::from_millis(250);
 /// second, so this bounds the replay part of a restart to well under a second.
 pub const SNAPSHOT_EVERY_DECISIONS: u64 = 1_000_000;
 
+/// Bytes of zeros a shard's log reserves ahead of its records at a time. Appends into
+/// reserved space leave the file's size alone, so a group commit's fdatasync writes the
+/// data only, not the inode as well (measured in docs/benchmarks.md); one fdatasync per
+/// this many bytes of log also writes the zeros. `--wal-preallocate-kib 0` turns it off.
+pub const WAL_PREALLOCATE_BYTES: u64 = 1024 * 1024;
+
 /// Shards a data directory may be created with.
 pub const SHARDS_MAX: usize = 64;
 

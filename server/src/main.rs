@@ -71,6 +71,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             jwt_secret: args.jwt_secret,
             connections_max: args.connections_max,
             shard_queue: args.shard_queue,
+            wal_preallocate_bytes: args.wal_preallocate_kib.saturating_mul(1024),
         };
         server::run(listener, config, shutdown_signal())
             .await

@@ -41,6 +41,9 @@ pub struct Config {
     pub connections_max: usize,
     /// Requests queued per shard (default [`crate::limits::SHARD_QUEUE_CAPACITY`]).
     pub shard_queue: usize,
+    /// Bytes of zeros each shard's log reserves ahead of its records at a time (default
+    /// [`crate::limits::WAL_PREALLOCATE_BYTES`]; 0: none).
+    pub wal_preallocate_bytes: u64,
 }
 
 /// Why the server could not run.
@@ -78,8 +81,16 @@ impl Running {
         let mut handles = Vec::with_capacity(data.shards());
         let mut threads = Vec::with_capacity(data.shards());
         for index in 0..data.shards() {
-            let (handle, thread) =
-                shard::spawn(index as u16, data.shard_dir(index), config.shard_queue)?;
+            let wal_options = wal::Options {
+                preallocate_bytes: config.wal_preallocate_bytes,
+                ..wal::Options::default()
+            };
+            let (handle, thread) = shard::spawn(
+                index as u16,
+                data.shard_dir(index),
+                config.shard_queue,
+                wal_options,
+            )?;
             handles.push(handle);
             threads.push(thread);
         }

@@ -130,13 +130,14 @@ pub fn spawn(
     index: u16,
     dir: PathBuf,
     queue_capacity: usize,
+    wal_options: wal::Options,
 ) -> std::io::Result<(ShardHandle, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::bounded(queue_capacity.max(1));
     let status = Arc::new(ShardStatus::default());
     let thread_status = Arc::clone(&status);
     let thread = std::thread::Builder::new()
         .name(format!("shard-{index}"))
-        .spawn(move || run(index, &dir, &rx, &thread_status))?;
+        .spawn(move || run(index, &dir, wal_options, &rx, &thread_status))?;
     Ok((ShardHandle { tx, status }, thread))
 }
 
@@ -150,9 +151,14 @@ fn clock_ms() -> u64 {
 
 /// Rebuilds a shard's engine from its newest snapshot plus the log after it, up to
 /// `upto_seq` when given (after a log failure: only what is durable).
-fn recover(index: u16, dir: &Path, upto_seq: Option<u64>) -> Result<(Engine, Wal), String> {
+fn recover(
+    index: u16,
+    dir: &Path,
+    options: wal::Options,
+    upto_seq: Option<u64>,
+) -> Result<(Engine, Wal), String> {
     let started = Instant::now();
-    let (mut wal, recovery) = Wal::open(dir, wal::Options::default()).map_err(|e| {
+    let (mut wal, recovery) = Wal::open(dir, options).map_err(|e| {
         format!(
             "shard {index}: cannot open the log in {}: {e}",
             dir.display()
@@ -210,11 +216,17 @@ fn recover(index: u16, dir: &Path, upto_seq: Option<u64>) -> Result<(Engine, Wal
 }
 
 /// The shard thread: recover, then loop over batches until the queue closes.
-fn run(index: u16, dir: &Path, rx: &Receiver<Request>, status: &ShardStatus) {
-    match recover(index, dir, None) {
+fn run(
+    index: u16,
+    dir: &Path,
+    wal_options: wal::Options,
+    rx: &Receiver<Request>,
+    status: &ShardStatus,
+) {
+    match recover(index, dir, wal_options, None) {
         Ok((engine, wal)) => {
             status.set_ready();
-            let mut shard = Shard::new(index, dir.to_path_buf(), engine, wal);
+            let mut shard = Shard::new(index, dir.to_path_buf(), engine, wal, wal_options);
             shard.serve(rx, status);
             shard.shutdown();
         }
@@ -239,6 +251,7 @@ fn run(index: u16, dir: &Path, rx: &Receiver<Request>, status: &ShardStatus) {
 struct Shard {
     index: u16,
     dir: PathBuf,
+    wal_options: wal::Options,
     /// `None` only if the log failed and the durable state could not be rebuilt.
     engine: Option<Engine>,
     wal: Wal,
@@ -283,10 +296,11 @@ impl ShardMetrics {
 }
 
 impl Shard {
-    fn new(index: u16, dir: PathBuf, engine: Engine, wal: Wal) -> Self {
+    fn new(index: u16, dir: PathBuf, engine: Engine, wal: Wal, wal_options: wal::Options) -> Self {
         Shard {
             index,
             dir,
+            wal_options,
             engine: Some(engine),
             wal,
             failure: None,
@@ -437,7 +451,7 @@ impl Shard {
         status.set_failed(reason.clone());
         self.failure = Some(reason);
         let durable = self.wal.durable_seq();
-        self.engine = match recover(self.index, &self.dir, Some(durable)) {
+        self.engine = match recover(self.index, &self.dir, self.wal_options, Some(durable)) {
             Ok((engine, _reader)) => Some(engine),
             Err(e) => {
                 tracing::error!(shard = self.index, error = %e, "cannot rebuild durable state; reads refused too");

@@ -63,9 +63,12 @@ fn all_bookings(proc: &Proc, event_id: &str) -> HashSet<String> {
 #[test]
 fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    // Zeros are reserved 64 KiB at a time, so the limit is met by a reservation (the
+    // default 1 MiB would exceed it before the first sale).
     let launch = Launch {
         file_size_kib: Some(192),
         shards: Some(1),
+        env: vec![("BOXOFFICE_WAL_PREALLOCATE_KIB".into(), "64".into())],
         ..Launch::default()
     };
     let proc = Proc::start(dir.path(), &launch);

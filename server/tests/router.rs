@@ -30,6 +30,7 @@ impl Harness {
             jwt_secret: Some(SECRET.into()),
             connections_max: server::limits::CONNECTIONS_MAX,
             shard_queue: server::limits::SHARD_QUEUE_CAPACITY,
+            wal_preallocate_bytes: server::limits::WAL_PREALLOCATE_BYTES,
         };
         let running = Running::start(&config).unwrap();
         assert!(running.wait_recovered(Duration::from_secs(10)).await);

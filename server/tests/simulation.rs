@@ -21,6 +21,7 @@ use wal::{CrashStorage, FaultKind, FaultStorage, Options, TearMode, Wal};
 const T0: u64 = 1_700_000_000_000;
 const OPTIONS: Options = Options {
     segment_bytes_max: 2_048,
+    preallocate_bytes: 256,
 };
 
 type Log = Wal<FaultStorage<CrashStorage>>;

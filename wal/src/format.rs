@@ -14,6 +14,8 @@
 //! +-------+-------+-----+---------+
 //! crc = crc32c(prev_crc_le || len_le || seq_le || payload); prev_crc of the first
 //! record of a segment is the segment's header_crc.
+//! then, from version 2, optional zero padding to the end of the file (space reserved
+//! ahead of the records so that an fdatasync does not also have to write the inode).
 //! ```
 //! Snapshot file `snap-<seq, 20 digits>.snap`:
 //! ```text
@@ -25,8 +27,12 @@
 pub const SEGMENT_MAGIC: [u8; 8] = *b"BOXWAL\r\n";
 /// First bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"BOXSNAP\n";
-/// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes (and the newest it reads). Version 2 added zero
+/// padding after a segment's last record; version 1 files are read as before.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The first segment format version whose files may end in zero padding.
+pub const PADDED_SINCE_VERSION: u32 = 2;
 
 const MAGIC_LEN: usize = 8;
 const VERSION_OFF: usize = MAGIC_LEN;
@@ -155,6 +161,19 @@ pub enum Frame<'a> {
         /// Where the next frame would start, if the length field is believable.
         next: Option<usize>,
     },
+}
+
+/// Whether `rest`, the bytes after a segment's last whole record, is zero padding: all
+/// zero. A record's header is never all zero (its seq is at least 1), so the padding
+/// cannot be mistaken for a record.
+pub fn is_padding(rest: &[u8]) -> bool {
+    // In words: the padding can be a megabyte, and this runs at every open.
+    let words = rest.chunks_exact(8);
+    let tail = words.remainder();
+    tail.iter().all(|&b| b == 0)
+        && words
+            .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")))
+            .all(|w| w == 0)
 }
 
 /// Reads the frame at the start of `b`.

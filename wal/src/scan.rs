@@ -8,6 +8,10 @@
 //!   anywhere after X: then the damage is provably not a crash, and it is corruption.
 //!   So a damaged very last record is cut, like a torn write; this is the policy for the
 //!   one ambiguous case.
+//! - From format version 2, a segment may end in zero padding (space the log reserved
+//!   ahead of its records): where the next frame would start, nothing but zero bytes to
+//!   the end of the file ends the segment cleanly, in any segment. Bytes that are not all
+//!   zero are a frame, judged by the rules above.
 
 use std::path::PathBuf;
 
@@ -38,6 +42,10 @@ pub struct SegmentScan {
     pub last_crc: u32,
     /// Set when the segment ends in a torn tail.
     pub torn: Option<TornTail>,
+    /// Bytes of zero padding after the last record (format version 2 on).
+    pub padding: u64,
+    /// The format version of the segment's header (0 when the header was torn).
+    pub version: u32,
 }
 
 /// Scans segment `bytes` (named `path`), calling `visit(offset, seq, payload)` for every
@@ -68,6 +76,8 @@ pub fn scan_segment(
                     offset: 0,
                     bytes_cut: bytes.len() as u64,
                 }),
+                padding: 0,
+                version: 0,
             });
         }
         Err(reason) => return Err(corrupt(0, reason)),
@@ -86,8 +96,14 @@ pub fn scan_segment(
     let mut offset = SEGMENT_HEADER_LEN;
     let mut prev_crc = header.crc;
     let mut seq = header.first_seq;
+    let padded = header.version >= format::PADDED_SINCE_VERSION;
     loop {
         if offset == bytes.len() {
+            break;
+        }
+        // A record header is never all zero, so this test costs nothing per record; the
+        // whole rest is looked at only where padding may start.
+        if padded && bytes[offset] == 0 && format::is_padding(&bytes[offset..]) {
             break;
         }
         match format::read_frame(&bytes[offset..], prev_crc, seq) {
@@ -121,6 +137,8 @@ pub fn scan_segment(
                     valid_len: offset as u64,
                     last_crc: prev_crc,
                     torn: Some(torn),
+                    padding: 0,
+                    version: header.version,
                 });
             }
         }
@@ -131,6 +149,8 @@ pub fn scan_segment(
         valid_len: offset as u64,
         last_crc: prev_crc,
         torn: None,
+        padding: (bytes.len() - offset) as u64,
+        version: header.version,
     })
 }
 

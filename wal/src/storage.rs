@@ -2,7 +2,8 @@
 //! written against this trait so tests can crash it and make it fail:
 //!
 //! - [`FileStorage`]: real files; `sync` is `fdatasync`, directory changes are followed by
-//!   an fsync of the directory.
+//!   an fsync of the directory; `preallocate` writes zeros ahead of the end, so that
+//!   appends overwrite reserved space and an fdatasync need not write the inode too.
 //! - [`CrashStorage`]: in memory, with a "written" and a "durable" image of every file and
 //!   of the directory; [`CrashStorage::crash`] keeps only what was made durable, optionally
 //!   with a torn piece of what was not.
@@ -11,7 +12,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,8 +27,16 @@ pub trait Storage: Send {
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
     /// Creates (or empties) a file.
     fn create(&mut self, name: &str) -> io::Result<()>;
-    /// Appends bytes with one write.
+    /// Appends bytes with one write, at the end of what was appended so far (over any
+    /// space [`Storage::preallocate`] reserved).
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Reserves the file's bytes up to `len` as zeros past what was appended, so that
+    /// later appends within them do not change the file's size. A storage may do nothing
+    /// (the default): the zeros are an optimization, never content.
+    fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        let _ = (name, len);
+        Ok(())
+    }
     /// Makes a file's contents durable (fdatasync).
     fn sync(&mut self, name: &str) -> io::Result<()>;
     /// Cuts a file to `len` bytes.
@@ -45,8 +55,20 @@ pub trait Storage: Send {
 #[derive(Debug)]
 pub struct FileStorage {
     dir: PathBuf,
-    open: HashMap<String, File>,
+    open: HashMap<String, OpenFile>,
 }
+
+/// A file this storage writes: where the next append goes, and how long the file is
+/// (longer than `end` by the zeros `preallocate` wrote).
+#[derive(Debug)]
+struct OpenFile {
+    file: File,
+    end: u64,
+    len: u64,
+}
+
+/// Zeros written per call while preallocating.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 impl FileStorage {
     /// Storage on `dir`, created if missing.
@@ -58,10 +80,19 @@ impl FileStorage {
         })
     }
 
-    fn file(&mut self, name: &str) -> io::Result<&mut File> {
+    /// The open file `name`; a file opened for the first time is appended to at its end.
+    fn file(&mut self, name: &str) -> io::Result<&mut OpenFile> {
         if !self.open.contains_key(name) {
-            let file = OpenOptions::new().append(true).open(self.dir.join(name))?;
-            self.open.insert(name.to_string(), file);
+            let file = OpenOptions::new().write(true).open(self.dir.join(name))?;
+            let len = file.metadata()?.len();
+            self.open.insert(
+                name.to_string(),
+                OpenFile {
+                    file,
+                    end: len,
+                    len,
+                },
+            );
         }
         Ok(self.open.get_mut(name).expect("just inserted"))
     }
@@ -95,18 +126,40 @@ impl Storage for FileStorage {
         Ok(())
     }
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        self.file(name)?.write_all(bytes)
+        let f = self.file(name)?;
+        // On a failure the end is left where it was: the caller cuts the file back to it.
+        f.file.write_all_at(bytes, f.end)?;
+        f.end += bytes.len() as u64;
+        f.len = f.len.max(f.end);
+        Ok(())
+    }
+    fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        let f = self.file(name)?;
+        while f.len < len {
+            let n = (len - f.len).min(ZEROS.len() as u64) as usize;
+            f.file.write_all_at(&ZEROS[..n], f.len)?;
+            f.len += n as u64;
+        }
+        Ok(())
     }
     fn sync(&mut self, name: &str) -> io::Result<()> {
-        self.file(name)?.sync_data()
+        self.file(name)?.file.sync_data()
     }
     fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
         let file = OpenOptions::new().write(true).open(self.dir.join(name))?;
         file.set_len(len)?;
-        file.sync_all()
+        file.sync_all()?;
+        if let Some(f) = self.open.get_mut(name) {
+            f.end = len;
+            f.len = len;
+        }
+        Ok(())
     }
     fn len(&self, name: &str) -> io::Result<u64> {
-        Ok(fs::metadata(self.dir.join(name))?.len())
+        match self.open.get(name) {
+            Some(f) => Ok(f.end),
+            None => Ok(fs::metadata(self.dir.join(name))?.len()),
+        }
     }
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
         self.open.remove(from);
@@ -408,6 +461,12 @@ impl<S: Storage> Storage for FaultStorage<S> {
             }
             Some(kind) => Err(fault_error(kind)),
             None => self.inner.append(name, bytes),
+        }
+    }
+    fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        match self.fault() {
+            Some(kind) => Err(fault_error(kind)),
+            None => self.inner.preallocate(name, len),
         }
     }
     fn sync(&mut self, name: &str) -> io::Result<()> {

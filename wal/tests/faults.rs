@@ -7,6 +7,7 @@ use wal::{CrashStorage, Error, FaultKind, FaultStorage, Options, Storage, TearMo
 
 const OPTIONS: Options = Options {
     segment_bytes_max: 400,
+    preallocate_bytes: 256,
 };
 
 fn payload(batch: usize, i: usize) -> Vec<u8> {
@@ -172,10 +173,10 @@ fn io_errors_at_every_operation_never_report_durable_what_is_not() {
 #[test]
 fn after_a_failed_sync_every_append_is_refused() {
     let storage = CrashStorage::new();
-    // Operations: dir sync (open), create, header, sync, dir sync (segment), append, sync:
-    // fail that last sync.
+    // Operations: dir sync (open), create, header, sync, dir sync (segment), preallocate,
+    // append, sync: fail that last sync.
     let (mut wal, _) = Wal::open_with(
-        FaultStorage::new(storage, 7, FaultKind::Eio, false),
+        FaultStorage::new(storage, 8, FaultKind::Eio, false),
         OPTIONS,
     )
     .unwrap();
