@@ -85,6 +85,10 @@ pub struct Wal<S: Storage = FileStorage> {
     last_seq: u64,
     durable_seq: u64,
     snapshots: Vec<u64>,
+    /// Snapshots found damaged at open, deleted at the next prune.
+    damaged_snapshots: Vec<u64>,
+    /// Bytes of the current segment known durable (a failed sync cuts back to it).
+    durable_len: u64,
     failed: Option<String>,
     buf: Vec<u8>,
 }
@@ -118,6 +122,7 @@ impl<S: Storage> Wal<S> {
             .filter_map(|n| format::parse_snapshot_name(n))
             .collect();
         snapshots.sort_unstable();
+        let mut damaged = Vec::new();
         for &seq in snapshots.iter().rev() {
             let name = format::snapshot_name(seq);
             let bytes = storage.read(&name).map_err(io_error(&dir, &name, "read"))?;
@@ -133,9 +138,13 @@ impl<S: Storage> Wal<S> {
                 Ok(_) | Err(_) => {
                     tracing::warn!(path = %dir.join(&name).display(), "damaged snapshot skipped");
                     recovery.damaged_snapshots.push(dir.join(&name));
+                    damaged.push(seq);
                 }
             }
         }
+        // A damaged snapshot is never one of the two kept (so pruning cannot keep it in
+        // place of a good one); it is deleted with the next prune.
+        snapshots.retain(|seq| !damaged.contains(seq));
         let mut segment_names: Vec<(u64, String)> = names
             .iter()
             .filter_map(|n| format::parse_segment_name(n).map(|s| (s, n.clone())))
@@ -220,10 +229,12 @@ impl<S: Storage> Wal<S> {
             segments,
             current_len,
             reserved_len: current_len,
+            durable_len: current_len,
             prev_crc,
             last_seq,
             durable_seq: last_seq,
             snapshots,
+            damaged_snapshots: damaged,
             failed: None,
             buf: Vec::new(),
         };
@@ -288,6 +299,7 @@ impl<S: Storage> Wal<S> {
             .crc;
         self.current_len = header.len() as u64;
         self.reserved_len = self.current_len;
+        self.durable_len = self.current_len;
         self.segments.push(Segment {
             name,
             first_seq,
@@ -404,9 +416,13 @@ impl<S: Storage> Wal<S> {
             .sync(&name)
             .map_err(io_error(&dir, &name, "fdatasync"))
         {
+            // Best effort: cut the records whose sync failed, so that a restart (without a
+            // crash in between) does not find decisions that were answered as failed.
+            let _ = self.storage.truncate(&name, self.durable_len);
             return Err(self.latch(error));
         }
         self.durable_seq = self.last_seq;
+        self.durable_len = self.current_len;
         Ok(())
     }
 
@@ -489,6 +505,8 @@ impl<S: Storage> Wal<S> {
         self.storage
             .sync_dir()
             .map_err(io_error(&dir, "", "fsync directory"))?;
+        // The rename replaced any damaged snapshot of this seq.
+        self.damaged_snapshots.retain(|&d| d != seq);
         if !self.snapshots.contains(&seq) {
             self.snapshots.push(seq);
             self.snapshots.sort_unstable();
@@ -506,7 +524,13 @@ impl<S: Storage> Wal<S> {
         let keep_from = self.snapshots.len() - 2;
         let floor = self.snapshots[keep_from];
         let mut changed = false;
-        for seq in self.snapshots.drain(..keep_from).collect::<Vec<_>>() {
+        let damaged = std::mem::take(&mut self.damaged_snapshots);
+        for seq in self
+            .snapshots
+            .drain(..keep_from)
+            .chain(damaged)
+            .collect::<Vec<_>>()
+        {
             let name = format::snapshot_name(seq);
             self.storage
                 .remove(&name)

@@ -197,6 +197,9 @@ struct CrashState {
     files: BTreeMap<String, Image>,
     /// Names whose creation, rename or removal was made durable by `sync_dir`.
     durable_names: BTreeMap<String, Vec<u8>>,
+    /// Files removed or renamed away (or replaced by a rename) since the last `sync_dir`,
+    /// as they were: a crash brings back the ones whose names were durable.
+    unlinked: BTreeMap<String, Image>,
     names_dirty: bool,
     ops: u64,
 }
@@ -236,8 +239,13 @@ impl CrashStorage {
         let mut state = self.state.lock();
         let mut survivors = BTreeMap::new();
         let durable_names = std::mem::take(&mut state.durable_names);
+        let unlinked = std::mem::take(&mut state.unlinked);
         for (name, _) in durable_names.iter() {
-            let image = state.files.get(name).cloned().unwrap_or_default();
+            // A name whose removal or rename was not made durable still names its old file.
+            let image = match unlinked.get(name) {
+                Some(image) => image.clone(),
+                None => state.files.get(name).cloned().unwrap_or_default(),
+            };
             let mut bytes = image.durable.clone();
             let extra = image.written.get(image.durable.len()..).unwrap_or(&[]);
             if image.written.starts_with(&image.durable) && !extra.is_empty() {
@@ -357,6 +365,12 @@ impl Storage for CrashStorage {
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
         self.with(|s| {
             let image = s.files.remove(from).ok_or_else(|| not_found(from))?;
+            if !s.unlinked.contains_key(from) {
+                s.unlinked.insert(from.to_string(), image.clone());
+            }
+            if let Some(replaced) = s.files.get(to).cloned() {
+                s.unlinked.entry(to.to_string()).or_insert(replaced);
+            }
             s.files.insert(to.to_string(), image);
             s.names_dirty = true;
             Ok(())
@@ -364,7 +378,8 @@ impl Storage for CrashStorage {
     }
     fn remove(&mut self, name: &str) -> io::Result<()> {
         self.with(|s| {
-            s.files.remove(name).ok_or_else(|| not_found(name))?;
+            let image = s.files.remove(name).ok_or_else(|| not_found(name))?;
+            s.unlinked.entry(name.to_string()).or_insert(image);
             s.names_dirty = true;
             Ok(())
         })
@@ -373,6 +388,7 @@ impl Storage for CrashStorage {
         self.with(|s| {
             s.durable_names = s.files.keys().map(|k| (k.clone(), Vec::new())).collect();
             s.names_dirty = false;
+            s.unlinked.clear();
             Ok(())
         })
     }

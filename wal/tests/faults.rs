@@ -23,7 +23,8 @@ struct Outcome {
 }
 
 /// Appends eight batches (rolling segments), syncing each, with snapshots after batches
-/// 2 and 5 (the second prunes). Stops at the first error.
+/// 2, 5 and 7 (the third prunes the first snapshot and the segments the second covers).
+/// Stops at the first error.
 fn workload<S: Storage>(storage: S, out: &mut Outcome) -> Result<(), Error> {
     let (mut wal, _) = Wal::open_with(storage, OPTIONS)?;
     for batch in 0..8 {
@@ -33,7 +34,7 @@ fn workload<S: Storage>(storage: S, out: &mut Outcome) -> Result<(), Error> {
         out.appended.extend(records);
         wal.sync()?;
         out.durable = wal.last_seq();
-        if batch == 2 || batch == 5 {
+        if batch == 2 || batch == 5 || batch == 7 {
             let seq = wal.last_seq();
             wal.write_snapshot(seq, format!("covers {seq}").as_bytes())?;
         }
@@ -64,8 +65,15 @@ fn recover(storage: CrashStorage) -> (u64, Vec<(u64, Vec<u8>)>) {
     (snapshot_seq, records)
 }
 
-/// Everything durable is there; nothing that was not appended is.
-fn check_recovered(out: &Outcome, snapshot_seq: u64, records: &[(u64, Vec<u8>)], context: &str) {
+/// Everything durable is there; nothing that was not appended is; and when the crash
+/// dropped every unsynced byte (`exact`), nothing that was not synced is either.
+fn check_recovered(
+    out: &Outcome,
+    snapshot_seq: u64,
+    records: &[(u64, Vec<u8>)],
+    exact: bool,
+    context: &str,
+) {
     let mut expected_seq = snapshot_seq + 1;
     for (seq, bytes) in records {
         assert_eq!(*seq, expected_seq, "{context}: records are contiguous");
@@ -82,6 +90,12 @@ fn check_recovered(out: &Outcome, snapshot_seq: u64, records: &[(u64, Vec<u8>)],
         "{context}: durable seq {} lost (recovered up to {last})",
         out.durable
     );
+    if exact {
+        assert_eq!(
+            last, out.durable,
+            "{context}: an unsynced record survived a crash that dropped unsynced bytes"
+        );
+    }
 }
 
 #[test]
@@ -113,6 +127,7 @@ fn crash_after_every_storage_operation_keeps_exactly_the_durable_prefix() {
                 &out,
                 snapshot_seq,
                 &records,
+                t == 0,
                 &format!("crash after op {k}, tear {t}"),
             );
         }
@@ -157,6 +172,7 @@ fn io_errors_at_every_operation_never_report_durable_what_is_not() {
                     &out,
                     snapshot_seq,
                     &records,
+                    true,
                     &format!("fault at op {k} {kind:?} persistent={persistent}"),
                 );
             }
@@ -176,7 +192,7 @@ fn after_a_failed_sync_every_append_is_refused() {
     // Operations: dir sync (open), create, header, sync, dir sync (segment), preallocate,
     // append, sync: fail that last sync.
     let (mut wal, _) = Wal::open_with(
-        FaultStorage::new(storage, 8, FaultKind::Eio, false),
+        FaultStorage::new(storage.clone(), 8, FaultKind::Eio, false),
         OPTIONS,
     )
     .unwrap();
@@ -195,6 +211,28 @@ fn after_a_failed_sync_every_append_is_refused() {
     );
     assert!(matches!(wal.sync(), Err(Error::Failed(_))));
     assert_eq!(wal.durable_seq(), 0);
+    drop(wal);
+    // The record whose sync failed was cut: a restart does not find it.
+    let (wal, _) = Wal::open_with(storage, OPTIONS).unwrap();
+    assert_eq!(wal.last_seq(), 0, "a record whose sync failed survived");
+}
+
+#[test]
+fn pruning_deletes_the_oldest_snapshot_and_the_segments_it_covered() {
+    let storage = CrashStorage::new();
+    let mut out = Outcome::default();
+    workload(storage.clone(), &mut out).unwrap();
+    let names = storage.list().unwrap();
+    let snapshots: Vec<&String> = names.iter().filter(|n| n.ends_with(".snap")).collect();
+    let segments: Vec<&String> = names.iter().filter(|n| n.ends_with(".wal")).collect();
+    println!("after the workload: {snapshots:?} {segments:?}");
+    assert_eq!(snapshots.len(), 2, "the two newest snapshots are kept");
+    assert!(
+        !names.contains(&"seg-00000000000000000001.wal".to_string()),
+        "the first segment, wholly covered by the older kept snapshot, is deleted"
+    );
+    let (snapshot_seq, records) = recover(storage);
+    check_recovered(&out, snapshot_seq, &records, false, "after pruning");
 }
 
 /// A `&mut S` as a storage, so a test keeps the `FaultStorage` to read its counter.
@@ -364,7 +402,30 @@ fn a_damaged_newest_snapshot_falls_back_to_the_previous_one() {
     storage.overwrite(newest, bytes);
     let (_, recovery) = Wal::open_with(storage.clone(), OPTIONS).unwrap();
     assert_eq!(recovery.damaged_snapshots.len(), 1);
-    let (snapshot_seq, records) = recover(storage);
+    let (snapshot_seq, records) = recover(storage.clone());
     assert!(snapshot_seq < out.durable);
-    check_recovered(&out, snapshot_seq, &records, "fallback");
+    check_recovered(&out, snapshot_seq, &records, false, "fallback");
+
+    // The log goes on: the damaged snapshot is never kept in place of a good one, and the
+    // next prune deletes it.
+    let (mut wal, _) = Wal::open_with(storage.clone(), OPTIONS).unwrap();
+    for round in 0..2 {
+        wal.append(&[format!("more {round}").into_bytes()]).unwrap();
+        wal.sync().unwrap();
+        let seq = wal.last_seq();
+        wal.write_snapshot(seq, format!("covers {seq}").as_bytes())
+            .unwrap();
+    }
+    drop(wal);
+    assert!(
+        !storage.list().unwrap().contains(newest),
+        "the damaged snapshot was deleted"
+    );
+    let (_, recovery) = Wal::open_with(storage, OPTIONS).unwrap();
+    assert!(recovery.damaged_snapshots.is_empty());
+    assert_eq!(
+        recovery.snapshot.map(|s| s.seq),
+        Some(out.appended.len() as u64 + 2),
+        "the newest good snapshot is used"
+    );
 }
