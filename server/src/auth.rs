@@ -103,7 +103,11 @@ impl Auth {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| {
+                // The scheme is case-insensitive (RFC 9110, section 11.1).
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= TOKEN_LEN_MAX)
             .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;

@@ -55,6 +55,9 @@ pub enum RunError {
     /// A shard thread could not start.
     #[error("cannot start a shard thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// A shard's log or snapshot is damaged (invariant 9): start-up stops.
+    #[error("{0}")]
+    Recovery(String),
 }
 
 /// A data directory opened and its shards started (recovering in the background).
@@ -74,7 +77,11 @@ impl Running {
             let path = data.root().join("admin_token");
             tracing::info!(path = %path.display(), generated, "admin token is in this file");
         }
-        let (jwt_secret, _) = data.secret("jwt_secret", config.jwt_secret.as_deref())?;
+        let (jwt_secret, generated) = data.secret("jwt_secret", config.jwt_secret.as_deref())?;
+        if config.jwt_secret.as_deref().is_none_or(str::is_empty) {
+            let path = data.root().join("jwt_secret");
+            tracing::info!(path = %path.display(), generated, "user tokens are signed with the key in this file");
+        }
         // The recorder goes in before the shard threads start: a shard creates its metric
         // handles as it starts, and a handle made with no recorder installed records nothing.
         let prometheus = crate::metrics::install();
@@ -121,6 +128,21 @@ impl Running {
         true
     }
 
+    /// Waits for every shard's recovery; resolves with the first shard's reason if any
+    /// recovery failed, and never resolves otherwise.
+    pub async fn recovery_failure(&self) -> String {
+        while !self.wait_recovered(Duration::from_secs(3600)).await {}
+        match self
+            .state
+            .shards()
+            .iter()
+            .find_map(|s| s.status().recovery_failure())
+        {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Has every shard answer what is queued, sync, snapshot and stop; then unlocks.
     pub async fn stop(self) {
         let Running {
@@ -159,16 +181,36 @@ pub async fn run(
             prometheus.run_upkeep();
         }
     });
+    // Damage found in recovery stops the server: serving on from the other shards would
+    // hide it behind 503s.
+    let failed = std::sync::Arc::new(parking_lot::Mutex::new(None));
+    let stop = {
+        let failed = std::sync::Arc::clone(&failed);
+        let running = &running;
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                reason = running.recovery_failure() => {
+                    tracing::error!(%reason, "recovery failed: stopping");
+                    *failed.lock() = Some(reason);
+                }
+            }
+        }
+    };
     serve(
         listener,
         api::router(running.state.clone()),
         config.connections_max,
-        shutdown,
+        stop,
     )
     .await;
     upkeep.abort();
     running.stop().await;
-    Ok(())
+    let reason = failed.lock().take();
+    match reason {
+        Some(reason) => Err(RunError::Recovery(reason)),
+        None => Ok(()),
+    }
 }
 
 /// Accepts connections until `shutdown`, then waits (bounded) for open ones to finish.

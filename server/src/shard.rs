@@ -72,6 +72,8 @@ const FAILED: u8 = 2;
 pub struct ShardStatus {
     state: AtomicU8,
     reason: Mutex<Option<String>>,
+    /// Set when the failure happened in recovery (damage on disk), not in a later write.
+    at_recovery: std::sync::atomic::AtomicBool,
 }
 
 impl ShardStatus {
@@ -89,6 +91,18 @@ impl ShardStatus {
     }
     fn set_ready(&self) {
         self.state.store(READY, Ordering::Release);
+    }
+    /// Why recovery failed, if it did (the server stops start-up on it).
+    pub fn recovery_failure(&self) -> Option<String> {
+        if self.at_recovery.load(Ordering::Acquire) {
+            self.failure()
+        } else {
+            None
+        }
+    }
+    fn set_recovery_failed(&self, reason: String) {
+        self.at_recovery.store(true, Ordering::Release);
+        self.set_failed(reason);
     }
     fn set_failed(&self, reason: String) {
         *self.reason.lock() = Some(reason);
@@ -231,8 +245,8 @@ fn run(
             shard.shutdown();
         }
         Err(reason) => {
-            tracing::error!(shard = index, %reason, "recovery failed; the shard answers 503");
-            status.set_failed(reason.clone());
+            tracing::error!(shard = index, %reason, "recovery failed");
+            status.set_recovery_failed(reason.clone());
             // Answer whatever arrives until shutdown, so nobody waits forever.
             for request in rx.iter() {
                 match request {

@@ -893,3 +893,61 @@ async fn a_hall_of_one_hundred_thousand_seats_in_one_row() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_is_not_utf8_is_invalid_input_in_the_api_shape() {
+    let t = Harness::start(1).await;
+    for path in [
+        "/v1/events/%FF",
+        "/v1/holds/%C3%28",
+        "/v1/bookings/%FE/cancel",
+    ] {
+        let method = if path.ends_with("cancel") {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let (status, body) = t.call(method, path, Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(code(&body), "invalid_input", "{path}");
+        assert_eq!(body["error"]["field"], "path", "{path}: {body}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let t = Harness::start(1).await;
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let auth = format!("{scheme} {ADMIN}");
+        let (status, body) = t
+            .raw(
+                Method::POST,
+                "/v1/events",
+                None,
+                Some(concert().to_string().into_bytes()),
+                &[("authorization", &auth)],
+            )
+            .await;
+        // The first creates the event, the others find it exists: either way, admitted.
+        assert!(
+            status == StatusCode::CREATED || code(&body) == "event_exists",
+            "{scheme}: {status} {body}"
+        );
+    }
+    let (status, _) = t
+        .raw(
+            Method::POST,
+            "/v1/events",
+            None,
+            Some(concert().to_string().into_bytes()),
+            &[("authorization", &format!("Basic {ADMIN}"))],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "another scheme is refused"
+    );
+    t.stop().await;
+}

@@ -1,6 +1,6 @@
 //! Bookings: buy at once, read, cancel, list.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
@@ -13,7 +13,7 @@ use super::convert::{
 };
 use super::dto::{BookingJson, BookingPage, PurchaseBody};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::holds::{booking_json, user_for};
 use super::{created, AppState};
 use crate::auth::Principal;
@@ -38,7 +38,7 @@ fn route_booking(state: &AppState, text: &str) -> Result<(BookingId, usize), Api
 pub async fn purchase(
     State(state): State<AppState>,
     principal: Principal,
-    Path(event_id): Path<String>,
+    ApiPath(event_id): ApiPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Response, ApiError> {
@@ -62,12 +62,13 @@ pub async fn purchase(
 /// One booking.
 #[utoipa::path(get, path = "/v1/bookings/{booking_id}", tag = "bookings",
     params(("booking_id" = String, Path)),
-    responses((status = 200, body = BookingJson), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = BookingJson), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    Path(booking_id): Path<String>,
+    ApiPath(booking_id): ApiPath,
 ) -> Result<Json<BookingJson>, ApiError> {
     let (id, shard) = route_booking(&state, &booking_id)?;
     let actor = principal.actor();
@@ -82,13 +83,14 @@ pub async fn get(
     params(("booking_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
     responses(
         (status = 200, body = BookingJson),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "booking_not_active"), (status = 503, body = ErrorBody)),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "booking_not_active"),
+        (status = 422, body = ErrorBody, description = "idempotency_key_reused"), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
-    Path(booking_id): Path<String>,
+    ApiPath(booking_id): ApiPath,
     headers: HeaderMap,
 ) -> Result<Json<BookingJson>, ApiError> {
     let (id, shard) = route_booking(&state, &booking_id)?;
@@ -122,7 +124,7 @@ pub struct BookingListParams {
 /// Bookings, newest first, cursor-paged. A user sees only their own.
 #[utoipa::path(get, path = "/v1/bookings", tag = "bookings", params(BookingListParams),
     responses((status = 200, body = BookingPage), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,

@@ -1,6 +1,6 @@
 //! Events: create (admin), list, get, seat map (anyone).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use super::convert::{idempotency, new_event, new_event_id, page_limit};
 use super::dto::{CreateEventBody, EventJson, EventPage, SeatMapJson};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{created, AppState};
 use crate::auth::Principal;
 
@@ -92,10 +92,11 @@ pub async fn list(
 /// One event with live per-section counts.
 #[utoipa::path(get, path = "/v1/events/{event_id}", tag = "events",
     params(("event_id" = String, Path)),
-    responses((status = 200, body = EventJson), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = EventJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(event_id): Path<String>,
+    ApiPath(event_id): ApiPath,
 ) -> Result<Json<EventJson>, ApiError> {
     let shard = state.shard_of_event(&event_id);
     state
@@ -110,10 +111,11 @@ pub async fn get(
 /// Every seat of the event's seated sections: `free`, `held` or `sold`.
 #[utoipa::path(get, path = "/v1/events/{event_id}/seats", tag = "events",
     params(("event_id" = String, Path)),
-    responses((status = 200, body = SeatMapJson), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = SeatMapJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn seats(
     State(state): State<AppState>,
-    Path(event_id): Path<String>,
+    ApiPath(event_id): ApiPath,
 ) -> Result<Json<SeatMapJson>, ApiError> {
     let shard = state.shard_of_event(&event_id);
     // The view is built on the shard thread; the JSON (one string per seat) here.

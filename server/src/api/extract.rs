@@ -2,7 +2,7 @@
 //! plain-text 400 or 422): a JSON body whose errors name the field, and query strings.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -51,6 +51,25 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| ApiError::invalid("body", e))?;
     Ok(value)
+}
+
+/// One path parameter, as a string. A segment that is not UTF-8 once percent-decoded is
+/// 400 `invalid_input` in the API's own error shape (axum's own answer is plain text).
+#[derive(Debug)]
+pub struct ApiPath(pub String);
+
+impl<S> FromRequestParts<S> for ApiPath
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|e| ApiError::invalid("path", e.body_text()))
+    }
 }
 
 /// Query-string parameters.

@@ -1,6 +1,6 @@
 //! Holds: place, read, confirm into a booking, release.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
@@ -9,7 +9,7 @@ use engine::{Command, HoldId, NewHold, Output};
 use super::convert::{idempotency, item_requests, seat_ids, ttl_ms};
 use super::dto::{BookingJson, ConfirmBody, HoldBody, HoldJson};
 use super::error::{ApiError, ErrorBody};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use super::{created, AppState};
 use crate::auth::Principal;
 
@@ -73,7 +73,7 @@ pub fn booking_json(output: Output) -> BookingJson {
 pub async fn place(
     State(state): State<AppState>,
     principal: Principal,
-    Path(event_id): Path<String>,
+    ApiPath(event_id): ApiPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> Result<Response, ApiError> {
@@ -97,12 +97,13 @@ pub async fn place(
 /// The hold, with its status now.
 #[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "holds",
     params(("hold_id" = String, Path)),
-    responses((status = 200, body = HoldJson), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = HoldJson), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    Path(hold_id): Path<String>,
+    ApiPath(hold_id): ApiPath,
 ) -> Result<Json<HoldJson>, ApiError> {
     let (id, shard) = route_hold(&state, &hold_id)?;
     let actor = principal.actor();
@@ -126,7 +127,7 @@ pub async fn get(
 pub async fn confirm(
     State(state): State<AppState>,
     principal: Principal,
-    Path(hold_id): Path<String>,
+    ApiPath(hold_id): ApiPath,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ConfirmBody>,
 ) -> Result<Response, ApiError> {
@@ -147,14 +148,15 @@ pub async fn confirm(
     params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
     responses(
         (status = 200, body = HoldJson),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "hold_not_active"),
-        (status = 410, body = ErrorBody, description = "hold_expired"), (status = 503, body = ErrorBody)),
+        (status = 410, body = ErrorBody, description = "hold_expired"),
+        (status = 422, body = ErrorBody, description = "idempotency_key_reused"), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn release(
     State(state): State<AppState>,
     principal: Principal,
-    Path(hold_id): Path<String>,
+    ApiPath(hold_id): ApiPath,
     headers: HeaderMap,
 ) -> Result<Json<HoldJson>, ApiError> {
     let (id, shard) = route_hold(&state, &hold_id)?;
