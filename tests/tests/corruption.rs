@@ -47,6 +47,19 @@ fn first_segment(dir: &Path) -> PathBuf {
     segments.remove(0)
 }
 
+/// Runs `boxoffice wal verify` on `dir`: (exit success, stderr).
+fn wal_verify(dir: &Path) -> (bool, String) {
+    let out = Command::new(binary())
+        .args(["wal", "verify", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs `boxoffice serve` on `dir` and waits (≤ 30 s) for it to exit by itself; returns
 /// (exit success, stderr). Kills it (by its PID) if it does not exit.
 fn serve_until_exit(dir: &Path) -> (bool, String) {
@@ -87,13 +100,8 @@ fn a_bad_checksum_before_good_records_stops_start_up_naming_file_and_offset() {
     bytes[FIRST_RECORD as usize + wal::RECORD_HEADER_LEN] ^= 0x10;
     std::fs::write(&segment, &bytes).unwrap();
 
-    let verify = Command::new(binary())
-        .args(["wal", "verify", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let verify_err = String::from_utf8_lossy(&verify.stderr);
-    assert!(!verify.status.success(), "wal verify passed a damaged log");
+    let (verified, verify_err) = wal_verify(dir.path());
+    assert!(!verified, "wal verify passed a damaged log");
     assert!(
         verify_err.contains(&segment.display().to_string())
             && verify_err.contains(&format!("offset {FIRST_RECORD}")),
@@ -150,12 +158,7 @@ fn a_damaged_snapshot_fails_verify_and_the_server_falls_back_to_the_log() {
     bytes[last] ^= 0xFF;
     std::fs::write(&snapshot, &bytes).unwrap();
 
-    let verify = Command::new(binary())
-        .args(["wal", "verify", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let verify_err = String::from_utf8_lossy(&verify.stderr);
+    let (verified, verify_err) = wal_verify(dir.path());
     assert!(
         !verify.status.success(),
         "wal verify passed a damaged snapshot"
