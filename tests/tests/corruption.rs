@@ -159,10 +159,7 @@ fn a_damaged_snapshot_fails_verify_and_the_server_falls_back_to_the_log() {
     std::fs::write(&snapshot, &bytes).unwrap();
 
     let (verified, verify_err) = wal_verify(dir.path());
-    assert!(
-        !verify.status.success(),
-        "wal verify passed a damaged snapshot"
-    );
+    assert!(!verified, "wal verify passed a damaged snapshot");
     assert!(
         verify_err.contains(&snapshot.display().to_string()),
         "{verify_err}"
