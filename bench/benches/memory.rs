@@ -109,5 +109,5 @@ fn main() {
     }
     let per_booking = (LIVE.load(Ordering::Relaxed) - before) as f64 / BOOKINGS as f64;
     println!("seat state: {} bytes in the seat array; {per_seat:.1} bytes per seat including rows and indexes", std::mem::size_of::<seat::SeatState>());
-    println!("live booking (GA, 1 ticket, 20-byte payment_ref, 10,000 users): {per_booking:.1} bytes per booking (vector growth included)");
+    println!("live booking (GA, 1 ticket, 16-byte payment_ref, 10,000 users): {per_booking:.1} bytes per booking (vector growth included)");
 }

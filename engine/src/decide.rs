@@ -8,7 +8,7 @@ use crate::decision::{Decision, EventSpec, IdemTag, Lines, SectionSpec, UserRef}
 use crate::engine::{Decided, Engine};
 use crate::ids::{BookingId, HoldId};
 use crate::limits::*;
-use crate::rejection::Rejection;
+use crate::rejection::{Rejection, ShardLimit};
 use crate::state::{IdemOutcome, Status};
 use crate::view::{HoldStatus, Output};
 
@@ -168,10 +168,11 @@ impl Engine {
     fn check_booking_room(&self, payment_ref: &Option<String>) -> Result<(), Rejection> {
         let payment_bytes =
             self.state.payment_refs.len() + payment_ref.as_ref().map_or(0, String::len);
-        if self.state.bookings.len() as u64 >= BOOKINGS_PER_SHARD_MAX
-            || payment_bytes as u64 > PAYMENT_REF_BYTES_PER_SHARD_MAX
-        {
-            return Err(Rejection::OverCapacity);
+        if self.state.bookings.len() as u64 >= BOOKINGS_PER_SHARD_MAX {
+            return Err(Rejection::OverCapacity(ShardLimit::Bookings));
+        }
+        if payment_bytes as u64 > PAYMENT_REF_BYTES_PER_SHARD_MAX {
+            return Err(Rejection::OverCapacity(ShardLimit::PaymentRefBytes));
         }
         Ok(())
     }
@@ -381,7 +382,7 @@ impl Engine {
             return Err(Rejection::EventExists);
         }
         if self.state.events.len() >= EVENTS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity);
+            return Err(Rejection::OverCapacity(ShardLimit::Events));
         }
         Ok(Decided::Change(Decision::EventCreated {
             at_ms: now_ms,
@@ -521,7 +522,7 @@ impl Engine {
             }
         }
         if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity);
+            return Err(Rejection::OverCapacity(ShardLimit::Holds));
         }
         if purchase {
             self.check_booking_room(&new.payment_ref)?;
@@ -545,7 +546,7 @@ impl Engine {
             }));
         }
         if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity);
+            return Err(Rejection::OverCapacity(ShardLimit::LiveHolds));
         }
         let ttl_ms = new.ttl_ms.unwrap_or(event.hold_ttl_ms);
         Ok(Decided::Change(Decision::HoldPlaced {

@@ -41,5 +41,5 @@ pub use decide::{is_valid_id, is_valid_user_id};
 pub use decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec, UserRef};
 pub use engine::{CodecError, Decided, Engine};
 pub use ids::{BookingId, HoldId};
-pub use rejection::Rejection;
+pub use rejection::{Rejection, ShardLimit};
 pub use view::*;

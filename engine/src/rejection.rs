@@ -56,8 +56,39 @@ pub enum Rejection {
     BookingNotActive,
     /// The idempotency key was used before with another request.
     IdempotencyKeyReused,
-    /// The shard keeps as many live holds as it may ([`crate::limits::LIVE_HOLDS_PER_SHARD_MAX`]).
-    OverCapacity,
+    /// The shard keeps as much as one of its limits allows (which one: [`ShardLimit`]).
+    OverCapacity(ShardLimit),
+}
+
+/// A per-shard limit of [`crate::limits`] that a request ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardLimit {
+    /// [`crate::limits::LIVE_HOLDS_PER_SHARD_MAX`].
+    LiveHolds,
+    /// [`crate::limits::HOLDS_PER_SHARD_MAX`].
+    Holds,
+    /// [`crate::limits::BOOKINGS_PER_SHARD_MAX`].
+    Bookings,
+    /// [`crate::limits::PAYMENT_REF_BYTES_PER_SHARD_MAX`].
+    PaymentRefBytes,
+    /// [`crate::limits::EVENTS_PER_SHARD_MAX`].
+    Events,
+}
+
+impl ShardLimit {
+    /// What the limit counts, for messages.
+    pub fn describe(self) -> String {
+        use crate::limits::*;
+        match self {
+            ShardLimit::LiveHolds => format!("{LIVE_HOLDS_PER_SHARD_MAX} live holds"),
+            ShardLimit::Holds => format!("{HOLDS_PER_SHARD_MAX} holds in all"),
+            ShardLimit::Bookings => format!("{BOOKINGS_PER_SHARD_MAX} bookings"),
+            ShardLimit::PaymentRefBytes => {
+                format!("{PAYMENT_REF_BYTES_PER_SHARD_MAX} bytes of payment references")
+            }
+            ShardLimit::Events => format!("{EVENTS_PER_SHARD_MAX} events"),
+        }
+    }
 }
 
 impl Rejection {
@@ -74,7 +105,7 @@ impl Rejection {
             Rejection::HoldNotActive { .. } => "hold_not_active",
             Rejection::BookingNotActive => "booking_not_active",
             Rejection::IdempotencyKeyReused => "idempotency_key_reused",
-            Rejection::OverCapacity => "over_capacity",
+            Rejection::OverCapacity(_) => "over_capacity",
         }
     }
 
@@ -116,7 +147,11 @@ impl fmt::Display for Rejection {
             Rejection::IdempotencyKeyReused => {
                 write!(f, "this Idempotency-Key was used with a different request")
             }
-            Rejection::OverCapacity => write!(f, "the shard holds as many live holds as it may"),
+            Rejection::OverCapacity(limit) => write!(
+                f,
+                "the shard holds as much as it may: {} (a limit of boxoffice)",
+                limit.describe()
+            ),
         }
     }
 }

@@ -364,7 +364,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, max_shrink_iters: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_the_counting_model(ops in proptest::collection::vec(op(), 1..200)) {
+    fn engine_matches_the_counting_model(ops in proptest::collection::vec(op(), 1..=200)) {
         let mut engine = Engine::new(2);
         let mut model = Model::default();
         let mut log = Vec::new();

@@ -130,7 +130,7 @@ impl From<Rejection> for ApiError {
             Rejection::NotFound { .. } => StatusCode::NOT_FOUND,
             Rejection::HoldExpired => StatusCode::GONE,
             Rejection::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Rejection::OverCapacity => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::OverCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::EventExists
             | Rejection::SoldOut { .. }
             | Rejection::SeatTaken { .. }
