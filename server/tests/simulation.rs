@@ -6,6 +6,9 @@
 //! it. After every crash and every failure the shard recovers (snapshot plus replay) and
 //! the test checks: every acknowledged decision is there, nothing that was never appended
 //! is, the state equals the replay of exactly the recovered prefix, and the invariants hold.
+//! When the crash dropped every unsynced byte, recovery must give exactly the log's durable
+//! prefix; when it tore them, something between the durable prefix and all that was
+//! written. A snapshot (taken now and then) may fail only by an injected fault.
 //!
 //! `BOXOFFICE_SIM_SEEDS` (default 2000) sets how many seeds run; `BOXOFFICE_SEED=n` runs
 //! only seed n, to replay a failure exactly.
@@ -31,6 +34,16 @@ struct Counts {
     crashes: u64,
     faults: u64,
     acknowledged: u64,
+    /// Snapshots written, and snapshots that failed (each by an injected fault).
+    snapshots: u64,
+    snapshot_faults: u64,
+    /// Crashes with records written but not synced, per tear mode: dropped (recovery must
+    /// give exactly the durable prefix), or torn (recovery gives the durable prefix plus
+    /// whatever whole records survived); and of the torn ones, how many recovered more
+    /// than the durable prefix.
+    unsynced_dropped: u64,
+    unsynced_torn: u64,
+    torn_kept_records: u64,
 }
 
 fn random_command(rng: &mut StdRng, engine: &Engine) -> Command {
@@ -174,7 +187,20 @@ fn run_seed(seed: u64, counts: &mut Counts) {
         }
         let result = appended.and_then(|_| wal.sync());
         if result.is_ok() && rng.random_bool(0.1) {
-            let _ = wal.write_snapshot(wal.last_seq(), &engine.snapshot());
+            let injected = wal.storage().injected();
+            match wal.write_snapshot(wal.last_seq(), &engine.snapshot()) {
+                Ok(()) => counts.snapshots += 1,
+                Err(error) => {
+                    // Only an injected I/O error may fail a snapshot (a snapshot at the
+                    // durable seq is valid; the log is not latched after a success).
+                    assert!(
+                        matches!(error, wal::Error::Io { .. })
+                            && wal.storage().injected() > injected,
+                        "seed {seed}: a snapshot failed without an injected fault: {error}"
+                    );
+                    counts.snapshot_faults += 1;
+                }
+            }
         }
         match result {
             Ok(()) => acknowledged = wal.durable_seq(),
@@ -197,6 +223,10 @@ fn run_seed(seed: u64, counts: &mut Counts) {
                 1 => TearMode::KeepPrefix(rng.random()),
                 _ => TearMode::GarbleTail(rng.random()),
             };
+            // What the log had made durable, and every seq handed to the storage (a failed
+            // append's included: a short write may have stored whole records of it).
+            let durable = wal.durable_seq();
+            let appended = history.len() as u64;
             drop(wal);
             storage.crash(tear);
             let (reopened, recovered, last) = open(&storage, &mut rng, counts);
@@ -205,10 +235,31 @@ fn run_seed(seed: u64, counts: &mut Counts) {
                 "seed {seed}: acknowledged seq {acknowledged} lost (recovered {last})"
             );
             assert!(
-                last <= history.len() as u64,
-                "seed {seed}: recovered {last} > written {}",
-                history.len()
+                last <= appended,
+                "seed {seed}: recovered {last} > written {appended}"
             );
+            if tear == TearMode::DropUnsynced {
+                // Nothing unsynced survives, nothing synced is lost: exactly the durable prefix.
+                assert_eq!(
+                    last, durable,
+                    "seed {seed}: unsynced bytes dropped, yet recovered seq {last} is not the \
+                     durable seq {durable} (written {appended})"
+                );
+            } else {
+                assert!(
+                    durable <= last && last <= appended,
+                    "seed {seed}: {tear:?}: recovered seq {last} outside durable {durable} ..= \
+                     written {appended}"
+                );
+            }
+            if durable < appended {
+                if tear == TearMode::DropUnsynced {
+                    counts.unsynced_dropped += 1;
+                } else {
+                    counts.unsynced_torn += 1;
+                    counts.torn_kept_records += u64::from(last > durable);
+                }
+            }
             recovered.check_invariants();
             assert_eq!(
                 recovered.snapshot(),
@@ -289,14 +340,36 @@ fn simulated_shards_survive_crashes_and_io_errors() {
         }
     }
     println!(
-        "simulation: {} seeds, {} crashes, {} I/O faults, {} decisions acknowledged and recovered",
+        "simulation: {} seeds, {} crashes, {} I/O faults, {} decisions acknowledged and recovered; \
+         {} snapshots written, {} failed by an injected fault; {} crashes with unsynced records \
+         dropped (recovered exactly the durable prefix), {} torn ({} kept records past the \
+         durable seq)",
         seeds.len(),
         counts.crashes,
         counts.faults,
-        counts.acknowledged
+        counts.acknowledged,
+        counts.snapshots,
+        counts.snapshot_faults,
+        counts.unsynced_dropped,
+        counts.unsynced_torn,
+        counts.torn_kept_records
     );
     assert!(
         counts.crashes > 0 && counts.faults > 0,
         "no fault was injected"
     );
+    if seeds.len() >= 100 {
+        // A campaign (not the replay of one seed) must reach every path it claims to check.
+        assert!(
+            counts.snapshots > 0
+                && counts.snapshot_faults > 0
+                && counts.unsynced_dropped > 0
+                && counts.unsynced_torn > 0,
+            "a path was never exercised: {} snapshots, {} snapshot faults, {} dropped, {} torn",
+            counts.snapshots,
+            counts.snapshot_faults,
+            counts.unsynced_dropped,
+            counts.unsynced_torn
+        );
+    }
 }

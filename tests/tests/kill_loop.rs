@@ -14,20 +14,22 @@
 //!   that buyer, and nothing else;
 //! - the hold ids are dense too: a hold the test never saw must be an unknown hold
 //!   request of that buyer; the next id after the last is unknown to the server;
-//! - this cycle's holds and bookings (all of them after the last cycle) are read back one
-//!   by one, in exactly their acknowledged state: a hold whose confirm or release was never
-//!   sent is still `held`, one whose confirm was acknowledged is `confirmed`;
+//! - this cycle's holds and bookings (and after the last cycle every hold) are read back
+//!   one by one, in exactly their acknowledged state: a hold whose confirm or release was
+//!   never sent is still `held`, one whose confirm was acknowledged is `confirmed`;
 //! - no seat belongs to two live bookings, or to a live booking and a live hold; the seat
 //!   map shows exactly the seats of live bookings `sold`, those of live holds `held`, and
 //!   every other seat `free`; the GA section's sold and held counts are the tickets of the
 //!   live bookings and holds (so at least those acknowledged); counts add up.
 //!
 //! Once an unknown operation is seen after a restart, its outcome is durable and is held
-//! to from then on. To keep the hall selling, the seat holds left at a kill are released and
-//! the seat bookings of earlier cycles cancelled after each restart (acknowledged, like
-//! the buyers' own). `BOXOFFICE_KILL_CYCLES` sets the cycles (default 50),
-//! `BOXOFFICE_SEED` the seed of the kill moments (the server's own scheduling is real, so a
-//! rerun explores nearby interleavings rather than the identical one).
+//! to from then on. The buyers also cancel seat bookings of earlier cycles, and the seat
+//! holds left at a kill are released after the restart, so that the hall goes on selling.
+//! The test fails unless at least half the kills caught a request in flight.
+//!
+//! `BOXOFFICE_KILL_CYCLES` sets the cycles (default 50), `BOXOFFICE_SEED` the seed of the
+//! kill moments (the server's own scheduling is real, so a rerun explores nearby
+//! interleavings rather than the identical one).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::ErrorKind;
@@ -108,6 +110,8 @@ struct Hold {
     tickets: Tickets,
     state: State,
     cycle: usize,
+    /// Made by a purchase (hold and booking in one decision): `confirmed` from the start.
+    purchase: bool,
 }
 
 /// A booking as acknowledged (or discovered after a restart).
@@ -159,8 +163,6 @@ struct Counts {
     /// Unknown requests that, after the restart, turned out to have happened / not.
     unknown_done: usize,
     unknown_not_done: usize,
-    /// Of the releases and cancels, those of the clean-up after a restart.
-    cleaned_up: usize,
     /// Single hold and booking reads that matched the record.
     reads: usize,
     /// Seat-map checks (each covering every seat) and seats seen sold in them.
@@ -252,6 +254,7 @@ impl Model {
                 tickets: booking.tickets.clone(),
                 state: State::Is("confirmed"),
                 cycle,
+                purchase: true,
             });
         }
         self.add_booking(booking);
@@ -271,6 +274,16 @@ impl Model {
             .iter()
             .rev()
             .find(|(_, b)| b.user == user && b.state == State::Is("confirmed"))
+            .map(|(n, _)| *n)
+    }
+
+    /// The oldest live seat booking made before `cycle`.
+    fn oldest_seat_booking(&self, cycle: usize) -> Option<u64> {
+        self.bookings
+            .iter()
+            .find(|(_, b)| {
+                b.cycle < cycle && b.state == State::Is("confirmed") && !b.tickets.seats.is_empty()
+            })
             .map(|(n, _)| *n)
     }
 
@@ -324,6 +337,7 @@ impl Model {
                     tickets: tickets.clone(),
                     state: State::Is("held"),
                     cycle,
+                    purchase: false,
                 });
                 self.counts.holds += 1;
                 self.counts.seat_holds += usize::from(!tickets.seats.is_empty());
@@ -367,93 +381,96 @@ fn take_in_flight(
     slot.take()
 }
 
-/// One buyer: buys a seat, places a GA or a seat hold, confirms (or now and then releases)
-/// its newest held hold, and every eighth round cancels its newest booking, until told to
-/// stop or the server is gone.
+/// One buyer: buys seats, places GA holds and now and then a seat hold, confirms (or once
+/// in a while releases) its newest held hold, cancels its newest booking, and cancels the
+/// oldest live seat booking of an earlier cycle (as its owner; this keeps the hall
+/// selling), until told to stop or the server is gone.
 fn buyer(port: u16, t: usize, cycle: usize, stop: Arc<AtomicBool>, model: Arc<Mutex<Model>>) {
     let user = format!("c{cycle}t{t}");
     let token = user_token(&user);
+    let seat = |row: usize, n: usize| format!("{}-{}", ROWS[row % 4], n % SEATS_PER_ROW + 1);
     for i in 0..100_000 {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let op = {
-            let m = model.lock().unwrap();
-            let target = if i % 8 == 7 {
-                m.newest_booking(&user)
-                    .map(|booking| Op::Cancel { booking })
-            } else {
-                match i % 3 {
-                    0 => Some(Op::Purchase {
-                        seat: format!(
-                            "{}-{}",
-                            ROWS[(t + i) % 4],
-                            (cycle * 7 + t * 3 + i) % SEATS_PER_ROW + 1
-                        ),
-                    }),
-                    1 if i % 12 == 4 => Some(Op::Hold {
-                        tickets: Tickets::seat(&format!(
-                            "{}-{}",
-                            ROWS[(t + i + 2) % 4],
-                            (cycle * 11 + t * 5 + i) % SEATS_PER_ROW + 1
-                        )),
-                    }),
-                    1 => Some(Op::Hold {
-                        tickets: Tickets {
-                            ga: 1 + (i % 2) as u64,
-                            seats: BTreeSet::new(),
-                        },
-                    }),
-                    _ if i % 24 == 5 => m.newest_hold(&user).map(|hold| Op::Release { hold }),
-                    _ => m.newest_hold(&user).map(|hold| Op::Confirm { hold }),
-                }
+        // Choosing a target and marking it in flight is one step, so two buyers never
+        // cancel the same booking.
+        let (op, method, path, body, op_token) = {
+            let mut m = model.lock().unwrap();
+            let op = match i % 12 {
+                0 | 3 | 9 => Some(Op::Purchase {
+                    seat: seat(t + i, cycle * 7 + t * 3 + i),
+                }),
+                4 if i % 24 == 4 => Some(Op::Hold {
+                    tickets: Tickets::seat(&seat(t + i + 2, cycle * 11 + t * 5 + i)),
+                }),
+                1 | 4 | 7 | 10 => Some(Op::Hold {
+                    tickets: Tickets {
+                        ga: 1 + (i % 2) as u64,
+                        seats: BTreeSet::new(),
+                    },
+                }),
+                5 if i % 24 == 5 => m.newest_hold(&user).map(|hold| Op::Release { hold }),
+                2 | 5 | 8 => m.newest_hold(&user).map(|hold| Op::Confirm { hold }),
+                11 => m
+                    .oldest_seat_booking(cycle)
+                    .or_else(|| m.newest_booking(&user))
+                    .map(|booking| Op::Cancel { booking }),
+                _ => m
+                    .newest_booking(&user)
+                    .map(|booking| Op::Cancel { booking }),
             };
-            match target {
-                Some(op) => op,
-                None => continue,
-            }
-        };
-        let (method, path, body) = {
-            let m = model.lock().unwrap();
-            match &op {
+            let Some(op) = op else { continue };
+            let (method, path, body, op_token) = match &op {
                 Op::Purchase { seat } => (
                     "POST",
                     "/v1/events/loop/bookings".to_string(),
                     Some(json!({"seats": [seat]})),
+                    token.clone(),
                 ),
                 Op::Hold { tickets } if tickets.ga > 0 => (
                     "POST",
                     "/v1/events/loop/holds".to_string(),
                     Some(json!({"items": [{"section_id": "ga", "qty": tickets.ga}]})),
+                    token.clone(),
                 ),
                 Op::Hold { tickets } => (
                     "POST",
                     "/v1/events/loop/holds".to_string(),
                     Some(json!({"seats": tickets.seats})),
+                    token.clone(),
                 ),
                 Op::Confirm { hold } => (
                     "POST",
                     format!("/v1/holds/{}/confirm", m.holds[hold].id),
                     None,
+                    token.clone(),
                 ),
-                Op::Release { hold } => ("DELETE", format!("/v1/holds/{}", m.holds[hold].id), None),
-                Op::Cancel { booking } => (
-                    "POST",
-                    format!("/v1/bookings/{}/cancel", m.bookings[booking].id),
+                Op::Release { hold } => (
+                    "DELETE",
+                    format!("/v1/holds/{}", m.holds[hold].id),
                     None,
+                    token.clone(),
                 ),
-            }
-        };
-        {
-            let mut m = model.lock().unwrap();
+                Op::Cancel { booking } => {
+                    let booking = &m.bookings[booking];
+                    (
+                        "POST",
+                        format!("/v1/bookings/{}/cancel", booking.id),
+                        None,
+                        booking.token.clone(),
+                    )
+                }
+            };
             m.sending(&op);
             m.in_flight[t] = Some(InFlight {
                 user: user.clone(),
                 token: token.clone(),
                 op: op.clone(),
             });
-        }
-        let answer = request(port, method, &path, Some(&token), body.as_ref());
+            (op, method, path, body, op_token)
+        };
+        let answer = request(port, method, &path, Some(&op_token), body.as_ref());
         let mut m = model.lock().unwrap();
         match answer {
             Ok(reply) => {
@@ -491,8 +508,8 @@ fn all_bookings(server: &Server) -> Vec<Value> {
 }
 
 /// Checks the restarted server against the record (see the module comment), resolving
-/// the unknown requests of `cycle`. After the last cycle (`all`) every hold and booking
-/// is read back one by one, otherwise those of this cycle.
+/// the unknown requests of `cycle`. After the last cycle (`all`) every hold is read back
+/// one by one, otherwise those of this cycle.
 fn verify(server: &Server, m: &mut Model, cycle: usize, all: bool) {
     let shard = m.shard.expect("the setup hold gave the event's shard");
 
@@ -604,6 +621,7 @@ fn verify(server: &Server, m: &mut Model, cycle: usize, all: bool) {
             tickets,
             state: State::Is("held"),
             cycle,
+            purchase: false,
         });
         m.counts.unknown_done += 1;
         n += 1;
@@ -619,9 +637,14 @@ fn verify(server: &Server, m: &mut Model, cycle: usize, all: bool) {
         }
     }
 
-    // Read back one by one: this cycle's (all after the last cycle); a release in flight
-    // is resolved here.
-    for hold in m.holds.values_mut().filter(|h| all || h.cycle == cycle) {
+    // Read back one by one: this cycle's holds (all of them after the last cycle; the
+    // hold of a purchase only then, its booking is read now) and bookings (every booking
+    // was checked in the list above); a release in flight is resolved here.
+    for hold in m
+        .holds
+        .values_mut()
+        .filter(|h| all || (h.cycle == cycle && !h.purchase))
+    {
         let (status, shown) = server.call(
             "GET",
             &format!("/v1/holds/{}", hold.id),
@@ -641,7 +664,7 @@ fn verify(server: &Server, m: &mut Model, cycle: usize, all: bool) {
         hold.state = hold.state.resolved(status);
         m.counts.reads += 1;
     }
-    for booking in m.bookings.values_mut().filter(|b| all || b.cycle == cycle) {
+    for booking in m.bookings.values_mut().filter(|b| b.cycle == cycle) {
         let (status, shown) = server.call(
             "GET",
             &format!("/v1/bookings/{}", booking.id),
@@ -767,10 +790,9 @@ fn check_booking(cycle: usize, booking: &mut Booking, shown: &Value) {
     booking.state = booking.state.resolved(status);
 }
 
-/// Keeps the hall selling: releases the seat holds left `held`, and cancels the live seat
-/// bookings of earlier cycles (each seat booking is seen `sold` after at least one
-/// restart first). Each is an acknowledged release or cancel like the buyers' own.
-fn clean_up(server: &Server, m: &mut Model, cycle: usize) {
+/// Releases the seat holds left `held` at the kill, so that their seats sell again (an
+/// acknowledged release like the buyers' own).
+fn release_seat_holds(server: &Server, m: &mut Model) {
     for hold in m
         .holds
         .values_mut()
@@ -785,21 +807,6 @@ fn clean_up(server: &Server, m: &mut Model, cycle: usize) {
         );
         hold.state = State::Is("released");
         m.counts.released += 1;
-        m.counts.cleaned_up += 1;
-    }
-    for booking in m.bookings.values_mut().filter(|b| {
-        b.state == State::Is("confirmed") && !b.tickets.seats.is_empty() && b.cycle < cycle
-    }) {
-        let path = format!("/v1/bookings/{}/cancel", booking.id);
-        let (status, reply) = server.call("POST", &path, Some(&booking.token), None);
-        assert_eq!(
-            (status, &reply["status"]),
-            (200, &json!("cancelled")),
-            "{reply}"
-        );
-        booking.state = State::Is("cancelled");
-        m.counts.cancelled += 1;
-        m.counts.cleaned_up += 1;
     }
 }
 
@@ -871,7 +878,7 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
         let last = cycle + 1 == cycles;
         verify(&server, &mut m, cycle, last);
         if !last {
-            clean_up(&server, &mut m, cycle);
+            release_seat_holds(&server, &mut m);
         }
     }
     let m = model.lock().unwrap();
@@ -887,9 +894,9 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
         started.elapsed()
     );
     println!(
-        "kill -9 loop: {} seat holds, {} seat bookings, {} releases, {} seat_taken, {} releases and \
-         cancels by the clean-up; {} requests cut off unanswered by a kill in {} cycles ({} had \
-         happened, {} had not); {} seat maps checked seat by seat ({} sold seats seen)",
+        "kill -9 loop: {} seat holds, {} seat bookings, {} releases, {} seat_taken; {} requests \
+         cut off unanswered by a kill in {} cycles ({} had happened, {} had not); {} seat maps \
+         checked seat by seat ({} sold seats seen)",
         c.seat_holds,
         m.bookings
             .values()
@@ -897,7 +904,6 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
             .count(),
         c.released,
         c.seat_taken,
-        c.cleaned_up,
         c.unanswered,
         c.cycles_in_flight,
         c.unknown_done,
@@ -905,9 +911,12 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
         c.seat_maps,
         c.seats_sold_seen
     );
+    // Nearly every kill catches a buyer mid-request (49 or 50 of 50 in the runs so far);
+    // a kill that never does tests a server at rest, not one dying under load.
     assert!(
-        c.cycles_in_flight >= 1,
-        "no kill caught a request in flight: the kills proved nothing"
+        c.cycles_in_flight >= (cycles / 2).max(1),
+        "only {} of {cycles} kills caught a request in flight",
+        c.cycles_in_flight
     );
     assert!(
         c.confirmed > 0 && c.cancelled > 0 && c.purchases > 0 && c.seat_holds > 0 && c.released > 0,
