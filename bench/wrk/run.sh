@@ -10,7 +10,7 @@ export BOXOFFICE_ADMIN_TOKEN=bench-admin BOXOFFICE_JWT_SECRET=bench-secret
 cargo build --release --bin boxoffice -q
 dir=$(mktemp -d -p "${TMPDIR:-/tmp}" boxoffice-wrk.XXXXXX)
 port=$((20000 + RANDOM % 20000))
-RUST_LOG=warn target/release/boxoffice serve --listen 127.0.0.1:$port --data-dir "$dir/data" --shards 2 &
+RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/release/boxoffice" serve --listen 127.0.0.1:$port --data-dir "$dir/data" --shards 2 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/ready >/dev/null && break; sleep 0.1; done
