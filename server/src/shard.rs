@@ -237,7 +237,23 @@ fn run(
     rx: &Receiver<Request>,
     status: &ShardStatus,
 ) {
-    match recover(index, dir, wal_options, None) {
+    // A panic in recovery (an invariant that replayed data breaks) is a recovery failure
+    // like a bad checksum: the server must stop, not wait forever for this shard.
+    let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        recover(index, dir, wal_options, None)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!(
+            "shard {index}: recovery of {} panicked: {what}",
+            dir.display()
+        ))
+    });
+    match recovered {
         Ok((engine, wal)) => {
             status.set_ready();
             let mut shard = Shard::new(index, dir.to_path_buf(), engine, wal, wal_options);

@@ -154,6 +154,7 @@ impl<S: Storage> Wal<S> {
         let mut segments = Vec::new();
         let mut expected: Option<u64> = None;
         let (mut current_len, mut prev_crc, mut newest_version) = (0, 0, format::FORMAT_VERSION);
+        let mut padding = 0;
         let count = segment_names.len();
         for (i, (first_seq, name)) in segment_names.iter().enumerate() {
             let newest = i + 1 == count;
@@ -183,13 +184,7 @@ impl<S: Storage> Wal<S> {
                     .map_err(io_error(&dir, name, "truncate"))?;
                 recovery.torn_tail = Some(torn);
             }
-            if newest && scan.torn.is_none() && scan.padding > 0 {
-                // Reserved zeros, not damage: cut them so the next append starts right
-                // after the last record (they are reserved again as it needs them).
-                storage
-                    .truncate(name, scan.valid_len)
-                    .map_err(io_error(&dir, name, "truncate"))?;
-            }
+            padding = scan.padding;
             newest_version = scan.version;
             expected = Some(scan.last_seq + 1);
             current_len = scan.valid_len;
@@ -199,6 +194,14 @@ impl<S: Storage> Wal<S> {
                 first_seq: scan.first_seq,
                 last_seq: scan.last_seq,
             });
+        }
+        if let Some(last) = segments.last().filter(|_| padding > 0) {
+            // Reserved zeros after the last record of the segment appends go to (the last
+            // file, or the one before a torn newest file that was removed): cut them, so the
+            // next append starts right after that record; they are reserved again as needed.
+            storage
+                .truncate(&last.name, current_len)
+                .map_err(io_error(&dir, &last.name, "truncate"))?;
         }
         if let Some(first) = segments.first() {
             if first.first_seq > snapshot_seq + 1 {
@@ -393,13 +396,19 @@ impl<S: Storage> Wal<S> {
         }
         let target = end.next_multiple_of(step);
         let name = self.current_name();
-        let dir = self.dir();
-        if let Err(error) =
-            self.storage
-                .preallocate(&name, target)
-                .map_err(io_error(&dir, &name, "preallocate"))
-        {
-            return Err(self.latch(error));
+        if let Err(error) = self.storage.preallocate(&name, target) {
+            // The zeros are an optimization, not content: without them the records still
+            // fit (a disk with less than a step free, a file-size limit), so go on without
+            // reserving, after cutting back what the failed reservation wrote. Only if that
+            // cut fails is the file's end unknown, and the log latches.
+            tracing::warn!(segment = %name, %error, "cannot reserve log space; writing without it");
+            self.options.preallocate_bytes = 0;
+            if let Err(error) = self.storage.truncate(&name, self.current_len) {
+                let dir = self.dir();
+                return Err(self.latch(io_error(&dir, &name, "truncate")(error)));
+            }
+            self.reserved_len = self.current_len;
+            return Ok(());
         }
         self.reserved_len = target;
         Ok(())

@@ -415,6 +415,8 @@ pub struct FaultStorage<S> {
     persistent: bool,
     count: u64,
     injected: u64,
+    /// Faults injected into `preallocate`, which the log absorbs (the zeros are optional).
+    injected_preallocate: u64,
 }
 
 impl<S: Storage> FaultStorage<S> {
@@ -427,7 +429,13 @@ impl<S: Storage> FaultStorage<S> {
             persistent,
             count: 0,
             injected: 0,
+            injected_preallocate: 0,
         }
+    }
+
+    /// Of [`FaultStorage::injected`], those that failed a `preallocate`.
+    pub fn injected_preallocate(&self) -> u64 {
+        self.injected_preallocate
     }
 
     /// Faults injected so far.
@@ -481,7 +489,10 @@ impl<S: Storage> Storage for FaultStorage<S> {
     }
     fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
         match self.fault() {
-            Some(kind) => Err(fault_error(kind)),
+            Some(kind) => {
+                self.injected_preallocate += 1;
+                Err(fault_error(kind))
+            }
             None => self.inner.preallocate(name, len),
         }
     }

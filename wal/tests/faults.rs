@@ -145,6 +145,7 @@ fn io_errors_at_every_operation_never_report_durable_what_is_not() {
     )
     .unwrap();
     let mut injected = 0;
+    let mut absorbed = 0;
     let mut k = 1;
     loop {
         let mut any = false;
@@ -162,10 +163,16 @@ fn io_errors_at_every_operation_never_report_durable_what_is_not() {
                 }
                 any = true;
                 injected += faulty.injected();
-                assert!(
-                    result.is_err(),
-                    "op {k} {kind:?}: a failed operation surfaces as an error"
-                );
+                // A failed reservation of zeros is absorbed (the log writes on without
+                // them); every other failed operation surfaces as an error.
+                if faulty.injected_preallocate() == faulty.injected() {
+                    absorbed += 1;
+                } else {
+                    assert!(
+                        result.is_err(),
+                        "op {k} {kind:?}: a failed operation surfaces as an error"
+                    );
+                }
                 storage.crash(TearMode::DropUnsynced);
                 let (snapshot_seq, records) = recover(storage);
                 check_recovered(
@@ -182,8 +189,11 @@ fn io_errors_at_every_operation_never_report_durable_what_is_not() {
         }
         k += 1;
     }
-    println!("injected {injected} I/O errors at operations 1..{k}");
-    assert!(injected > 0);
+    println!(
+        "injected {injected} I/O errors at operations 1..{k} ({absorbed} runs with only a \
+         failed reservation of zeros, absorbed)"
+    );
+    assert!(injected > 0 && absorbed > 0);
 }
 
 #[test]
@@ -253,6 +263,9 @@ impl<S: Storage> Storage for ByRef<'_, S> {
     }
     fn append(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         self.0.append(name, bytes)
+    }
+    fn preallocate(&mut self, name: &str, len: u64) -> std::io::Result<()> {
+        self.0.preallocate(name, len)
     }
     fn sync(&mut self, name: &str) -> std::io::Result<()> {
         self.0.sync(name)

@@ -178,3 +178,37 @@ fn padding_of_an_older_segment_followed_by_garbage_is_corruption() {
         other => panic!("expected corruption, got {other:?}"),
     }
 }
+
+#[test]
+fn after_a_torn_new_segment_is_removed_appends_follow_the_records_not_the_zeros() {
+    // A crash right after a roll created the next segment but before its header reached
+    // the disk leaves an empty newest file. Recovery removes it, and the segment before it
+    // (with its reserved zeros) takes the appends again: they must land right after its
+    // last record, or a later recovery would cut them off as a torn tail.
+    let dir = tempfile::tempdir().unwrap();
+    let last = write(dir.path(), 8);
+    assert_eq!(
+        segments(dir.path()).len(),
+        1,
+        "one segment, ending in zeros"
+    );
+    let empty = dir.path().join(format!("seg-{:020}.wal", last + 1));
+    std::fs::write(&empty, b"").unwrap();
+    let (mut wal, recovery) = Wal::open(dir.path(), OPTIONS).unwrap();
+    assert!(
+        recovery.torn_tail.is_some(),
+        "the empty segment is a torn tail"
+    );
+    assert!(!empty.exists());
+    let after: Vec<Vec<u8>> = (last + 1..=last + 3).map(record).collect();
+    wal.append(&after).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (seqs, recovery) = replay_all(dir.path());
+    assert_eq!(
+        seqs,
+        (1..=last + 3).collect::<Vec<_>>(),
+        "acknowledged records lost"
+    );
+    assert!(recovery.torn_tail.is_none(), "{:?}", recovery.torn_tail);
+}
