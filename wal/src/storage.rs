@@ -6,7 +6,8 @@
 //!   appends overwrite reserved space and an fdatasync need not write the inode too.
 //! - [`CrashStorage`]: in memory, with a "written" and a "durable" image of every file and
 //!   of the directory; [`CrashStorage::crash`] keeps only what was made durable, optionally
-//!   with a torn piece of what was not.
+//!   with a torn piece of what was not. Its `preallocate` reserves zeros as the file
+//!   storage does, so crash tests see appends over reserved space too.
 //! - [`FaultStorage`]: wraps another storage and fails its Nth operation with EIO, ENOSPC
 //!   or a short write, once or from then on.
 
@@ -190,6 +191,9 @@ pub enum TearMode {
 struct Image {
     written: Vec<u8>,
     durable: Vec<u8>,
+    /// Where the next append goes: the end of what was appended (zeros that
+    /// `preallocate` reserved lie past it).
+    end: usize,
 }
 
 #[derive(Debug, Default)]
@@ -247,24 +251,36 @@ impl CrashStorage {
                 None => state.files.get(name).cloned().unwrap_or_default(),
             };
             let mut bytes = image.durable.clone();
-            let extra = image.written.get(image.durable.len()..).unwrap_or(&[]);
-            if image.written.starts_with(&image.durable) && !extra.is_empty() {
-                match tear {
-                    TearMode::DropUnsynced => {}
-                    TearMode::KeepPrefix(seed) => {
-                        bytes.extend_from_slice(&extra[..(seed as usize) % (extra.len() + 1)])
-                    }
-                    TearMode::GarbleTail(seed) => {
-                        let keep = 1 + (seed as usize) % extra.len();
-                        bytes.extend_from_slice(&extra[..keep]);
-                        *bytes.last_mut().expect("kept at least one byte") ^= 0x5A;
-                    }
+            // The unsynced writes start at the first byte where the written image differs
+            // from the durable one (appends past its end, or over reserved zeros); a torn
+            // crash keeps a prefix of them.
+            let start = image
+                .written
+                .iter()
+                .zip(&image.durable)
+                .position(|(w, d)| w != d)
+                .unwrap_or(image.written.len().min(image.durable.len()));
+            let extra = image.written.get(start..).unwrap_or(&[]);
+            let keep = match tear {
+                _ if extra.is_empty() => 0,
+                TearMode::DropUnsynced => 0,
+                TearMode::KeepPrefix(seed) => (seed as usize) % (extra.len() + 1),
+                TearMode::GarbleTail(seed) => 1 + (seed as usize) % extra.len(),
+            };
+            if keep > 0 {
+                if bytes.len() < start + keep {
+                    bytes.resize(start + keep, 0);
+                }
+                bytes[start..start + keep].copy_from_slice(&extra[..keep]);
+                if matches!(tear, TearMode::GarbleTail(_)) {
+                    bytes[start + keep - 1] ^= 0x5A;
                 }
             }
             survivors.insert(
                 name.clone(),
                 Image {
                     written: bytes.clone(),
+                    end: bytes.len(),
                     durable: bytes,
                 },
             );
@@ -290,6 +306,7 @@ impl CrashStorage {
             name.to_string(),
             Image {
                 written: bytes.clone(),
+                end: bytes.len(),
                 durable: bytes,
             },
         );
@@ -331,11 +348,22 @@ impl Storage for CrashStorage {
     }
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.with(|s| {
-            s.files
-                .get_mut(name)
-                .ok_or_else(|| not_found(name))?
-                .written
-                .extend_from_slice(bytes);
+            let image = s.files.get_mut(name).ok_or_else(|| not_found(name))?;
+            let end = image.end + bytes.len();
+            if image.written.len() < end {
+                image.written.resize(end, 0);
+            }
+            image.written[image.end..end].copy_from_slice(bytes);
+            image.end = end;
+            Ok(())
+        })
+    }
+    fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        self.with(|s| {
+            let image = s.files.get_mut(name).ok_or_else(|| not_found(name))?;
+            if image.written.len() < len as usize {
+                image.written.resize(len as usize, 0);
+            }
             Ok(())
         })
     }
@@ -350,6 +378,7 @@ impl Storage for CrashStorage {
         self.with(|s| {
             let image = s.files.get_mut(name).ok_or_else(|| not_found(name))?;
             image.written.truncate(len as usize);
+            image.end = image.end.min(image.written.len());
             image.durable = image.written.clone();
             Ok(())
         })
@@ -358,7 +387,7 @@ impl Storage for CrashStorage {
         self.with(|s| {
             s.files
                 .get(name)
-                .map(|i| i.written.len() as u64)
+                .map(|i| i.end as u64)
                 .ok_or_else(|| not_found(name))
         })
     }
