@@ -72,26 +72,18 @@ impl Running {
     /// Locks the data directory, settles the secrets, and starts one thread per shard.
     pub fn start(config: &Config) -> Result<Self, RunError> {
         let data = DataDir::open(&config.data_dir, config.shards)?;
-        let (admin_token, generated) = data.secret("admin_token", config.admin_token.as_deref())?;
-        if config.admin_token.as_deref().is_none_or(str::is_empty) {
-            let path = data.root().join("admin_token");
-            tracing::info!(path = %path.display(), generated, "admin token is in this file");
-        }
-        let (jwt_secret, generated) = data.secret("jwt_secret", config.jwt_secret.as_deref())?;
-        if config.jwt_secret.as_deref().is_none_or(str::is_empty) {
-            let path = data.root().join("jwt_secret");
-            tracing::info!(path = %path.display(), generated, "user tokens are signed with the key in this file");
-        }
+        let admin_token = settle_secret(&data, "admin_token", config.admin_token.as_deref())?;
+        let jwt_secret = settle_secret(&data, "jwt_secret", config.jwt_secret.as_deref())?;
         // The recorder goes in before the shard threads start: a shard creates its metric
         // handles as it starts, and a handle made with no recorder installed records nothing.
         let prometheus = crate::metrics::install();
+        let wal_options = wal::Options {
+            preallocate_bytes: config.wal_preallocate_bytes,
+            ..wal::Options::default()
+        };
         let mut handles = Vec::with_capacity(data.shards());
         let mut threads = Vec::with_capacity(data.shards());
         for index in 0..data.shards() {
-            let wal_options = wal::Options {
-                preallocate_bytes: config.wal_preallocate_bytes,
-                ..wal::Options::default()
-            };
             let (handle, thread) = shard::spawn(
                 index as u16,
                 data.shard_dir(index),
@@ -166,6 +158,17 @@ impl Running {
     }
 }
 
+/// The secret `name`: `given`, or the one in (or generated into) the data directory, whose
+/// file the log then names.
+fn settle_secret(data: &DataDir, name: &str, given: Option<&str>) -> Result<String, RunError> {
+    let (secret, generated) = data.secret(name, given)?;
+    if given.is_none_or(str::is_empty) {
+        let path = data.root().join(name);
+        tracing::info!(path = %path.display(), generated, "the {name} is in this file");
+    }
+    Ok(secret)
+}
+
 /// Recovers every shard, serves `listener` until `shutdown` resolves, then stops accepting,
 /// lets open requests finish, has every shard answer its queue, sync and snapshot.
 pub async fn run(
@@ -183,17 +186,13 @@ pub async fn run(
     });
     // Damage found in recovery stops the server: serving on from the other shards would
     // hide it behind 503s.
-    let failed = std::sync::Arc::new(parking_lot::Mutex::new(None));
-    let stop = {
-        let failed = std::sync::Arc::clone(&failed);
-        let running = &running;
-        async move {
-            tokio::select! {
-                () = shutdown => {}
-                reason = running.recovery_failure() => {
-                    tracing::error!(%reason, "recovery failed: stopping");
-                    *failed.lock() = Some(reason);
-                }
+    let failed = parking_lot::Mutex::new(None);
+    let stop = async {
+        tokio::select! {
+            () = shutdown => {}
+            reason = running.recovery_failure() => {
+                tracing::error!(%reason, "recovery failed: stopping");
+                *failed.lock() = Some(reason);
             }
         }
     };
@@ -206,8 +205,7 @@ pub async fn run(
     .await;
     upkeep.abort();
     running.stop().await;
-    let reason = failed.lock().take();
-    match reason {
+    match failed.into_inner() {
         Some(reason) => Err(RunError::Recovery(reason)),
         None => Ok(()),
     }

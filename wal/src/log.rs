@@ -21,16 +21,6 @@ pub struct Options {
     pub preallocate_bytes: u64,
 }
 
-impl Options {
-    /// The defaults, with segments of at most `segment_bytes_max` bytes.
-    pub fn with_segment_bytes_max(segment_bytes_max: u64) -> Self {
-        Options {
-            segment_bytes_max,
-            ..Options::default()
-        }
-    }
-}
-
 impl Default for Options {
     fn default() -> Self {
         Options {

@@ -394,9 +394,9 @@ impl Storage for CrashStorage {
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
         self.with(|s| {
             let image = s.files.remove(from).ok_or_else(|| not_found(from))?;
-            if !s.unlinked.contains_key(from) {
-                s.unlinked.insert(from.to_string(), image.clone());
-            }
+            s.unlinked
+                .entry(from.to_string())
+                .or_insert_with(|| image.clone());
             if let Some(replaced) = s.files.get(to).cloned() {
                 s.unlinked.entry(to.to_string()).or_insert(replaced);
             }
