@@ -11,8 +11,9 @@ pub const NAME_LEN_MAX: usize = 200;
 pub const ROW_LABEL_LEN_MAX: usize = 8;
 /// Longest payment reference in bytes.
 pub const PAYMENT_REF_LEN_MAX: usize = 128;
-/// Longest idempotency key in bytes.
-pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+/// Longest idempotency key in bytes, as remembered: the server scopes a client's key (at
+/// most 128 bytes) by the event, hold or booking its route names (`<scope> <key>`).
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 256;
 /// Sections per event.
 pub const SECTIONS_PER_EVENT_MAX: usize = 64;
 /// Rows per seated section.

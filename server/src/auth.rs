@@ -6,12 +6,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
 use crate::api::AppState;
-use crate::limits::TOKEN_LEN_MAX;
+use crate::limits::{TOKEN_IAT_SKEW_MAX, TOKEN_LEN_MAX};
 
 /// A verified caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,15 +41,20 @@ impl Principal {
     }
 }
 
-/// The claims of a user token.
+/// The claims of a user token that `boxoffice token` mints. Tokens from other issuers
+/// need only `sub` and `exp` (RFC 7519 makes `iat` and `nbf` optional).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id.
     pub sub: String,
-    /// Expiry, seconds since the Unix epoch.
+    /// Expiry, seconds since the Unix epoch (required).
     pub exp: u64,
-    /// Issue time, seconds since the Unix epoch.
-    pub iat: u64,
+    /// Issue time, seconds since the Unix epoch (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Not valid before, seconds since the Unix epoch (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// The keys that verify callers.
@@ -65,11 +71,21 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Auth {
     /// Keys from the admin token and the JWT secret (used as HMAC key bytes as given).
     pub fn new(admin_token: &str, jwt_secret: &str) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_exp = true;
+        // `nbf` is checked when present (it is not required).
+        validation.validate_nbf = true;
         validation.leeway = 0;
         Auth {
             admin_token: admin_token.to_string(),
@@ -81,21 +97,19 @@ impl Auth {
 
     /// Mints a user token valid for `ttl`.
     pub fn mint(&self, user_id: &str, ttl: Duration) -> String {
-        let iat = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let iat = now_secs();
         let claims = Claims {
             sub: user_id.to_string(),
-            iat,
+            iat: Some(iat),
+            nbf: None,
             exp: iat + ttl.as_secs(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail")
     }
 
-    /// Verifies the `Authorization: Bearer` header. Missing, malformed, wrongly signed or
-    /// expired: 401.
+    /// Verifies the `Authorization: Bearer` header. Missing, malformed, wrongly signed,
+    /// expired or not yet valid: 401, with a message in the caller's words.
     pub fn verify(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
         let value = headers
             .get(axum::http::header::AUTHORIZATION)
@@ -114,15 +128,105 @@ impl Auth {
         if constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
             return Ok(Principal::Admin);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))?;
-        let sub = data.claims.sub;
-        if !crate::api::convert::is_valid_user_id(&sub) {
-            return Err(ApiError::unauthorized(
-                "the token's sub is not a valid user id",
-            ));
+        self.verify_user_token(token)
+            .map(Principal::User)
+            .map_err(ApiError::unauthorized)
+    }
+
+    /// Checks a user token: its header (HS256 only), its signature, then its claims (`exp`
+    /// required, `nbf` and `iat` honoured when present, `sub` a valid user id). The error
+    /// is a sentence for the caller, never a parser's message.
+    fn verify_user_token(&self, token: &str) -> Result<String, String> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(_), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("the token is neither the admin token nor a JWT \
+                        (three base64url parts separated by dots)"
+                .into());
+        };
+        let header =
+            decode_json_part(header).ok_or("the token's header is not base64url-encoded JSON")?;
+        match header.get("alg") {
+            Some(serde_json::Value::String(alg)) if alg == "HS256" => {}
+            Some(serde_json::Value::String(alg)) => {
+                let shown = if alg.len() <= 16 && alg.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    alg.as_str()
+                } else {
+                    "another algorithm"
+                };
+                return Err(format!(
+                    "the token is signed with {shown}; only HS256 is accepted"
+                ));
+            }
+            _ => return Err("the token's header has no alg; only HS256 is accepted".into()),
         }
-        Ok(Principal::User(sub))
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &self.decoding,
+            &self.validation,
+        )
+        .map_err(|e| token_error_words(e.kind()))?;
+        let claims = data.claims;
+        if let Some(iat) = claims.get("iat") {
+            let iat = iat
+                .as_f64()
+                .filter(|t| *t >= 0.0)
+                .ok_or("the token's iat claim is not a time (seconds since 1970)")?;
+            if iat > (now_secs() + TOKEN_IAT_SKEW_MAX.as_secs()) as f64 {
+                return Err("the token's iat claim is in the future".into());
+            }
+        }
+        let sub = claims
+            .get("sub")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("the token has no sub claim (the user id)")?;
+        if !crate::api::convert::is_valid_user_id(sub) {
+            return Err("the token's sub is not a valid user id".into());
+        }
+        Ok(sub.to_string())
+    }
+}
+
+/// A JWT part (header or claims): base64url JSON object.
+fn decode_json_part(part: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine as _;
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let bytes = engine.decode(part).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// What a token error means, in the caller's words.
+fn token_error_words(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::InvalidSignature => {
+            "the signature does not match (the token was signed with another secret)".into()
+        }
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::ImmatureSignature => {
+            "the token is not valid yet (its nbf is in the future)".into()
+        }
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "sub" => "the token has no sub claim (the user id)".into(),
+            "exp" => "the token has no exp claim".into(),
+            _ => "the token lacks a required claim".into(),
+        },
+        ErrorKind::InvalidClaimFormat(claim) => match claim.as_str() {
+            "exp" => "the token's exp claim is not a time (seconds since 1970)".into(),
+            "nbf" => "the token's nbf claim is not a time (seconds since 1970)".into(),
+            _ => "the token has a claim of the wrong type".into(),
+        },
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "only HS256 tokens are accepted".into()
+        }
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            "the token's claims are not a JSON object".into()
+        }
+        _ => "the token is not a well-formed JWT".into(),
     }
 }
 
@@ -185,7 +289,8 @@ mod tests {
         let expired = {
             let claims = Claims {
                 sub: "alice".into(),
-                iat: 1,
+                iat: Some(1),
+                nbf: None,
                 exp: 2,
             };
             jsonwebtoken::encode(

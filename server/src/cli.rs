@@ -80,6 +80,51 @@ pub struct ServeArgs {
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "BOXOFFICE_WORKERS")]
     pub workers: Option<usize>,
+    /// A browser origin (`https://tickets.example.com`, or `*` for any) whose pages may call
+    /// the API (CORS); repeat the flag, or separate origins with commas in the environment
+    /// variable. Default: none (no CORS headers; preflights are refused with 403).
+    #[arg(long = "cors-origin", env = "BOXOFFICE_CORS_ORIGIN", value_delimiter = ',',
+        value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+    /// Longest wait for a queued command's outcome; past it the answer is 503
+    /// `outcome_unknown` (retry with the same Idempotency-Key), e.g. `10s`, `1m`.
+    #[arg(long, env = "BOXOFFICE_OUTCOME_WAIT", default_value = "10s", value_parser = parse_outcome_wait)]
+    pub outcome_wait: Duration,
+}
+
+/// Parses a CORS origin: `*`, or `http(s)://host[:port]` with no path (browsers send the
+/// origin that way, and it is compared exactly).
+pub fn parse_origin(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text == "*" {
+        return Ok(text.to_string());
+    }
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    match rest {
+        Some(host)
+            if !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) =>
+        {
+            Ok(text.to_ascii_lowercase())
+        }
+        _ => Err(format!(
+            "`{text}`: an origin is `*` or scheme://host[:port] with no path, like \
+             https://tickets.example.com"
+        )),
+    }
+}
+
+/// Parses the outcome wait: a duration from 1 s to 1 h.
+fn parse_outcome_wait(text: &str) -> Result<Duration, String> {
+    let wait = parse_duration(text)?;
+    if wait > Duration::from_secs(3600) {
+        return Err(format!("`{text}`: from 1s to 1h"));
+    }
+    Ok(wait)
 }
 
 /// `boxoffice token`.
@@ -151,6 +196,18 @@ mod tests {
         assert!(parse_duration("1y").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn origins_are_scheme_and_host_only() {
+        assert_eq!(
+            parse_origin("https://a.example:8443").unwrap(),
+            "https://a.example:8443"
+        );
+        assert_eq!(parse_origin("*").unwrap(), "*");
+        assert!(parse_origin("https://a.example/").is_err());
+        assert!(parse_origin("a.example").is_err());
+        assert!(parse_origin("https://").is_err());
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod metrics;
 pub mod serve;
 pub mod shard;
+pub mod testhooks;
 pub mod walcmd;
 
-pub use serve::{run, Config, RunError, Running};
+pub use serve::{run, run_with, Config, RunError, Running};

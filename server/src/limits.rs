@@ -13,8 +13,10 @@ pub const BODY_BYTES_MAX: usize = 1024 * 1024;
 /// so they cannot pin connections.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Longest time from a request's headers to its answer, body included. A shard answers
-/// in milliseconds; anything near this is a stuck client or a stuck disk.
+/// Longest time from a request's headers until its command is queued to a shard (the body
+/// included): past it, with nothing queued, the answer is 408 `request_timeout` and nothing
+/// was done. Once a command is queued, the outcome wait applies instead
+/// ([`OUTCOME_WAIT_MAX`]).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connections served at once. Past it a new connection gets an immediate 503 with
@@ -51,8 +53,30 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 /// Longest lifetime of a user token minted by `boxoffice token`.
 pub const TOKEN_TTL_MAX: Duration = Duration::from_secs(366 * 24 * 3600);
 
-/// Longest `Idempotency-Key` header, in bytes (the engine checks its own limit too).
-pub const IDEMPOTENCY_KEY_LEN_MAX: usize = engine::limits::IDEMPOTENCY_KEY_LEN_MAX;
+/// Longest `Idempotency-Key` header, in bytes. The engine remembers it with its scope
+/// (`<scope> <key>`), within its own, larger limit.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+const _: () = assert!(IDEMPOTENCY_KEY_LEN_MAX + 128 <= engine::limits::IDEMPOTENCY_KEY_LEN_MAX);
 
 /// Longest bearer token, in bytes.
 pub const TOKEN_LEN_MAX: usize = 4_096;
+
+/// How far in the future a user token's `iat` may be (the issuer's clock may run ahead of
+/// this server's); past it the token is refused as issued in the future.
+pub const TOKEN_IAT_SKEW_MAX: Duration = Duration::from_secs(60);
+
+/// Longest `X-Request-Id` accepted from a client, in bytes (visible ASCII only). A longer or
+/// otherwise invalid one is replaced by a generated id, which the answer carries.
+pub const REQUEST_ID_LEN_MAX: usize = 128;
+
+/// Default longest wait for the outcome of a command once it is queued to its shard
+/// (`serve --outcome-wait`). Past it the answer is 503 `outcome_unknown`: the command may
+/// still take effect, and a retry with the same `Idempotency-Key` gets its answer.
+pub const OUTCOME_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// Longest wait for a read to be answered by its shard; past it the answer is 503
+/// `unavailable` (a read changes nothing, so it is safe to retry).
+pub const READ_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// How long a browser may cache a CORS preflight answer (`Access-Control-Max-Age`).
+pub const CORS_MAX_AGE_SECONDS: u32 = 600;

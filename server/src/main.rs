@@ -35,8 +35,11 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a terminal: in a file or a journal they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -73,7 +76,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             shard_queue: args.shard_queue,
             wal_preallocate_bytes: args.wal_preallocate_kib.saturating_mul(1024),
         };
-        server::run(listener, config, shutdown_signal())
+        let options = server::api::ApiOptions {
+            cors_origins: args.cors_origins,
+            outcome_wait: args.outcome_wait,
+        };
+        server::run_with(listener, config, options, shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     })

@@ -176,7 +176,18 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let running = Running::start(&config)?;
+    run_with(listener, config, api::ApiOptions::default(), shutdown).await
+}
+
+/// [`run`] with API options (CORS origins, the outcome wait).
+pub async fn run_with(
+    listener: TcpListener,
+    config: Config,
+    options: api::ApiOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let mut running = Running::start(&config)?;
+    running.state = running.state.with_options(options);
     let upkeep = tokio::spawn(async move {
         let prometheus = crate::metrics::install();
         loop {
@@ -221,9 +232,13 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(connections_max.max(1)));
     let mut http = hyper::server::conn::http1::Builder::new();
+    // half_close: a client that sends its request and then shuts down its writing side
+    // (`shutdown(SHUT_WR)`) still gets its answer; without it hyper would drop the request
+    // at the end of input, leaving the client with no answer and no effect.
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(true)
+        .half_close(true);
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -263,6 +278,7 @@ pub async fn serve(
 
 /// Answers a connection over the cap with 503 and closes it.
 async fn refuse(mut stream: TcpStream) {
+    metrics::counter!("boxoffice_rejections_total", "code" => "overloaded").increment(1);
     let body = r#"{"error":{"code":"overloaded","message":"too many connections; retry"}}"#;
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\

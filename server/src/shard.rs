@@ -425,6 +425,7 @@ impl Shard {
             }
         }
         if used > 0 {
+            crate::testhooks::pause_before_sync();
             self.metrics.batch_size.record(used as f64);
             let started = Instant::now();
             let written = self

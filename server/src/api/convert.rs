@@ -41,6 +41,13 @@ pub use engine::{is_valid_id, is_valid_user_id};
 /// The `Idempotency-Key` header, if any, with the request's fingerprint: a hash of the
 /// route and the canonical JSON of the body, so the same key with another request is
 /// recognised as reuse. The body is serialized only when the header is there.
+///
+/// A key's scope is the caller (the engine keeps each user's keys and the admin's apart)
+/// and the object the route names: the event of `/v1/events/{event_id}/...`, the hold of
+/// `/v1/holds/{hold_id}/...`, the booking of `/v1/bookings/{booking_id}/...` (a hold or
+/// booking belongs to one event). The key is remembered as `<scope> <key>`, so the same key
+/// on another event is a separate decision, whichever shards the events live on. Event
+/// creation (`POST /v1/events`) is scoped to the created event by [`new_event`].
 pub fn idempotency(
     headers: &HeaderMap,
     route: &str,
@@ -62,10 +69,29 @@ pub fn idempotency(
         })?;
     let canonical = serde_json::to_vec(body).expect("a parsed body serializes");
     let fingerprint = engine::fingerprint(&[route.as_bytes(), &canonical]);
-    Ok(Some(Idempotency {
-        key: key.to_string(),
-        fingerprint,
-    }))
+    let key = match idempotency_scope(route) {
+        Some(scope) => scoped_key(scope, key),
+        None => key.to_string(),
+    };
+    Ok(Some(Idempotency { key, fingerprint }))
+}
+
+/// The object a route names (`/v1/events/E` of `POST /v1/events/E/holds`, `/v1/holds/H`
+/// of `POST /v1/holds/H/confirm`), or `None` for a route that names none.
+fn idempotency_scope(route: &str) -> Option<&str> {
+    let path = route.split_once(' ').map_or(route, |(_, path)| path);
+    // "/v1/<collection>/<id>": the first four '/'-separated parts.
+    let end = path
+        .match_indices('/')
+        .nth(3)
+        .map_or(path.len(), |(i, _)| i);
+    let scope = &path[..end];
+    (scope.matches('/').count() == 3 && !scope.ends_with('/')).then_some(scope)
+}
+
+/// The key as the engine remembers it: its scope, a space (never in a key), the key.
+fn scoped_key(scope: &str, key: &str) -> String {
+    format!("{scope} {key}")
 }
 
 /// The id of an event created without one: derived from the idempotency key when there
@@ -98,13 +124,17 @@ pub fn new_event(
         .map(|(i, s)| section(i, s))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(NewEvent {
-        id,
         name: body.name,
         starts_at_ms,
         max_per_user: body.max_per_user,
         hold_ttl_ms: body.hold_ttl_seconds.map(|s| s.saturating_mul(1000)),
         sections,
-        idempotency,
+        // Scoped to the event created, like the keys of the routes that name an event.
+        idempotency: idempotency.map(|i| Idempotency {
+            key: scoped_key(&format!("/v1/events/{id}"), &i.key),
+            fingerprint: i.fingerprint,
+        }),
+        id,
     })
 }
 
@@ -207,6 +237,37 @@ mod tests {
         assert_eq!(parse_booking_cursor(&text).unwrap(), (42, id));
         assert!(parse_booking_cursor("42").is_err());
         assert!(parse_booking_cursor("x.b-1-9").is_err());
+    }
+
+    #[test]
+    fn keys_are_scoped_by_the_object_the_route_names() {
+        assert_eq!(
+            idempotency_scope("POST /v1/events/e1/holds"),
+            Some("/v1/events/e1")
+        );
+        assert_eq!(
+            idempotency_scope("POST /v1/holds/h-0-1/confirm"),
+            Some("/v1/holds/h-0-1")
+        );
+        assert_eq!(
+            idempotency_scope("DELETE /v1/holds/h-0-1"),
+            Some("/v1/holds/h-0-1")
+        );
+        assert_eq!(
+            idempotency_scope("POST /v1/bookings/b-1-2/cancel"),
+            Some("/v1/bookings/b-1-2")
+        );
+        assert_eq!(idempotency_scope("POST /v1/events"), None);
+        let mut headers = HeaderMap::new();
+        headers.insert("idempotency-key", "k1".parse().unwrap());
+        let one = idempotency(&headers, "POST /v1/events/e1/holds", &())
+            .unwrap()
+            .unwrap();
+        let two = idempotency(&headers, "POST /v1/events/e2/holds", &())
+            .unwrap()
+            .unwrap();
+        assert_ne!(one.key, two.key);
+        assert_eq!(one.key, "/v1/events/e1 k1");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `ApiError`: every error the HTTP API answers, in one shape:
-//! `{"error": {"code": "...", "message": "...", "field": "..."?}}`, with a stable code.
-//! Internal details are logged, never sent.
+//! `{"error": {"code": "...", "message": "...", "field": "..."?, "request_id": "..."}}`,
+//! with a stable code. Internal details are logged, never sent. Every error answer is
+//! counted in `boxoffice_rejections_total{code}`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +38,10 @@ pub struct ErrorDetail {
     /// The offending field, for `invalid_input`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The request's id, as in the answer's `X-Request-Id` header: quote it when
+    /// reporting a problem (it is in the server's access log line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -103,12 +108,25 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
-    /// 408 `request_timeout`.
+    /// 408 `request_timeout`: the request (its body) did not arrive in time; nothing was
+    /// queued, so nothing happened.
     pub fn timeout() -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
-            "the request took too long",
+            "the request did not arrive in time; nothing was done",
+        )
+    }
+    /// 503 `outcome_unknown`: the command was queued to its shard, which did not answer
+    /// (`why`). It may still take effect: retry with the same `Idempotency-Key`.
+    pub fn outcome_unknown(why: String) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome_unknown",
+            format!(
+                "the request was accepted but its outcome is not known ({why}); it may still \
+                 take effect: retry with the same Idempotency-Key to get its answer"
+            ),
         )
     }
     /// The stable code.
@@ -151,11 +169,13 @@ fn rejection_message(rejection: &Rejection) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        metrics::counter!("boxoffice_rejections_total", "code" => self.code).increment(1);
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
                 field: self.field,
+                request_id: super::current_request_id(),
             },
         };
         let mut response = (self.status, Json(body)).into_response();

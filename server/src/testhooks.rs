@@ -1,0 +1,21 @@
+//! Test hooks: behaviour that only an environment variable set by a test turns on. Each
+//! variable is read once; unset, a hook costs one atomic load.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// While the file this variable names exists, every shard waits before writing and syncing
+/// its batch, as if the disk were frozen: the end-to-end tests use it to hold a command
+/// queued and unanswered.
+pub const PAUSE_SYNC_ENV: &str = "BOXOFFICE_TEST_PAUSE_SYNC";
+
+/// Waits while the file named by [`PAUSE_SYNC_ENV`] exists (not at all when it is unset).
+pub fn pause_before_sync() {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    if let Some(path) = PATH.get_or_init(|| std::env::var_os(PAUSE_SYNC_ENV).map(PathBuf::from)) {
+        while path.exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
