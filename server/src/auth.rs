@@ -138,7 +138,7 @@ impl Auth {
     /// is a sentence for the caller, never a parser's message.
     fn verify_user_token(&self, token: &str) -> Result<String, String> {
         let mut parts = token.split('.');
-        let (Some(header), Some(_), Some(_), None) =
+        let (Some(header), Some(payload), Some(_), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err("the token is neither the admin token nor a JWT \
@@ -166,7 +166,19 @@ impl Auth {
             &self.decoding,
             &self.validation,
         )
-        .map_err(|e| token_error_words(e.kind()))?;
+        .map_err(|e| match e.kind() {
+            // The signature is good (it is checked first): a "missing" claim may be there
+            // with the wrong type, which deserves its own words.
+            ErrorKind::MissingRequiredClaim(claim)
+                if decode_json_part(payload).is_some_and(|c| c.contains_key(claim.as_str())) =>
+            {
+                match claim.as_str() {
+                    "sub" => "the token's sub claim is not a string (the user id)".to_string(),
+                    _ => format!("the token's {claim} claim is not a time (seconds since 1970)"),
+                }
+            }
+            kind => token_error_words(kind),
+        })?;
         let claims = data.claims;
         if let Some(iat) = claims.get("iat") {
             let iat = iat
