@@ -1,77 +1,151 @@
-//! schemathesis against the server's own `/openapi.json`, all checks: it fuzzes every
-//! route with inputs generated from the document and fails on any server error, any
-//! undocumented status, any response that does not match its schema. So it doubles as a
-//! test that the document matches the server.
+//! schemathesis against the server's own `/openapi.json`: all checks, all phases
+//! (examples, coverage, fuzzing, and the stateful phase that follows the document's
+//! `links` from an event to its holds to their bookings). It fails on any server error,
+//! any undocumented status, any answer that does not match its schema, any schema-valid
+//! request refused or schema-invalid one accepted: a test that the document matches the
+//! server.
 //!
-//! Needs `schemathesis` on PATH (`.ci/run` installs it from PyPI). Outside CI a missing
-//! schemathesis skips the test with a message; under CI (CI=true) it fails.
+//! The run reaches real objects on every shard: before it, the test creates on each shard
+//! an event with live, confirmed and released holds and confirmed and cancelled bookings,
+//! whose ids `schemathesis.toml` lists in its dictionaries, and schemathesis runs as their
+//! owner. Bounded by `BOXOFFICE_SCHEMATHESIS_EXAMPLES` (examples per operation, default
+//! 100: about a minute on 2 cores); `BOXOFFICE_SEED` picks the seed.
+//!
+//! Needs `schemathesis` on PATH (`.ci/run` installs the pinned version from PyPI). Outside
+//! CI a missing schemathesis skips the test with a message; under `CI=true` it fails.
 
-use std::process::Command;
+use harness::{run_tool, tool_available, user_token, Launch, Proc, ADMIN};
+use serde_json::{json, Value};
 
-use harness::{Launch, Proc, ADMIN};
-use serde_json::json;
+/// Shards of the server under test: `schemathesis.toml` names ids on each.
+const SHARDS: u64 = 2;
+/// The user the run acts as (`schemathesis.toml`'s `users` dictionary).
+const FUZZER: &str = "fuzzer";
+
+/// One call that must answer `status`; returns the body.
+fn expect(proc: &Proc, method: &str, path: &str, token: &str, body: Value, status: u16) -> Value {
+    let (got, answer) = proc.call(method, path, Some(token), Some(&body));
+    assert_eq!(got, status, "{method} {path}: {answer}");
+    answer
+}
+
+/// On each shard: event `fuzz-<shard>` with holds `h-<shard>-1..8` and bookings
+/// `b-<shard>-1..4` of the user [`FUZZER`]: holds 4 to 6 live, 3 released, 1, 2, 7, 8
+/// confirmed (bookings 1 to 4), booking 3 cancelled.
+fn seed_every_shard(proc: &Proc, user: &str) {
+    for shard in 0..SHARDS {
+        let event = format!("fuzz-{shard}");
+        assert_eq!(
+            engine::fingerprint(&[event.as_bytes()]) % SHARDS,
+            shard,
+            "{event} must route to shard {shard}, as schemathesis.toml assumes"
+        );
+        let body = json!({"id": event, "name": format!("Fuzz {shard}"), "sections": [
+            {"id": "ga", "name": "GA", "price_cents": 100, "capacity": 1000},
+            {"id": "seated", "name": "Seats", "price_cents": 200,
+             "seats": {"rows": [{"label": "A", "count": 10}, {"label": "B", "count": 10}]}}]});
+        expect(proc, "POST", "/v1/events", ADMIN, body, 201);
+        let holds = [
+            json!({"items": [{"section_id": "ga", "qty": 2}]}),
+            json!({"seats": ["A-1", "A-2"]}),
+            json!({"items": [{"section_id": "ga", "qty": 1}]}),
+            json!({"seats": ["B-1"]}),
+            json!({"items": [{"section_id": "ga", "qty": 1}]}),
+            json!({"items": [{"section_id": "ga", "qty": 1}], "seats": ["B-2"]}),
+        ];
+        for (n, hold) in holds.into_iter().enumerate() {
+            let path = format!("/v1/events/{event}/holds");
+            let hold = expect(proc, "POST", &path, user, hold, 201);
+            assert_eq!(hold["id"], format!("h-{shard}-{}", n + 1));
+        }
+        for n in [1, 2] {
+            let path = format!("/v1/holds/h-{shard}-{n}/confirm");
+            let booking = expect(proc, "POST", &path, user, json!({}), 201);
+            assert_eq!(booking["id"], format!("b-{shard}-{n}"));
+        }
+        let path = format!("/v1/holds/h-{shard}-3");
+        expect(proc, "DELETE", &path, user, Value::Null, 200);
+        for (n, body) in [
+            (3, json!({"items": [{"section_id": "ga", "qty": 1}]})),
+            (4, json!({"seats": ["A-3"]})),
+        ] {
+            let path = format!("/v1/events/{event}/bookings");
+            let booking = expect(proc, "POST", &path, user, body, 201);
+            assert_eq!(booking["id"], format!("b-{shard}-{n}"));
+            assert_eq!(booking["hold_id"], format!("h-{shard}-{}", n + 4));
+        }
+        let path = format!("/v1/bookings/b-{shard}-3/cancel");
+        expect(proc, "POST", &path, user, Value::Null, 200);
+    }
+}
 
 #[test]
 fn schemathesis_finds_no_failure() {
-    let available = Command::new("schemathesis")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !available {
-        assert!(
-            std::env::var("CI").is_err(),
-            "schemathesis is not installed (CI installs it in .ci/run)"
-        );
-        eprintln!("skipping: schemathesis is not installed (pip install schemathesis)");
+    if !tool_available("schemathesis", "pip install schemathesis==4.32.5") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let proc = Proc::start(
         dir.path(),
         &Launch {
-            shards: Some(2),
+            shards: Some(SHARDS as usize),
             ..Launch::default()
         },
     );
-    // Something to find: an event with both kinds of section.
-    let event = json!({"id": "fuzz", "name": "Fuzz", "sections": [
-        {"id": "ga", "name": "GA", "price_cents": 100, "capacity": 1000},
-        {"id": "seated", "name": "Seats", "price_cents": 200, "seats": {"rows": [{"label": "A", "count": 10}]}}]});
-    assert_eq!(
-        proc.call("POST", "/v1/events", Some(ADMIN), Some(&event)).0,
-        201
-    );
+    let user = user_token(FUZZER);
+    seed_every_shard(&proc, &user);
     let max_examples =
-        std::env::var("BOXOFFICE_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
+        std::env::var("BOXOFFICE_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "100".into());
     let seed = std::env::var("BOXOFFICE_SEED").unwrap_or_else(|_| "1".into());
-    let output = Command::new("schemathesis")
-        .arg("--config-file")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/schemathesis.toml"
-        ))
-        .args([
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
+    let url = format!("http://127.0.0.1:{}/openapi.json", proc.port);
+    let auth = format!("Authorization: Bearer {user}");
+    let output = run_tool(
+        "schemathesis",
+        &[
+            "--config-file",
+            config,
             "run",
-            &format!("http://127.0.0.1:{}/openapi.json", proc.port),
-        ])
-        .args(["--checks", "all", "--workers", "2", "--seed", &seed])
-        .args([
+            &url,
+            "--checks",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--workers",
+            "2",
+            "--seed",
+            &seed,
             "--max-examples",
             &max_examples,
             "--request-timeout",
             "10",
-            "--phases",
-            "examples,coverage,fuzzing",
-        ])
-        .args(["-H", &format!("Authorization: Bearer {ADMIN}")])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("schemathesis runs");
+            "-H",
+            &auth,
+        ],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(
         output.status.success(),
         "schemathesis found failures (seed {seed}); see the output above"
+    );
+    for phase in ["Coverage", "Fuzzing", "Stateful"] {
+        assert!(
+            stdout.contains(&format!("✅  {phase}")),
+            "the {phase} phase did not run and pass"
+        );
+    }
+    // Every operation was tested, but the document itself (schemathesis leaves it out).
+    let (_, document) = proc.call("GET", "/openapi.json", None, None);
+    let operations: usize = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| item.as_object().map_or(0, |methods| methods.len()))
+        .sum();
+    let tested = format!("Tested: {}", operations - 1);
+    assert!(
+        stdout.contains(&tested),
+        "not every operation was tested ({tested} expected)"
     );
     assert_eq!(proc.terminate(), Some(0));
 }

@@ -751,3 +751,45 @@ impl Seen {
         );
     }
 }
+
+/// Whether the external tool `program` runs (`program --version` exits 0). Outside CI a
+/// missing tool makes the calling test skip: this returns false after saying how to get
+/// it. Under CI (`CI=true`) a missing tool panics, so a CI that forgot to install it
+/// fails instead of passing without having run anything.
+pub fn tool_available(program: &str, install: &str) -> bool {
+    let runs = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if runs {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "{program} is not installed; CI installs it in .ci/run ({install})"
+    );
+    eprintln!("skipping: {program} is not installed ({install})");
+    false
+}
+
+/// Runs `program args` to completion and returns its output, printing its stdout and
+/// stderr (shown when the test fails).
+pub fn run_tool<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S]) -> std::process::Output {
+    let output = Command::new(program)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    println!(
+        "$ {program} {}\n{}\n{}",
+        args.iter()
+            .map(|a| a.as_ref().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}

@@ -12,7 +12,7 @@ use super::convert::{
     booking_cursor, idempotency, item_requests, page_limit, parse_booking_cursor, seat_ids, ttl_ms,
 };
 use super::dto::{BookingJson, BookingPage, PurchaseBody};
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::holds::{booking_json, user_for};
 use super::{created, AppState};
@@ -25,16 +25,6 @@ fn route_booking(state: &AppState, text: &str) -> Result<(BookingId, usize), Api
 }
 
 /// Buys at once: hold and confirm as one decision.
-#[utoipa::path(post, path = "/v1/events/{event_id}/bookings", tag = "bookings",
-    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
-    request_body = PurchaseBody,
-    responses(
-        (status = 201, body = BookingJson),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "sold_out, seat_taken, limit_exceeded"),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 pub async fn purchase(
     State(state): State<AppState>,
     principal: Principal,
@@ -60,11 +50,6 @@ pub async fn purchase(
 }
 
 /// One booking.
-#[utoipa::path(get, path = "/v1/bookings/{booking_id}", tag = "bookings",
-    params(("booking_id" = String, Path)),
-    responses((status = 200, body = BookingJson), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -79,14 +64,6 @@ pub async fn get(
 }
 
 /// Cancels a booking; its inventory returns to sale.
-#[utoipa::path(post, path = "/v1/bookings/{booking_id}/cancel", tag = "bookings",
-    params(("booking_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
-    responses(
-        (status = 200, body = BookingJson),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "booking_not_active"),
-        (status = 422, body = ErrorBody, description = "idempotency_key_reused"), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
@@ -122,10 +99,6 @@ pub struct BookingListParams {
 }
 
 /// Bookings, newest first, cursor-paged. A user sees only their own.
-#[utoipa::path(get, path = "/v1/bookings", tag = "bookings", params(BookingListParams),
-    responses((status = 200, body = BookingPage), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,7 +1,7 @@
 //! The JSON shapes of the HTTP API (requests and answers), and their OpenAPI schemas.
 //! Times are RFC 3339 UTC strings; money is integer minor units.
 
-use engine::{BookingView, EventView, HoldView, SeatMapView, SectionKind};
+use engine::{BookingView, EventView, HoldView, SeatMapView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -146,12 +146,14 @@ pub struct EventJson {
     /// Display name.
     pub name: String,
     /// RFC 3339 start time.
+    #[schema(format = DateTime)]
     pub starts_at: Option<String>,
     /// Per-user cap.
     pub max_per_user: Option<u32>,
     /// Default hold TTL.
     pub hold_ttl_seconds: u64,
     /// RFC 3339 creation time.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Sections in creation order.
     pub sections: Vec<SectionJson>,
@@ -166,8 +168,8 @@ pub struct SectionJson {
     pub name: String,
     /// Ticket price in minor units.
     pub price_cents: u64,
-    /// `general` or `seated`.
-    pub kind: String,
+    /// `general` (a capacity) or `seated` (numbered seats).
+    pub kind: SectionKind,
     /// Tickets in all.
     pub capacity: u32,
     /// Free now.
@@ -224,7 +226,7 @@ pub struct SeatJson {
     /// Seat id, e.g. `A-12`.
     pub id: String,
     /// `free`, `held` or `sold`.
-    pub status: String,
+    pub status: SeatStatus,
 }
 
 /// A hold.
@@ -237,7 +239,7 @@ pub struct HoldJson {
     /// The user it is for.
     pub user_id: String,
     /// `held`, `confirmed`, `released` or `expired`.
-    pub status: String,
+    pub status: HoldStatus,
     /// General-admission lines.
     pub items: Vec<ItemJson>,
     /// Seat ids.
@@ -245,8 +247,10 @@ pub struct HoldJson {
     /// Sum of ticket prices in minor units.
     pub total_cents: u64,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// RFC 3339; a hold cannot be confirmed at or after this time.
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
@@ -262,7 +266,7 @@ pub struct BookingJson {
     /// The buyer.
     pub user_id: String,
     /// `confirmed` or `cancelled`.
-    pub status: String,
+    pub status: BookingStatus,
     /// General-admission lines.
     pub items: Vec<ItemJson>,
     /// Seat ids.
@@ -272,8 +276,10 @@ pub struct BookingJson {
     /// Payment reference.
     pub payment_ref: Option<String>,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// RFC 3339, when cancelled.
+    #[schema(format = DateTime)]
     pub cancelled_at: Option<String>,
 }
 
@@ -289,14 +295,16 @@ pub struct BookingPage {
 /// `GET /health`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HealthJson {
-    /// `ok`.
+    /// Always `ok`.
+    #[schema(value_type = HealthStatus)]
     pub status: String,
 }
 
 /// `GET /ready`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReadyJson {
-    /// `ready`, `recovering` or `failed`.
+    /// `ready` when every shard is; else `failed` when one is, else `recovering`.
+    #[schema(value_type = ReadyStatus)]
     pub status: String,
     /// Each shard.
     pub shards: Vec<ShardReadyJson>,
@@ -308,10 +316,256 @@ pub struct ShardReadyJson {
     /// Shard number.
     pub shard: usize,
     /// `ready`, `recovering` or `failed`.
+    #[schema(value_type = ReadyStatus)]
     pub status: String,
     /// Why it cannot write, when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A hold's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    /// Live: its tickets are reserved until `expires_at`.
+    Held,
+    /// Turned into a booking.
+    Confirmed,
+    /// Given back by its owner.
+    Released,
+    /// Its time ran out; its tickets went back on sale.
+    Expired,
+}
+
+/// A booking's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    /// Sold.
+    Confirmed,
+    /// Cancelled; its tickets went back on sale.
+    Cancelled,
+}
+
+/// A seat's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatStatus {
+    /// Can be held.
+    Free,
+    /// In a live hold.
+    Held,
+    /// In a confirmed booking.
+    Sold,
+}
+
+/// A section's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SectionKind {
+    /// General admission: a capacity, no seat ids.
+    General,
+    /// Numbered seats in rows.
+    Seated,
+}
+
+/// `GET /health`'s status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// The process is alive.
+    Ok,
+}
+
+/// Readiness of the server or of one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    /// Recovered and able to write.
+    Ready,
+    /// Still replaying its log.
+    Recovering,
+    /// Cannot write (see `reason`).
+    Failed,
+}
+
+/// An error answer (every status of 400 and above): `{"error": {"code", "message", ...}}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorJson {
+    /// What went wrong.
+    pub error: ErrorDetailJson,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetailJson {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation; names the field for `invalid_input`.
+    pub message: String,
+    /// The offending field, for `invalid_input` (e.g. `items[1].qty`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The request's id (its `X-Request-Id`), to find it in the server's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Every error code the server answers, each always with the same status:
+/// 400 `invalid_input`; 401 `unauthorized`; 403 `forbidden`; 404 `not_found`;
+/// 405 `method_not_allowed`; 408 `request_timeout`; 409 `event_exists`, `sold_out`,
+/// `seat_taken`, `limit_exceeded`, `hold_not_active`, `booking_not_active`;
+/// 410 `hold_expired`; 413 `payload_too_large`; 422 `idempotency_key_reused`;
+/// 503 `over_capacity` (a shard limit), `overloaded` (queue full), `unavailable`
+/// (recovering, stopped or unable to write). A 503 carries `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: malformed or invalid input; `field` names it.
+    InvalidInput,
+    /// 401: no valid token.
+    Unauthorized,
+    /// 403: the token may not do this.
+    Forbidden,
+    /// 404: no such thing (or another user's).
+    NotFound,
+    /// 405: no such method on this path.
+    MethodNotAllowed,
+    /// 408: the request took too long.
+    RequestTimeout,
+    /// 409: an event with this id exists.
+    EventExists,
+    /// 409: a section has fewer tickets available than asked.
+    SoldOut,
+    /// 409: a named seat is held or sold.
+    SeatTaken,
+    /// 409: over the event's `max_per_user`.
+    LimitExceeded,
+    /// 409: the hold is confirmed or released.
+    HoldNotActive,
+    /// 409: the booking is already cancelled.
+    BookingNotActive,
+    /// 410: the hold is past its `expires_at`.
+    HoldExpired,
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 422: the `Idempotency-Key` was used with another request.
+    IdempotencyKeyReused,
+    /// 503: a shard keeps as much as one of its limits allows.
+    OverCapacity,
+    /// 503: too many requests queued.
+    Overloaded,
+    /// 503: the shard is recovering, stopped or cannot write.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// Every code, in status order.
+    pub const ALL: [ErrorCode; 18] = [
+        ErrorCode::InvalidInput,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
+        ErrorCode::EventExists,
+        ErrorCode::SoldOut,
+        ErrorCode::SeatTaken,
+        ErrorCode::LimitExceeded,
+        ErrorCode::HoldNotActive,
+        ErrorCode::BookingNotActive,
+        ErrorCode::HoldExpired,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::OverCapacity,
+        ErrorCode::Overloaded,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The HTTP status this code always comes with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidInput => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
+            ErrorCode::EventExists
+            | ErrorCode::SoldOut
+            | ErrorCode::SeatTaken
+            | ErrorCode::LimitExceeded
+            | ErrorCode::HoldNotActive
+            | ErrorCode::BookingNotActive => 409,
+            ErrorCode::HoldExpired => 410,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::IdempotencyKeyReused => 422,
+            ErrorCode::OverCapacity | ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
+        }
+    }
+
+    /// The code as the server spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::EventExists => "event_exists",
+            ErrorCode::SoldOut => "sold_out",
+            ErrorCode::SeatTaken => "seat_taken",
+            ErrorCode::LimitExceeded => "limit_exceeded",
+            ErrorCode::HoldNotActive => "hold_not_active",
+            ErrorCode::BookingNotActive => "booking_not_active",
+            ErrorCode::HoldExpired => "hold_expired",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::OverCapacity => "over_capacity",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl From<engine::HoldStatus> for HoldStatus {
+    fn from(status: engine::HoldStatus) -> Self {
+        match status {
+            engine::HoldStatus::Held => HoldStatus::Held,
+            engine::HoldStatus::Confirmed => HoldStatus::Confirmed,
+            engine::HoldStatus::Released => HoldStatus::Released,
+            engine::HoldStatus::Expired => HoldStatus::Expired,
+        }
+    }
+}
+
+impl From<engine::BookingStatus> for BookingStatus {
+    fn from(status: engine::BookingStatus) -> Self {
+        match status {
+            engine::BookingStatus::Confirmed => BookingStatus::Confirmed,
+            engine::BookingStatus::Cancelled => BookingStatus::Cancelled,
+        }
+    }
+}
+
+impl From<engine::SeatStatus> for SeatStatus {
+    fn from(status: engine::SeatStatus) -> Self {
+        match status {
+            engine::SeatStatus::Free => SeatStatus::Free,
+            engine::SeatStatus::Held => SeatStatus::Held,
+            engine::SeatStatus::Sold => SeatStatus::Sold,
+        }
+    }
+}
+
+impl From<engine::SectionKind> for SectionKind {
+    fn from(kind: engine::SectionKind) -> Self {
+        match kind {
+            engine::SectionKind::General => SectionKind::General,
+            engine::SectionKind::Seated => SectionKind::Seated,
+        }
+    }
 }
 
 fn items(items: &[engine::ItemView]) -> Vec<ItemJson> {
@@ -340,11 +594,7 @@ impl From<&EventView> for EventJson {
                     id: s.id.clone(),
                     name: s.name.clone(),
                     price_cents: s.price_cents,
-                    kind: match s.kind {
-                        SectionKind::General => "general",
-                        SectionKind::Seated => "seated",
-                    }
-                    .to_string(),
+                    kind: s.kind.into(),
                     capacity: s.capacity,
                     available: s.available,
                     held: s.held,
@@ -384,7 +634,7 @@ impl From<&SeatMapView> for SeatMapJson {
                                 .enumerate()
                                 .map(|(i, st)| SeatJson {
                                     id: format!("{}-{}", r.label, i + 1),
-                                    status: st.as_str().to_string(),
+                                    status: (*st).into(),
                                 })
                                 .collect(),
                         })
@@ -401,7 +651,7 @@ impl From<&HoldView> for HoldJson {
             id: h.id.to_string(),
             event_id: h.event_id.clone(),
             user_id: h.user_id.clone(),
-            status: h.status.as_str().to_string(),
+            status: h.status.into(),
             items: items(&h.items),
             seats: h.seats.clone(),
             total_cents: h.total_cents,
@@ -418,7 +668,7 @@ impl From<&BookingView> for BookingJson {
             hold_id: b.hold_id.to_string(),
             event_id: b.event_id.clone(),
             user_id: b.user_id.clone(),
-            status: b.status.as_str().to_string(),
+            status: b.status.into(),
             items: items(&b.items),
             seats: b.seats.clone(),
             total_cents: b.total_cents,

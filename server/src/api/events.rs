@@ -10,21 +10,12 @@ use utoipa::IntoParams;
 
 use super::convert::{idempotency, new_event, new_event_id, page_limit};
 use super::dto::{CreateEventBody, EventJson, EventPage, SeatMapJson};
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{created, AppState};
 use crate::auth::Principal;
 
 /// Creates an event with its sections.
-#[utoipa::path(post, path = "/v1/events", tag = "events",
-    request_body = CreateEventBody,
-    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$", description = "Retry safely")),
-    responses(
-        (status = 201, body = EventJson),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "event_exists"),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -58,8 +49,6 @@ pub struct EventListParams {
 }
 
 /// Lists events ordered by id, with live counts.
-#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventListParams),
-    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<EventListParams>,
@@ -90,10 +79,6 @@ pub async fn list(
 }
 
 /// One event with live per-section counts.
-#[utoipa::path(get, path = "/v1/events/{event_id}", tag = "events",
-    params(("event_id" = String, Path)),
-    responses((status = 200, body = EventJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     ApiPath(event_id): ApiPath,
@@ -109,10 +94,6 @@ pub async fn get(
 }
 
 /// Every seat of the event's seated sections: `free`, `held` or `sold`.
-#[utoipa::path(get, path = "/v1/events/{event_id}/seats", tag = "events",
-    params(("event_id" = String, Path)),
-    responses((status = 200, body = SeatMapJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
 pub async fn seats(
     State(state): State<AppState>,
     ApiPath(event_id): ApiPath,

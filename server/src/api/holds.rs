@@ -8,7 +8,7 @@ use engine::{Command, HoldId, NewHold, Output};
 
 use super::convert::{idempotency, item_requests, seat_ids, ttl_ms};
 use super::dto::{BookingJson, ConfirmBody, HoldBody, HoldJson};
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
 use super::{created, AppState};
 use crate::auth::Principal;
@@ -60,16 +60,6 @@ pub fn booking_json(output: Output) -> BookingJson {
 }
 
 /// Holds GA quantities and/or named seats, all or nothing, until `expires_at`.
-#[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "holds",
-    params(("event_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
-    request_body = HoldBody,
-    responses(
-        (status = 201, body = HoldJson),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "sold_out, seat_taken, limit_exceeded"),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 pub async fn place(
     State(state): State<AppState>,
     principal: Principal,
@@ -95,11 +85,6 @@ pub async fn place(
 }
 
 /// The hold, with its status now.
-#[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "holds",
-    params(("hold_id" = String, Path)),
-    responses((status = 200, body = HoldJson), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -114,16 +99,6 @@ pub async fn get(
 }
 
 /// Confirms a live hold into a booking.
-#[utoipa::path(post, path = "/v1/holds/{hold_id}/confirm", tag = "holds",
-    params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
-    request_body(content = ConfirmBody, description = "May be empty"),
-    responses(
-        (status = 201, body = BookingJson),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "hold_not_active"),
-        (status = 410, body = ErrorBody, description = "hold_expired"),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 pub async fn confirm(
     State(state): State<AppState>,
     principal: Principal,
@@ -144,15 +119,6 @@ pub async fn confirm(
 }
 
 /// Releases a live hold now; its inventory returns to sale.
-#[utoipa::path(delete, path = "/v1/holds/{hold_id}", tag = "holds",
-    params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
-    responses(
-        (status = 200, body = HoldJson),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "hold_not_active"),
-        (status = 410, body = ErrorBody, description = "hold_expired"),
-        (status = 422, body = ErrorBody, description = "idempotency_key_reused"), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 pub async fn release(
     State(state): State<AppState>,
     principal: Principal,

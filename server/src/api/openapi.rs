@@ -1,31 +1,712 @@
-//! The OpenAPI 3 document, generated from the handlers' annotations and the DTO types.
+//! The OpenAPI 3.1 document served at `GET /openapi.json`, built from one table:
+//! [`operations`] lists every route once, with its `operationId`, who may call it, its
+//! parameters, its body, its success answer with the `links` a client follows next, and
+//! every error code its handler can answer. The error statuses, their descriptions and
+//! the schemas of the named types all follow from that entry.
+//!
+//! **To document a new route, add one entry to [`operations`]**, e.g.
+//!
+//! ```text
+//! Op::post("/v1/holds/{hold_id}/extend", "extendHold", "holds", "Moves a live hold's expiry.")
+//!     .user()                                  // or .public() / .admin()
+//!     .path_param(HOLD_ID)
+//!     .body::<ExtendBody>(true)                // ToSchema types: their schemas are added
+//!     .answers::<HoldJson>(200, "The hold with its new `expires_at`.")
+//!     .errors(&[InvalidInput, Unauthorized, NotFound, HoldNotActive, HoldExpired, ...]),
+//! ```
+//!
+//! A new error code goes into [`ErrorCode`] (with its status); the tests below check
+//! that every operation id is unique and that every engine rejection has its code there.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use std::collections::BTreeMap;
 
-/// The API's OpenAPI document.
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::{Link, LinkBuilder};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Components, Ref, RefOr, Required};
+use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
+
+use super::bookings::BookingListParams;
+use super::dto::ErrorCode::{self, *};
+use super::dto::{
+    BookingJson, BookingPage, ConfirmBody, CreateEventBody, ErrorJson, EventJson, EventPage,
+    HealthJson, HoldBody, HoldJson, PurchaseBody, ReadyJson, SeatMapJson,
+};
+use super::events::EventListParams;
+
+/// The API's OpenAPI document: `ApiDoc::openapi()`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "boxoffice", description = "Ticket reservation engine: events, holds, bookings."),
-    paths(
-        super::events::create, super::events::list, super::events::get, super::events::seats,
-        super::holds::place, super::holds::get, super::holds::confirm, super::holds::release,
-        super::bookings::purchase, super::bookings::get, super::bookings::cancel,
-        super::bookings::list,
-        super::ops::health, super::ops::ready, super::ops::metrics, super::ops::openapi,
+    info(
+        title = "boxoffice",
+        description = "Ticket reservation engine: events, holds, bookings. JSON in and out; \
+            times are RFC 3339 UTC; money is integer minor units. Every error is \
+            `{\"error\": {\"code\", \"message\", \"field\"?, \"request_id\"?}}` with a stable `code`. \
+            Any request may also be answered 405 `method_not_allowed` (a method the path does \
+            not have) or 413 `payload_too_large` (a declared body over 1 MiB)."
     ),
-    modifiers(&BearerAuth),
+    modifiers(&Operations),
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
+/// Who may call an operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Who {
+    /// Anyone, no token.
+    Public,
+    /// A user token (or the admin token acting for a user).
+    User,
+    /// The admin token only.
+    Admin,
+}
 
-impl Modify for BearerAuth {
+/// A success answer: status, description, media type and schema, links.
+struct Answer {
+    status: u16,
+    description: &'static str,
+    content_type: &'static str,
+    schema: RefOr<Schema>,
+    links: Vec<(&'static str, &'static str, &'static str, &'static str)>,
+}
+
+/// One operation of the API, as documented.
+struct Op {
+    method: HttpMethod,
+    path: &'static str,
+    id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    who: Who,
+    params: Vec<utoipa::openapi::path::Parameter>,
+    body: Option<(RefOr<Schema>, bool)>,
+    answers: Vec<Answer>,
+    errors: Vec<ErrorCode>,
+    schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+/// A path parameter: name and description.
+type PathParam = (&'static str, &'static str);
+
+const EVENT_ID: PathParam = ("event_id", "The event's id.");
+const HOLD_ID: PathParam = (
+    "hold_id",
+    "The hold's id, as `id` of a hold (`h-<shard>-<n>`).",
+);
+const BOOKING_ID: PathParam = (
+    "booking_id",
+    "The booking's id, as `id` of a booking (`b-<shard>-<n>`).",
+);
+
+impl Op {
+    fn new(
+        method: HttpMethod,
+        path: &'static str,
+        id: &'static str,
+        tag: &'static str,
+        summary: &'static str,
+    ) -> Op {
+        Op {
+            method,
+            path,
+            id,
+            tag,
+            summary,
+            who: Who::Public,
+            params: Vec::new(),
+            body: None,
+            answers: Vec::new(),
+            errors: Vec::new(),
+            schemas: Vec::new(),
+        }
+    }
+    fn get(path: &'static str, id: &'static str, tag: &'static str, summary: &'static str) -> Op {
+        Op::new(HttpMethod::Get, path, id, tag, summary)
+    }
+    fn post(path: &'static str, id: &'static str, tag: &'static str, summary: &'static str) -> Op {
+        Op::new(HttpMethod::Post, path, id, tag, summary)
+    }
+    fn delete(
+        path: &'static str,
+        id: &'static str,
+        tag: &'static str,
+        summary: &'static str,
+    ) -> Op {
+        Op::new(HttpMethod::Delete, path, id, tag, summary)
+    }
+
+    /// Needs a user token (or the admin token acting for a user).
+    fn user(mut self) -> Op {
+        self.who = Who::User;
+        self
+    }
+    /// Needs the admin token.
+    fn admin(mut self) -> Op {
+        self.who = Who::Admin;
+        self
+    }
+
+    fn path_param(mut self, (name, description): PathParam) -> Op {
+        self.params.push(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        );
+        self
+    }
+
+    /// The optional `Idempotency-Key` header of a state-changing request.
+    fn idempotency_key(mut self) -> Op {
+        let max = crate::limits::IDEMPOTENCY_KEY_LEN_MAX;
+        self.params.push(
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Retry safely: the same key with the same request gets the first answer \
+                     without a second effect; with another request, 422 `idempotency_key_reused`.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(format!("^[!-~]{{1,{max}}}$"))),
+                ))
+                .build(),
+        );
+        self
+    }
+
+    /// Query parameters from a handler's parameter struct.
+    fn query<P: IntoParams>(mut self) -> Op {
+        self.params
+            .extend(P::into_params(|| Some(ParameterIn::Query)));
+        self
+    }
+
+    /// The JSON request body (`required: false` when an empty body is fine).
+    fn body<T: ToSchema>(mut self, required: bool) -> Op {
+        self.body = Some((self.schema_of::<T>(), required));
+        self
+    }
+
+    /// A JSON success answer.
+    fn answers<T: ToSchema>(mut self, status: u16, description: &'static str) -> Op {
+        let schema = self.schema_of::<T>();
+        self.answers.push(Answer {
+            status,
+            description,
+            content_type: "application/json",
+            schema,
+            links: Vec::new(),
+        });
+        self
+    }
+
+    /// A success answer of another media type.
+    fn answers_as(
+        mut self,
+        status: u16,
+        description: &'static str,
+        content_type: &'static str,
+        schema: Schema,
+    ) -> Op {
+        self.answers.push(Answer {
+            status,
+            description,
+            content_type,
+            schema: RefOr::T(schema),
+            links: Vec::new(),
+        });
+        self
+    }
+
+    /// A link from the last answer: `name` calls `operation` with `parameter` taken from
+    /// the answer's `id`.
+    fn link(
+        mut self,
+        name: &'static str,
+        operation: &'static str,
+        parameter: &'static str,
+        description: &'static str,
+    ) -> Op {
+        self.answers
+            .last_mut()
+            .expect("an answer before its links")
+            .links
+            .push((name, operation, parameter, description));
+        self
+    }
+
+    /// Every error code the handler can answer.
+    fn errors(mut self, codes: &[ErrorCode]) -> Op {
+        self.errors = codes.to_vec();
+        self
+    }
+
+    /// A `$ref` to `T`'s schema, collecting it and the schemas it names.
+    fn schema_of<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        T::schemas(&mut self.schemas);
+        self.schemas.push((T::name().into_owned(), T::schema()));
+        RefOr::Ref(Ref::from_schema_name(T::name()))
+    }
+
+    fn build(self, components: &mut Components) -> (&'static str, HttpMethod, Operation) {
+        for (name, schema) in self.schemas {
+            components.schemas.entry(name).or_insert(schema);
+        }
+        let mut responses = ResponsesBuilder::new();
+        for answer in self.answers {
+            let mut response = ResponseBuilder::new()
+                .description(answer.description)
+                .content(
+                    answer.content_type,
+                    ContentBuilder::new().schema(Some(answer.schema)).build(),
+                );
+            for (name, operation, parameter, description) in answer.links {
+                response = response.link(name, link(operation, parameter, description));
+            }
+            responses = responses.response(answer.status.to_string(), response.build());
+        }
+        for (status, codes) in by_status(&self.errors) {
+            responses = responses.response(status.to_string(), error_response(status, &codes));
+        }
+        let mut operation = OperationBuilder::new()
+            .operation_id(Some(self.id))
+            .tag(self.tag)
+            .summary(Some(self.summary))
+            .parameters(Some(self.params))
+            .responses(responses.build());
+        if let Some((schema, required)) = self.body {
+            let required = if required {
+                Required::True
+            } else {
+                Required::False
+            };
+            operation = operation.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(required))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(schema)).build(),
+                    )
+                    .build(),
+            ));
+        }
+        if self.who != Who::Public {
+            operation =
+                operation.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+        }
+        (self.path, self.method, operation.build())
+    }
+}
+
+/// A link to `operation`, passing the answer's `id` as its `parameter`.
+///
+/// utoipa 5.5 serializes `Link::operation_id` as `operation_id`, which is no field of a
+/// Link Object: the OpenAPI spelling `operationId` is set through the (flattened)
+/// extensions map instead.
+fn link(operation: &str, parameter: &str, description: &str) -> Link {
+    LinkBuilder::new()
+        .parameter(parameter, "$response.body#/id")
+        .description(description)
+        .extensions(Some(Extensions::from_iter([(
+            "operationId",
+            serde_json::Value::from(operation),
+        )])))
+        .build()
+}
+
+/// Error codes grouped by their status, in status order.
+fn by_status(codes: &[ErrorCode]) -> BTreeMap<u16, Vec<ErrorCode>> {
+    let mut grouped: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for &code in codes {
+        grouped.entry(code.status()).or_default().push(code);
+    }
+    grouped
+}
+
+/// An error response: the error body, described by the codes it can carry.
+fn error_response(status: u16, codes: &[ErrorCode]) -> utoipa::openapi::Response {
+    let list = codes
+        .iter()
+        .map(|c| format!("`{}`", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let what = match status {
+        400 => "Malformed or invalid input; `field` names it",
+        401 => "No valid token (missing, malformed, wrongly signed or expired)",
+        403 => "The token may not do this (a user token on an admin route, or naming another user)",
+        404 => "Not found (another user's hold or booking is not found either)",
+        408 => "The request took too long",
+        409 => "A conflict with the current state",
+        410 => "The hold is past its `expires_at`",
+        413 => "The request body is over 1 MiB",
+        422 => "The `Idempotency-Key` was used before with another request",
+        503 => "Refused for now; retry after `Retry-After` seconds",
+        _ => "An error",
+    };
+    let mut response = ResponseBuilder::new()
+        .description(format!("{what}: {list}."))
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(Ref::from_schema_name(ErrorJson::name()))))
+                .build(),
+        );
+    if status == 503 {
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0)),
+                )
+                .description(Some("Seconds to wait before retrying."))
+                .build(),
+        );
+    }
+    response.build()
+}
+
+/// The errors any route that reaches a shard can answer besides its own.
+const SHARD: [ErrorCode; 3] = [Overloaded, Unavailable, RequestTimeout];
+
+/// `codes` plus [`SHARD`].
+fn with_shard(codes: &[ErrorCode]) -> Vec<ErrorCode> {
+    codes.iter().chain(SHARD.iter()).copied().collect()
+}
+
+/// Every operation of the API, in the order of the design's table.
+fn operations() -> Vec<Op> {
+    let text = Schema::Object(ObjectBuilder::new().schema_type(Type::String).build());
+    let object = Schema::Object(ObjectBuilder::new().schema_type(Type::Object).build());
+    vec![
+        Op::post("/v1/events", "createEvent", "events", "Creates an event with its sections (admin).")
+            .admin()
+            .idempotency_key()
+            .body::<CreateEventBody>(true)
+            .answers::<EventJson>(201, "The event, created, with its live counts.")
+            .link("placeHold", "placeHold", "event_id", "Hold tickets of this event.")
+            .link("purchase", "purchase", "event_id", "Buy tickets of this event at once.")
+            .link("getEvent", "getEvent", "event_id", "Read this event's live counts.")
+            .link("getSeats", "getSeats", "event_id", "Read this event's seats.")
+            .errors(&with_shard(&[
+                InvalidInput, Unauthorized, Forbidden, EventExists, PayloadTooLarge,
+                IdempotencyKeyReused, OverCapacity,
+            ])),
+        Op::get("/v1/events", "listEvents", "events", "Lists events ordered by id, with live counts.")
+            .query::<EventListParams>()
+            .answers::<EventPage>(200, "A page of events.")
+            .errors(&with_shard(&[InvalidInput])),
+        Op::get("/v1/events/{event_id}", "getEvent", "events", "One event with live per-section counts.")
+            .path_param(EVENT_ID)
+            .answers::<EventJson>(200, "The event.")
+            .errors(&with_shard(&[InvalidInput, NotFound])),
+        Op::get("/v1/events/{event_id}/seats", "getSeats", "events",
+            "Every seat of the event's seated sections: `free`, `held` or `sold`.")
+            .path_param(EVENT_ID)
+            .answers::<SeatMapJson>(200, "The seat map.")
+            .errors(&with_shard(&[InvalidInput, NotFound])),
+        Op::post("/v1/events/{event_id}/holds", "placeHold", "holds",
+            "Holds general-admission quantities and/or named seats, all or nothing, until `expires_at`.")
+            .user()
+            .path_param(EVENT_ID)
+            .idempotency_key()
+            .body::<HoldBody>(true)
+            .answers::<HoldJson>(201, "The hold, `held` until `expires_at`.")
+            .link("getHold", "getHold", "hold_id", "Read this hold.")
+            .link("confirmHold", "confirmHold", "hold_id", "Confirm this hold into a booking.")
+            .link("releaseHold", "releaseHold", "hold_id", "Release this hold now.")
+            .errors(&with_shard(&[
+                InvalidInput, Unauthorized, Forbidden, NotFound, SoldOut, SeatTaken,
+                LimitExceeded, PayloadTooLarge, IdempotencyKeyReused, OverCapacity,
+            ])),
+        Op::get("/v1/holds/{hold_id}", "getHold", "holds", "The hold, with its status now (owner).")
+            .user()
+            .path_param(HOLD_ID)
+            .answers::<HoldJson>(200, "The hold.")
+            .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound])),
+        Op::post("/v1/holds/{hold_id}/confirm", "confirmHold", "holds",
+            "Confirms a live hold into a booking (owner).")
+            .user()
+            .path_param(HOLD_ID)
+            .idempotency_key()
+            .body::<ConfirmBody>(false)
+            .answers::<BookingJson>(201, "The booking, `confirmed`.")
+            .link("getBooking", "getBooking", "booking_id", "Read this booking.")
+            .link("cancelBooking", "cancelBooking", "booking_id", "Cancel this booking.")
+            .errors(&with_shard(&[
+                InvalidInput, Unauthorized, NotFound, HoldNotActive, HoldExpired,
+                PayloadTooLarge, IdempotencyKeyReused, OverCapacity,
+            ])),
+        Op::delete("/v1/holds/{hold_id}", "releaseHold", "holds",
+            "Releases a live hold now; its tickets return to sale (owner).")
+            .user()
+            .path_param(HOLD_ID)
+            .idempotency_key()
+            .answers::<HoldJson>(200, "The hold, `released`.")
+            .errors(&with_shard(&[
+                InvalidInput, Unauthorized, NotFound, HoldNotActive, HoldExpired,
+                IdempotencyKeyReused,
+            ])),
+        Op::post("/v1/events/{event_id}/bookings", "purchase", "bookings",
+            "Buys at once: hold and confirm as one decision.")
+            .user()
+            .path_param(EVENT_ID)
+            .idempotency_key()
+            .body::<PurchaseBody>(true)
+            .answers::<BookingJson>(201, "The booking, `confirmed`.")
+            .link("getBooking", "getBooking", "booking_id", "Read this booking.")
+            .link("cancelBooking", "cancelBooking", "booking_id", "Cancel this booking.")
+            .errors(&with_shard(&[
+                InvalidInput, Unauthorized, Forbidden, NotFound, SoldOut, SeatTaken,
+                LimitExceeded, PayloadTooLarge, IdempotencyKeyReused, OverCapacity,
+            ])),
+        Op::get("/v1/bookings/{booking_id}", "getBooking", "bookings", "One booking (owner).")
+            .user()
+            .path_param(BOOKING_ID)
+            .answers::<BookingJson>(200, "The booking.")
+            .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound])),
+        Op::get("/v1/bookings", "listBookings", "bookings",
+            "Bookings, newest first, cursor-paged; a user sees only their own.")
+            .user()
+            .query::<BookingListParams>()
+            .answers::<BookingPage>(200, "A page of bookings.")
+            .errors(&with_shard(&[InvalidInput, Unauthorized, Forbidden])),
+        Op::post("/v1/bookings/{booking_id}/cancel", "cancelBooking", "bookings",
+            "Cancels a booking; its tickets return to sale (owner).")
+            .user()
+            .path_param(BOOKING_ID)
+            .idempotency_key()
+            .answers::<BookingJson>(200, "The booking, `cancelled`.")
+            .errors(&with_shard(&[
+                InvalidInput, Unauthorized, NotFound, BookingNotActive, IdempotencyKeyReused,
+            ])),
+        Op::get("/health", "health", "ops", "The process is alive.")
+            .answers::<HealthJson>(200, "Alive."),
+        Op::get("/ready", "ready", "ops", "Whether every shard has recovered and can write.")
+            .answers::<ReadyJson>(200, "Every shard is ready.")
+            .answers::<ReadyJson>(503, "A shard is recovering or failed; `reason` says why."),
+        Op::get("/metrics", "metrics", "ops", "Metrics in Prometheus text format.")
+            .answers_as(200, "The metrics.", "text/plain", text),
+        Op::get("/openapi.json", "openapi", "ops", "This document.")
+            .answers_as(200, "The OpenAPI document.", "application/json", object),
+    ]
+}
+
+/// Adds the operations, their schemas, the error schema and the bearer scheme.
+struct Operations;
+
+impl Modify for Operations {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The admin token, or a user JWT (HS256, `sub` = user id, `exp` required).",
+                    ))
+                    .build(),
+            ),
         );
+        let mut errors = Vec::new();
+        ErrorJson::schemas(&mut errors);
+        errors.push((ErrorJson::name().into_owned(), ErrorJson::schema()));
+        for (name, schema) in errors {
+            components.schemas.entry(name).or_insert(schema);
+        }
+        for op in operations() {
+            let (path, method, operation) = op.build(components);
+            openapi
+                .paths
+                .add_path_operation(path, vec![method], operation);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use engine::{Rejection, ShardLimit};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::api::error::ApiError;
+
+    fn document() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
+    }
+
+    fn operations_of(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                out.push((format!("{method} {path}"), method.clone(), op.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_operation_has_its_own_id() {
+        let doc = document();
+        let ids: Vec<String> = operations_of(&doc)
+            .iter()
+            .map(|(_, _, op)| op["operationId"].as_str().unwrap().to_string())
+            .collect();
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "repeated operationId in {ids:?}");
+        for id in [
+            "createEvent",
+            "listEvents",
+            "getEvent",
+            "getSeats",
+            "placeHold",
+            "getHold",
+            "releaseHold",
+            "confirmHold",
+            "purchase",
+            "getBooking",
+            "listBookings",
+            "cancelBooking",
+            "health",
+            "ready",
+            "metrics",
+            "openapi",
+        ] {
+            assert!(unique.contains(&id.to_string()), "no operation {id}");
+        }
+    }
+
+    #[test]
+    fn every_response_is_described_and_every_link_resolves() {
+        let doc = document();
+        let operations = operations_of(&doc);
+        let ids: HashSet<&str> = operations
+            .iter()
+            .map(|(_, _, op)| op["operationId"].as_str().unwrap())
+            .collect();
+        let mut links = 0;
+        for (label, _, op) in &operations {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let description = response["description"].as_str().unwrap_or("");
+                assert!(
+                    !description.is_empty(),
+                    "{label} {status} has no description"
+                );
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    let target = link["operationId"].as_str().unwrap_or_default();
+                    assert!(ids.contains(target), "{label} link {name} to {target}");
+                    assert!(link.get("operation_id").is_none(), "{link}");
+                    links += 1;
+                }
+            }
+        }
+        assert!(links >= 9, "{links} links");
+    }
+
+    #[test]
+    fn every_time_is_a_date_time_and_every_status_an_enum() {
+        let doc = document();
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+                if field.ends_with("_at") {
+                    assert_eq!(property["format"], "date-time", "{name}.{field}");
+                }
+                if field == "status" || field == "code" || field == "kind" {
+                    let target = property["$ref"].as_str().unwrap_or_default();
+                    let target = target.rsplit('/').next().unwrap();
+                    let values = &doc["components"]["schemas"][target]["enum"];
+                    assert!(values.is_array(), "{name}.{field} is no enum: {property}");
+                }
+            }
+        }
+    }
+
+    /// Every rejection the engine can give (the match fails to compile when one is added).
+    fn rejections() -> Vec<Rejection> {
+        let all = vec![
+            Rejection::invalid("items", "x"),
+            Rejection::NotFound { what: "hold" },
+            Rejection::EventExists,
+            Rejection::SoldOut {
+                section_id: "ga".into(),
+                available: 0,
+            },
+            Rejection::SeatTaken { seat: "A-1".into() },
+            Rejection::LimitExceeded {
+                max_per_user: 1,
+                current: 1,
+            },
+            Rejection::HoldExpired,
+            Rejection::HoldNotActive { status: "released" },
+            Rejection::BookingNotActive,
+            Rejection::IdempotencyKeyReused,
+            Rejection::OverCapacity(ShardLimit::Events),
+        ];
+        for rejection in &all {
+            match rejection {
+                Rejection::InvalidInput { .. }
+                | Rejection::NotFound { .. }
+                | Rejection::EventExists
+                | Rejection::SoldOut { .. }
+                | Rejection::SeatTaken { .. }
+                | Rejection::LimitExceeded { .. }
+                | Rejection::HoldExpired
+                | Rejection::HoldNotActive { .. }
+                | Rejection::BookingNotActive
+                | Rejection::IdempotencyKeyReused
+                | Rejection::OverCapacity(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_code_the_server_answers_is_in_the_enum_with_its_status() {
+        let mut errors: Vec<ApiError> = rejections().into_iter().map(ApiError::from).collect();
+        errors.extend([
+            ApiError::invalid("f", "m"),
+            ApiError::unauthorized("m"),
+            ApiError::forbidden("m"),
+            ApiError::not_found("hold"),
+            ApiError::method_not_allowed(),
+            ApiError::timeout(),
+            ApiError::payload_too_large(),
+            ApiError::overloaded(),
+            ApiError::unavailable("m"),
+        ]);
+        let mut seen = HashSet::new();
+        for error in errors {
+            let code: ErrorCode = serde_json::from_value(Value::from(error.code()))
+                .unwrap_or_else(|_| panic!("{} is not in ErrorCode", error.code()));
+            assert_eq!(code.status(), error.status().as_u16(), "{}", error.code());
+            seen.insert(code);
+        }
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert!(seen.contains(&code), "{} is never answered", code.as_str());
+        }
+        let doc = document();
+        let listed = doc["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .unwrap();
+        assert_eq!(listed.len(), ErrorCode::ALL.len());
     }
 }

@@ -10,7 +10,6 @@ use super::dto::{HealthJson, ReadyJson, ShardReadyJson};
 use super::AppState;
 
 /// The process is alive.
-#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = HealthJson)))]
 pub async fn health() -> Json<HealthJson> {
     Json(HealthJson {
         status: "ok".to_string(),
@@ -18,8 +17,6 @@ pub async fn health() -> Json<HealthJson> {
 }
 
 /// 200 once every shard has recovered and can write; 503 with the reasons otherwise.
-#[utoipa::path(get, path = "/ready", tag = "ops",
-    responses((status = 200, body = ReadyJson), (status = 503, body = ReadyJson)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let shards: Vec<ShardReadyJson> = state
         .shards()
@@ -64,8 +61,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     for (shard, handle) in state.shards().iter().enumerate() {
         metrics::gauge!("boxoffice_shard_queue_depth", "shard" => shard.to_string())
@@ -82,8 +77,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "ops",
-    responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi() -> Response {
     Json(super::openapi::ApiDoc::openapi()).into_response()
 }
