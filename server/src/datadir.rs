@@ -35,8 +35,8 @@ pub enum DataDirError {
     },
     /// Another server holds the lock on the directory.
     #[error(
-        "{path} is in use by another boxoffice server ({holder}): stop it, or give \
-         another --data-dir"
+        "{path} is locked: another boxoffice server uses it ({holder}); stop it, or \
+         give another --data-dir"
     )]
     Locked {
         /// The data directory.

@@ -96,10 +96,29 @@ pub fn dump(data_dir: &Path) -> Result<(), String> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     for index in 0..shards {
         visit(data_dir, &shard_dir(data_dir, index), index, |line| {
-            let _ = writeln!(out, "{line}");
+            let _ = writeln!(out, "{}", ordered(line));
         })?;
     }
     out.flush().map_err(|e| e.to_string())
+}
+
+/// A dump line as JSON with `shard`, `seq`, `snapshot`, `at` and `decision` first, then
+/// the other fields by name.
+fn ordered(line: Value) -> String {
+    const FIRST: [&str; 5] = ["shard", "seq", "snapshot", "at", "decision"];
+    let Value::Object(mut map) = line else {
+        return line.to_string();
+    };
+    let mut parts = Vec::with_capacity(map.len());
+    for key in FIRST {
+        if let Some(value) = map.remove(key) {
+            parts.push(format!("{}:{value}", Value::from(key)));
+        }
+    }
+    for (key, value) in map {
+        parts.push(format!("{}:{value}", Value::from(key)));
+    }
+    format!("{{{}}}", parts.join(","))
 }
 
 /// "file, offset: what is wrong. What to do: ...".
