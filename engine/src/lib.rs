@@ -22,6 +22,7 @@ mod codec;
 pub mod command;
 mod decide;
 pub mod decision;
+mod describe;
 mod engine;
 mod expiry;
 pub mod ids;

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! data/
-//!   LOCK             held (flock) by the running server: a second one is refused
+//!   LOCK             the PID of the running server (the lock itself is a flock of the
+//!                    directory, so deleting this file does not let a second server in)
 //!   boxoffice.json   {"format": 1, "shards": N}: written once, at creation
 //!   admin_token      generated admin token (mode 0600) unless BOXOFFICE_ADMIN_TOKEN is set
 //!   jwt_secret       generated HS256 key (mode 0600) unless BOXOFFICE_JWT_SECRET is set
@@ -32,14 +33,16 @@ pub enum DataDirError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Another server holds the lock.
+    /// Another server holds the lock on the directory.
     #[error(
-        "{path} is locked: another boxoffice server is using this data directory \
-         (stop it, or give another --data-dir)"
+        "{path} is locked: another boxoffice server uses it ({holder}); stop it, or \
+         give another --data-dir"
     )]
     Locked {
-        /// The lock file.
+        /// The data directory.
         path: PathBuf,
+        /// Who holds it, as far as can be told ("PID 1234").
+        holder: String,
     },
     /// The directory is inconsistent or was created differently.
     #[error("{0}")]
@@ -61,35 +64,32 @@ struct Meta {
 
 const META_FILE: &str = "boxoffice.json";
 const META_FORMAT: u32 = 1;
+/// The record of the holder's PID (the exclusion itself is the directory's flock).
+const LOCK_FILE: &str = "LOCK";
 
 /// An opened, locked data directory.
 #[derive(Debug)]
 pub struct DataDir {
     root: PathBuf,
     shards: usize,
-    /// Holds the lock for as long as the server runs.
-    _lock: File,
+    /// The directory itself, flocked for as long as the server runs: unlinking a file
+    /// cannot undo this lock.
+    _dir_lock: File,
+    /// `LOCK`, flocked too, so that a server of an older release (which locked only
+    /// this file) and this one exclude each other during an upgrade.
+    _file_lock: File,
 }
 
 impl DataDir {
     /// Opens (creating on first start) and locks `root`. `shards` is the count to create
     /// with; for an existing directory it must be `None` or equal to the recorded count.
+    ///
+    /// Refused, with nothing written: a directory another server holds; a directory with
+    /// metadata in which a shard's log directory is missing or empty while another shard
+    /// has history; shard logs without the metadata that says how events route to them.
     pub fn open(root: &Path, shards: Option<usize>) -> Result<Self, DataDirError> {
         fs::create_dir_all(root).map_err(io(root))?;
-        let lock_path = root.join("LOCK");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(DataDirError::Locked { path: lock_path })
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
-        }
+        let dir_lock = lock_dir(root)?;
         let meta_path = root.join(META_FILE);
         let recorded = match fs::read(&meta_path) {
             Ok(bytes) => {
@@ -115,7 +115,10 @@ impl DataDir {
                     root.display()
                 )))
             }
-            (Some(recorded), _) => recorded,
+            (Some(recorded), _) => {
+                check_shards_present(root, recorded)?;
+                recorded
+            }
             (None, asked) => {
                 let count = asked.unwrap_or_else(default_shards);
                 if count == 0 || count > SHARDS_MAX {
@@ -123,19 +126,24 @@ impl DataDir {
                         "--shards must be from 1 to {SHARDS_MAX}, not {count}"
                     )));
                 }
-                let bytes = serde_json::to_vec_pretty(&Meta {
-                    format: META_FORMAT,
-                    shards: count,
-                })
-                .expect("meta serializes");
-                write_durably(root, META_FILE, &bytes, 0o644)?;
+                refuse_orphan_shards(root)?;
                 count
             }
         };
+        let file_lock = lock_file(root)?;
+        if recorded.is_none() {
+            let bytes = serde_json::to_vec_pretty(&Meta {
+                format: META_FORMAT,
+                shards: count,
+            })
+            .expect("meta serializes");
+            write_durably(root, META_FILE, &bytes, 0o644)?;
+        }
         Ok(DataDir {
             root: root.to_path_buf(),
             shards: count,
-            _lock: lock,
+            _dir_lock: dir_lock,
+            _file_lock: file_lock,
         })
     }
 
@@ -177,6 +185,158 @@ pub fn recorded_shards(root: &Path) -> Result<usize, DataDirError> {
     let meta: Meta = serde_json::from_slice(&bytes)
         .map_err(|e| DataDirError::Invalid(format!("{}: unreadable: {e}", meta_path.display())))?;
     Ok(meta.shards)
+}
+
+/// Takes the flock of the directory `root` itself (an fd opened `O_RDONLY|O_DIRECTORY`)
+/// and checks that it is the directory the path names now.
+fn lock_dir(root: &Path) -> Result<File, DataDirError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(root)
+        .map_err(io(root))?;
+    match dir.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(DataDirError::Locked {
+                path: root.to_path_buf(),
+                holder: lock_holder(root, &dir),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(root)(e)),
+    }
+    // The lock is on the inode opened above: if the path was renamed or replaced in
+    // between, another server could lock the new directory under the same name.
+    let locked = dir.metadata().map_err(io(root))?;
+    let named = fs::metadata(root).map_err(io(root))?;
+    if (locked.dev(), locked.ino()) != (named.dev(), named.ino()) {
+        return Err(DataDirError::Invalid(format!(
+            "{} was replaced while it was being locked; start again",
+            root.display()
+        )));
+    }
+    Ok(dir)
+}
+
+/// Takes the flock of `root/LOCK` and writes this process's PID into it.
+fn lock_file(root: &Path) -> Result<File, DataDirError> {
+    let path = root.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(DataDirError::Locked {
+                path: root.to_path_buf(),
+                holder: format!("a server of an older release holds {}", path.display()),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+    }
+    file.set_len(0).map_err(io(&path))?;
+    writeln!(file, "{}", std::process::id()).map_err(io(&path))?;
+    Ok(file)
+}
+
+/// Who holds the flock of the directory: the PID the kernel lists in `/proc/locks` for
+/// its inode, else the PID recorded in `LOCK`.
+fn lock_holder(root: &Path, dir: &File) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let from_kernel = dir.metadata().ok().and_then(|meta| {
+        let dev = meta.dev();
+        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+        let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+        let inode = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+        let locks = fs::read_to_string("/proc/locks").ok()?;
+        locks.lines().find_map(|line| {
+            // "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF"; waiters have "->".
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() >= 6 && fields[1] == "FLOCK" && fields[5] == inode)
+                .then(|| fields[4].parse::<u32>().ok())
+                .flatten()
+        })
+    });
+    let from_file = || {
+        fs::read_to_string(root.join(LOCK_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+    };
+    match from_kernel.or_else(from_file) {
+        Some(pid) => format!("PID {pid}"),
+        None => "PID unknown: the LOCK file that records it is gone".to_string(),
+    }
+}
+
+/// With the metadata present: every shard's log directory must be there unless no shard
+/// has any history yet (a directory created and never used). A missing or emptied shard
+/// directory would be recreated empty, hiding its events and reusing its ids.
+fn check_shards_present(root: &Path, shards: usize) -> Result<(), DataDirError> {
+    let mut missing = Vec::new();
+    let mut with_history = 0;
+    for index in 0..shards {
+        let dir = shard_dir(root, index);
+        match wal::presence(&dir).map_err(io(&dir))? {
+            wal::Presence::Missing => missing.push(format!("{} is missing", dir.display())),
+            wal::Presence::Empty => missing.push(format!(
+                "{} is empty (no segment, no snapshot)",
+                dir.display()
+            )),
+            wal::Presence::Unused => {}
+            wal::Presence::History => with_history += 1,
+        }
+    }
+    if missing.is_empty() || with_history == 0 {
+        return Ok(());
+    }
+    Err(DataDirError::Invalid(format!(
+        "{}: {}; this data directory was created with {shards} shards, every shard's log \
+         directory was created at its first start, and {with_history} of them have \
+         history: restore the missing shard directories from the same backup (a shard is \
+         never recreated empty: its events would vanish and its ids be reused)",
+        root.display(),
+        missing.join("; ")
+    )))
+}
+
+/// Without the metadata: refuse to write it over shard logs (the shard count it records
+/// is what events are routed by; a different one would hide most events).
+fn refuse_orphan_shards(root: &Path) -> Result<(), DataDirError> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(root).map_err(io(root))? {
+        let entry = entry.map_err(io(root))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_shard = name
+            .strip_prefix("shard-")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_shard {
+            continue;
+        }
+        let dir = entry.path();
+        match wal::presence(&dir).map_err(io(&dir))? {
+            wal::Presence::Missing | wal::Presence::Empty => {}
+            wal::Presence::Unused | wal::Presence::History => found.push(name),
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort();
+    let meta_path = root.join(META_FILE);
+    Err(DataDirError::Invalid(format!(
+        "{} is missing, but {} shard directories with logs were found ({}): it records the \
+         shard count that events are routed by, and writing a new one could route them \
+         elsewhere. Restore it from a backup of this data directory, or, if these are all \
+         of its shards, write it back as {{\"format\": {META_FORMAT}, \"shards\": {}}}",
+        meta_path.display(),
+        found.len(),
+        found.join(", "),
+        found.len()
+    )))
 }
 
 /// Reads the secret file `name` in `root`, creating it (0600) with 32 random bytes in hex.
@@ -263,5 +423,60 @@ mod tests {
             data.secret("admin_token", Some("given")).unwrap().0,
             "given"
         );
+    }
+
+    #[test]
+    fn deleting_the_lock_file_does_not_unlock_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = DataDir::open(dir.path(), Some(1)).unwrap();
+        let pid = fs::read_to_string(dir.path().join("LOCK")).unwrap();
+        assert_eq!(pid.trim(), std::process::id().to_string());
+        fs::remove_file(dir.path().join("LOCK")).unwrap();
+        let err = DataDir::open(dir.path(), None).unwrap_err();
+        assert!(matches!(err, DataDirError::Locked { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("PID {}", std::process::id())),
+            "{err}"
+        );
+    }
+
+    /// A shard directory whose log has one record (a segment from seq 1 with a nonzero
+    /// first frame).
+    fn fake_history(root: &Path, index: usize) {
+        let dir = shard_dir(root, index);
+        fs::create_dir_all(&dir).unwrap();
+        let mut bytes = vec![0u8; wal::SEGMENT_HEADER_LEN];
+        bytes.extend_from_slice(&[5, 0, 0, 0]);
+        fs::write(dir.join("seg-00000000000000000001.wal"), bytes).unwrap();
+    }
+
+    #[test]
+    fn shard_logs_without_metadata_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_history(dir.path(), 0);
+        fake_history(dir.path(), 1);
+        let err = DataDir::open(dir.path(), Some(4)).unwrap_err().to_string();
+        assert!(err.contains("boxoffice.json is missing"), "{err}");
+        assert!(err.contains("2 shard directories"), "{err}");
+        assert!(!dir.path().join(META_FILE).exists());
+        assert!(!dir.path().join(LOCK_FILE).exists());
+    }
+
+    #[test]
+    fn a_missing_or_empty_shard_is_refused_once_another_has_history() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(DataDir::open(dir.path(), Some(3)).unwrap());
+        // Nothing written yet anywhere: a new directory starts.
+        drop(DataDir::open(dir.path(), None).unwrap());
+        fake_history(dir.path(), 0);
+        fake_history(dir.path(), 2);
+        let err = DataDir::open(dir.path(), None).unwrap_err().to_string();
+        assert!(err.contains("shard-001 is missing"), "{err}");
+        fs::create_dir(shard_dir(dir.path(), 1)).unwrap();
+        let err = DataDir::open(dir.path(), None).unwrap_err().to_string();
+        assert!(err.contains("shard-001 is empty"), "{err}");
+        fake_history(dir.path(), 1);
+        assert_eq!(DataDir::open(dir.path(), None).unwrap().shards(), 3);
     }
 }

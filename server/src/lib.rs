@@ -20,6 +20,7 @@ pub mod cli;
 pub mod datadir;
 pub mod limits;
 pub mod metrics;
+pub mod routing;
 pub mod serve;
 pub mod shard;
 pub mod testhooks;

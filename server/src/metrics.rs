@@ -1,8 +1,110 @@
-//! The Prometheus exporter: one recorder per process, rendered by `GET /metrics`.
+//! The Prometheus exporter: one recorder per process, rendered by `GET /metrics`, and
+//! the list of every metric family with its type, unit and HELP text ([`FAMILIES`]).
+//! `docs/operations.md` lists the same families with the question each answers.
 
 use std::sync::OnceLock;
 
+use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// A metric family's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (name ends in `_total`).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// A distribution in buckets.
+    Histogram,
+}
+
+/// One metric family: the name as exported, its type, its unit, its HELP text.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// Exported name; the unit is in it (`_seconds`, `_bytes`; counters end in `_total`).
+    pub name: &'static str,
+    /// Its type.
+    pub kind: Kind,
+    /// Its unit (`Count` for plain numbers of things).
+    pub unit: Unit,
+    /// The HELP line.
+    pub help: &'static str,
+    /// Its labels.
+    pub labels: &'static [&'static str],
+}
+
+const fn family(
+    name: &'static str,
+    kind: Kind,
+    unit: Unit,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Family {
+    Family {
+        name,
+        kind,
+        unit,
+        help,
+        labels,
+    }
+}
+
+/// Every metric family the server exports (some appear only once they have a value).
+pub const FAMILIES: &[Family] = &[
+    family("boxoffice_http_requests_total", Kind::Counter, Unit::Count, &["method", "route", "status"],
+        "HTTP requests answered, by method, matched route and status code."),
+    family("boxoffice_http_request_duration_seconds", Kind::Histogram, Unit::Seconds, &["method", "route"],
+        "Time from a request's arrival to its answer, by method and matched route."),
+    family("boxoffice_rejections_total", Kind::Counter, Unit::Count, &["code"],
+        "Requests refused by a business rule or a limit, by error code (sold_out, seat_taken, ...)."),
+    family("boxoffice_overload_refusals_total", Kind::Counter, Unit::Count, &[],
+        "Requests answered 503 overloaded because their shard's queue was full."),
+    family("boxoffice_connections_refused_total", Kind::Counter, Unit::Count, &[],
+        "Connections answered 503 at once because --connections-max were open."),
+    family("boxoffice_decisions_total", Kind::Counter, Unit::Count, &["shard"],
+        "Decisions made durable in the shard's log (holds, purchases, confirms, releases, expiries, cancels, events)."),
+    family("boxoffice_holds_placed_total", Kind::Counter, Unit::Count, &["shard"],
+        "Holds placed."),
+    family("boxoffice_holds_confirmed_total", Kind::Counter, Unit::Count, &["shard"],
+        "Holds confirmed into bookings."),
+    family("boxoffice_holds_released_total", Kind::Counter, Unit::Count, &["shard"],
+        "Holds released by their owner before expiry."),
+    family("boxoffice_holds_expired_total", Kind::Counter, Unit::Count, &["shard"],
+        "Holds whose time ran out (their tickets returned to sale)."),
+    family("boxoffice_holds_live", Kind::Gauge, Unit::Count, &["shard"],
+        "Holds placed and neither confirmed, released nor expired."),
+    family("boxoffice_tickets_sold", Kind::Gauge, Unit::Count, &["shard"],
+        "Tickets in confirmed bookings."),
+    family("boxoffice_tickets_held", Kind::Gauge, Unit::Count, &["shard"],
+        "Tickets in live holds."),
+    family("boxoffice_sections_sold_out", Kind::Gauge, Unit::Count, &["shard"],
+        "Sections with no ticket available."),
+    family("boxoffice_shard_queue_depth", Kind::Gauge, Unit::Count, &["shard"],
+        "Requests waiting in the shard's queue."),
+    family("boxoffice_shard_batch_size", Kind::Histogram, Unit::Count, &["shard"],
+        "Decisions written per log batch (one write and one fdatasync each)."),
+    family("boxoffice_shard_loop_gap_seconds", Kind::Gauge, Unit::Seconds, &["shard"],
+        "Time since the shard thread last came round its loop (large: the thread is stuck)."),
+    family("boxoffice_wal_fsync_seconds", Kind::Histogram, Unit::Seconds, &["shard"],
+        "Time of each log batch's fdatasync."),
+    family("boxoffice_wal_unsynced_age_seconds", Kind::Gauge, Unit::Seconds, &["shard"],
+        "Age of the oldest batch written but not yet synced (0 when none waits)."),
+    family("boxoffice_wal_failures_total", Kind::Counter, Unit::Count, &[],
+        "Log writes or syncs that failed; the shard then refuses writes (503)."),
+    family("boxoffice_wal_torn_tails_total", Kind::Counter, Unit::Count, &[],
+        "Torn records cut from the end of a log at start-up (a crash mid-write)."),
+];
+
+/// Gives every family its HELP text and unit (the recorder must be installed).
+fn describe() {
+    for f in FAMILIES {
+        match f.kind {
+            Kind::Counter => metrics::describe_counter!(f.name, f.unit, f.help),
+            Kind::Gauge => metrics::describe_gauge!(f.name, f.unit, f.help),
+            Kind::Histogram => metrics::describe_histogram!(f.name, f.unit, f.help),
+        }
+    }
+}
 
 /// Latency buckets (seconds): 50 µs to 10 s, dense where a sale's answers land.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -31,7 +133,49 @@ pub fn install() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
+            describe();
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_their_unit_and_type() {
+        let mut seen = std::collections::BTreeSet::new();
+        for f in FAMILIES {
+            assert!(seen.insert(f.name), "{} twice", f.name);
+            assert!(f.name.starts_with("boxoffice_"), "{}", f.name);
+            assert_eq!(
+                f.kind == Kind::Counter,
+                f.name.ends_with("_total"),
+                "{}",
+                f.name
+            );
+            let suffix = match f.unit {
+                Unit::Seconds => Some("_seconds"),
+                Unit::Bytes => Some("_bytes"),
+                _ => None,
+            };
+            if let Some(suffix) = suffix {
+                assert!(f.name.ends_with(suffix), "{} is in {suffix}", f.name);
+            }
+            assert!(!f.help.is_empty(), "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn every_family_is_in_the_operations_guide() {
+        let guide = include_str!("../../docs/operations.md");
+        for f in FAMILIES {
+            assert!(
+                guide.contains(&format!("`{}`", f.name)),
+                "docs/operations.md does not list {}",
+                f.name
+            );
+        }
+    }
 }

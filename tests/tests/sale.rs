@@ -582,7 +582,7 @@ fn sigterm_lock_file_and_the_log_tools() {
     let text = String::from_utf8_lossy(&dump.stdout);
     assert!(dump.status.success());
     assert!(
-        text.contains("EventCreated") && text.contains("Purchased"),
+        text.contains("\"event_created\"") && text.contains("\"purchased\""),
         "{text}"
     );
     let token = tool(&["token", "--user", "carol"]);

@@ -120,3 +120,63 @@ pub fn inspect(dir: &Path, mut f: impl FnMut(Item<'_>)) -> Result<VerifyReport, 
     }
     Ok(report)
 }
+
+/// What a log directory holds, judged from file names and a few bytes (cheap enough for
+/// every start-up; it checks nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// The directory does not exist.
+    Missing,
+    /// The directory exists and holds no segment or snapshot.
+    Empty,
+    /// Segments or snapshots, but no record was ever written (a log created and not yet
+    /// used: one segment from seq 1 whose first frame is still zeros).
+    Unused,
+    /// At least one record or snapshot was written.
+    History,
+}
+
+/// Looks at `dir` without reading more than one frame header.
+pub fn presence(dir: &Path) -> std::io::Result<Presence> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Presence::Missing),
+        Err(e) => return Err(e),
+    };
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if format::parse_snapshot_name(&name).is_some() {
+            return Ok(Presence::History);
+        }
+        if let Some(first_seq) = format::parse_segment_name(&name) {
+            segments.push(first_seq);
+        }
+    }
+    match segments.as_slice() {
+        [] => Ok(Presence::Empty),
+        [1] => {
+            use std::io::Read;
+            let mut head = [0u8; format::SEGMENT_HEADER_LEN + 4];
+            let mut file = std::fs::File::open(dir.join(format::segment_name(1)))?;
+            let mut got = 0;
+            while got < head.len() {
+                match file.read(&mut head[got..])? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            // The first frame starts with its length, never zero for a record.
+            let first_frame = &head[format::SEGMENT_HEADER_LEN.min(got)..got];
+            if first_frame.iter().all(|&b| b == 0) {
+                Ok(Presence::Unused)
+            } else {
+                Ok(Presence::History)
+            }
+        }
+        _ => Ok(Presence::History),
+    }
+}

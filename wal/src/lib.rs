@@ -39,7 +39,7 @@ pub use error::{Error, ReplayError};
 pub use format::{
     FORMAT_VERSION, RECORD_HEADER_LEN, RECORD_LEN_MAX, SEGMENT_HEADER_LEN, SNAPSHOT_HEADER_LEN,
 };
-pub use inspect::{inspect, verify, Item, VerifyReport};
+pub use inspect::{inspect, presence, verify, Item, Presence, VerifyReport};
 pub use log::{Options, Recovery, Snapshot, Wal};
 pub use scan::TornTail;
 pub use storage::{CrashStorage, FaultKind, FaultStorage, FileStorage, Storage, TearMode};

@@ -110,7 +110,7 @@ impl AppState {
 
     /// The shard that owns an event: a stable hash of its id.
     pub fn shard_of_event(&self, event_id: &str) -> usize {
-        (engine::fingerprint(&[event_id.as_bytes()]) % self.0.shards.len() as u64) as usize
+        crate::routing::shard_for_event(event_id, self.0.shards.len())
     }
 
     /// The shard named by a hold or booking id, if this server has it.
