@@ -296,7 +296,8 @@ pub struct HealthJson {
 /// `GET /ready`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReadyJson {
-    /// `ready`, `recovering` or `failed`.
+    /// `ready`, `recovering`, `stalled` or `failed` (the worst of the shards'; a `full`
+    /// shard makes it `failed`).
     pub status: String,
     /// Each shard.
     pub shards: Vec<ShardReadyJson>,
@@ -307,9 +308,10 @@ pub struct ReadyJson {
 pub struct ShardReadyJson {
     /// Shard number.
     pub shard: usize,
-    /// `ready`, `recovering` or `failed`.
+    /// `ready`, `recovering`, `stalled` (a batch waits too long for its fdatasync), `full`
+    /// (no space; writes resume by themselves) or `failed` (needs a restart).
     pub status: String,
-    /// Why it cannot write, when failed.
+    /// Why it cannot write, when stalled, full or failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
