@@ -896,3 +896,33 @@ fn push_record(records: &mut Vec<Vec<u8>>, used: &mut usize, decision: &Decision
     decision.encode(buf);
     *used += 1;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_clock_never_goes_back_and_advances_while_the_wall_clock_is_behind() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let t0 = 1_800_000_000_000;
+        let mut clock = ShardClock::new(0, t0);
+        clock.anchor = start;
+        assert_eq!(clock.at(t0 + 10, at(10)), t0 + 10);
+        // The wall clock steps back an hour: time goes on by the monotonic clock.
+        assert_eq!(clock.at(t0 - 3_600_000, at(1_010)), t0 + 1_010);
+        assert!(clock.warned);
+        assert_eq!(clock.at(t0 - 3_600_000 + 2_000, at(3_010)), t0 + 3_010);
+        // Caught up and past: the wall clock again; the episode is over.
+        assert_eq!(clock.at(t0 + 5_000, at(4_000)), t0 + 5_000);
+        assert!(!clock.warned);
+        // Behind by less than the warning bound: no warning, still never back.
+        assert_eq!(clock.at(t0 + 4_900, at(4_100)), t0 + 5_100);
+        assert!(!clock.warned);
+        // Started behind the log (a restart with a slow clock).
+        let mut clock = ShardClock::new(0, t0);
+        clock.anchor = start;
+        assert_eq!(clock.at(t0 - 3_600_000, at(500)), t0 + 500);
+        assert!(clock.warned);
+    }
+}

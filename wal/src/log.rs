@@ -652,3 +652,66 @@ impl<S: Storage> Wal<S> {
         self.storage
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{CrashStorage, FaultKind, FaultStorage, TearMode};
+
+    const OPTIONS: Options = Options {
+        segment_bytes_max: 64 * 1024,
+        preallocate_bytes: 0,
+    };
+
+    #[test]
+    fn a_write_without_space_does_not_latch_and_appends_resume_after_a_probe() {
+        let storage = CrashStorage::new();
+        // Operations: dir sync (open), create, header, sync, dir sync; then the 6th, the
+        // first append, finds no space (once).
+        let faulty = FaultStorage::new(storage.clone(), 6, FaultKind::NoSpace, false);
+        let (mut wal, _) = Wal::open_with(faulty, OPTIONS).unwrap();
+        let error = wal.append(&[b"one"]).unwrap_err();
+        assert!(error.is_no_space(), "{error}");
+        assert!(wal.failed().is_none(), "a full disk latched the log");
+        assert_eq!((wal.last_seq(), wal.durable_seq()), (0, 0));
+        wal.probe_space(4096).unwrap();
+        assert_eq!(wal.storage().injected(), 1);
+        assert_eq!(wal.append(&[b"two"]).unwrap(), 1..2);
+        wal.sync().unwrap();
+        drop(wal);
+        storage.crash(TearMode::DropUnsynced);
+        let (mut wal, _) = Wal::open_with(storage, OPTIONS).unwrap();
+        let mut seen = Vec::new();
+        wal.replay(1, |seq, bytes| {
+            seen.push((seq, bytes.to_vec()));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![(1, b"two".to_vec())],
+            "the probe's zeros are padding"
+        );
+    }
+
+    #[test]
+    fn a_probe_without_space_stays_retryable_and_a_failed_probe_sync_latches() {
+        // Operations 1-5 open, 6 append, 7 sync, 8 the probe's zeros, 9 its fdatasync.
+        let faulty = FaultStorage::new(CrashStorage::new(), 8, FaultKind::NoSpace, false);
+        let (mut wal, _) = Wal::open_with(faulty, OPTIONS).unwrap();
+        wal.append(&[b"one"]).unwrap();
+        wal.sync().unwrap();
+        let error = wal.probe_space(4096).unwrap_err();
+        assert!(error.is_no_space() && wal.failed().is_none(), "{error}");
+        assert_eq!(wal.append(&[b"two"]).unwrap(), 2..3);
+        wal.sync().unwrap();
+
+        let faulty = FaultStorage::new(CrashStorage::new(), 9, FaultKind::Eio, false);
+        let (mut wal, _) = Wal::open_with(faulty, OPTIONS).unwrap();
+        wal.append(&[b"one"]).unwrap();
+        wal.sync().unwrap();
+        assert!(wal.probe_space(4096).is_err());
+        assert!(wal.failed().is_some(), "a failed fdatasync must latch");
+        assert!(matches!(wal.append(&[b"two"]), Err(Error::Failed(_))));
+    }
+}
