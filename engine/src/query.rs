@@ -281,11 +281,12 @@ impl Engine {
 
     /// Counters for metrics.
     pub fn stats(&self) -> Stats {
-        let (mut sold, mut held) = (0u64, 0u64);
+        let (mut sold, mut held, mut sold_out) = (0u64, 0u64, 0u64);
         for e in &self.state.events {
             for s in &e.sections {
                 sold += u64::from(s.sold);
                 held += u64::from(s.held);
+                sold_out += u64::from(s.available() == 0);
             }
         }
         Stats {
@@ -293,6 +294,7 @@ impl Engine {
             holds_live: self.derived.live_holds as u64,
             tickets_sold: sold,
             tickets_held: held,
+            sections_sold_out: sold_out,
             bookings: self.state.bookings.len() as u64,
             idempotency_entries: self.state.idem.len() as u64,
         }

@@ -242,6 +242,8 @@ pub struct Stats {
     pub tickets_sold: u64,
     /// Tickets in live holds, all events.
     pub tickets_held: u64,
+    /// Sections with no ticket available (all held or sold).
+    pub sections_sold_out: u64,
     /// Bookings ever made.
     pub bookings: u64,
     /// Idempotency keys remembered.

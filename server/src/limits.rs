@@ -80,3 +80,21 @@ pub const READ_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// How long a browser may cache a CORS preflight answer (`Access-Control-Max-Age`).
 pub const CORS_MAX_AGE_SECONDS: u32 = 600;
+
+/// Longest a batch may wait for its log write and fdatasync before `/ready` reports its
+/// shard `stalled` (503). A healthy disk syncs in milliseconds; seconds mean a frozen or
+/// dying device, and a load balancer should stop sending buyers there.
+pub const SYNC_STALL_MAX: Duration = Duration::from_secs(5);
+
+/// How far the wall clock may be behind the log's newest decision before the shard warns
+/// (once per episode). Engine time never goes back: while the wall clock is behind, it
+/// advances by the monotonic clock instead.
+pub const CLOCK_BEHIND_WARN: Duration = Duration::from_secs(1);
+
+/// How often a shard whose log found no space (ENOSPC, EFBIG) checks whether there is
+/// space again. Writes are refused (503, `Retry-After`) in between; reads are served.
+pub const WAL_FULL_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bytes of zeros a shard writes and fdatasyncs after its last record to check for space
+/// again after a full disk; writes resume when they fit. A few batches' worth.
+pub const WAL_FULL_PROBE_BYTES: u64 = 64 * 1024;

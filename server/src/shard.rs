@@ -5,11 +5,17 @@
 //! decisions with one write, makes them durable with one fdatasync, and only then answers
 //! everyone in the batch, reads included. So no reply and no read shows a decision before
 //! it is durable (invariant 4). If the log fails, the shard rebuilds its state from what is
-//! durable on disk, answers 503 to every later write, and says why in `/ready`.
+//! durable on disk, answers 503 to every later write, and says why in `/ready`; a log
+//! that only found no space (ENOSPC, EFBIG) is checked again every
+//! [`WAL_FULL_RETRY_INTERVAL`] and writes resume once there is room.
+//!
+//! The shard's time is a [`ShardClock`]: the wall clock, except that it never goes back and,
+//! while the wall clock is behind the log's time (a step back), advances by the monotonic
+//! clock, so holds keep expiring (invariant 6).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +25,10 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use wal::Wal;
 
-use crate::limits::{SHARD_BATCH_MAX, SHARD_IDLE_TICK, SNAPSHOT_EVERY_DECISIONS};
+use crate::limits::{
+    CLOCK_BEHIND_WARN, SHARD_BATCH_MAX, SHARD_IDLE_TICK, SNAPSHOT_EVERY_DECISIONS, SYNC_STALL_MAX,
+    WAL_FULL_PROBE_BYTES, WAL_FULL_RETRY_INTERVAL,
+};
 
 /// The environment variable of the power-cut test hook (see `Shard::durable_journal`).
 pub const DURABLE_JOURNAL_ENV: &str = "BOXOFFICE_TEST_DURABLE_JOURNAL";
@@ -66,20 +75,89 @@ pub enum QueueError {
 const RECOVERING: u8 = 0;
 const READY: u8 = 1;
 const FAILED: u8 = 2;
+const FULL: u8 = 3;
 
-/// A shard's health, shared with the HTTP side for `/ready`.
+/// Microseconds of the process's monotonic clock (from its first use), plus one, so that
+/// 0 can mean "none" in an atomic.
+fn mono_us() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64 + 1
+}
+
+/// What `/ready` says of one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Recovered and writing.
+    Ready,
+    /// Still replaying its log.
+    Recovering,
+    /// A batch has waited longer than [`SYNC_STALL_MAX`] for its write and fdatasync.
+    Stalled(String),
+    /// The log found no space; writes resume by themselves once there is room.
+    Full(String),
+    /// Cannot write until a restart (a failed fdatasync, damage, a failed rebuild).
+    Failed(String),
+}
+
+/// A shard's health, shared with the HTTP side for `/ready` and `/metrics`. The HTTP side
+/// reads it without the shard thread, which may be blocked in an fdatasync.
 #[derive(Debug, Default)]
 pub struct ShardStatus {
     state: AtomicU8,
     reason: Mutex<Option<String>>,
     /// Set when the failure happened in recovery (damage on disk), not in a later write.
     at_recovery: std::sync::atomic::AtomicBool,
+    /// [`mono_us`] when the batch now being written and synced started its write; 0 when
+    /// no batch is unsynced.
+    unsynced_since_us: AtomicU64,
+    /// Longest loop gap (µs) since the last [`ShardStatus::take_loop_gap`].
+    loop_gap_max_us: AtomicU64,
 }
 
 impl ShardStatus {
     /// Recovered and able to write.
     pub fn is_ready(&self) -> bool {
         self.state.load(Ordering::Acquire) == READY
+    }
+    /// What `/ready` reports for this shard, computed now from the shared state.
+    pub fn readiness(&self, index: usize) -> Readiness {
+        match self.state.load(Ordering::Acquire) {
+            RECOVERING => Readiness::Recovering,
+            FAILED => Readiness::Failed(self.failure().unwrap_or_default()),
+            FULL => Readiness::Full(self.failure().unwrap_or_default()),
+            _ => match self.unsynced_age() {
+                Some(age) if age > SYNC_STALL_MAX => Readiness::Stalled(format!(
+                    "shard {index}: a batch has waited {:.1} s for its log write and \
+                     fdatasync (more than {} s): the disk is stuck",
+                    age.as_secs_f64(),
+                    SYNC_STALL_MAX.as_secs()
+                )),
+                _ => Readiness::Ready,
+            },
+        }
+    }
+    /// How long the oldest batch not yet durable has been waiting, if one is.
+    pub fn unsynced_age(&self) -> Option<Duration> {
+        match self.unsynced_since_us.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(Duration::from_micros(mono_us().saturating_sub(since))),
+        }
+    }
+    /// The longest loop gap since the previous call (then starts over).
+    pub fn take_loop_gap(&self) -> Duration {
+        Duration::from_micros(self.loop_gap_max_us.swap(0, Ordering::AcqRel))
+    }
+    fn note_loop_gap(&self, gap: Duration) {
+        self.loop_gap_max_us
+            .fetch_max(gap.as_micros() as u64, Ordering::AcqRel);
+    }
+    fn set_unsynced(&self, waiting: bool) {
+        let value = if waiting { mono_us() } else { 0 };
+        self.unsynced_since_us.store(value, Ordering::Release);
+    }
+    fn set_full(&self, reason: String) {
+        *self.reason.lock() = Some(reason);
+        self.state.store(FULL, Ordering::Release);
     }
     /// Still replaying its log.
     pub fn is_recovering(&self) -> bool {
@@ -90,6 +168,7 @@ impl ShardStatus {
         self.reason.lock().clone()
     }
     fn set_ready(&self) {
+        *self.reason.lock() = None;
         self.state.store(READY, Ordering::Release);
     }
     /// Why recovery failed, if it did (the server stops start-up on it).
@@ -155,12 +234,77 @@ pub fn spawn(
     Ok((ShardHandle { tx, status }, thread))
 }
 
-/// Wall-clock milliseconds since the Unix epoch; the shard never lets it go back.
+/// Wall-clock milliseconds since the Unix epoch.
 fn clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// A shard's time, ms since the Unix epoch: the wall clock while it is ahead, and
+/// otherwise the last time taken from it plus the monotonic time elapsed since. So engine
+/// time never goes back and never stands still: after the wall clock steps back (an NTP
+/// step, a restart on a machine whose clock is behind the log), holds still expire on
+/// time, by the monotonic clock, until the wall clock catches up. A wall clock behind by
+/// more than [`CLOCK_BEHIND_WARN`] is logged once per episode.
+#[derive(Debug)]
+pub struct ShardClock {
+    shard: u16,
+    /// The last wall-clock reading that was ahead (or the log's time at the start) ...
+    anchor_ms: u64,
+    /// ... and the monotonic instant it was taken at.
+    anchor: Instant,
+    /// Whether this episode of the wall clock being behind was logged.
+    warned: bool,
+}
+
+impl ShardClock {
+    /// A clock that starts no earlier than `floor_ms` (the log's newest decision).
+    pub fn new(shard: u16, floor_ms: u64) -> Self {
+        ShardClock {
+            shard,
+            anchor_ms: floor_ms,
+            anchor: Instant::now(),
+            warned: false,
+        }
+    }
+
+    /// The time now.
+    pub fn now_ms(&mut self) -> u64 {
+        self.at(clock_ms(), Instant::now())
+    }
+
+    /// The time for a wall-clock reading `wall_ms` taken at monotonic instant `mono`.
+    pub fn at(&mut self, wall_ms: u64, mono: Instant) -> u64 {
+        let advanced =
+            self.anchor_ms + mono.saturating_duration_since(self.anchor).as_millis() as u64;
+        if wall_ms >= advanced {
+            if self.warned {
+                tracing::info!(
+                    shard = self.shard,
+                    "the wall clock caught up with engine time"
+                );
+                self.warned = false;
+            }
+            self.anchor_ms = wall_ms;
+            self.anchor = mono;
+            return wall_ms;
+        }
+        let behind = advanced - wall_ms;
+        if !self.warned && behind > CLOCK_BEHIND_WARN.as_millis() as u64 {
+            tracing::warn!(
+                shard = self.shard,
+                behind_ms = behind,
+                "the wall clock is behind the log's time; engine time advances by the \
+                 monotonic clock until the wall clock catches up"
+            );
+            metrics::counter!("boxoffice_clock_behind_episodes_total", "shard" => self.shard.to_string())
+                .increment(1);
+            self.warned = true;
+        }
+        advanced
+    }
 }
 
 /// Rebuilds a shard's engine from its newest snapshot plus the log after it, up to
@@ -287,6 +431,14 @@ struct Shard {
     wal: Wal,
     /// Set when the log failed: writes are refused from then on (invariant 10).
     failure: Option<String>,
+    /// Set while the log has no space: writes are refused until a probe finds room.
+    full: Option<FullDisk>,
+    /// The shard's time (never back, never frozen by a wall-clock step).
+    clock: ShardClock,
+    /// When the last batch's answers had all been sent (for the loop-gap metric).
+    answered_at: Instant,
+    /// Decisions of the batch being made, by kind; counted once they are durable.
+    tally: Tally,
     records: Vec<Vec<u8>>,
     decisions_since_snapshot: u64,
     metrics: ShardMetrics,
@@ -296,15 +448,53 @@ struct Shard {
     durable_journal: Option<std::fs::File>,
 }
 
+/// A log that found no space: why, and when to check again.
+struct FullDisk {
+    reason: String,
+    retry_at: Instant,
+}
+
+/// Decisions of one batch by kind (a purchase is a hold and its confirmation at once and
+/// counts as a purchase only).
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    placed: u64,
+    confirmed: u64,
+    released: u64,
+    expired: u64,
+    purchased: u64,
+    cancelled: u64,
+}
+
+impl Tally {
+    fn count(&mut self, decision: &Decision) {
+        match decision {
+            Decision::HoldPlaced { .. } => self.placed += 1,
+            Decision::HoldConfirmed { .. } => self.confirmed += 1,
+            Decision::HoldReleased { .. } => self.released += 1,
+            Decision::HoldExpired { .. } => self.expired += 1,
+            Decision::Purchased { .. } => self.purchased += 1,
+            Decision::BookingCancelled { .. } => self.cancelled += 1,
+            Decision::EventCreated { .. } => {}
+        }
+    }
+}
+
 struct ShardMetrics {
     batch_size: metrics::Histogram,
     fsync_seconds: metrics::Histogram,
     decisions: metrics::Counter,
+    placed: metrics::Counter,
+    confirmed: metrics::Counter,
+    released: metrics::Counter,
     expired: metrics::Counter,
+    purchased: metrics::Counter,
+    cancelled: metrics::Counter,
     queue_depth: metrics::Gauge,
     holds_live: metrics::Gauge,
     tickets_sold: metrics::Gauge,
     tickets_held: metrics::Gauge,
+    sections_sold_out: metrics::Gauge,
     last_stats: Instant,
 }
 
@@ -315,18 +505,43 @@ impl ShardMetrics {
             batch_size: metrics::histogram!("boxoffice_shard_batch_size", "shard" => shard.clone()),
             fsync_seconds: metrics::histogram!("boxoffice_wal_fsync_seconds", "shard" => shard.clone()),
             decisions: metrics::counter!("boxoffice_decisions_total", "shard" => shard.clone()),
+            placed: metrics::counter!("boxoffice_holds_placed_total", "shard" => shard.clone()),
+            confirmed: metrics::counter!("boxoffice_holds_confirmed_total", "shard" => shard.clone()),
+            released: metrics::counter!("boxoffice_holds_released_total", "shard" => shard.clone()),
             expired: metrics::counter!("boxoffice_holds_expired_total", "shard" => shard.clone()),
+            purchased: metrics::counter!("boxoffice_purchases_total", "shard" => shard.clone()),
+            cancelled: metrics::counter!("boxoffice_bookings_cancelled_total", "shard" => shard.clone()),
             queue_depth: metrics::gauge!("boxoffice_shard_queue_depth", "shard" => shard.clone()),
             holds_live: metrics::gauge!("boxoffice_holds_live", "shard" => shard.clone()),
             tickets_sold: metrics::gauge!("boxoffice_tickets_sold", "shard" => shard.clone()),
-            tickets_held: metrics::gauge!("boxoffice_tickets_held", "shard" => shard),
+            tickets_held: metrics::gauge!("boxoffice_tickets_held", "shard" => shard.clone()),
+            sections_sold_out: metrics::gauge!("boxoffice_sections_sold_out", "shard" => shard),
             last_stats: Instant::now() - Duration::from_secs(1),
+        }
+    }
+
+    /// Counts a durable batch's decisions.
+    fn count(&self, tally: &Tally) {
+        for (counter, n) in [
+            (&self.placed, tally.placed),
+            (&self.confirmed, tally.confirmed),
+            (&self.released, tally.released),
+            (&self.expired, tally.expired),
+            (&self.purchased, tally.purchased),
+            (&self.cancelled, tally.cancelled),
+        ] {
+            if n > 0 {
+                counter.increment(n);
+            }
         }
     }
 }
 
 impl Shard {
     fn new(index: u16, dir: PathBuf, engine: Engine, wal: Wal, wal_options: wal::Options) -> Self {
+        let mut clock = ShardClock::new(index, engine.now_ms());
+        // Read once now, so a wall clock behind the log is reported at start-up.
+        clock.now_ms();
         Shard {
             index,
             dir,
@@ -334,6 +549,10 @@ impl Shard {
             engine: Some(engine),
             wal,
             failure: None,
+            full: None,
+            clock,
+            answered_at: Instant::now(),
+            tally: Tally::default(),
             records: Vec::new(),
             decisions_since_snapshot: 0,
             metrics: ShardMetrics::new(index),
@@ -357,6 +576,9 @@ impl Shard {
                 // The last pass found nothing due although a hold looked due: never spin.
                 timeout = Duration::from_millis(1);
             }
+            // Requests already waiting when the loop comes back for them: the time since
+            // the last batch's answers is a gap in which queued work was not served.
+            let queued = !rx.is_empty();
             match rx.recv_timeout(timeout) {
                 Ok(request) => batch.push(request),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -368,6 +590,9 @@ impl Shard {
                     Err(_) => break,
                 }
             }
+            if queued {
+                status.note_loop_gap(self.answered_at.elapsed());
+            }
             self.metrics.queue_depth.set(rx.len() as f64);
             let (stop, decisions) = self.process(&mut batch, status);
             stopping = stop;
@@ -375,14 +600,22 @@ impl Shard {
         }
     }
 
-    /// How long to wait for a request: until the next hold is due, at most the idle tick.
-    fn idle_timeout(&self) -> Duration {
+    /// How long to wait for a request: until the next hold is due (or the next check for
+    /// space), at most the idle tick.
+    fn idle_timeout(&mut self) -> Duration {
+        if let Some(full) = &self.full {
+            return full
+                .retry_at
+                .saturating_duration_since(Instant::now())
+                .min(SHARD_IDLE_TICK);
+        }
         match (
             &self.failure,
             self.engine.as_ref().and_then(Engine::next_expiry_ms),
         ) {
             (None, Some(due_ms)) => {
-                Duration::from_millis(due_ms.saturating_sub(clock_ms())).min(SHARD_IDLE_TICK)
+                let now = self.clock.now_ms();
+                Duration::from_millis(due_ms.saturating_sub(now)).min(SHARD_IDLE_TICK)
             }
             _ => SHARD_IDLE_TICK,
         }
@@ -396,16 +629,20 @@ impl Shard {
         let mut replies: Vec<(oneshot::Sender<CommandResult>, CommandResult)> =
             Vec::with_capacity(batch.len());
         let mut reads: Vec<ReadFn> = Vec::new();
-        let now = match &self.engine {
-            Some(engine) => clock_ms().max(engine.now_ms()),
-            None => clock_ms(),
-        };
-        if let (None, Some(engine)) = (&self.failure, self.engine.as_mut()) {
+        let now = self.clock.now_ms();
+        self.retry_space(status);
+        self.tally = Tally::default();
+        // Why writes are refused, if they are: a latched failure, or a full disk.
+        let refused = self
+            .failure
+            .clone()
+            .or_else(|| self.full.as_ref().map(|f| f.reason.clone()));
+        if let (None, Some(engine)) = (&refused, self.engine.as_mut()) {
             // Expire due holds first, so their inventory is back before this batch decides.
             for decision in engine.decide_expiry(now, engine::limits::EXPIRE_BATCH_MAX) {
                 engine.apply(&decision);
                 push_record(&mut self.records, &mut used, &decision);
-                self.metrics.expired.increment(1);
+                self.tally.count(&decision);
             }
         }
         for request in batch.drain(..) {
@@ -413,10 +650,15 @@ impl Shard {
                 Request::Read(read) => reads.push(read),
                 Request::Shutdown => stopping = true,
                 Request::Command { command, reply } => {
-                    let result = match (&self.failure, self.engine.as_mut()) {
-                        (None, Some(engine)) => {
-                            execute(engine, &command, now, &mut self.records, &mut used)
-                        }
+                    let result = match (&refused, self.engine.as_mut()) {
+                        (None, Some(engine)) => execute(
+                            engine,
+                            &command,
+                            now,
+                            &mut self.records,
+                            &mut used,
+                            &mut self.tally,
+                        ),
                         (Some(reason), _) => Err(ShardError::Unavailable(reason.clone())),
                         (None, None) => unreachable!("an engine is missing only after a failure"),
                     };
@@ -428,10 +670,14 @@ impl Shard {
             crate::testhooks::pause_before_sync();
             self.metrics.batch_size.record(used as f64);
             let started = Instant::now();
+            // Published for `/ready` and `/metrics`, which read it while this thread may
+            // be blocked in the write or the fdatasync (a frozen disk).
+            status.set_unsynced(true);
             let written = self
                 .wal
                 .append(&self.records[..used])
                 .and_then(|_| self.wal.sync());
+            status.set_unsynced(false);
             self.metrics
                 .fsync_seconds
                 .record(started.elapsed().as_secs_f64());
@@ -444,14 +690,27 @@ impl Shard {
                         let _ = journal.write_all(line.as_bytes());
                     }
                     self.metrics.decisions.increment(used as u64);
+                    self.metrics.count(&self.tally);
                     self.decisions_since_snapshot += used as u64;
                 }
                 Err(error) => {
-                    let reason = format!(
-                        "shard {}: the log failed, writes refused: {error}",
-                        self.index
-                    );
-                    self.fail(reason.clone(), status);
+                    let reason = if error.is_no_space() {
+                        let reason = format!(
+                            "shard {}: the log has no space, writes refused until there is \
+                             (checked every {} ms): {error}",
+                            self.index,
+                            WAL_FULL_RETRY_INTERVAL.as_millis()
+                        );
+                        self.wait_for_space(reason.clone(), status);
+                        reason
+                    } else {
+                        let reason = format!(
+                            "shard {}: the log failed, writes refused: {error}",
+                            self.index
+                        );
+                        self.fail(reason.clone(), status);
+                        reason
+                    };
                     // Every answer of this batch was computed on state that is not durable:
                     // none of it may be shown.
                     for (_, result) in replies.iter_mut() {
@@ -468,6 +727,7 @@ impl Shard {
                 read(engine, now);
             }
         }
+        self.answered_at = Instant::now();
         self.record_stats();
         if self.decisions_since_snapshot >= SNAPSHOT_EVERY_DECISIONS {
             self.snapshot();
@@ -481,6 +741,13 @@ impl Shard {
         metrics::counter!("boxoffice_wal_failures_total").increment(1);
         status.set_failed(reason.clone());
         self.failure = Some(reason);
+        self.full = None;
+        self.rebuild_durable();
+    }
+
+    /// Rebuilds the engine from what is durable on disk (the batch that failed was applied
+    /// in memory only). `false` if that failed: the engine is gone and reads are refused.
+    fn rebuild_durable(&mut self) -> bool {
         let durable = self.wal.durable_seq();
         self.engine = match recover(self.index, &self.dir, self.wal_options, Some(durable)) {
             Ok((engine, _reader)) => Some(engine),
@@ -489,6 +756,59 @@ impl Shard {
                 None
             }
         };
+        self.engine.is_some()
+    }
+
+    /// The log found no space and cut itself back to its durable end: refuse writes (503)
+    /// and check for space every [`WAL_FULL_RETRY_INTERVAL`]; reads go on from the durable
+    /// state. Nothing latched: a full disk heals without a restart.
+    fn wait_for_space(&mut self, reason: String, status: &ShardStatus) {
+        tracing::warn!(shard = self.index, %reason, "log full; writes refused until there is space");
+        metrics::counter!("boxoffice_wal_full_total", "shard" => self.index.to_string())
+            .increment(1);
+        if !self.rebuild_durable() {
+            let reason = format!("{reason}; and the durable state could not be rebuilt");
+            status.set_failed(reason.clone());
+            self.failure = Some(reason);
+            return;
+        }
+        status.set_full(reason.clone());
+        self.full = Some(FullDisk {
+            reason,
+            retry_at: Instant::now() + WAL_FULL_RETRY_INTERVAL,
+        });
+    }
+
+    /// While the log is full: when the retry is due, writes and fdatasyncs a few batches'
+    /// worth of zeros after the last record; if that works, writes resume. A failed
+    /// fdatasync there latches for good, like any other.
+    fn retry_space(&mut self, status: &ShardStatus) {
+        let Some(full) = &mut self.full else {
+            return;
+        };
+        if Instant::now() < full.retry_at {
+            return;
+        }
+        match self.wal.probe_space(WAL_FULL_PROBE_BYTES) {
+            Ok(()) => {
+                tracing::info!(
+                    shard = self.index,
+                    "the log has space again; writes resumed"
+                );
+                self.full = None;
+                status.set_ready();
+            }
+            Err(error) if error.is_no_space() => {
+                full.retry_at = Instant::now() + WAL_FULL_RETRY_INTERVAL;
+            }
+            Err(error) => {
+                let reason = format!(
+                    "shard {}: the log failed while checking for space, writes refused: {error}",
+                    self.index
+                );
+                self.fail(reason, status);
+            }
+        }
     }
 
     fn record_stats(&mut self) {
@@ -500,12 +820,15 @@ impl Shard {
             self.metrics.holds_live.set(stats.holds_live as f64);
             self.metrics.tickets_sold.set(stats.tickets_sold as f64);
             self.metrics.tickets_held.set(stats.tickets_held as f64);
+            self.metrics
+                .sections_sold_out
+                .set(stats.sections_sold_out as f64);
         }
         self.metrics.last_stats = Instant::now();
     }
 
     fn snapshot(&mut self) {
-        let (None, Some(engine)) = (&self.failure, &self.engine) else {
+        let (None, None, Some(engine)) = (&self.failure, &self.full, &self.engine) else {
             return;
         };
         let started = Instant::now();
@@ -532,7 +855,7 @@ impl Shard {
 
     /// Clean shutdown: everything queued is answered already; sync and snapshot.
     fn shutdown(&mut self) {
-        if self.failure.is_none() {
+        if self.failure.is_none() && self.full.is_none() {
             if let Err(error) = self.wal.sync() {
                 tracing::error!(shard = self.index, %error, "final sync failed");
                 return;
@@ -550,11 +873,13 @@ fn execute(
     now: u64,
     records: &mut Vec<Vec<u8>>,
     used: &mut usize,
+    tally: &mut Tally,
 ) -> CommandResult {
     match engine.decide(command, now) {
         Ok(Decided::Change(decision)) => {
             engine.apply(&decision);
             push_record(records, used, &decision);
+            tally.count(&decision);
             Ok(engine.output(&decision, now))
         }
         Ok(Decided::Replay(output)) => Ok(output),
@@ -571,4 +896,34 @@ fn push_record(records: &mut Vec<Vec<u8>>, used: &mut usize, decision: &Decision
     buf.clear();
     decision.encode(buf);
     *used += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_clock_never_goes_back_and_advances_while_the_wall_clock_is_behind() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let t0 = 1_800_000_000_000;
+        let mut clock = ShardClock::new(0, t0);
+        clock.anchor = start;
+        assert_eq!(clock.at(t0 + 10, at(10)), t0 + 10);
+        // The wall clock steps back an hour: time goes on by the monotonic clock.
+        assert_eq!(clock.at(t0 - 3_600_000, at(1_010)), t0 + 1_010);
+        assert!(clock.warned);
+        assert_eq!(clock.at(t0 - 3_600_000 + 2_000, at(3_010)), t0 + 3_010);
+        // Caught up and past: the wall clock again; the episode is over.
+        assert_eq!(clock.at(t0 + 5_000, at(4_000)), t0 + 5_000);
+        assert!(!clock.warned);
+        // Behind by less than the warning bound: no warning, still never back.
+        assert_eq!(clock.at(t0 + 4_900, at(4_100)), t0 + 5_100);
+        assert!(!clock.warned);
+        // Started behind the log (a restart with a slow clock).
+        let mut clock = ShardClock::new(0, t0);
+        clock.anchor = start;
+        assert_eq!(clock.at(t0 - 3_600_000, at(500)), t0 + 500);
+        assert!(clock.warned);
+    }
 }

@@ -32,6 +32,35 @@ pub enum Error {
     /// A caller error (a snapshot for a sequence number that is not durable, a record too big).
     #[error("{0}")]
     Invalid(String),
+    /// A write found no space (ENOSPC, EDQUOT, or EFBIG at a file-size limit) and the log
+    /// cut itself back to its durable end: nothing of the batch is in the log and nothing
+    /// latched, so a later append may succeed once there is space again (see
+    /// [`crate::Wal::probe_space`]). A failed fdatasync is never this kind.
+    #[error("{path}: {op}: {source} (no space; the log is back at its durable end)")]
+    NoSpace {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether a later append may succeed without a restart (the log did not latch).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Error::NoSpace { .. })
+    }
+}
+
+/// Whether an I/O error says the device, a quota or a file-size limit is full.
+pub(crate) fn is_full(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge
+    )
 }
 
 /// An error from [`crate::Wal::replay`]: the log's own, or the visitor's.

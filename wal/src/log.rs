@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, ReplayError};
+use crate::error::{is_full, Error, ReplayError};
 use crate::format::{self, Frame, SEGMENT_HEADER_LEN};
 use crate::scan::{scan_segment, TornTail};
 use crate::storage::{FileStorage, Storage};
@@ -80,6 +80,9 @@ pub struct Wal<S: Storage = FileStorage> {
     /// Bytes of the current segment known durable (a failed sync cuts back to it).
     durable_len: u64,
     failed: Option<String>,
+    /// The reservation step as configured (a failed reservation turns it off until a
+    /// successful [`Wal::probe_space`]).
+    preallocate_configured: u64,
     buf: Vec<u8>,
 }
 
@@ -229,6 +232,7 @@ impl<S: Storage> Wal<S> {
             snapshots,
             damaged_snapshots: damaged,
             failed: None,
+            preallocate_configured: options.preallocate_bytes,
             buf: Vec::new(),
         };
         if newest_version < format::FORMAT_VERSION {
@@ -265,7 +269,7 @@ impl<S: Storage> Wal<S> {
         let name = format::segment_name(first_seq);
         let dir = self.dir();
         let header = format::segment_header(first_seq);
-        let created = self
+        let written = self
             .storage
             .create(&name)
             .map_err(io_error(&dir, &name, "create"))
@@ -273,7 +277,19 @@ impl<S: Storage> Wal<S> {
                 self.storage
                     .append(&name, &header)
                     .map_err(io_error(&dir, &name, "write header"))
-            })
+            });
+        if let Err(Error::Io { path, op, source }) = written {
+            // No room for the new file: remove it again, and the log is as it was.
+            let removed = match self.storage.remove(&name) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            };
+            if is_full(&source) && removed.is_ok() {
+                return Err(Error::NoSpace { path, op, source });
+            }
+            return Err(self.latch(Error::Io { path, op, source }));
+        }
+        let created = written
             .and_then(|()| {
                 self.storage
                     .sync(&name)
@@ -358,10 +374,19 @@ impl<S: Storage> Wal<S> {
             .map_err(io_error(&dir, &name, "append"));
         self.buf = buf;
         if let Err(error) = written {
-            // Best effort: cut what a short write left, so a restart without a crash does
-            // not find records whose append was reported failed. The log latches anyway.
-            let _ = self.storage.truncate(&name, self.current_len);
+            // Cut what a short write left, so a restart without a crash does not find
+            // records whose append was reported failed.
+            let cut = self.storage.truncate(&name, self.current_len);
             self.reserved_len = self.current_len;
+            // Out of space, cut back, and nothing unsynced before this batch: the log is
+            // exactly at its durable end, so it need not latch; a later append may succeed.
+            if let Error::Io { path, op, source } = error {
+                if is_full(&source) && cut.is_ok() && self.current_len == self.durable_len {
+                    tracing::warn!(path = %path.display(), %source, "log write found no space; nothing latched");
+                    return Err(Error::NoSpace { path, op, source });
+                }
+                return Err(self.latch(Error::Io { path, op, source }));
+            }
             return Err(self.latch(error));
         }
         self.prev_crc = crc;
@@ -401,6 +426,43 @@ impl<S: Storage> Wal<S> {
             return Ok(());
         }
         self.reserved_len = target;
+        Ok(())
+    }
+
+    /// After an [`Error::NoSpace`]: checks that `bytes` more bytes fit, by reserving that
+    /// many zeros after the last record and making them durable with one fdatasync (zeros
+    /// after the last record are padding, never content: later appends overwrite them).
+    /// `Ok` means appends may go on; `Error::NoSpace` means still no space (the zeros were
+    /// cut again); any other error latched the log (a failed fdatasync is never retried).
+    /// The reservation step turned off by a failed reservation is turned back on.
+    pub fn probe_space(&mut self, bytes: u64) -> Result<(), Error> {
+        self.check_failed()?;
+        let name = self.current_name();
+        let dir = self.dir();
+        let target = self.current_len + bytes;
+        if target > self.reserved_len {
+            if let Err(source) = self.storage.preallocate(&name, target) {
+                let cut = self.storage.truncate(&name, self.current_len);
+                self.reserved_len = self.current_len;
+                if is_full(&source) && cut.is_ok() {
+                    return Err(Error::NoSpace {
+                        path: dir.join(&name),
+                        op: "reserve",
+                        source,
+                    });
+                }
+                return Err(self.latch(io_error(&dir, &name, "reserve")(source)));
+            }
+            self.reserved_len = target;
+        }
+        if let Err(error) = self
+            .storage
+            .sync(&name)
+            .map_err(io_error(&dir, &name, "fdatasync"))
+        {
+            return Err(self.latch(error));
+        }
+        self.options.preallocate_bytes = self.preallocate_configured;
         Ok(())
     }
 
@@ -492,15 +554,26 @@ impl<S: Storage> Wal<S> {
         let name = format::snapshot_name(seq);
         let tmp = format!("{name}.tmp");
         let encoded = format::encode_snapshot(seq, bytes);
-        self.storage
+        let written = self
+            .storage
             .create(&tmp)
-            .map_err(io_error(&dir, &tmp, "create"))?;
-        self.storage
-            .append(&tmp, &encoded)
-            .map_err(io_error(&dir, &tmp, "write"))?;
-        self.storage
-            .sync(&tmp)
-            .map_err(io_error(&dir, &tmp, "fdatasync"))?;
+            .map_err(io_error(&dir, &tmp, "create"))
+            .and_then(|()| {
+                self.storage
+                    .append(&tmp, &encoded)
+                    .map_err(io_error(&dir, &tmp, "write"))
+            })
+            .and_then(|()| {
+                self.storage
+                    .sync(&tmp)
+                    .map_err(io_error(&dir, &tmp, "fdatasync"))
+            });
+        if let Err(error) = written {
+            // A half-written temporary file would only hold space (on a full disk, the
+            // space the log needs): remove it; the next open would remove it anyway.
+            let _ = self.storage.remove(&tmp);
+            return Err(error);
+        }
         self.storage
             .rename(&tmp, &name)
             .map_err(io_error(&dir, &name, "rename"))?;
@@ -577,5 +650,68 @@ impl<S: Storage> Wal<S> {
     /// Gives the storage back.
     pub fn into_storage(self) -> S {
         self.storage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{CrashStorage, FaultKind, FaultStorage, TearMode};
+
+    const OPTIONS: Options = Options {
+        segment_bytes_max: 64 * 1024,
+        preallocate_bytes: 0,
+    };
+
+    #[test]
+    fn a_write_without_space_does_not_latch_and_appends_resume_after_a_probe() {
+        let storage = CrashStorage::new();
+        // Operations: dir sync (open), create, header, sync, dir sync; then the 6th, the
+        // first append, finds no space (once).
+        let faulty = FaultStorage::new(storage.clone(), 6, FaultKind::NoSpace, false);
+        let (mut wal, _) = Wal::open_with(faulty, OPTIONS).unwrap();
+        let error = wal.append(&[b"one"]).unwrap_err();
+        assert!(error.is_no_space(), "{error}");
+        assert!(wal.failed().is_none(), "a full disk latched the log");
+        assert_eq!((wal.last_seq(), wal.durable_seq()), (0, 0));
+        wal.probe_space(4096).unwrap();
+        assert_eq!(wal.storage().injected(), 1);
+        assert_eq!(wal.append(&[b"two"]).unwrap(), 1..2);
+        wal.sync().unwrap();
+        drop(wal);
+        storage.crash(TearMode::DropUnsynced);
+        let (mut wal, _) = Wal::open_with(storage, OPTIONS).unwrap();
+        let mut seen = Vec::new();
+        wal.replay(1, |seq, bytes| {
+            seen.push((seq, bytes.to_vec()));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![(1, b"two".to_vec())],
+            "the probe's zeros are padding"
+        );
+    }
+
+    #[test]
+    fn a_probe_without_space_stays_retryable_and_a_failed_probe_sync_latches() {
+        // Operations 1-5 open, 6 append, 7 sync, 8 the probe's zeros, 9 its fdatasync.
+        let faulty = FaultStorage::new(CrashStorage::new(), 8, FaultKind::NoSpace, false);
+        let (mut wal, _) = Wal::open_with(faulty, OPTIONS).unwrap();
+        wal.append(&[b"one"]).unwrap();
+        wal.sync().unwrap();
+        let error = wal.probe_space(4096).unwrap_err();
+        assert!(error.is_no_space() && wal.failed().is_none(), "{error}");
+        assert_eq!(wal.append(&[b"two"]).unwrap(), 2..3);
+        wal.sync().unwrap();
+
+        let faulty = FaultStorage::new(CrashStorage::new(), 9, FaultKind::Eio, false);
+        let (mut wal, _) = Wal::open_with(faulty, OPTIONS).unwrap();
+        wal.append(&[b"one"]).unwrap();
+        wal.sync().unwrap();
+        assert!(wal.probe_space(4096).is_err());
+        assert!(wal.failed().is_some(), "a failed fdatasync must latch");
+        assert!(matches!(wal.append(&[b"two"]), Err(Error::Failed(_))));
     }
 }

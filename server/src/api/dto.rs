@@ -303,7 +303,8 @@ pub struct HealthJson {
 /// `GET /ready`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReadyJson {
-    /// `ready` when every shard is; else `failed` when one is, else `recovering`.
+    /// `ready`, `recovering`, `stalled` or `failed` (the worst of the shards'; a `full`
+    /// shard makes it `failed`).
     #[schema(value_type = ReadyStatus)]
     pub status: String,
     /// Each shard.
@@ -315,10 +316,11 @@ pub struct ReadyJson {
 pub struct ShardReadyJson {
     /// Shard number.
     pub shard: usize,
-    /// `ready`, `recovering` or `failed`.
+    /// `ready`, `recovering`, `stalled` (a batch waits too long for its fdatasync), `full`
+    /// (no space; writes resume by themselves) or `failed` (needs a restart).
     #[schema(value_type = ReadyStatus)]
     pub status: String,
-    /// Why it cannot write, when failed.
+    /// Why it cannot write, when stalled, full or failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -385,7 +387,11 @@ pub enum ReadyStatus {
     Ready,
     /// Still replaying its log.
     Recovering,
-    /// Cannot write (see `reason`).
+    /// A batch has waited longer than the stall bound for its write and fdatasync.
+    Stalled,
+    /// The log found no space; writes resume by themselves once there is room.
+    Full,
+    /// Cannot write until a restart (see `reason`).
     Failed,
 }
 

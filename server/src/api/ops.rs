@@ -8,28 +8,33 @@ use utoipa::OpenApi;
 
 use super::dto::{HealthJson, ReadyJson, ShardReadyJson};
 use super::AppState;
+use crate::shard::Readiness;
 
-/// The process is alive.
+/// The process is alive (whatever its shards' disks do: see `/ready`).
 pub async fn health() -> Json<HealthJson> {
     Json(HealthJson {
         status: "ok".to_string(),
     })
 }
 
-/// 200 once every shard has recovered and can write; 503 with the reasons otherwise.
+/// Each shard's ability to write; 200 only when every shard can. Per shard: `ready`,
+/// `recovering`, `stalled` (a batch has waited longer than
+/// [`crate::limits::SYNC_STALL_MAX`] for its write and fdatasync: a stuck disk), `full`
+/// (the log found no space; writes resume by themselves once there is room) or `failed`
+/// (a restart is needed), with the reason. Computed from each shard's shared status,
+/// never by asking the shard thread, which may be blocked in an fdatasync.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let shards: Vec<ShardReadyJson> = state
         .shards()
         .iter()
         .enumerate()
         .map(|(shard, handle)| {
-            let status = handle.status();
-            let (label, reason) = if status.is_ready() {
-                ("ready", None)
-            } else if status.is_recovering() {
-                ("recovering", None)
-            } else {
-                ("failed", status.failure())
+            let (label, reason) = match handle.status().readiness(shard) {
+                Readiness::Ready => ("ready", None),
+                Readiness::Recovering => ("recovering", None),
+                Readiness::Stalled(reason) => ("stalled", Some(reason)),
+                Readiness::Full(reason) => ("full", Some(reason)),
+                Readiness::Failed(reason) => ("failed", Some(reason)),
             };
             ShardReadyJson {
                 shard,
@@ -38,12 +43,16 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             }
         })
         .collect();
-    let overall = if shards.iter().all(|s| s.status == "ready") {
-        "ready"
-    } else if shards.iter().any(|s| s.status == "failed") {
+    let any = |label: &str| shards.iter().any(|s| s.status == label);
+    // The node's status: the worst of its shards'; a full disk is a failure to write.
+    let overall = if any("failed") || any("full") {
         "failed"
-    } else {
+    } else if any("stalled") {
+        "stalled"
+    } else if any("recovering") {
         "recovering"
+    } else {
+        "ready"
     };
     let code = if overall == "ready" {
         StatusCode::OK
@@ -63,8 +72,16 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     for (shard, handle) in state.shards().iter().enumerate() {
-        metrics::gauge!("boxoffice_shard_queue_depth", "shard" => shard.to_string())
+        let label = shard.to_string();
+        metrics::gauge!("boxoffice_shard_queue_depth", "shard" => label.clone())
             .set(handle.queue_depth() as f64);
+        // Read here, not by the shard, which may be blocked in the very fdatasync.
+        let unsynced = handle.status().unsynced_age().unwrap_or_default();
+        metrics::gauge!("boxoffice_wal_unsynced_age_seconds", "shard" => label.clone())
+            .set(unsynced.as_secs_f64());
+        // The longest gap since the previous scrape (a max gauge, reset by each scrape).
+        metrics::gauge!("boxoffice_shard_loop_gap_seconds", "shard" => label)
+            .set(handle.status().take_loop_gap().as_secs_f64());
     }
     (
         [(
