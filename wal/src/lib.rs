@@ -17,7 +17,9 @@
 //!
 //! **Fail-stop.** After any failed write or fsync the log latches and refuses every later
 //! append ([`Error::Failed`]): a failed fsync may have dropped dirty pages, and retrying
-//! it could report durable what is not.
+//! it could report durable what is not. The one exception: a write that found no space
+//! (ENOSPC, EDQUOT, EFBIG) after which the log cut itself back to its durable end is
+//! [`Error::NoSpace`] and latches nothing; [`Wal::probe_space`] checks for room again.
 //!
 //! **Snapshots.** [`Wal::write_snapshot`] stores a caller's state covering records up to
 //! a seq (temporary file, fsync, rename, directory fsync); segments wholly covered by the
