@@ -651,3 +651,29 @@ fn a_request_followed_by_a_half_close_is_answered_and_carried_out() {
     assert!(answer.contains("\"status\":\"confirmed\""), "{answer}");
     assert_eq!(sold(&server, "half"), 1);
 }
+
+#[test]
+fn a_body_that_does_not_arrive_is_408_and_nothing_is_done() {
+    let server = Server::start(Launch::default());
+    create_event(&server, "slow", 10);
+    let body = json!({"user_id": "alice", "items": [{"section_id": "ga", "qty": 1}]}).to_string();
+    // The head promises the whole body; only half of it is sent, and the connection stays
+    // open: the request timeout (30 s, nothing queued) answers 408.
+    let request = format!(
+        "POST /v1/events/slow/bookings HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {ADMIN}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{}",
+        body.len(),
+        &body[..body.len() / 2]
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "answer: {answer:?}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert_eq!(sold(&server, "slow"), 0);
+}
