@@ -4,8 +4,9 @@
 //! expiry), reads the clock once, decides and applies every command, appends the
 //! decisions with one write, makes them durable with one fdatasync, and only then answers
 //! everyone in the batch, reads included. So no reply and no read shows a decision before
-//! it is durable (invariant 4). If the log fails, the shard rebuilds its state from what is
-//! durable on disk, answers 503 to every later write, and says why in `/ready`.
+//! it is durable (invariant 4 of docs/architecture.md). If the log fails, the shard
+//! rebuilds its state from what is durable on disk, answers 503 to every later write, and
+//! says why in `/ready`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -285,7 +286,7 @@ struct Shard {
     /// `None` only if the log failed and the durable state could not be rebuilt.
     engine: Option<Engine>,
     wal: Wal,
-    /// Set when the log failed: writes are refused from then on (invariant 10).
+    /// Set when the log failed: writes are refused from then on (invariant 10, docs/architecture.md).
     failure: Option<String>,
     records: Vec<Vec<u8>>,
     decisions_since_snapshot: u64,

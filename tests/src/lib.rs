@@ -427,7 +427,7 @@ impl Inventory {
     }
 }
 
-/// Reads the event and its seat map and asserts invariants 1 and 2 as a client sees them:
+/// Reads the event and its seat map and asserts invariants 1 and 2 (docs/architecture.md) as a client sees them:
 /// for every section available + held + sold == capacity; every seat of a seated section
 /// appears exactly once with one status of `free`, `held`, `sold`; and the seat map agrees
 /// with the counts. Call it when no request is in flight (the two reads are not atomic).

@@ -1,4 +1,4 @@
-//! Invariant 9 through the real binary: a bad checksum that a crash cannot explain stops
+//! Invariant 9 (docs/architecture.md) through the real binary: a bad checksum that a crash cannot explain stops
 //! start-up with an error naming the file and the byte offset (and `wal verify` says the
 //! same), while a torn tail is cut and the server starts.
 
