@@ -242,13 +242,7 @@ fn verify_and_dump_speak_the_apis_words() {
     check_golden("wal_dump.jsonl", &lines);
 
     // Damage in words: a flipped bit in the first record of shard 1, good records after it.
-    let shard = dir.join("shard-001");
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(&shard)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    segments.sort();
+    let segments = harness::segments(&dir.join("shard-001"));
     let segment = &segments[0];
     let mut bytes = std::fs::read(segment).unwrap();
     bytes[wal::SEGMENT_HEADER_LEN + wal::RECORD_HEADER_LEN] ^= 0x10;
