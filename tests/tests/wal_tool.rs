@@ -147,7 +147,7 @@ fn build(dir: &Path) {
     .unwrap();
     assert_eq!(created.status, 201, "{}", created.body);
 
-    // Shard 0: a GA hold confirmed, a purchase cancelled.
+    // Shard 0: a GA hold confirmed, a purchase cancelled, a purchase by a known user.
     let hold = post(
         &proc,
         "/v1/events/ga/holds",
@@ -177,6 +177,15 @@ fn build(dir: &Path) {
         &bob,
         json!({}),
         200,
+    );
+
+    // alice again: a user the shard knows (the log stores her index, the dump her id).
+    post(
+        &proc,
+        "/v1/events/ga/bookings",
+        &alice,
+        json!({"items": [{"section_id": "lawn", "qty": 1}]}),
+        201,
     );
 
     // Shard 1: seats held and released, seats and GA bought, a hold left to expire.
