@@ -1,6 +1,6 @@
-//! `check_invariants`: the invariants of design.md that the engine owns, in the same
-//! words and order, recounted from scratch from the holds and bookings. Tests call it
-//! after every step; a breach panics with both values.
+//! `check_invariants`: the invariants that the engine owns, numbered and worded as in
+//! docs/architecture.md ("The invariants"), recounted from scratch from the holds and
+//! bookings. Tests call it after every step; a breach panics with both values.
 //!
 //! Invariant 3 (a multi-item or multi-seat request succeeds whole or changes nothing) holds
 //! by construction: `decide` changes nothing and `apply` cannot fail. Invariants 4, 5 and

@@ -15,7 +15,7 @@
 //! arrive (the server), what time it is (the caller says), who the caller really is (the
 //! server verifies tokens and passes an [`Actor`]).
 //!
-//! Limits live in [`limits`]; the invariants of design.md are asserted by
+//! Limits live in [`limits`]; the invariants of docs/architecture.md are asserted by
 //! [`Engine::check_invariants`].
 
 mod codec;

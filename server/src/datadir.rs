@@ -216,7 +216,46 @@ fn lock_dir(root: &Path) -> Result<File, DataDirError> {
             root.display()
         )));
     }
+    // The lock is the kernel's: where it lists its locks, ours must be there, held by us.
+    if std::path::Path::new(PROC_LOCKS).exists() {
+        match kernel_lock_holder(&dir) {
+            Some(pid) if pid == std::process::id() => {}
+            Some(pid) => {
+                return Err(DataDirError::Locked {
+                    path: root.to_path_buf(),
+                    holder: format!("PID {pid}"),
+                })
+            }
+            None => tracing::warn!(
+                data_dir = %root.display(),
+                "the kernel does not list this server's flock of the data directory; the \
+                 filesystem may not support locks, so make sure no second server uses it"
+            ),
+        }
+    }
     Ok(dir)
+}
+
+/// The kernel's table of file locks.
+const PROC_LOCKS: &str = "/proc/locks";
+
+/// The PID holding a flock of `file`'s inode, as the kernel lists it in `/proc/locks`.
+fn kernel_lock_holder(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let inode = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = fs::read_to_string(PROC_LOCKS).ok()?;
+    locks.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF"; waiters have "->" and so
+        // one field more, which this skips.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.len() >= 6 && fields[1] == "FLOCK" && fields[5] == inode)
+            .then(|| fields[4].parse::<u32>().ok())
+            .flatten()
+    })
 }
 
 /// Takes the flock of `root/LOCK` and writes this process's PID into it.
@@ -246,27 +285,12 @@ fn lock_file(root: &Path) -> Result<File, DataDirError> {
 /// Who holds the flock of the directory: the PID the kernel lists in `/proc/locks` for
 /// its inode, else the PID recorded in `LOCK`.
 fn lock_holder(root: &Path, dir: &File) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let from_kernel = dir.metadata().ok().and_then(|meta| {
-        let dev = meta.dev();
-        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-        let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-        let inode = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-        let locks = fs::read_to_string("/proc/locks").ok()?;
-        locks.lines().find_map(|line| {
-            // "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF"; waiters have "->".
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields.len() >= 6 && fields[1] == "FLOCK" && fields[5] == inode)
-                .then(|| fields[4].parse::<u32>().ok())
-                .flatten()
-        })
-    });
     let from_file = || {
         fs::read_to_string(root.join(LOCK_FILE))
             .ok()
             .and_then(|text| text.trim().parse::<u32>().ok())
     };
-    match from_kernel.or_else(from_file) {
+    match kernel_lock_holder(dir).or_else(from_file) {
         Some(pid) => format!("PID {pid}"),
         None => "PID unknown: the LOCK file that records it is gone".to_string(),
     }

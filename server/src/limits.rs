@@ -24,7 +24,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CONNECTIONS_MAX: usize = 8_192;
 
 /// Commands and reads queued per shard. A full queue is answered at once with 503 and
-/// `Retry-After` (invariant 8): waiting longer would only grow latency and memory.
+/// `Retry-After` (invariant 8 of docs/architecture.md): waiting longer would only grow latency and memory.
 pub const SHARD_QUEUE_CAPACITY: usize = 16_384;
 
 /// Requests one shard takes into one batch (one write, one fdatasync).

@@ -55,7 +55,7 @@ pub enum RunError {
     /// A shard thread could not start.
     #[error("cannot start a shard thread: {0}")]
     Thread(#[from] std::io::Error),
-    /// A shard's log or snapshot is damaged (invariant 9): start-up stops.
+    /// A shard's log or snapshot is damaged (invariant 9, docs/architecture.md): start-up stops.
     #[error("{0}")]
     Recovery(String),
 }

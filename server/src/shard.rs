@@ -4,7 +4,7 @@
 //! expiry), reads the clock once, decides and applies every command, appends the
 //! decisions with one write, makes them durable with one fdatasync, and only then answers
 //! everyone in the batch, reads included. So no reply and no read shows a decision before
-//! it is durable (invariant 4). If the log fails, the shard rebuilds its state from what is
+//! it is durable (invariant 4 of docs/architecture.md). If the log fails, the shard rebuilds its state from what is
 //! durable on disk, answers 503 to every later write, and says why in `/ready`; a log
 //! that only found no space (ENOSPC, EFBIG) is checked again every
 //! [`WAL_FULL_RETRY_INTERVAL`] and writes resume once there is room.
@@ -429,7 +429,7 @@ struct Shard {
     /// `None` only if the log failed and the durable state could not be rebuilt.
     engine: Option<Engine>,
     wal: Wal,
-    /// Set when the log failed: writes are refused from then on (invariant 10).
+    /// Set when the log failed: writes are refused from then on (invariant 10, docs/architecture.md).
     failure: Option<String>,
     /// Set while the log has no space: writes are refused until a probe finds room.
     full: Option<FullDisk>,

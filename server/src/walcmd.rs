@@ -21,7 +21,7 @@ pub fn verify(data_dir: &Path) -> Result<(), String> {
     let shards = recorded_shards(data_dir).map_err(|e| e.to_string())?;
     for index in 0..shards {
         let dir = shard_dir(data_dir, index);
-        let report = visit(data_dir, &dir, index, |_| {})?;
+        let report = visit(data_dir, &dir, index, None::<fn(Value)>)?;
         if let Some(path) = report.damaged_snapshots.first() {
             return Err(damage(
                 path,
@@ -95,9 +95,10 @@ pub fn dump(data_dir: &Path) -> Result<(), String> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for index in 0..shards {
-        visit(data_dir, &shard_dir(data_dir, index), index, |line| {
+        let print = |line: Value| {
             let _ = writeln!(out, "{}", ordered(line));
-        })?;
+        };
+        visit(data_dir, &shard_dir(data_dir, index), index, Some(print))?;
     }
     out.flush().map_err(|e| e.to_string())
 }
@@ -160,14 +161,15 @@ fn log_error(index: usize, dir: &Path, error: wal::Error) -> String {
     }
 }
 
-/// Reads one shard's log read-only, decoding every record, and hands each snapshot and
-/// decision to `f` as a JSON line in words. Names come from an engine restored from the
-/// newest snapshot and brought forward by the records after it. Err: the first damage.
+/// Reads one shard's log read-only, decoding every record and snapshot, and, given `f`,
+/// hands each snapshot and decision to it as a JSON line in words. Names come from an
+/// engine restored from the newest snapshot and brought forward by the records after it.
+/// Err: the first damage.
 fn visit(
     data_dir: &Path,
     dir: &Path,
     index: usize,
-    mut f: impl FnMut(Value),
+    mut f: Option<impl FnMut(Value)>,
 ) -> Result<wal::VerifyReport, String> {
     let shard = index as u16;
     let mut failure = None;
@@ -214,7 +216,9 @@ fn visit(
                     ));
                 }
             }
-            f(Value::Object(line));
+            if let Some(f) = f.as_mut() {
+                f(Value::Object(line));
+            }
         }
         wal::Item::Record {
             path,
@@ -223,6 +227,7 @@ fn visit(
             bytes,
         } => match Decision::decode(bytes) {
             Ok(decision) => {
+                let Some(f) = f.as_mut() else { return };
                 let mut line = Map::new();
                 line.insert("shard".into(), index.into());
                 line.insert("seq".into(), seq.into());

@@ -427,7 +427,7 @@ impl Inventory {
     }
 }
 
-/// Reads the event and its seat map and asserts invariants 1 and 2 as a client sees them:
+/// Reads the event and its seat map and asserts invariants 1 and 2 (docs/architecture.md) as a client sees them:
 /// for every section available + held + sold == capacity; every seat of a seated section
 /// appears exactly once with one status of `free`, `held`, `sold`; and the seat map agrees
 /// with the counts. Call it when no request is in flight (the two reads are not atomic).
@@ -792,4 +792,48 @@ pub fn run_tool<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S]) -> std::pr
         String::from_utf8_lossy(&output.stderr)
     );
     output
+
+/// How long [`serve_until_exit`] waits for a server that must refuse to start.
+const REFUSAL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `boxoffice serve` on `dir` (port 0, the test secrets) with `extra` arguments and
+/// waits for it to exit by itself: (exit success, stderr). For start-ups that must be
+/// refused; panics (after killing it by its PID) if it is still running after 30 s.
+pub fn serve_until_exit(dir: &Path, extra: &[&str]) -> (bool, String) {
+    let mut child = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("BOXOFFICE_ADMIN_TOKEN", ADMIN)
+        .env("BOXOFFICE_JWT_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("boxoffice starts");
+    let deadline = Instant::now() + REFUSAL_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server kept running where it must refuse to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (status.success(), stderr)
+}
+
+/// The segment files (`*.wal`) of a shard's log directory, oldest first.
+pub fn segments(shard_dir: &Path) -> Vec<PathBuf> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(shard_dir)
+        .expect("the shard directory lists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segments.sort();
+    segments
 }

@@ -1,10 +1,9 @@
-//! Invariant 9 through the real binary: a bad checksum that a crash cannot explain stops
+//! Invariant 9 (docs/architecture.md) through the real binary: a bad checksum that a crash cannot explain stops
 //! start-up with an error naming the file and the byte offset (and `wal verify` says the
 //! same), while a torn tail is cut and the server starts.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use harness::{binary, user_token, Launch, Proc, ADMIN};
 use serde_json::json;
@@ -61,32 +60,9 @@ fn wal_verify(dir: &Path) -> (bool, String) {
 }
 
 /// Runs `boxoffice serve` on `dir` and waits (≤ 30 s) for it to exit by itself; returns
-/// (exit success, stderr). Kills it (by its PID) if it does not exit.
+/// (exit success, stderr).
 fn serve_until_exit(dir: &Path) -> (bool, String) {
-    let mut child = Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("BOXOFFICE_ADMIN_TOKEN", ADMIN)
-        .env("BOXOFFICE_JWT_SECRET", harness::SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server kept running on a damaged log");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status.success(), stderr)
+    harness::serve_until_exit(dir, &[])
 }
 
 #[test]

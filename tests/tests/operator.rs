@@ -4,10 +4,8 @@
 //! with a message that says what is missing, and nothing is written.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use harness::{binary, user_token, Launch, Proc, ADMIN};
+use harness::{serve_until_exit, user_token, Launch, Proc, ADMIN};
 use serde_json::{json, Value};
 
 fn launch(shards: usize) -> Launch {
@@ -15,36 +13,6 @@ fn launch(shards: usize) -> Launch {
         shards: Some(shards),
         ..Launch::default()
     }
-}
-
-/// Runs `boxoffice serve` on `dir` with `extra` arguments and waits (≤ 30 s) for it to
-/// exit by itself: (exit success, stderr). Kills it (by its PID) if it keeps running.
-fn serve_until_exit(dir: &Path, extra: &[&str]) -> (bool, String) {
-    let mut child = Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .args(extra)
-        .env("BOXOFFICE_ADMIN_TOKEN", ADMIN)
-        .env("BOXOFFICE_JWT_SECRET", harness::SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server started where it must refuse");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status.success(), stderr)
 }
 
 /// Creates event `id` (GA, 100 tickets) and buys one ticket for alice: the booking id.

@@ -147,7 +147,7 @@ fn build(dir: &Path) {
     .unwrap();
     assert_eq!(created.status, 201, "{}", created.body);
 
-    // Shard 0: a GA hold confirmed, a purchase cancelled.
+    // Shard 0: a GA hold confirmed, a purchase cancelled, a purchase by a known user.
     let hold = post(
         &proc,
         "/v1/events/ga/holds",
@@ -177,6 +177,15 @@ fn build(dir: &Path) {
         &bob,
         json!({}),
         200,
+    );
+
+    // alice again: a user the shard knows (the log stores her index, the dump her id).
+    post(
+        &proc,
+        "/v1/events/ga/bookings",
+        &alice,
+        json!({"items": [{"section_id": "lawn", "qty": 1}]}),
+        201,
     );
 
     // Shard 1: seats held and released, seats and GA bought, a hold left to expire.
@@ -242,13 +251,7 @@ fn verify_and_dump_speak_the_apis_words() {
     check_golden("wal_dump.jsonl", &lines);
 
     // Damage in words: a flipped bit in the first record of shard 1, good records after it.
-    let shard = dir.join("shard-001");
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(&shard)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    segments.sort();
+    let segments = harness::segments(&dir.join("shard-001"));
     let segment = &segments[0];
     let mut bytes = std::fs::read(segment).unwrap();
     bytes[wal::SEGMENT_HEADER_LEN + wal::RECORD_HEADER_LEN] ^= 0x10;

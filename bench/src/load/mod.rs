@@ -286,7 +286,7 @@ async fn create_event(target: &Arc<Target>, plan: &EventPlan) -> anyhow::Result<
 }
 
 /// Extra wait after the last expiring hold's TTL: the server returns expired inventory
-/// to sale within 1 s (design invariant 6).
+/// to sale within 1 s (invariant 6 of docs/architecture.md).
 const EXPIRY_SWEEP_SLACK: Duration = Duration::from_millis(1500);
 
 async fn verify_run(
