@@ -84,7 +84,7 @@ pub const FAMILIES: &[Family] = &[
     family("boxoffice_shard_batch_size", Kind::Histogram, Unit::Count, &["shard"],
         "Decisions written per log batch (one write and one fdatasync each)."),
     family("boxoffice_shard_loop_gap_seconds", Kind::Gauge, Unit::Seconds, &["shard"],
-        "Time since the shard thread last came round its loop (large: the thread is stuck)."),
+        "Longest time, since the previous scrape, from one batch's answers to the start of the next while requests were queued (reset by each scrape: one scraper only)."),
     family("boxoffice_wal_fsync_seconds", Kind::Histogram, Unit::Seconds, &["shard"],
         "Time of each log batch's fdatasync."),
     family("boxoffice_wal_unsynced_age_seconds", Kind::Gauge, Unit::Seconds, &["shard"],
@@ -93,6 +93,16 @@ pub const FAMILIES: &[Family] = &[
         "Log writes or syncs that failed; the shard then refuses writes (503)."),
     family("boxoffice_wal_torn_tails_total", Kind::Counter, Unit::Count, &[],
         "Torn records cut from the end of a log at start-up (a crash mid-write)."),
+    family("boxoffice_purchases_total", Kind::Counter, Unit::Count, &["shard"],
+        "Purchases (hold and confirm as one decision) made durable."),
+    family("boxoffice_bookings_cancelled_total", Kind::Counter, Unit::Count, &["shard"],
+        "Bookings cancelled (their tickets returned to sale)."),
+    family("boxoffice_outcome_unknown_total", Kind::Counter, Unit::Count, &[],
+        "Commands answered 503 outcome_unknown: queued to a shard that did not answer within --outcome-wait."),
+    family("boxoffice_clock_behind_episodes_total", Kind::Counter, Unit::Count, &["shard"],
+        "Times the wall clock was found more than 1 s behind the log's newest decision (engine time then advances by the monotonic clock)."),
+    family("boxoffice_wal_full_total", Kind::Counter, Unit::Count, &["shard"],
+        "Times the shard's log found no space (ENOSPC, EFBIG); writes are refused until a probe finds room."),
 ];
 
 /// Gives every family its HELP text and unit (the recorder must be installed).

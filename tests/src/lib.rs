@@ -792,6 +792,7 @@ pub fn run_tool<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S]) -> std::pr
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
 
 /// How long [`serve_until_exit`] waits for a server that must refuse to start.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(30);
