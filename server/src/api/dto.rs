@@ -10,6 +10,12 @@ use super::convert::rfc3339;
 /// `POST /v1/events`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "tour-berlin", "name": "Tour, Berlin",
+    "starts_at": "2027-05-01T20:00:00Z", "max_per_user": 4, "hold_ttl_seconds": 600,
+    "sections": [
+        {"id": "ga", "name": "Standing", "price_cents": 4500, "capacity": 2000},
+        {"id": "balcony", "name": "Balcony", "price_cents": 8000,
+         "seats": {"rows": [{"label": "A", "count": 20}, {"label": "B", "count": 20}]}}]}))]
 pub struct CreateEventBody {
     /// `[A-Za-z0-9_-]{1,64}`; generated when absent.
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
@@ -75,6 +81,8 @@ pub struct RowJson {
 /// `POST /v1/events/{event_id}/holds`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"section_id": "ga", "qty": 2}], "seats": ["A-12"],
+    "ttl_seconds": 300}))]
 pub struct HoldBody {
     /// For whom: required with the admin token; with a user token, absent or your own id.
     #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
@@ -93,6 +101,7 @@ pub struct HoldBody {
 /// `POST /v1/events/{event_id}/bookings`: a hold body plus a payment reference.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"section_id": "ga", "qty": 2}], "payment_ref": "pay_8f2c"}))]
 pub struct PurchaseBody {
     /// For whom (as for holds).
     #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
@@ -114,6 +123,7 @@ pub struct PurchaseBody {
 /// `POST /v1/holds/{hold_id}/confirm` (the body may be empty).
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"payment_ref": "pay_8f2c"}))]
 pub struct ConfirmBody {
     /// Payment provider reference, 1 to 128 bytes.
     #[schema(min_length = 1, max_length = 128)]

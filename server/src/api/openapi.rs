@@ -29,7 +29,7 @@ use utoipa::openapi::path::{
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Components, Ref, RefOr, Required};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
@@ -209,6 +209,26 @@ impl Op {
             description,
             content_type: "application/json",
             schema,
+            links: Vec::new(),
+        });
+        self
+    }
+
+    /// A JSON answer that is one of two shapes.
+    fn answers_either<A: ToSchema, B: ToSchema>(
+        mut self,
+        status: u16,
+        description: &'static str,
+    ) -> Op {
+        let one_of = OneOfBuilder::new()
+            .item(self.schema_of::<A>())
+            .item(self.schema_of::<B>())
+            .build();
+        self.answers.push(Answer {
+            status,
+            description,
+            content_type: "application/json",
+            schema: RefOr::T(Schema::OneOf(one_of)),
             links: Vec::new(),
         });
         self
@@ -495,15 +515,21 @@ fn operations() -> Vec<Op> {
             .errors(&with_shard(&[
                 InvalidInput, Unauthorized, NotFound, BookingNotActive, IdempotencyKeyReused,
             ])),
+        // A connection over the server's cap is answered 503 `overloaded` on any path.
         Op::get("/health", "health", "ops", "The process is alive.")
-            .answers::<HealthJson>(200, "Alive."),
+            .answers::<HealthJson>(200, "Alive.")
+            .errors(&[Overloaded]),
         Op::get("/ready", "ready", "ops", "Whether every shard has recovered and can write.")
             .answers::<ReadyJson>(200, "Every shard is ready.")
-            .answers::<ReadyJson>(503, "A shard is recovering or failed; `reason` says why."),
+            .answers_either::<ReadyJson, ErrorJson>(503,
+                "A shard is recovering or failed (`reason` says why); or, in the error shape, \
+                 `overloaded`: too many connections."),
         Op::get("/metrics", "metrics", "ops", "Metrics in Prometheus text format.")
-            .answers_as(200, "The metrics.", "text/plain", text),
+            .answers_as(200, "The metrics.", "text/plain", text)
+            .errors(&[Overloaded]),
         Op::get("/openapi.json", "openapi", "ops", "This document.")
-            .answers_as(200, "The OpenAPI document.", "application/json", object),
+            .answers_as(200, "The OpenAPI document.", "application/json", object)
+            .errors(&[Overloaded]),
     ]
 }
 
