@@ -1,22 +1,28 @@
 //! The OpenAPI 3.1 document served at `GET /openapi.json`, built from one table:
-//! [`operations`] lists every route once, with its `operationId`, who may call it, its
+//! `operations()` lists every route once, with its `operationId`, who may call it, its
 //! parameters, its body, its success answer with the `links` a client follows next, and
 //! every error code its handler can answer. The error statuses, their descriptions and
 //! the schemas of the named types all follow from that entry.
 //!
-//! **To document a new route, add one entry to [`operations`]**, e.g.
+//! **To document a new route, add one entry to `operations()`** (handlers carry no
+//! OpenAPI annotations), e.g.
 //!
 //! ```text
 //! Op::post("/v1/holds/{hold_id}/extend", "extendHold", "holds", "Moves a live hold's expiry.")
-//!     .user()                                  // or .public() / .admin()
-//!     .path_param(HOLD_ID)
-//!     .body::<ExtendBody>(true)                // ToSchema types: their schemas are added
+//!     .user()                        // .admin() for the admin token; neither: anyone
+//!     .path_param(HOLD_ID)           // query parameters: .query::<SomeParams>()
+//!     .idempotency_key()             // if it takes `Idempotency-Key`
+//!     .body::<ExtendBody>(true)      // any ToSchema type: its schemas are added
 //!     .answers::<HoldJson>(200, "The hold with its new `expires_at`.")
-//!     .errors(&[InvalidInput, Unauthorized, NotFound, HoldNotActive, HoldExpired, ...]),
+//!     .link("confirmHold", "confirmHold", "hold_id", "Confirm this hold.")
+//!     .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound, HoldNotActive,
+//!         HoldExpired, ExtensionLimit, IdempotencyKeyReused])),
 //! ```
 //!
-//! A new error code goes into [`ErrorCode`] (with its status); the tests below check
-//! that every operation id is unique and that every engine rejection has its code there.
+//! `with_shard` adds what any route that reaches a shard can answer (`overloaded`,
+//! `unavailable`, `request_timeout`). A new error code goes into [`ErrorCode`] (dto.rs,
+//! with its status); the tests below check that every operation id is unique, every
+//! response described, every link resolvable, and every code the server answers listed.
 
 use std::collections::BTreeMap;
 
@@ -324,9 +330,18 @@ impl Op {
                     .build(),
             ));
         }
-        if self.who != Who::Public {
-            operation =
-                operation.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+        let who = match self.who {
+            Who::Public => None,
+            Who::User => Some(
+                "Needs a user token, or the admin token acting for a user; a user sees and \
+                 acts on only their own holds and bookings.",
+            ),
+            Who::Admin => Some("Needs the admin token."),
+        };
+        if let Some(who) = who {
+            operation = operation
+                .description(Some(who))
+                .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
         }
         (self.path, self.method, operation.build())
     }
