@@ -688,3 +688,69 @@ impl From<&BookingView> for BookingJson {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json<T: Serialize>(value: T) -> serde_json::Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn typed_statuses_are_spelled_as_the_engine_spells_them() {
+        use engine::HoldStatus as H;
+        for status in [H::Held, H::Confirmed, H::Released, H::Expired] {
+            assert_eq!(json(HoldStatus::from(status)), status.as_str());
+        }
+        use engine::BookingStatus as B;
+        for status in [B::Confirmed, B::Cancelled] {
+            assert_eq!(json(BookingStatus::from(status)), status.as_str());
+        }
+        use engine::SeatStatus as S;
+        for status in [S::Free, S::Held, S::Sold] {
+            assert_eq!(json(SeatStatus::from(status)), status.as_str());
+        }
+        assert_eq!(
+            json(SectionKind::from(engine::SectionKind::General)),
+            "general"
+        );
+        assert_eq!(
+            json(SectionKind::from(engine::SectionKind::Seated)),
+            "seated"
+        );
+        assert_eq!(json(HealthStatus::Ok), "ok");
+        for (status, text) in [
+            (ReadyStatus::Ready, "ready"),
+            (ReadyStatus::Recovering, "recovering"),
+            (ReadyStatus::Failed, "failed"),
+        ] {
+            assert_eq!(json(status), text);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_documented_error_shape_reads_every_error_the_server_sends() {
+        use axum::response::IntoResponse;
+        for error in [
+            super::super::error::ApiError::invalid("items[0].qty", "at least 1"),
+            super::super::error::ApiError::overloaded(),
+            engine::Rejection::SoldOut {
+                section_id: "ga".into(),
+                available: 0,
+            }
+            .into(),
+        ] {
+            let code = error.code();
+            let response = error.into_response();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let parsed: ErrorJson = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(parsed.error.code.as_str(), code);
+            assert!(!parsed.error.message.is_empty());
+            let reparsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(serde_json::to_value(&parsed).unwrap(), reparsed);
+        }
+    }
+}
