@@ -10,6 +10,12 @@ use super::convert::rfc3339;
 /// `POST /v1/events`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "tour-berlin", "name": "Tour, Berlin",
+    "starts_at": "2027-05-01T20:00:00Z", "max_per_user": 4, "hold_ttl_seconds": 600,
+    "sections": [
+        {"id": "ga", "name": "Standing", "price_cents": 4500, "capacity": 2000},
+        {"id": "balcony", "name": "Balcony", "price_cents": 8000,
+         "seats": {"rows": [{"label": "A", "count": 20}, {"label": "B", "count": 20}]}}]}))]
 pub struct CreateEventBody {
     /// `[A-Za-z0-9_-]{1,64}`; generated when absent.
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
@@ -75,6 +81,8 @@ pub struct RowJson {
 /// `POST /v1/events/{event_id}/holds`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"section_id": "ga", "qty": 2}], "seats": ["A-12"],
+    "ttl_seconds": 300}))]
 pub struct HoldBody {
     /// For whom: required with the admin token; with a user token, absent or your own id.
     #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
@@ -93,6 +101,7 @@ pub struct HoldBody {
 /// `POST /v1/events/{event_id}/bookings`: a hold body plus a payment reference.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"section_id": "ga", "qty": 2}], "payment_ref": "pay_8f2c"}))]
 pub struct PurchaseBody {
     /// For whom (as for holds).
     #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
@@ -114,6 +123,7 @@ pub struct PurchaseBody {
 /// `POST /v1/holds/{hold_id}/confirm` (the body may be empty).
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"payment_ref": "pay_8f2c"}))]
 pub struct ConfirmBody {
     /// Payment provider reference, 1 to 128 bytes.
     #[schema(min_length = 1, max_length = 128)]
@@ -681,6 +691,72 @@ impl From<&BookingView> for BookingJson {
             payment_ref: b.payment_ref.clone(),
             created_at: rfc3339(b.created_at_ms),
             cancelled_at: b.cancelled_at_ms.map(rfc3339),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json<T: Serialize>(value: T) -> serde_json::Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn typed_statuses_are_spelled_as_the_engine_spells_them() {
+        use engine::HoldStatus as H;
+        for status in [H::Held, H::Confirmed, H::Released, H::Expired] {
+            assert_eq!(json(HoldStatus::from(status)), status.as_str());
+        }
+        use engine::BookingStatus as B;
+        for status in [B::Confirmed, B::Cancelled] {
+            assert_eq!(json(BookingStatus::from(status)), status.as_str());
+        }
+        use engine::SeatStatus as S;
+        for status in [S::Free, S::Held, S::Sold] {
+            assert_eq!(json(SeatStatus::from(status)), status.as_str());
+        }
+        assert_eq!(
+            json(SectionKind::from(engine::SectionKind::General)),
+            "general"
+        );
+        assert_eq!(
+            json(SectionKind::from(engine::SectionKind::Seated)),
+            "seated"
+        );
+        assert_eq!(json(HealthStatus::Ok), "ok");
+        for (status, text) in [
+            (ReadyStatus::Ready, "ready"),
+            (ReadyStatus::Recovering, "recovering"),
+            (ReadyStatus::Failed, "failed"),
+        ] {
+            assert_eq!(json(status), text);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_documented_error_shape_reads_every_error_the_server_sends() {
+        use axum::response::IntoResponse;
+        for error in [
+            super::super::error::ApiError::invalid("items[0].qty", "at least 1"),
+            super::super::error::ApiError::overloaded(),
+            engine::Rejection::SoldOut {
+                section_id: "ga".into(),
+                available: 0,
+            }
+            .into(),
+        ] {
+            let code = error.code();
+            let response = error.into_response();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let parsed: ErrorJson = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(parsed.error.code.as_str(), code);
+            assert!(!parsed.error.message.is_empty());
+            let reparsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(serde_json::to_value(&parsed).unwrap(), reparsed);
         }
     }
 }

@@ -1,22 +1,28 @@
 //! The OpenAPI 3.1 document served at `GET /openapi.json`, built from one table:
-//! [`operations`] lists every route once, with its `operationId`, who may call it, its
+//! `operations()` lists every route once, with its `operationId`, who may call it, its
 //! parameters, its body, its success answer with the `links` a client follows next, and
 //! every error code its handler can answer. The error statuses, their descriptions and
 //! the schemas of the named types all follow from that entry.
 //!
-//! **To document a new route, add one entry to [`operations`]**, e.g.
+//! **To document a new route, add one entry to `operations()`** (handlers carry no
+//! OpenAPI annotations), e.g.
 //!
 //! ```text
 //! Op::post("/v1/holds/{hold_id}/extend", "extendHold", "holds", "Moves a live hold's expiry.")
-//!     .user()                                  // or .public() / .admin()
-//!     .path_param(HOLD_ID)
-//!     .body::<ExtendBody>(true)                // ToSchema types: their schemas are added
+//!     .user()                        // .admin() for the admin token; neither: anyone
+//!     .path_param(HOLD_ID)           // query parameters: .query::<SomeParams>()
+//!     .idempotency_key()             // if it takes `Idempotency-Key`
+//!     .body::<ExtendBody>(true)      // any ToSchema type: its schemas are added
 //!     .answers::<HoldJson>(200, "The hold with its new `expires_at`.")
-//!     .errors(&[InvalidInput, Unauthorized, NotFound, HoldNotActive, HoldExpired, ...]),
+//!     .link("confirmHold", "confirmHold", "hold_id", "Confirm this hold.")
+//!     .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound, HoldNotActive,
+//!         HoldExpired, ExtensionLimit, IdempotencyKeyReused])),
 //! ```
 //!
-//! A new error code goes into [`ErrorCode`] (with its status); the tests below check
-//! that every operation id is unique and that every engine rejection has its code there.
+//! `with_shard` adds what any route that reaches a shard can answer (`overloaded`,
+//! `unavailable`, `request_timeout`). A new error code goes into [`ErrorCode`] (dto.rs,
+//! with its status); the tests below check that every operation id is unique, every
+//! response described, every link resolvable, and every code the server answers listed.
 
 use std::collections::BTreeMap;
 
@@ -29,7 +35,7 @@ use utoipa::openapi::path::{
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Components, Ref, RefOr, Required};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
@@ -214,6 +220,26 @@ impl Op {
         self
     }
 
+    /// A JSON answer that is one of two shapes.
+    fn answers_either<A: ToSchema, B: ToSchema>(
+        mut self,
+        status: u16,
+        description: &'static str,
+    ) -> Op {
+        let one_of = OneOfBuilder::new()
+            .item(self.schema_of::<A>())
+            .item(self.schema_of::<B>())
+            .build();
+        self.answers.push(Answer {
+            status,
+            description,
+            content_type: "application/json",
+            schema: RefOr::T(Schema::OneOf(one_of)),
+            links: Vec::new(),
+        });
+        self
+    }
+
     /// A success answer of another media type.
     fn answers_as(
         mut self,
@@ -304,9 +330,18 @@ impl Op {
                     .build(),
             ));
         }
-        if self.who != Who::Public {
-            operation =
-                operation.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+        let who = match self.who {
+            Who::Public => None,
+            Who::User => Some(
+                "Needs a user token, or the admin token acting for a user; a user sees and \
+                 acts on only their own holds and bookings.",
+            ),
+            Who::Admin => Some("Needs the admin token."),
+        };
+        if let Some(who) = who {
+            operation = operation
+                .description(Some(who))
+                .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
         }
         (self.path, self.method, operation.build())
     }
@@ -495,15 +530,21 @@ fn operations() -> Vec<Op> {
             .errors(&with_shard(&[
                 InvalidInput, Unauthorized, NotFound, BookingNotActive, IdempotencyKeyReused,
             ])),
+        // A connection over the server's cap is answered 503 `overloaded` on any path.
         Op::get("/health", "health", "ops", "The process is alive.")
-            .answers::<HealthJson>(200, "Alive."),
+            .answers::<HealthJson>(200, "Alive.")
+            .errors(&[Overloaded]),
         Op::get("/ready", "ready", "ops", "Whether every shard has recovered and can write.")
             .answers::<ReadyJson>(200, "Every shard is ready.")
-            .answers::<ReadyJson>(503, "A shard is recovering or failed; `reason` says why."),
+            .answers_either::<ReadyJson, ErrorJson>(503,
+                "A shard is recovering or failed (`reason` says why); or, in the error shape, \
+                 `overloaded`: too many connections."),
         Op::get("/metrics", "metrics", "ops", "Metrics in Prometheus text format.")
-            .answers_as(200, "The metrics.", "text/plain", text),
+            .answers_as(200, "The metrics.", "text/plain", text)
+            .errors(&[Overloaded]),
         Op::get("/openapi.json", "openapi", "ops", "This document.")
-            .answers_as(200, "The OpenAPI document.", "application/json", object),
+            .answers_as(200, "The OpenAPI document.", "application/json", object)
+            .errors(&[Overloaded]),
     ]
 }
 
