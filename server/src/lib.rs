@@ -18,10 +18,13 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod datadir;
+pub mod follower;
 pub mod limits;
 pub mod metrics;
+pub mod page;
 pub mod serve;
 pub mod shard;
+pub mod stream;
 pub mod walcmd;
 
 pub use serve::{run, Config, RunError, Running};
