@@ -11,7 +11,9 @@
 //! about to be replaced.
 //!
 //! Work that must see the follower's engine at a known sequence number (a new stream
-//! client's snapshot) is sent to it as a [`Call`] on a second bounded queue.
+//! client's snapshot) is sent to it as a [`Call`] on a second bounded queue. A call runs
+//! after every batch queued before it, so it sees every decision acknowledged before it was
+//! made (the shard queues a batch before it answers anyone in it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -150,7 +152,14 @@ impl Follower {
                     Err(_) => return,
                 },
                 recv(calls) -> call => match call {
-                    Ok(call) => self.guarded(|f| call(f.seq, &f.engine)),
+                    Ok(call) => {
+                        // Batches queued before the call first: a client acknowledged before
+                        // it asked sees its own decisions (read your writes).
+                        while let Ok(message) = batches.try_recv() {
+                            self.handle(message, &mut waiting_for_copy);
+                        }
+                        self.guarded(|f| call(f.seq, &f.engine));
+                    }
                     Err(_) => calls = crossbeam_channel::never(),
                 },
             }
@@ -238,20 +247,12 @@ mod tests {
     }
 
     fn event(engine: &Engine, id: &str, now: u64) -> Decision {
-        let command = engine::Command::CreateEvent(engine::NewEvent {
-            id: id.into(),
-            name: id.into(),
-            starts_at_ms: None,
-            max_per_user: None,
-            hold_ttl_ms: None,
-            sections: vec![engine::NewSection {
-                id: Some("ga".into()),
-                name: "ga".into(),
-                price_cents: 1,
-                layout: engine::Layout::General { capacity: 10 },
-            }],
-            idempotency: None,
-        });
+        let body = serde_json::from_value(serde_json::json!({
+            "name": id, "sections": [{"id": "ga", "name": "ga", "price_cents": 1, "capacity": 10}]
+        }))
+        .unwrap();
+        let event = crate::api::convert::new_event(body, id.into(), None).unwrap();
+        let command = engine::Command::CreateEvent(event);
         match engine.decide(&command, now).unwrap() {
             engine::Decided::Change(d) => d,
             other => panic!("{other:?}"),

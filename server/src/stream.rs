@@ -604,10 +604,16 @@ pub struct ClientStream {
 
 impl ClientStream {
     fn new(first: Vec<Bytes>, rx: mpsc::Receiver<Bytes>, ticket: Ticket) -> Self {
-        let mut heartbeat = tokio::time::interval_at(
-            tokio::time::Instant::now() + STREAM_HEARTBEAT,
-            STREAM_HEARTBEAT,
-        );
+        Self::with_heartbeat(first, rx, ticket, STREAM_HEARTBEAT)
+    }
+
+    fn with_heartbeat(
+        first: Vec<Bytes>,
+        rx: mpsc::Receiver<Bytes>,
+        ticket: Ticket,
+        every: std::time::Duration,
+    ) -> Self {
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ClientStream {
             first: first.into(),
@@ -728,5 +734,267 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteStall<T> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.watch(cx, poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use crate::api::dto::CreateEventBody;
+    use engine::{Command, Decided};
+    use futures_core::Stream;
+    use tokio::io::AsyncWriteExt;
+
+    async fn next(stream: &mut ClientStream) -> Option<String> {
+        std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx))
+            .await
+            .map(|m| String::from_utf8(m.unwrap().to_vec()).unwrap())
+    }
+
+    fn hub(limits: Limits) -> Arc<Hub> {
+        Arc::new(Hub::with_limits(0, limits))
+    }
+
+    /// The shard side of a test: an engine, its records and a feed.
+    struct Shard {
+        engine: Engine,
+        seq: u64,
+        feed: Feed,
+    }
+
+    impl Shard {
+        fn start(hub: &Arc<Hub>) -> Shard {
+            let engine = Engine::new(0);
+            let feed = start_follower(hub, &engine, 0).unwrap();
+            let mut shard = Shard {
+                engine,
+                seq: 0,
+                feed,
+            };
+            // Built from JSON, so that new optional fields of the commands need no change here.
+            let event: CreateEventBody = serde_json::from_value(serde_json::json!({
+                "name": "E",
+                "sections": [
+                    {"id": "ga", "name": "GA", "price_cents": 100, "capacity": 1000},
+                    {"id": "stalls", "name": "Stalls", "price_cents": 500,
+                     "seats": {"rows": [{"label": "A", "count": 10}]}}
+                ]
+            }))
+            .unwrap();
+            let event = crate::api::convert::new_event(event, "e".into(), None).unwrap();
+            shard.batch(vec![Command::CreateEvent(event)]);
+            shard
+        }
+
+        /// Decides, applies and "syncs" one batch; returns the seq after it.
+        fn batch(&mut self, commands: Vec<Command>) -> u64 {
+            let mut records = Vec::new();
+            for command in commands {
+                if let Ok(Decided::Change(d)) = self.engine.decide(&command, 1_000) {
+                    self.engine.apply(&d);
+                    let mut buf = Vec::new();
+                    d.encode(&mut buf);
+                    records.push(buf);
+                }
+            }
+            self.seq += records.len() as u64;
+            self.feed.durable(self.seq, &records, &self.engine);
+            self.seq
+        }
+    }
+
+    fn hold(seats: &[&str], qty: u32) -> Command {
+        let items: Vec<serde_json::Value> = if qty > 0 {
+            vec![serde_json::json!({"section_id": "ga", "qty": qty})]
+        } else {
+            vec![]
+        };
+        Command::PlaceHold(
+            serde_json::from_value(serde_json::json!({
+                "actor": "Admin", "event_id": "e", "user_id": "alice",
+                "items": items, "seats": seats,
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn id_of(message: &str) -> u64 {
+        message
+            .lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn data_of(message: &str) -> serde_json::Value {
+        serde_json::from_str(
+            message
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    async fn open(hub: &Arc<Hub>, last: Option<u64>) -> Result<ClientStream, Refusal> {
+        let ticket = hub.admit("e", || hub.clients())?;
+        hub.open(ticket, "e".into(), last).await
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_then_the_changes_of_each_batch_and_a_resume_from_the_ring() {
+        let hub = hub(Limits::default());
+        let mut shard = Shard::start(&hub);
+        let mut client = open(&hub, None).await.unwrap();
+        let snapshot = next(&mut client).await.unwrap();
+        assert!(
+            snapshot.starts_with("id: 1\nevent: snapshot\n"),
+            "{snapshot}"
+        );
+        let data = data_of(&snapshot);
+        assert_eq!(data["id"], "e");
+        assert_eq!(data["sections"][0]["available"], 1000);
+        assert_eq!(data["seats"][0]["rows"][0]["seats"][0]["status"], "free");
+
+        let seq = shard.batch(vec![hold(&["A-1", "A-2"], 0), hold(&[], 3)]);
+        let change = next(&mut client).await.unwrap();
+        assert_eq!(id_of(&change), seq);
+        assert!(change.contains("event: change\n"), "{change}");
+        let data = data_of(&change);
+        assert_eq!(
+            data["seats"],
+            serde_json::json!({"A-1": "held", "A-2": "held"})
+        );
+        let sections = data["sections"].as_array().unwrap();
+        assert_eq!(sections.len(), 2, "{data}");
+        assert_eq!(sections[0]["available"], 997);
+        assert_eq!(sections[1]["held"], 2);
+        assert_eq!(sections[1]["waiting"], 0);
+        assert_eq!(sections[1]["set_aside"], 0);
+
+        let later = shard.batch(vec![hold(&[], 1)]);
+        let only_ga = data_of(&next(&mut client).await.unwrap());
+        assert_eq!(
+            only_ga["sections"].as_array().unwrap().len(),
+            1,
+            "{only_ga}"
+        );
+        assert_eq!(only_ga["seats"], serde_json::json!({}));
+
+        // Resuming after the first change gets exactly the second one.
+        let mut again = open(&hub, Some(seq)).await.unwrap();
+        let resumed = next(&mut again).await.unwrap();
+        assert_eq!(id_of(&resumed), later);
+        assert!(resumed.contains("event: change"), "{resumed}");
+        // A point before the ring (or unknown) gets a snapshot at the current position.
+        let mut old = open(&hub, Some(0)).await.unwrap();
+        let fresh = next(&mut old).await.unwrap();
+        assert!(fresh.contains("event: snapshot"), "{fresh}");
+        assert_eq!(data_of(&fresh)["sections"][0]["available"], 996);
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_queue_is_full_is_dropped_and_the_others_go_on() {
+        let hub = hub(Limits::default());
+        let mut shard = Shard::start(&hub);
+        let mut slow = open(&hub, None).await.unwrap();
+        let mut quick = open(&hub, None).await.unwrap();
+        next(&mut slow).await.unwrap();
+        next(&mut quick).await.unwrap();
+        let mut last = 0;
+        for round in 0..(STREAM_CLIENT_QUEUE + 10) {
+            last = shard.batch(vec![hold(&[], 1)]);
+            if round % 16 == 0 || round == STREAM_CLIENT_QUEUE + 9 {
+                // The follower runs on its own thread: let it catch up before reading.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                while let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_millis(200), next(&mut quick)).await
+                {
+                    if id_of(&m) >= shard.seq {
+                        break;
+                    }
+                }
+            }
+        }
+        assert!(last > 0);
+        // The slow client gets what was queued, then its stream ends.
+        let mut got = 0;
+        while let Some(_) = tokio::time::timeout(Duration::from_secs(10), next(&mut slow))
+            .await
+            .expect("the dropped client's stream ends")
+        {
+            got += 1;
+        }
+        assert!(got <= STREAM_CLIENT_QUEUE, "{got}");
+        assert_eq!(hub.inner.lock().events["e"].subscribers.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn client_limits_refuse_and_a_gone_client_frees_its_place() {
+        let hub = hub(Limits {
+            clients: 2,
+            per_event: 1,
+            watched_events: 1,
+        });
+        let _shard = Shard::start(&hub);
+        let first = open(&hub, None).await.unwrap();
+        assert_eq!(open(&hub, None).await.err(), Some(Refusal::Overloaded));
+        let other = hub.admit("f", || hub.clients()).unwrap();
+        assert_eq!(
+            hub.admit("g", || hub.clients()).err(),
+            Some(Refusal::Overloaded)
+        );
+        drop(other);
+        assert_eq!(hub.clients(), 1);
+        drop(first);
+        assert_eq!(hub.clients(), 0);
+        assert!(open(&hub, None).await.is_ok());
+        let unknown = hub.admit("nope", || hub.clients()).unwrap();
+        assert_eq!(
+            hub.open(unknown, "nope".into(), None).await.err(),
+            Some(Refusal::NotFound)
+        );
+    }
+
+    #[tokio::test]
+    async fn close_ends_every_stream_and_refuses_new_ones() {
+        let hub = hub(Limits::default());
+        let _shard = Shard::start(&hub);
+        let mut client = open(&hub, None).await.unwrap();
+        next(&mut client).await.unwrap();
+        hub.close();
+        assert_eq!(next(&mut client).await, None);
+        assert_eq!(open(&hub, None).await.err(), Some(Refusal::Unavailable));
+    }
+
+    #[tokio::test]
+    async fn an_idle_stream_gets_heartbeats() {
+        let hub = hub(Limits::default());
+        let ticket = hub.admit("e", || 0).unwrap();
+        let (_tx, rx) = mpsc::channel(1);
+        let mut stream =
+            ClientStream::with_heartbeat(vec![], rx, ticket, Duration::from_millis(20));
+        assert_eq!(next(&mut stream).await.as_deref(), Some(":\n\n"));
+        assert_eq!(next(&mut stream).await.as_deref(), Some(":\n\n"));
+    }
+
+    #[tokio::test]
+    async fn a_write_that_makes_no_progress_fails_after_the_limit() {
+        let (client, _server_side_unread) = tokio::io::duplex(64);
+        let mut io = WriteStall::with_limit(client, Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        let mut failed = None;
+        for _ in 0..100 {
+            if let Err(e) = io.write_all(&[0u8; 64]).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let error = failed.expect("the writes stall and fail");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(50));
     }
 }

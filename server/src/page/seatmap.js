@@ -118,6 +118,7 @@
       el.token.focus();
       return;
     }
+    say("Asking the box office…", "pending");
     const answer = await call("POST", `/v1/events/${encodeURIComponent(eventId)}/holds`, body);
     if (!answer.ok) {
       say(sentence(answer.body && answer.body.error), answer.body && answer.body.error && answer.body.error.code);
