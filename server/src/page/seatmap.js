@@ -104,11 +104,14 @@
       return { ok: false, status: 0, body: { error: { code: "unavailable", message: "no answer" } }, offset: 0 };
     }
     const received = Date.now();
-    const date = Date.parse(response.headers.get("Date") || "");
-    // Date has whole seconds: the server's clock was somewhere in that second.
-    const offset = Number.isNaN(date) ? 0 : date + 500 - received;
     let parsed = null;
     try { parsed = await response.json(); } catch (_) { parsed = null; }
+    // The server's clock when it answered, as well as we know it: its Date header (whole
+    // seconds, rounded down), or the later `created_at` of what it just made (to the ms).
+    let server = Date.parse(response.headers.get("Date") || "");
+    const made = parsed && parsed.created_at ? Date.parse(parsed.created_at) : NaN;
+    if (!Number.isNaN(made) && (Number.isNaN(server) || made > server)) server = made;
+    const offset = Number.isNaN(server) ? 0 : server - received;
     return { ok: response.ok, status: response.status, body: parsed, offset };
   }
 
@@ -451,6 +454,7 @@
   });
 
   el.token.addEventListener("input", () => setToken(el.token.value));
+  $("token-form").addEventListener("submit", (e) => { e.preventDefault(); setToken(el.token.value); });
 
   // ---- start -----------------------------------------------------------------------------
 
