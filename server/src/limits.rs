@@ -83,12 +83,13 @@ pub const STREAM_CLIENT_QUEUE: usize = 256;
 pub const STREAM_RING_CHANGES: usize = 1_024;
 
 /// Bytes of recent changes kept per watched event (a bound besides the count, since a
-/// change after a resynchronisation is a whole snapshot).
-pub const STREAM_RING_BYTES: usize = 4 * 1024 * 1024;
+/// message after a resynchronisation is a whole snapshot; one larger than this is not kept,
+/// and a client resuming from before it gets a fresh snapshot).
+pub const STREAM_RING_BYTES: usize = 1024 * 1024;
 
 /// Events with live-stream state per shard. Past it the state of an event nobody watches
 /// is dropped; when every one is watched, a client of a new event gets 503 `overloaded`.
-pub const STREAM_EVENTS_WATCHED_MAX: usize = 4_096;
+pub const STREAM_EVENTS_WATCHED_MAX: usize = 1_024;
 
 /// Interval of the comment line that keeps an idle stream's connection alive.
 pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
