@@ -260,6 +260,17 @@ impl Watched {
         self.snapshot.as_ref().map(|s| vec![s.clone()])
     }
 
+    /// A new client's queue. Queues of clients gone since the last message are pruned here
+    /// too once they outnumber the `live` clients (so a quiet event's list stays bounded).
+    fn subscribe(&mut self, live: usize) -> mpsc::Receiver<Bytes> {
+        if self.subscribers.len() > 2 * live + 16 {
+            self.subscribers.retain(|tx| !tx.is_closed());
+        }
+        let (tx, rx) = mpsc::channel(STREAM_CLIENT_QUEUE);
+        self.subscribers.push(tx);
+        rx
+    }
+
     /// Keeps `message` for resumption and offers it to every client; a client whose queue
     /// is full is dropped.
     fn publish(&mut self, seq: u64, message: Bytes, metrics: &HubMetrics) {
@@ -419,10 +430,10 @@ impl Hub {
         {
             let mut inner = self.inner.lock();
             let hub_seq = inner.seq;
+            let live = inner.clients.get(&event_id).copied().unwrap_or(0);
             if let Some(watched) = inner.events.get_mut(&event_id) {
                 if let Some(first) = watched.first_messages(last_id, hub_seq) {
-                    let (tx, rx) = mpsc::channel(STREAM_CLIENT_QUEUE);
-                    watched.subscribers.push(tx);
+                    let rx = watched.subscribe(live);
                     return Ok(ClientStream::new(first, rx, ticket));
                 }
             }
@@ -465,6 +476,7 @@ impl Hub {
                 .events
                 .insert(event_id.to_string(), Watched::new(seq, sections));
         }
+        let live = inner.clients.get(event_id).copied().unwrap_or(0);
         let watched = inner.events.get_mut(event_id).expect("just ensured");
         let first = match watched.first_messages(last_id, seq) {
             Some(first) => first,
@@ -478,9 +490,7 @@ impl Hub {
                 vec![message]
             }
         };
-        let (tx, rx) = mpsc::channel(STREAM_CLIENT_QUEUE);
-        watched.subscribers.push(tx);
-        Ok((first, rx))
+        Ok((first, watched.subscribe(live)))
     }
 
     fn on_batch(&self, seq: u64, engine: &Engine, decisions: &[Decision]) {
@@ -958,6 +968,19 @@ mod tests {
             hub.open(unknown, "nope".into(), None).await.err(),
             Some(Refusal::NotFound)
         );
+    }
+
+    #[tokio::test]
+    async fn clients_that_come_and_go_on_a_quiet_event_leave_no_queues_behind() {
+        let hub = hub(Limits::default());
+        let _shard = Shard::start(&hub);
+        let _stays = open(&hub, None).await.unwrap();
+        for _ in 0..200 {
+            drop(open(&hub, None).await.unwrap());
+        }
+        let kept = hub.inner.lock().events["e"].subscribers.len();
+        // Pruned whenever they outnumber twice the live clients (1, and the one opening) + 16.
+        assert!(kept <= 2 * 2 + 16 + 1, "{kept} queues kept for 1 client");
     }
 
     #[tokio::test]
