@@ -95,10 +95,22 @@ pub struct Caller {
     tx: Sender<Call>,
 }
 
+/// Why a [`Call`] was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    /// The queue is full.
+    Full,
+    /// The follower has ended (its shard stopped).
+    Stopped,
+}
+
 impl Caller {
-    /// Queues `call` without waiting; `false` when the queue is full or the follower ended.
-    pub fn try_call(&self, call: Call) -> bool {
-        self.tx.try_send(call).is_ok()
+    /// Queues `call` without waiting.
+    pub fn try_call(&self, call: Call) -> Result<(), CallError> {
+        self.tx.try_send(call).map_err(|e| match e {
+            TrySendError::Full(_) => CallError::Full,
+            TrySendError::Disconnected(_) => CallError::Stopped,
+        })
     }
 }
 
@@ -291,13 +303,14 @@ mod tests {
         batch(&mut shard_engine, &["d"], &mut feed, &mut seq);
         assert_eq!(rx.recv().unwrap(), (5, None));
         let (reply, answer) = mpsc::channel();
-        assert!(caller.try_call(Box::new(move |seq, engine: &Engine| {
+        let call: Call = Box::new(move |seq, engine: &Engine| {
             let _ = reply.send((
                 seq,
                 engine.event("lost").is_some(),
                 engine.event("d").is_some(),
             ));
-        })));
+        });
+        assert_eq!(caller.try_call(call), Ok(()));
         assert_eq!(answer.recv().unwrap(), (5, true, true));
     }
 }

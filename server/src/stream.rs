@@ -445,9 +445,10 @@ impl Hub {
         let call: follower::Call = Box::new(move |seq, engine: &Engine| {
             let _ = reply.send(hub.open_on_follower(seq, engine, &event_id, last_id));
         });
-        if !caller.try_call(call) {
-            return Err(Refusal::Overloaded);
-        }
+        caller.try_call(call).map_err(|e| match e {
+            follower::CallError::Full => Refusal::Overloaded,
+            follower::CallError::Stopped => Refusal::Unavailable,
+        })?;
         let (first, rx) = answer.await.map_err(|_| Refusal::Unavailable)??;
         Ok(ClientStream::new(first, rx, ticket))
     }
