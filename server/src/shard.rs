@@ -272,8 +272,8 @@ fn run(
     });
     match recovered {
         Ok((engine, wal)) => {
-            status.set_ready();
             let follower = crate::stream::start_follower(stream, &engine, wal.durable_seq());
+            status.set_ready();
             let mut shard = Shard::new(index, dir.to_path_buf(), engine, wal, wal_options);
             shard.follower = follower;
             shard.serve(rx, status);
