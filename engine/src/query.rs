@@ -300,3 +300,13 @@ impl Engine {
         }
     }
 }
+
+impl Engine {
+    /// The status of one seat (`A-12`) of an event, if both exist: what a live view needs
+    /// for the seats a decision touched, without building the whole seat map.
+    pub fn seat_status(&self, event_id: &str, seat: &str) -> Option<SeatStatus> {
+        let e = &self.state.events[*self.state.event_index.get(event_id)? as usize];
+        let (section, index) = e.find_seat(seat)?;
+        Some(e.sections[section as usize].seats[index as usize].status())
+    }
+}

@@ -18,11 +18,14 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod datadir;
+pub mod follower;
 pub mod limits;
 pub mod metrics;
+pub mod page;
 pub mod routing;
 pub mod serve;
 pub mod shard;
+pub mod stream;
 pub mod testhooks;
 pub mod walcmd;
 

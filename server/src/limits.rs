@@ -98,3 +98,44 @@ pub const WAL_FULL_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes of zeros a shard writes and fdatasyncs after its last record to check for space
 /// again after a full disk; writes resume when they fit. A few batches' worth.
 pub const WAL_FULL_PROBE_BYTES: u64 = 64 * 1024;
+
+/// Durable batches queued from a shard to its follower (the thread that keeps a copy of the
+/// shard's engine for the live stream). A full queue never blocks the shard: the follower is
+/// marked lagging and resynchronised from a copy of the engine at the next batch.
+pub const FOLLOWER_QUEUE_BATCHES: usize = 4_096;
+
+/// Requests (stream subscriptions that need a snapshot) queued to a follower. Past it a new
+/// stream client gets 503 `overloaded`.
+pub const FOLLOWER_CALLS_MAX: usize = 1_024;
+
+/// Live-stream clients the server serves at once. Past it a new client gets 503
+/// `overloaded`. An idle client costs a connection, a small queue and its share of the
+/// fan-out; the connection cap ([`CONNECTIONS_MAX`]) applies too.
+pub const STREAM_CLIENTS_MAX: usize = 20_000;
+
+/// Live-stream clients of one event at once (a sale's crowd watches one event).
+pub const STREAM_CLIENTS_PER_EVENT_MAX: usize = 10_000;
+
+/// Messages queued for one stream client. A client that falls this far behind is
+/// disconnected (it reconnects with `Last-Event-ID`), never waited for.
+pub const STREAM_CLIENT_QUEUE: usize = 256;
+
+/// Recent changes kept per watched event for `Last-Event-ID` resumption; an older id gets
+/// a fresh snapshot instead.
+pub const STREAM_RING_CHANGES: usize = 1_024;
+
+/// Bytes of recent changes kept per watched event (a bound besides the count, since a
+/// message after a resynchronisation is a whole snapshot; one larger than this is not kept,
+/// and a client resuming from before it gets a fresh snapshot).
+pub const STREAM_RING_BYTES: usize = 1024 * 1024;
+
+/// Events with live-stream state per shard. Past it the state of an event nobody watches
+/// is dropped; when every one is watched, a client of a new event gets 503 `overloaded`.
+pub const STREAM_EVENTS_WATCHED_MAX: usize = 1_024;
+
+/// Interval of the comment line that keeps an idle stream's connection alive.
+pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Longest time a write to a client may make no progress before the connection is
+/// closed, so a client that stops reading cannot pin a connection and its buffers.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);

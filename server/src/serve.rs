@@ -206,6 +206,12 @@ pub async fn run_with(
                 *failed.lock() = Some(reason);
             }
         }
+        // Live streams never end by themselves: end them so open connections can finish.
+        running
+            .state
+            .shards()
+            .iter()
+            .for_each(|s| s.stream().close());
     };
     serve(
         listener,
@@ -260,7 +266,10 @@ pub async fn serve(
             continue;
         };
         let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = graceful.watch(http.serve_connection(
+            TokioIo::new(crate::stream::WriteStall::new(stream)),
+            service,
+        ));
         tokio::spawn(async move {
             let _ = connection.await;
             drop(permit);

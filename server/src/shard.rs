@@ -193,6 +193,7 @@ impl ShardStatus {
 pub struct ShardHandle {
     tx: Sender<Request>,
     status: Arc<ShardStatus>,
+    stream: Arc<crate::stream::Hub>,
 }
 
 impl ShardHandle {
@@ -215,6 +216,10 @@ impl ShardHandle {
     pub fn status(&self) -> &ShardStatus {
         &self.status
     }
+    /// The shard's live-availability fan-out (fed by its follower).
+    pub fn stream(&self) -> &Arc<crate::stream::Hub> {
+        &self.stream
+    }
 }
 
 /// Starts shard `index` on log directory `dir`: it recovers, then serves its queue until
@@ -228,10 +233,21 @@ pub fn spawn(
     let (tx, rx) = crossbeam_channel::bounded(queue_capacity.max(1));
     let status = Arc::new(ShardStatus::default());
     let thread_status = Arc::clone(&status);
+    let stream = Arc::new(crate::stream::Hub::new(index));
+    let thread_stream = Arc::clone(&stream);
     let thread = std::thread::Builder::new()
         .name(format!("shard-{index}"))
-        .spawn(move || run(index, &dir, wal_options, &rx, &thread_status))?;
-    Ok((ShardHandle { tx, status }, thread))
+        .spawn(move || {
+            run(
+                index,
+                &dir,
+                wal_options,
+                &rx,
+                &thread_status,
+                &thread_stream,
+            )
+        })?;
+    Ok((ShardHandle { tx, status, stream }, thread))
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -380,6 +396,7 @@ fn run(
     wal_options: wal::Options,
     rx: &Receiver<Request>,
     status: &ShardStatus,
+    stream: &Arc<crate::stream::Hub>,
 ) {
     // A panic in recovery (an invariant that replayed data breaks) is a recovery failure
     // like a bad checksum: the server must stop, not wait forever for this shard.
@@ -399,8 +416,10 @@ fn run(
     });
     match recovered {
         Ok((engine, wal)) => {
+            let follower = crate::stream::start_follower(stream, &engine, wal.durable_seq());
             status.set_ready();
             let mut shard = Shard::new(index, dir.to_path_buf(), engine, wal, wal_options);
+            shard.follower = follower;
             shard.serve(rx, status);
             shard.shutdown();
         }
@@ -446,6 +465,8 @@ struct Shard {
     /// `<shard> <durable seq>` is appended here, so a power-cut test can drop every byte
     /// of the log that was written but not synced and check nothing acknowledged is lost.
     durable_journal: Option<std::fs::File>,
+    /// Gets each batch's records after its fdatasync (the live stream's engine copy).
+    follower: Option<crate::follower::Feed>,
 }
 
 /// A log that found no space: why, and when to check again.
@@ -563,6 +584,7 @@ impl Shard {
                     .open(path)
                     .ok()
             }),
+            follower: None,
         }
     }
 
@@ -688,6 +710,9 @@ impl Shard {
                         // One write per line: shards share the file (O_APPEND).
                         let line = format!("{} {}\n", self.index, self.wal.durable_seq());
                         let _ = journal.write_all(line.as_bytes());
+                    }
+                    if let (Some(follower), Some(engine)) = (&mut self.follower, &self.engine) {
+                        follower.durable(self.wal.durable_seq(), &self.records[..used], engine);
                     }
                     self.metrics.decisions.increment(used as u64);
                     self.metrics.count(&self.tally);

@@ -838,3 +838,245 @@ pub fn segments(shard_dir: &Path) -> Vec<PathBuf> {
     segments.sort();
     segments
 }
+
+/// One Server-Sent Events message of a stream (comment lines are heartbeats).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseMessage {
+    /// The `id:` field, if any.
+    pub id: Option<u64>,
+    /// The `event:` field (`message` when absent; `comment` for a heartbeat).
+    pub event: String,
+    /// The `data:` field parsed as JSON (null when absent).
+    pub data: Value,
+}
+
+/// A plain blocking reader of `GET /v1/events/{id}/stream` over one connection.
+pub struct Sse {
+    reader: BufReader<TcpStream>,
+    /// Decoded body text not yet split into messages.
+    pending: String,
+    /// The status of the answer.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body of a refusal (non-200), else null.
+    pub error: Value,
+    ended: bool,
+}
+
+impl Sse {
+    /// Connects and reads the answer's head (and, for a refusal, its body).
+    pub fn connect(port: u16, event_id: &str, last_event_id: Option<u64>) -> std::io::Result<Sse> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(CLIENT_READ_TIMEOUT))?;
+        let mut head = format!(
+            "GET /v1/events/{event_id}/stream HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\n"
+        );
+        if let Some(id) = last_event_id {
+            head.push_str(&format!("last-event-id: {id}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes())?;
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no status line: {line:?}")))?;
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let trimmed = line.trim_end();
+            if trimmed.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = trimmed.split_once(':') {
+                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let mut sse = Sse {
+            reader,
+            pending: String::new(),
+            status,
+            headers,
+            error: Value::Null,
+            ended: false,
+        };
+        if status != 200 {
+            let len = sse
+                .header("content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            sse.reader.read_exact(&mut body)?;
+            sse.error = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            sse.ended = true;
+        }
+        Ok(sse)
+    }
+
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The next message, heartbeats included, waiting at most `timeout`: `Ok(None)` when
+    /// the server ended the stream, an error (`WouldBlock`/`TimedOut`) when nothing came.
+    pub fn next_any(&mut self, timeout: Duration) -> std::io::Result<Option<SseMessage>> {
+        self.reader.get_ref().set_read_timeout(Some(timeout))?;
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let block: String = self.pending.drain(..end + 2).collect();
+                return Ok(Some(parse_sse(&block)));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            // One chunk of the chunked body.
+            let mut size = String::new();
+            if self.reader.read_line(&mut size)? == 0 {
+                self.ended = true;
+                continue;
+            }
+            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| std::io::Error::other(format!("bad chunk size {size:?}")))?;
+            if size == 0 {
+                self.ended = true;
+                continue;
+            }
+            let mut chunk = vec![0; size + 2];
+            self.reader.read_exact(&mut chunk)?;
+            chunk.truncate(size);
+            self.pending.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next message that is not a heartbeat (see [`Sse::next_any`]).
+    pub fn next(&mut self, timeout: Duration) -> std::io::Result<Option<SseMessage>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            match self.next_any(left)? {
+                Some(m) if m.event == "comment" => continue,
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// The underlying socket (to stop reading, or to shut it down).
+    pub fn socket(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+}
+
+fn parse_sse(block: &str) -> SseMessage {
+    let mut message = SseMessage {
+        id: None,
+        event: "message".into(),
+        data: Value::Null,
+    };
+    let mut data = String::new();
+    let mut only_comments = true;
+    for line in block.lines() {
+        if line.starts_with(':') {
+            continue;
+        }
+        only_comments = false;
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => message.id = value.parse().ok(),
+            "event" => message.event = value.to_string(),
+            "data" => data.push_str(value),
+            _ => {}
+        }
+    }
+    if only_comments {
+        message.event = "comment".into();
+    }
+    message.data = serde_json::from_str(&data).unwrap_or(Value::Null);
+    message
+}
+
+/// A client's view of an event built from its stream: section counts and seat statuses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamModel {
+    /// Section id → (available, held, sold).
+    pub sections: HashMap<String, (u64, u64, u64)>,
+    /// Seat id → status.
+    pub seats: HashMap<String, String>,
+}
+
+impl StreamModel {
+    /// Applies a `snapshot` (replacing everything) or a `change`.
+    pub fn apply(&mut self, message: &SseMessage) {
+        let counts = |s: &Value| {
+            (
+                s["available"].as_u64().unwrap(),
+                s["held"].as_u64().unwrap(),
+                s["sold"].as_u64().unwrap(),
+            )
+        };
+        match message.event.as_str() {
+            "snapshot" => {
+                *self = StreamModel::default();
+                for s in message.data["sections"].as_array().expect("sections") {
+                    self.sections
+                        .insert(s["id"].as_str().unwrap().to_string(), counts(s));
+                }
+                let map = serde_json::json!({"sections": message.data["seats"].clone()});
+                self.seats = seat_statuses(&map).into_iter().collect();
+            }
+            "change" => {
+                for s in message.data["sections"].as_array().expect("sections") {
+                    self.sections
+                        .insert(s["id"].as_str().unwrap().to_string(), counts(s));
+                }
+                for (seat, status) in message.data["seats"].as_object().expect("seats") {
+                    self.seats
+                        .insert(seat.clone(), status.as_str().unwrap().to_string());
+                }
+            }
+            other => panic!("unexpected stream message {other}: {message:?}"),
+        }
+    }
+
+    /// The same view read from `GET /v1/events/{id}` and its seat map.
+    pub fn read(port: u16, event_id: &str) -> StreamModel {
+        let inventory = check_inventory(port, event_id);
+        StreamModel {
+            sections: inventory
+                .sections
+                .iter()
+                .map(|s| (s.id.clone(), (s.available, s.held, s.sold)))
+                .collect(),
+            seats: inventory
+                .seats
+                .into_iter()
+                .map(|((_, seat), status)| (seat, status))
+                .collect(),
+        }
+    }
+}
+
+/// The value of an unlabelled metric in `GET /metrics` text (0 when absent).
+pub fn metric(port: u16, name: &str) -> f64 {
+    let (_, body) = request(port, "GET", "/metrics", None, None).expect("GET /metrics answers");
+    body.as_str()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(n, _)| *n == name)
+        .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+        .sum()
+}

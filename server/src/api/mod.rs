@@ -10,6 +10,7 @@ pub mod extract;
 pub mod holds;
 pub mod openapi;
 pub mod ops;
+pub mod stream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -233,6 +234,12 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .route("/v1/events/{event_id}/stream", get(stream::stream))
+        .route("/", get(crate::page::index))
+        .route("/events/{event_id}", get(crate::page::event))
+        .route("/page/style.css", get(crate::page::style))
+        .route("/page/list.js", get(crate::page::list_js))
+        .route("/page/seatmap.js", get(crate::page::seatmap_js))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn(refuse_declared_oversize))
