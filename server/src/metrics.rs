@@ -103,6 +103,14 @@ pub const FAMILIES: &[Family] = &[
         "Times the wall clock was found more than 1 s behind the log's newest decision (engine time then advances by the monotonic clock)."),
     family("boxoffice_wal_full_total", Kind::Counter, Unit::Count, &["shard"],
         "Times the shard's log found no space (ENOSPC, EFBIG); writes are refused until a probe finds room."),
+    family("boxoffice_stream_clients", Kind::Gauge, Unit::Count, &[],
+        "Clients connected to live-availability streams."),
+    family("boxoffice_stream_messages_total", Kind::Counter, Unit::Count, &[],
+        "Stream messages (snapshots and changes) queued to clients."),
+    family("boxoffice_stream_drops_total", Kind::Counter, Unit::Count, &[],
+        "Stream clients disconnected because they fell behind (their queue was full)."),
+    family("boxoffice_follower_resyncs_total", Kind::Counter, Unit::Count, &["shard"],
+        "Times a shard's follower (the copy of its state fed each durable batch) restarted from a fresh copy."),
 ];
 
 /// Gives every family its HELP text and unit (the recorder must be installed).
