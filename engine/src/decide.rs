@@ -161,6 +161,31 @@ impl Engine {
                     idem: tag(actor, idempotency),
                 }))
             }
+            Command::ExtendHold {
+                actor,
+                hold_id,
+                ttl_ms,
+                idempotency,
+            } => {
+                check_ttl("ttl_seconds", *ttl_ms)?;
+                check_idempotency(idempotency)?;
+                let hold = self.owned_hold(*hold_id, actor)?;
+                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
+                    return Ok(replay);
+                }
+                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
+                let latest_ms = hold.created_at_ms + HOLD_LIFETIME_MS_MAX;
+                let expires_at_ms = now_ms + ttl_ms;
+                if expires_at_ms > latest_ms {
+                    return Err(Rejection::ExtensionLimit { latest_ms });
+                }
+                Ok(Decided::Change(Decision::HoldExtended {
+                    at_ms: now_ms,
+                    hold: *hold_id,
+                    expires_at_ms,
+                    idem: tag(actor, idempotency),
+                }))
+            }
         }
     }
 
@@ -243,7 +268,9 @@ impl Engine {
         let shard = self.shard();
         let output = match entry.outcome {
             IdemOutcome::EventCreated(i) => Output::Event(self.event_view(i)),
-            IdemOutcome::HoldPlaced(h) => Output::Hold(self.hold_view_as(h, HoldStatus::Held)),
+            IdemOutcome::HoldPlaced(h) | IdemOutcome::Extended(h) => {
+                Output::Hold(self.hold_view_as(h, HoldStatus::Held))
+            }
             IdemOutcome::Released(h) => Output::Hold(self.hold_view_as(h, HoldStatus::Released)),
             IdemOutcome::Purchased(b) | IdemOutcome::Confirmed(b) => {
                 let mut view = self.booking_view(BookingId::new(shard, b));

@@ -181,6 +181,18 @@ pub enum Decision {
         /// Idempotency key, if any.
         idem: Option<Box<IdemTag>>,
     },
+    // Sale-day additions: appended, so every earlier variant keeps its bytes.
+    /// A live hold's expiry moved.
+    HoldExtended {
+        /// Engine time.
+        at_ms: u64,
+        /// The hold.
+        hold: HoldId,
+        /// Its new `expires_at`.
+        expires_at_ms: u64,
+        /// Idempotency key, if any.
+        idem: Option<Box<IdemTag>>,
+    },
 }
 
 impl Decision {
@@ -210,7 +222,8 @@ impl Decision {
             | Decision::HoldConfirmed { at_ms, .. }
             | Decision::HoldReleased { at_ms, .. }
             | Decision::HoldExpired { at_ms, .. }
-            | Decision::BookingCancelled { at_ms, .. } => *at_ms,
+            | Decision::BookingCancelled { at_ms, .. }
+            | Decision::HoldExtended { at_ms, .. } => *at_ms,
         }
     }
 
@@ -222,7 +235,8 @@ impl Decision {
             | Decision::Purchased { idem, .. }
             | Decision::HoldConfirmed { idem, .. }
             | Decision::HoldReleased { idem, .. }
-            | Decision::BookingCancelled { idem, .. } => idem.as_deref(),
+            | Decision::BookingCancelled { idem, .. }
+            | Decision::HoldExtended { idem, .. } => idem.as_deref(),
             Decision::HoldExpired { .. } => None,
         }
     }

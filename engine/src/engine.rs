@@ -198,9 +198,22 @@ impl Engine {
                 self.cancel(counter32(booking.counter()), *at_ms);
                 IdemOutcome::Cancelled(booking.counter())
             }
+            Decision::HoldExtended {
+                hold,
+                expires_at_ms,
+                ..
+            } => {
+                let counter = counter32(hold.counter());
+                let h = &mut self.state.holds[counter as usize - 1];
+                debug_assert_eq!(h.status, Status::Held);
+                h.ttl_ms = u32::try_from(expires_at_ms - h.created_at_ms)
+                    .expect("a hold lifetime fits in u32");
+                self.derived.expiry.push((*expires_at_ms, counter));
+                IdemOutcome::Extended(hold.counter())
+            }
         };
         let state = &self.state;
-        self.derived.expiry.pop_stale(|c| !state.is_live(c));
+        self.derived.expiry.pop_stale(|e| !state.is_current(e));
         if let Some(tag) = decision.idem() {
             self.remember(tag, at_ms, outcome);
         }
@@ -441,7 +454,7 @@ impl Engine {
         let at_ms = now_ms.max(self.state.now_ms);
         self.derived
             .expiry
-            .earliest(now_ms, max, |c| !self.state.is_live(c))
+            .earliest(now_ms, max, |e| !self.state.is_current(e))
             .into_iter()
             .map(|(_, counter)| Decision::HoldExpired {
                 at_ms,

@@ -264,7 +264,7 @@ impl Engine {
             Decision::EventCreated { event, .. } => {
                 Output::Event(self.event(&event.id).expect("just created"))
             }
-            Decision::HoldPlaced { hold, .. } => {
+            Decision::HoldPlaced { hold, .. } | Decision::HoldExtended { hold, .. } => {
                 Output::Hold(self.hold_view_as(hold.counter(), HoldStatus::Held))
             }
             Decision::HoldReleased { hold, .. } | Decision::HoldExpired { hold, .. } => {

@@ -3,7 +3,7 @@
 //! Precedence, when several apply, is the order of the checks in `decide`:
 //! `invalid_input`, `not_found`, `idempotency_key_reused`, `hold_not_active` /
 //! `booking_not_active`, `hold_expired`, `event_exists`, `limit_exceeded`, `seat_taken`,
-//! `sold_out`, `over_capacity`.
+//! `sold_out`, `over_capacity`; for an extension, `extension_limit` after `hold_expired`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -58,6 +58,11 @@ pub enum Rejection {
     IdempotencyKeyReused,
     /// The shard keeps as much as one of its limits allows (which one: [`ShardLimit`]).
     OverCapacity(ShardLimit),
+    /// An extension would make the hold live past `created_at` + 2 h.
+    ExtensionLimit {
+        /// The latest `expires_at` the hold may have.
+        latest_ms: u64,
+    },
 }
 
 /// A per-shard limit of [`crate::limits`] that a request ran into.
@@ -106,6 +111,7 @@ impl Rejection {
             Rejection::BookingNotActive => "booking_not_active",
             Rejection::IdempotencyKeyReused => "idempotency_key_reused",
             Rejection::OverCapacity(_) => "over_capacity",
+            Rejection::ExtensionLimit { .. } => "extension_limit",
         }
     }
 
@@ -151,6 +157,11 @@ impl fmt::Display for Rejection {
                 f,
                 "the shard holds as much as it may: {} (a limit of boxoffice)",
                 limit.describe()
+            ),
+            Rejection::ExtensionLimit { latest_ms } => write!(
+                f,
+                "a hold lives at most {} s from its creation: expires_at may be at most {latest_ms} ms since the epoch",
+                crate::limits::HOLD_LIFETIME_MS_MAX / 1000
             ),
         }
     }

@@ -186,6 +186,8 @@ pub enum IdemOutcome {
     Released(u64),
     /// A booking cancelled (counter).
     Cancelled(u64),
+    /// A hold extended (counter).
+    Extended(u64),
 }
 
 /// A remembered key.
@@ -243,9 +245,11 @@ impl State {
         tickets(items, seats)
     }
 
-    /// Whether hold `counter` is live (status held), i.e. its expiry entry is not stale.
-    pub fn is_live(&self, counter: u32) -> bool {
-        self.holds[counter as usize - 1].status == Status::Held
+    /// Whether an expiry entry is current: its hold is live and still expires then (an
+    /// extension leaves the entry of the old time behind, stale).
+    pub fn is_current(&self, (expires_at_ms, counter): (u64, u32)) -> bool {
+        let hold = &self.holds[counter as usize - 1];
+        hold.status == Status::Held && hold.expires_at_ms() == expires_at_ms
     }
 
     /// A booking's payment reference.

@@ -136,7 +136,8 @@ impl From<Rejection> for ApiError {
             | Rejection::SeatTaken { .. }
             | Rejection::LimitExceeded { .. }
             | Rejection::HoldNotActive { .. }
-            | Rejection::BookingNotActive => StatusCode::CONFLICT,
+            | Rejection::BookingNotActive
+            | Rejection::ExtensionLimit { .. } => StatusCode::CONFLICT,
         };
         ApiError::new(status, rejection.code(), rejection.to_string())
     }

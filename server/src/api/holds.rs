@@ -1,4 +1,4 @@
-//! Holds: place, read, confirm into a booking, release.
+//! Holds: place, read, confirm into a booking, release, extend.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -8,6 +8,7 @@ use engine::{Command, HoldId, NewHold, Output};
 
 use super::convert::{idempotency, item_requests, seat_ids, ttl_ms};
 use super::dto::{BookingJson, ConfirmBody, HoldBody, HoldJson};
+use super::dto_sale::ExtendBody;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::{created, AppState};
@@ -165,6 +166,37 @@ pub async fn release(
     let command = Command::ReleaseHold {
         actor: principal.actor(),
         hold_id: id,
+        idempotency,
+    };
+    Ok(Json(hold_json(state.submit(shard, command).await?)))
+}
+
+/// Moves a live hold's `expires_at` to now + `ttl_seconds` (longer or shorter), never
+/// past `created_at` + 2 h.
+#[utoipa::path(post, path = "/v1/holds/{hold_id}/extend", tag = "holds",
+    params(("hold_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$")),
+    request_body = ExtendBody,
+    responses(
+        (status = 200, body = HoldJson),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "hold_not_active, extension_limit"),
+        (status = 410, body = ErrorBody, description = "hold_expired"),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn extend(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(hold_id): ApiPath,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ExtendBody>,
+) -> Result<Json<HoldJson>, ApiError> {
+    let (id, shard) = route_hold(&state, &hold_id)?;
+    let route = format!("POST /v1/holds/{id}/extend");
+    let idempotency = idempotency(&headers, &route, &body)?;
+    let command = Command::ExtendHold {
+        actor: principal.actor(),
+        hold_id: id,
+        ttl_ms: body.ttl_seconds.saturating_mul(1000),
         idempotency,
     };
     Ok(Json(hold_json(state.submit(shard, command).await?)))

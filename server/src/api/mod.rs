@@ -4,6 +4,7 @@
 pub mod bookings;
 pub mod convert;
 pub mod dto;
+pub mod dto_sale;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -148,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             get(holds::get).delete(holds::release),
         )
         .route("/v1/holds/{hold_id}/confirm", post(holds::confirm))
+        .route("/v1/holds/{hold_id}/extend", post(holds::extend))
         .route("/v1/bookings", get(bookings::list))
         .route("/v1/bookings/{booking_id}", get(bookings::get))
         .route("/v1/bookings/{booking_id}/cancel", post(bookings::cancel))
