@@ -75,6 +75,10 @@ pub enum Command {
         /// Optional idempotency key.
         idempotency: Option<Idempotency>,
     },
+    /// Hold seats picked by the engine (best available), plus any GA items.
+    PlaceHoldBest(NewHold, BestAvailable),
+    /// Buy seats picked by the engine (best available), plus any GA items.
+    PurchaseBest(NewHold, BestAvailable),
 }
 
 /// Sale-day options of a new event.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::command::{Actor, Command, Idempotency, NewEvent, NewHold};
+use crate::command::{Actor, BestAvailable, Command, Idempotency, NewEvent, NewHold};
 use crate::decision::{Decision, EventSpec, IdemTag, Lines, SectionSpec, UserRef};
 use crate::engine::{Decided, Engine};
 use crate::ids::{BookingId, HoldId};
@@ -101,8 +101,10 @@ impl Engine {
         let now_ms = now_ms.max(self.now_ms());
         match command {
             Command::CreateEvent(new) => self.decide_event(new, now_ms),
-            Command::PlaceHold(new) => self.decide_hold(new, now_ms, false),
-            Command::Purchase(new) => self.decide_hold(new, now_ms, true),
+            Command::PlaceHold(new) => self.decide_hold(new, now_ms, false, None),
+            Command::Purchase(new) => self.decide_hold(new, now_ms, true, None),
+            Command::PlaceHoldBest(new, best) => self.decide_hold(new, now_ms, false, Some(best)),
+            Command::PurchaseBest(new, best) => self.decide_hold(new, now_ms, true, Some(best)),
             Command::ConfirmHold {
                 actor,
                 hold_id,
@@ -430,6 +432,7 @@ impl Engine {
         new: &NewHold,
         now_ms: u64,
         purchase: bool,
+        best: Option<&BestAvailable>,
     ) -> Result<Decided, Rejection> {
         if !is_valid_user_id(&new.user_id) {
             return Err(invalid(
@@ -437,8 +440,22 @@ impl Engine {
                 format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
             ));
         }
-        if new.items.is_empty() && new.seats.is_empty() {
+        if new.items.is_empty() && new.seats.is_empty() && best.is_none() {
             return Err(invalid("items", "give items or seats to hold"));
+        }
+        if let Some(best) = best {
+            if !new.seats.is_empty() {
+                return Err(invalid(
+                    "best_available",
+                    "give named seats or best_available, not both",
+                ));
+            }
+            if !(1..=BEST_AVAILABLE_QTY_MAX).contains(&best.qty) {
+                return Err(invalid(
+                    "best_available.qty",
+                    format!("from 1 to {BEST_AVAILABLE_QTY_MAX}"),
+                ));
+            }
         }
         if new.items.len() > ITEMS_PER_HOLD_MAX {
             return Err(invalid(
@@ -452,7 +469,7 @@ impl Engine {
                 format!("at most {SEATS_PER_HOLD_MAX} seats"),
             ));
         }
-        let mut tickets: u64 = new.seats.len() as u64;
+        let mut tickets: u64 = new.seats.len() as u64 + u64::from(best.map_or(0, |b| b.qty));
         for (i, item) in new.items.iter().enumerate() {
             if item.qty == 0 {
                 return Err(invalid(format!("items[{i}].qty"), "at least 1"));
@@ -517,6 +534,7 @@ impl Engine {
             lines.seats.push(found);
             total_cents += event.sections[found.0 as usize].price_cents;
         }
+        let best_sections = best.map(|b| self.best_sections(event, b)).transpose()?;
         if let Some(replay) = self.replay(&new.actor, &new.idempotency, now_ms)? {
             return Ok(replay);
         }
@@ -547,6 +565,13 @@ impl Engine {
                     available: s.available(),
                 });
             }
+        }
+        if let (Some(best), Some(sections)) = (best, best_sections) {
+            let (section, seats) = self.pick_best(index, &sections, best)?;
+            lines
+                .seats
+                .extend(seats.into_iter().map(|seat| (section, seat)));
+            total_cents += event.sections[section as usize].price_cents * u64::from(best.qty);
         }
         if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX {
             return Err(Rejection::OverCapacity(ShardLimit::Holds));
@@ -586,5 +611,87 @@ impl Engine {
             expires_at_ms: now_ms + ttl_ms,
             idem,
         }))
+    }
+}
+
+impl Engine {
+    /// The seated sections a best-available request may use, in order.
+    fn best_sections(
+        &self,
+        event: &crate::state::Event,
+        best: &BestAvailable,
+    ) -> Result<Vec<u16>, Rejection> {
+        match &best.section_id {
+            Some(id) => {
+                let s = event
+                    .sections
+                    .iter()
+                    .position(|s| s.id == *id)
+                    .ok_or_else(|| {
+                        invalid("best_available.section_id", "no such section in this event")
+                    })?;
+                if !event.sections[s].is_seated() {
+                    return Err(invalid(
+                        "best_available.section_id",
+                        "this section has no assigned seats: hold it with items",
+                    ));
+                }
+                Ok(vec![s as u16])
+            }
+            None => {
+                let seated: Vec<u16> = (0..event.sections.len() as u16)
+                    .filter(|&s| event.sections[s as usize].is_seated())
+                    .collect();
+                if seated.is_empty() {
+                    return Err(invalid(
+                        "best_available",
+                        "this event has no sections with assigned seats",
+                    ));
+                }
+                Ok(seated)
+            }
+        }
+    }
+
+    /// Best available over `sections` in order: the first section where the steps find
+    /// seats gives them. Else `no_adjacent_seats` when one of them has `qty` free seats,
+    /// `sold_out` when none has.
+    fn pick_best(
+        &self,
+        event: u32,
+        sections: &[u16],
+        best: &BestAvailable,
+    ) -> Result<(u16, Vec<u32>), Rejection> {
+        for &s in sections {
+            let summary = self.derived.summaries[event as usize][s as usize]
+                .as_ref()
+                .expect("a seated section has a summary");
+            if let Some(seats) = summary.pick(best.qty, best.allow_split) {
+                return Ok((s, seats));
+            }
+        }
+        let e = &self.state.events[event as usize];
+        let (section, available) = sections
+            .iter()
+            .map(|&s| (&e.sections[s as usize], e.sections[s as usize].available()))
+            .fold(
+                None,
+                |acc: Option<(&crate::state::Section, u32)>, (s, a)| match acc {
+                    Some((_, best_a)) if best_a >= a => acc,
+                    _ => Some((s, a)),
+                },
+            )
+            .expect("at least one section");
+        if available >= best.qty {
+            Err(Rejection::NoAdjacentSeats {
+                section_id: section.id.clone(),
+                available,
+            })
+        } else {
+            Err(Rejection::SoldOut {
+                section_id: section.id.clone(),
+                available,
+            })
+        }
     }
 }

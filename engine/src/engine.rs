@@ -262,6 +262,8 @@ impl Engine {
             rows_by_label,
             bookings: Vec::new(),
         });
+        let summaries = Derived::summaries_of(self.state.events.last().expect("just pushed"));
+        self.derived.summaries.push(summaries);
         self.state.event_index.insert(event.id.clone(), index);
         index
     }
@@ -291,6 +293,7 @@ impl Engine {
             s.seats[seat as usize] = SeatState::held(counter.into());
             s.held += 1;
         }
+        mark_seats(&mut self.derived, event, &lines.seats, false);
         if e.max_per_user.is_some() {
             *self.derived.per_user.entry((event, user)).or_default() += lines.tickets();
         }
@@ -381,6 +384,7 @@ impl Engine {
             s.seats[seat as usize] = SeatState::FREE;
             s.held -= 1;
         }
+        mark_seats(&mut self.derived, hold.event, seats, true);
         if e.max_per_user.is_some() {
             self.derived
                 .uncount(hold.event, hold.user, tickets(items, seats));
@@ -404,6 +408,7 @@ impl Engine {
             s.seats[seat as usize] = SeatState::FREE;
             s.sold -= 1;
         }
+        mark_seats(&mut self.derived, hold.event, seats, true);
         if e.max_per_user.is_some() {
             self.derived
                 .uncount(hold.event, hold.user, tickets(items, seats));
@@ -488,6 +493,18 @@ impl Engine {
             ))),
             None => Err(CodecError("empty snapshot".into())),
         }
+    }
+}
+
+/// Tells the free-run summaries that `seats` became free (or taken).
+pub(crate) fn mark_seats(derived: &mut Derived, event: u32, seats: &[(u16, u32)], free: bool) {
+    let mut rest = seats;
+    while let Some(&(section, _)) = rest.first() {
+        let same = rest.iter().take_while(|&&(s, _)| s == section).count();
+        derived
+            .summary(event, section)
+            .set(rest[..same].iter().map(|&(_, seat)| seat), free);
+        rest = &rest[same..];
     }
 }
 

@@ -160,6 +160,10 @@ impl Engine {
             assert!(state.is_current(e), "the top of the expiry index is live");
         }
         assert_eq!(self.derived.live_holds, rebuilt.live_holds, "live holds");
+        assert!(
+            self.derived.summaries == rebuilt.summaries,
+            "the free-run summaries match the seats"
+        );
         assert_eq!(
             self.derived.user_index, rebuilt.user_index,
             "the user index matches the users"

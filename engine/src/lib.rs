@@ -27,10 +27,12 @@ mod expiry;
 pub mod ids;
 mod invariants;
 pub mod limits;
+mod picker;
 mod query;
 pub mod rejection;
 pub mod seat;
 mod state;
+mod summary;
 pub mod view;
 
 pub use command::{

@@ -3,7 +3,7 @@
 //! Precedence, when several apply, is the order of the checks in `decide`:
 //! `invalid_input`, `not_found`, `idempotency_key_reused`, `hold_not_active` /
 //! `booking_not_active`, `hold_expired`, `event_exists`, `limit_exceeded`, `seat_taken`,
-//! `sold_out`, `over_capacity`; for an extension, `extension_limit` after `hold_expired`.
+//! `sold_out` / `no_adjacent_seats` (best available), `over_capacity`; for an extension, `extension_limit` after `hold_expired`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -58,6 +58,14 @@ pub enum Rejection {
     IdempotencyKeyReused,
     /// The shard keeps as much as one of its limits allows (which one: [`ShardLimit`]).
     OverCapacity(ShardLimit),
+    /// Best available found no placement although `available` seats are free (they are
+    /// not adjacent and the request did not allow a split).
+    NoAdjacentSeats {
+        /// The section with the most free seats among those tried.
+        section_id: String,
+        /// Its free seats.
+        available: u32,
+    },
     /// An extension would make the hold live past `created_at` + 2 h.
     ExtensionLimit {
         /// The latest `expires_at` the hold may have.
@@ -112,6 +120,7 @@ impl Rejection {
             Rejection::IdempotencyKeyReused => "idempotency_key_reused",
             Rejection::OverCapacity(_) => "over_capacity",
             Rejection::ExtensionLimit { .. } => "extension_limit",
+            Rejection::NoAdjacentSeats { .. } => "no_adjacent_seats",
         }
     }
 
@@ -157,6 +166,13 @@ impl fmt::Display for Rejection {
                 f,
                 "the shard holds as much as it may: {} (a limit of boxoffice)",
                 limit.describe()
+            ),
+            Rejection::NoAdjacentSeats {
+                section_id,
+                available,
+            } => write!(
+                f,
+                "section {section_id} has {available} free seats but not the ones asked for together; allow_split takes them from several rows"
             ),
             Rejection::ExtensionLimit { latest_ms } => write!(
                 f,

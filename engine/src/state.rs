@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rustc_hash::FxHashMap;
 
 use crate::expiry::ExpiryQueue;
+use crate::summary::SeatSummary;
 
 use serde::{Deserialize, Serialize};
 
@@ -289,6 +290,8 @@ pub struct Derived {
     /// (event, user) → tickets in live holds plus confirmed bookings, for capped events
     /// only (an uncapped event has nothing to enforce). A zero count is removed.
     pub per_user: FxHashMap<(u32, u32), u32>,
+    /// The free-run summary of each seated section, by event and section index.
+    pub summaries: Vec<Vec<Option<SeatSummary>>>,
 }
 
 impl Derived {
@@ -304,9 +307,29 @@ impl Derived {
         }
     }
 
+    /// The free-run summary of a section (seated sections only).
+    pub fn summary(&mut self, event: u32, section: u16) -> &mut SeatSummary {
+        self.summaries[event as usize][section as usize]
+            .as_mut()
+            .expect("a seated section has a summary")
+    }
+
+    /// The summaries of an event's sections.
+    pub fn summaries_of(event: &Event) -> Vec<Option<SeatSummary>> {
+        event
+            .sections
+            .iter()
+            .map(|s| {
+                s.is_seated()
+                    .then(|| SeatSummary::new(&s.rows, |seat| s.seats[seat as usize].is_free()))
+            })
+            .collect()
+    }
+
     /// Rebuilds the indexes from the state.
     pub fn rebuild(state: &State) -> Self {
         let mut derived = Derived {
+            summaries: state.events.iter().map(Derived::summaries_of).collect(),
             user_index: state
                 .users
                 .iter()

@@ -32,7 +32,7 @@ fn route_booking(state: &AppState, text: &str) -> Result<(BookingId, usize), Api
         (status = 201, body = BookingJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "sold_out, seat_taken, limit_exceeded"),
+        (status = 409, body = ErrorBody, description = "sold_out, seat_taken, limit_exceeded, no_adjacent_seats"),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn purchase(
@@ -46,7 +46,7 @@ pub async fn purchase(
     let idem = idempotency(&headers, &route, &body)?;
     let user_id = user_for(&principal, body.user_id)?;
     let shard = state.shard_of_event(&event_id);
-    let command = Command::Purchase(NewHold {
+    let hold = NewHold {
         actor: principal.actor(),
         event_id,
         user_id,
@@ -55,7 +55,11 @@ pub async fn purchase(
         ttl_ms: ttl_ms(body.ttl_seconds),
         payment_ref: body.payment_ref,
         idempotency: idem,
-    });
+    };
+    let command = match body.best_available {
+        Some(best) => Command::PurchaseBest(hold, best.into_engine()),
+        None => Command::Purchase(hold),
+    };
     Ok(created(booking_json(state.submit(shard, command).await?)))
 }
 

@@ -88,6 +88,8 @@ pub struct HoldBody {
     /// Hold TTL (1 to 86,400); default the event's `hold_ttl_seconds`.
     #[schema(minimum = 1, maximum = 86400)]
     pub ttl_seconds: Option<u64>,
+    /// Seats picked by the engine (best available), with or without `items`.
+    pub best_available: Option<super::dto_sale::BestAvailableJson>,
 }
 
 /// `POST /v1/events/{event_id}/bookings`: a hold body plus a payment reference.
@@ -109,6 +111,8 @@ pub struct PurchaseBody {
     /// Payment provider reference, 1 to 128 bytes.
     #[schema(min_length = 1, max_length = 128)]
     pub payment_ref: Option<String>,
+    /// Seats picked by the engine (best available), with or without `items`.
+    pub best_available: Option<super::dto_sale::BestAvailableJson>,
 }
 
 /// `POST /v1/holds/{hold_id}/confirm` (the body may be empty).

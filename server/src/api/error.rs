@@ -137,7 +137,8 @@ impl From<Rejection> for ApiError {
             | Rejection::LimitExceeded { .. }
             | Rejection::HoldNotActive { .. }
             | Rejection::BookingNotActive
-            | Rejection::ExtensionLimit { .. } => StatusCode::CONFLICT,
+            | Rejection::ExtensionLimit { .. }
+            | Rejection::NoAdjacentSeats { .. } => StatusCode::CONFLICT,
         };
         ApiError::new(status, rejection.code(), rejection.to_string())
     }

@@ -68,7 +68,7 @@ pub fn booking_json(output: Output) -> BookingJson {
         (status = 201, body = HoldJson),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "sold_out, seat_taken, limit_exceeded"),
+        (status = 409, body = ErrorBody, description = "sold_out, seat_taken, limit_exceeded, no_adjacent_seats"),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn place(
@@ -82,7 +82,7 @@ pub async fn place(
     let idem = idempotency(&headers, &route, &body)?;
     let user_id = user_for(&principal, body.user_id)?;
     let shard = state.shard_of_event(&event_id);
-    let command = Command::PlaceHold(NewHold {
+    let hold = NewHold {
         actor: principal.actor(),
         event_id,
         user_id,
@@ -91,7 +91,11 @@ pub async fn place(
         ttl_ms: ttl_ms(body.ttl_seconds),
         payment_ref: None,
         idempotency: idem,
-    });
+    };
+    let command = match body.best_available {
+        Some(best) => Command::PlaceHoldBest(hold, best.into_engine()),
+        None => Command::PlaceHold(hold),
+    };
     Ok(created(hold_json(state.submit(shard, command).await?)))
 }
 
