@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BookingId, HoldId};
+use crate::ids::{BookingId, EntryId, HoldId};
 
 /// Who sends a command: the admin, or a user acting for themselves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +79,19 @@ pub enum Command {
     PlaceHoldBest(NewHold, BestAvailable),
     /// Buy seats picked by the engine (best available), plus any GA items.
     PurchaseBest(NewHold, BestAvailable),
+    /// Create an event with sale-day options (an offer TTL for its waiting lists).
+    CreateEventWith(NewEvent, EventOptions),
+    /// Join a section's waiting list.
+    JoinWaitlist(NewEntry),
+    /// Leave a waiting list; an outstanding offer is released and passed on.
+    LeaveWaitlist {
+        /// Who asks (must own the entry, or be the admin).
+        actor: Actor,
+        /// The entry.
+        entry_id: EntryId,
+        /// Optional idempotency key.
+        idempotency: Option<Idempotency>,
+    },
 }
 
 /// Sale-day options of a new event.

@@ -34,13 +34,16 @@ pub mod seat;
 mod state;
 mod summary;
 pub mod view;
+mod waitlist;
 
 pub use command::{
     fingerprint, Actor, BestAvailable, BookingQuery, Command, EventOptions, Idempotency,
     ItemRequest, Layout, NewEntry, NewEvent, NewHold, NewRow, NewSection,
 };
 pub use decide::{is_valid_id, is_valid_user_id};
-pub use decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec, UserRef};
+pub use decision::{
+    Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec, UserRef, WaitStep,
+};
 pub use engine::{CodecError, Decided, Engine};
 pub use ids::{BookingId, EntryId, HoldId};
 pub use rejection::{Rejection, ShardLimit};

@@ -66,6 +66,21 @@ pub enum Rejection {
         /// Its free seats.
         available: u32,
     },
+    /// The user already has a live (waiting or offered) entry for this event.
+    AlreadyWaiting {
+        /// That entry.
+        entry_id: crate::ids::EntryId,
+    },
+    /// The section has the tickets available now: buy instead of waiting.
+    TicketsAvailable {
+        /// Tickets available in the section.
+        available: u32,
+    },
+    /// The entry is no longer waiting or offered.
+    EntryNotActive {
+        /// Its status (`accepted`, `expired`, `declined`, `left`).
+        status: &'static str,
+    },
     /// An extension would make the hold live past `created_at` + 2 h.
     ExtensionLimit {
         /// The latest `expires_at` the hold may have.
@@ -86,6 +101,10 @@ pub enum ShardLimit {
     PaymentRefBytes,
     /// [`crate::limits::EVENTS_PER_SHARD_MAX`].
     Events,
+    /// [`crate::limits::WAITLIST_ENTRIES_PER_SHARD_MAX`].
+    WaitlistEntries,
+    /// [`crate::limits::WAITLIST_LIVE_PER_EVENT_MAX`].
+    WaitlistPerEvent,
 }
 
 impl ShardLimit {
@@ -100,6 +119,12 @@ impl ShardLimit {
                 format!("{PAYMENT_REF_BYTES_PER_SHARD_MAX} bytes of payment references")
             }
             ShardLimit::Events => format!("{EVENTS_PER_SHARD_MAX} events"),
+            ShardLimit::WaitlistEntries => {
+                format!("{WAITLIST_ENTRIES_PER_SHARD_MAX} waiting-list entries")
+            }
+            ShardLimit::WaitlistPerEvent => {
+                format!("{WAITLIST_LIVE_PER_EVENT_MAX} live waiting-list entries in one event")
+            }
         }
     }
 }
@@ -121,6 +146,9 @@ impl Rejection {
             Rejection::OverCapacity(_) => "over_capacity",
             Rejection::ExtensionLimit { .. } => "extension_limit",
             Rejection::NoAdjacentSeats { .. } => "no_adjacent_seats",
+            Rejection::AlreadyWaiting { .. } => "already_waiting",
+            Rejection::TicketsAvailable { .. } => "tickets_available",
+            Rejection::EntryNotActive { .. } => "entry_not_active",
         }
     }
 
@@ -167,6 +195,15 @@ impl fmt::Display for Rejection {
                 "the shard holds as much as it may: {} (a limit of boxoffice)",
                 limit.describe()
             ),
+            Rejection::AlreadyWaiting { entry_id } => write!(
+                f,
+                "you are already on a waiting list of this event: entry {entry_id}"
+            ),
+            Rejection::TicketsAvailable { available } => write!(
+                f,
+                "the section has {available} tickets available now: buy them instead of waiting"
+            ),
+            Rejection::EntryNotActive { status } => write!(f, "the entry is {status}"),
             Rejection::NoAdjacentSeats {
                 section_id,
                 available,

@@ -189,6 +189,10 @@ pub enum IdemOutcome {
     Cancelled(u64),
     /// A hold extended (counter).
     Extended(u64),
+    /// A waiting-list entry made (counter).
+    Joined(u64),
+    /// A waiting-list entry left (counter).
+    Left(u64),
 }
 
 /// A remembered key.
@@ -292,6 +296,10 @@ pub struct Derived {
     pub per_user: FxHashMap<(u32, u32), u32>,
     /// The free-run summary of each seated section, by event and section index.
     pub summaries: Vec<Vec<Option<SeatSummary>>>,
+    /// (event, user) → their live (waiting or offered) entry.
+    pub live_entry: FxHashMap<(u32, u32), u32>,
+    /// Hold counter of a live offer → its entry.
+    pub offer_of: FxHashMap<u32, u32>,
 }
 
 impl Derived {
@@ -327,8 +335,22 @@ impl Derived {
     }
 
     /// Rebuilds the indexes from the state.
-    pub fn rebuild(state: &State) -> Self {
+    pub fn rebuild(state: &State, wait: &crate::waitlist::Waitlists) -> Self {
         let mut derived = Derived {
+            live_entry: wait
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.status.is_live())
+                .map(|(i, e)| ((e.event, e.user), i as u32 + 1))
+                .collect(),
+            offer_of: wait
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.status == crate::waitlist::Status::Offered)
+                .map(|(i, e)| (e.hold, i as u32 + 1))
+                .collect(),
             summaries: state.events.iter().map(Derived::summaries_of).collect(),
             user_index: state
                 .users

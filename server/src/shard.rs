@@ -402,10 +402,19 @@ impl Shard {
         };
         if let (None, Some(engine)) = (&self.failure, self.engine.as_mut()) {
             // Expire due holds first, so their inventory is back before this batch decides.
-            for decision in engine.decide_expiry(now, engine::limits::EXPIRE_BATCH_MAX) {
-                engine.apply(&decision);
-                push_record(&mut self.records, &mut used, &decision);
-                self.metrics.expired.increment(1);
+            // An expiry that feeds a waiting list comes alone: ask again until none is due.
+            let mut expired = 0;
+            while expired < engine::limits::EXPIRE_BATCH_MAX {
+                let due = engine.decide_expiry(now, engine::limits::EXPIRE_BATCH_MAX - expired);
+                if due.is_empty() {
+                    break;
+                }
+                for decision in due {
+                    engine.apply(&decision);
+                    push_record(&mut self.records, &mut used, &decision);
+                    self.metrics.expired.increment(1);
+                    expired += 1;
+                }
             }
         }
         for request in batch.drain(..) {

@@ -138,7 +138,10 @@ impl From<Rejection> for ApiError {
             | Rejection::HoldNotActive { .. }
             | Rejection::BookingNotActive
             | Rejection::ExtensionLimit { .. }
-            | Rejection::NoAdjacentSeats { .. } => StatusCode::CONFLICT,
+            | Rejection::NoAdjacentSeats { .. }
+            | Rejection::AlreadyWaiting { .. }
+            | Rejection::TicketsAvailable { .. }
+            | Rejection::EntryNotActive { .. } => StatusCode::CONFLICT,
         };
         ApiError::new(status, rejection.code(), rejection.to_string())
     }
