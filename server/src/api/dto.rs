@@ -26,6 +26,9 @@ pub struct CreateEventBody {
     /// Default hold TTL in seconds (1 to 86,400; default 600).
     #[schema(minimum = 1, maximum = 86400)]
     pub hold_ttl_seconds: Option<u64>,
+    /// TTL of waiting-list offers in seconds (1 to 86,400; default `hold_ttl_seconds`).
+    #[schema(minimum = 1, maximum = 86400)]
+    pub offer_ttl_seconds: Option<u64>,
     /// 1 to 64 sections.
     #[schema(min_items = 1, max_items = 64)]
     pub sections: Vec<SectionBody>,
@@ -155,6 +158,8 @@ pub struct EventJson {
     pub max_per_user: Option<u32>,
     /// Default hold TTL.
     pub hold_ttl_seconds: u64,
+    /// TTL of waiting-list offers.
+    pub offer_ttl_seconds: u64,
     /// RFC 3339 creation time.
     pub created_at: String,
     /// Sections in creation order.
@@ -182,6 +187,10 @@ pub struct SectionJson {
     pub sold: u32,
     /// Rows of a seated section (empty for general admission).
     pub rows: Vec<RowJson>,
+    /// Waiting-list entries waiting.
+    pub waiting: u32,
+    /// Returned tickets set aside for the waiting list, not yet offered (part of `held`).
+    pub set_aside: u32,
 }
 
 /// A page of events, ordered by id.
@@ -336,6 +345,7 @@ impl From<&EventView> for EventJson {
             starts_at: e.starts_at_ms.map(super::convert::rfc3339_signed),
             max_per_user: e.max_per_user,
             hold_ttl_seconds: e.hold_ttl_ms / 1000,
+            offer_ttl_seconds: e.offer_ttl_ms / 1000,
             created_at: rfc3339(e.created_at_ms),
             sections: e
                 .sections
@@ -361,6 +371,8 @@ impl From<&EventView> for EventJson {
                             count: r.count,
                         })
                         .collect(),
+                    waiting: s.waiting,
+                    set_aside: s.set_aside,
                 })
                 .collect(),
         }

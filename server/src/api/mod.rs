@@ -11,6 +11,7 @@ pub mod extract;
 pub mod holds;
 pub mod openapi;
 pub mod ops;
+pub mod waitlist;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -150,6 +151,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/holds/{hold_id}/confirm", post(holds::confirm))
         .route("/v1/holds/{hold_id}/extend", post(holds::extend))
+        .route("/v1/events/{event_id}/waitlist", post(waitlist::join))
+        .route(
+            "/v1/waitlist/{entry_id}",
+            get(waitlist::get).delete(waitlist::leave),
+        )
         .route("/v1/bookings", get(bookings::list))
         .route("/v1/bookings/{booking_id}", get(bookings::get))
         .route("/v1/bookings/{booking_id}/cancel", post(bookings::cancel))
