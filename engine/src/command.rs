@@ -76,9 +76,9 @@ pub enum Command {
         idempotency: Option<Idempotency>,
     },
     /// Hold seats picked by the engine (best available), plus any GA items.
-    PlaceHoldBest(NewHold, BestAvailable),
+    PlaceHoldBest(NewHold, Box<BestAvailable>),
     /// Buy seats picked by the engine (best available), plus any GA items.
-    PurchaseBest(NewHold, BestAvailable),
+    PurchaseBest(NewHold, Box<BestAvailable>),
     /// Create an event with sale-day options (an offer TTL for its waiting lists).
     CreateEventWith(NewEvent, EventOptions),
     /// Join a section's waiting list.

@@ -159,7 +159,7 @@ impl Engine {
                 section.held
             );
             assert!(
-                section.is_seated() == !pool.seats.is_empty()
+                section.is_seated() != pool.seats.is_empty()
                     && (!section.is_seated() || pool.seats.len() as u32 == pool.count),
                 "set-aside seats of {} match its count",
                 section.id

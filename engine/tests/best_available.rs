@@ -245,7 +245,7 @@ proptest! {
                 qty,
                 allow_split,
             };
-            let got = run(&mut engine, &Command::PlaceHoldBest(hold(&format!("u{i}"), Vec::new()), best));
+            let got = run(&mut engine, &Command::PlaceHoldBest(hold(&format!("u{i}"), Vec::new()), Box::new(best)));
             match (got, expected) {
                 (Ok(Output::Hold(h)), Ok(want)) => {
                     let seats: BTreeSet<String> = h.seats.iter().cloned().collect();

@@ -22,14 +22,13 @@ impl Shard {
     }
 
     fn run(&mut self, command: &Command, now: u64) -> Result<Output, Rejection> {
-        let result = match self.engine.decide(command, now)? {
+        match self.engine.decide(command, now)? {
             Decided::Change(d) => {
                 self.apply(&d);
                 Ok(self.engine.output(&d, now))
             }
             Decided::Replay(o) => Ok(o),
-        };
-        result
+        }
     }
 
     fn apply(&mut self, d: &Decision) {

@@ -57,7 +57,7 @@ pub async fn purchase(
         idempotency: idem,
     };
     let command = match body.best_available {
-        Some(best) => Command::PurchaseBest(hold, best.into_engine()),
+        Some(best) => Command::PurchaseBest(hold, Box::new(best.into_engine())),
         None => Command::Purchase(hold),
     };
     Ok(created(booking_json(state.submit(shard, command).await?)))

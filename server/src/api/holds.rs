@@ -93,7 +93,7 @@ pub async fn place(
         idempotency: idem,
     };
     let command = match body.best_available {
-        Some(best) => Command::PlaceHoldBest(hold, best.into_engine()),
+        Some(best) => Command::PlaceHoldBest(hold, Box::new(best.into_engine())),
         None => Command::PlaceHold(hold),
     };
     Ok(created(hold_json(state.submit(shard, command).await?)))
