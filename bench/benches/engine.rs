@@ -124,6 +124,41 @@ fn benches(c: &mut Criterion) {
         )
     });
 
+    // Best available, 4 seats, on 100,000 seats (1,000 rows of 100), from empty to sold
+    // out: the engine picks every block through the free-run summary.
+    let best_holds: Vec<Command> = (0..SEAT_HOLDS)
+        .map(|i| {
+            Command::PlaceHoldBest(
+                NewHold {
+                    actor: Actor::Admin,
+                    event_id: "bench".into(),
+                    user_id: format!("u{}", i % 1000),
+                    items: vec![],
+                    seats: vec![],
+                    ttl_ms: None,
+                    payment_ref: None,
+                    idempotency: None,
+                },
+                Box::new(BestAvailable {
+                    section_id: Some("hall".into()),
+                    qty: 4,
+                    allow_split: false,
+                }),
+            )
+        })
+        .collect();
+    group.bench_function("best_available_four_seat_hold_decide_apply", |b| {
+        b.iter_batched_ref(
+            || event(1, 1_000),
+            |engine| {
+                for (i, c) in best_holds.iter().enumerate() {
+                    decide_apply(engine, c, T0 + i as u64);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
     group.throughput(Throughput::Elements(N));
     let held = {
         let mut engine = event(100_000_000, 1);
