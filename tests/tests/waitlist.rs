@@ -289,3 +289,59 @@ fn kill_9_during_cancellations_keeps_the_list_positions_offers_and_set_aside_as_
     assert_eq!(left["status"], "left");
     assert_eq!(left["position"], Value::Null);
 }
+
+#[test]
+fn an_offer_left_to_expire_passes_to_the_next_entry_and_then_back_on_sale() {
+    let server = Server::start(Launch::default());
+    let body = json!({"id": "brief", "name": "Sale", "offer_ttl_seconds": 1, "sections": [
+        {"id": "ga", "name": "GA", "price_cents": 100, "capacity": 2}]});
+    let (status, event) = server.call("POST", "/v1/events", Some(ADMIN), Some(&body));
+    assert_eq!(status, 201, "{event}");
+    let bookings = sell_out(&server, "brief", 1, 2);
+    let first = join(&server, "brief", "first", 2)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = join(&server, "brief", "second", 2)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = server.call(
+        "POST",
+        &format!("/v1/bookings/{}/cancel", bookings[0]),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(status, 200);
+    let offer = entry(&server, "first", &first);
+    assert_eq!(offer["status"], "offered", "{offer}");
+    assert!(offer["offer_expires_at"].is_string());
+    // Nobody confirms: the shard expires the offer by itself and offers the next entry.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let next = loop {
+        let next = entry(&server, "second", &second);
+        if next["status"] == "offered" || Instant::now() > deadline {
+            break next;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(next["status"], "offered", "{next}");
+    assert_eq!(entry(&server, "first", &first)["status"], "expired");
+    assert_ne!(next["hold_id"], offer["hold_id"]);
+    // The second lets it expire too: nobody waits, the tickets go back on sale.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while section(&server, "brief")["available"] != 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = section(&server, "brief");
+    assert_eq!(
+        (
+            s["available"].as_u64(),
+            s["set_aside"].as_u64(),
+            s["waiting"].as_u64()
+        ),
+        (Some(2), Some(0), Some(0)),
+        "{s}"
+    );
+    assert_eq!(entry(&server, "second", &second)["status"], "expired");
+}
