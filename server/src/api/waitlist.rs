@@ -49,7 +49,15 @@ pub async fn join(
 ) -> Result<Response, ApiError> {
     let route = format!("POST /v1/events/{event_id}/waitlist");
     let idem = idempotency(&headers, &route, &body)?;
-    let user_id = user_for(&principal, body.user_id)?;
+    let user_id = match (&principal, body.user_id) {
+        (Principal::Admin, None) => {
+            return Err(ApiError::invalid(
+                "user_id",
+                "required when the admin adds someone to a waiting list",
+            ))
+        }
+        (_, user_id) => user_for(&principal, user_id)?,
+    };
     let shard = state.shard_of_event(&event_id);
     let command = Command::JoinWaitlist(NewEntry {
         actor: principal.actor(),
