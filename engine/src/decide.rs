@@ -773,19 +773,26 @@ impl Engine {
     pub(crate) fn returned_by(
         &self,
         counter: u32,
-    ) -> (
-        std::collections::BTreeMap<u16, crate::waitlist::Returned>,
-        Option<(u32, u32)>,
-    ) {
+    ) -> (crate::waitlist::ReturnedBy, Option<(u32, u32)>) {
         let hold = &self.state.holds[counter as usize - 1];
         let (items, seats) = self.state.lines_of(hold);
-        let mut returned: std::collections::BTreeMap<u16, crate::waitlist::Returned> =
-            Default::default();
+        let mut returned = crate::waitlist::ReturnedBy::new();
+        fn slot(returned: &mut crate::waitlist::ReturnedBy, s: u16) -> usize {
+            match returned.iter().position(|(x, _)| *x == s) {
+                Some(i) => i,
+                None => {
+                    returned.push((s, Default::default()));
+                    returned.len() - 1
+                }
+            }
+        }
         for &(s, q) in items {
-            returned.entry(s).or_default().qty += q;
+            let i = slot(&mut returned, s);
+            returned[i].1.qty += q;
         }
         for &(s, seat) in seats {
-            returned.entry(s).or_default().seats.push(seat);
+            let i = slot(&mut returned, s);
+            returned[i].1.seats.push(seat);
         }
         let delta = self.state.events[hold.event as usize]
             .max_per_user

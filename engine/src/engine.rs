@@ -724,22 +724,28 @@ impl Engine {
                     expires_at_ms,
                 } => {
                     let counter = counter32(entry.counter());
-                    // The offer's tickets leave the set-aside pool, then an ordinary hold takes them.
+                    // The offer takes set-aside tickets first (they leave the pool), then
+                    // free ones; an ordinary hold takes them all.
                     let e = &mut self.state.events[event as usize];
                     for &(section, qty) in &lines.items {
                         let key = (event, section);
-                        let pool = self.wait.set_aside.get_mut(&key).expect("set aside");
-                        pool.count -= qty;
-                        e.sections[section as usize].held -= qty;
-                        if pool.count == 0 {
-                            self.wait.set_aside.remove(&key);
+                        if let Some(pool) = self.wait.set_aside.get_mut(&key) {
+                            let taken = pool.count.min(qty);
+                            pool.count -= taken;
+                            e.sections[section as usize].held -= taken;
+                            if pool.count == 0 {
+                                self.wait.set_aside.remove(&key);
+                            }
                         }
                     }
                     for &(section, seat) in &lines.seats {
+                        let s = &mut e.sections[section as usize];
+                        if !s.seats[seat as usize].is_set_aside() {
+                            debug_assert!(s.seats[seat as usize].is_free());
+                            continue;
+                        }
                         let key = (event, section);
                         let pool = self.wait.set_aside.get_mut(&key).expect("set aside");
-                        let s = &mut e.sections[section as usize];
-                        debug_assert!(s.seats[seat as usize].is_set_aside());
                         s.seats[seat as usize] = SeatState::FREE;
                         s.held -= 1;
                         pool.count -= 1;

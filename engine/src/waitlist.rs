@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use smallvec::SmallVec;
+
 use serde::{Deserialize, Serialize};
 
 use crate::decision::{Lines, WaitStep};
@@ -116,6 +118,9 @@ impl Waitlists {
     }
 }
 
+/// What a decision gives back, by section.
+pub type ReturnedBy = SmallVec<[(u16, Returned); 2]>;
+
 /// Tickets a decision gives back in one section: a GA quantity or seat indexes.
 #[derive(Clone, Debug, Default)]
 pub struct Returned {
@@ -123,12 +128,6 @@ pub struct Returned {
     pub qty: u32,
     /// Seat indexes.
     pub seats: Vec<u32>,
-}
-
-impl Returned {
-    fn count(&self) -> u32 {
-        self.qty + self.seats.len() as u32
-    }
 }
 
 impl Engine {
@@ -143,7 +142,7 @@ impl Engine {
     pub(crate) fn cascade(
         &self,
         event: u32,
-        returned: &BTreeMap<u16, Returned>,
+        returned: &[(u16, Returned)],
         leaving: Option<u32>,
         user_delta: Option<(u32, u32)>,
         now_ms: u64,
@@ -159,66 +158,66 @@ impl Engine {
             .get(&event)
             .copied()
             .unwrap_or(e.hold_ttl_ms);
-        let mut sections: BTreeSet<u16> = returned.keys().copied().collect();
+        let mut sections: SmallVec<[u16; 4]> = returned.iter().map(|(s, _)| *s).collect();
         if let Some(c) = leaving {
-            sections.insert(self.wait.entries[c as usize - 1].section);
+            sections.push(self.wait.entries[c as usize - 1].section);
         }
+        sections.sort_unstable();
+        sections.dedup();
         let mut next_hold = self.state.holds.len() as u64 + 1;
         let none = Returned::default();
         for s in sections {
             let section = &e.sections[s as usize];
-            let back = returned.get(&s).unwrap_or(&none);
-            let queue: Vec<u32> = self
-                .wait
-                .queues
-                .get(&(event, s))
-                .map(|q| q.iter().copied().filter(|&c| Some(c) != leaving).collect())
-                .unwrap_or_default();
+            let seated = section.is_seated();
+            let back = returned
+                .iter()
+                .find(|(x, _)| *x == s)
+                .map_or(&none, |(_, r)| r);
+            // The queue without the entry that leaves (read in place: queues can be long).
+            let queued = self.wait.queues.get(&(event, s));
+            let leaves_here =
+                leaving.is_some_and(|c| self.wait.entries[c as usize - 1].section == s) as usize;
+            let waiting = queued.map_or(0, |q| q.len()) - leaves_here;
+            let queue = queued
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&c| Some(c) != leaving);
+            // Tickets set aside before this decision...
             let pool = self.wait.set_aside.get(&(event, s));
-            let mut count = pool.map_or(0, |p| p.count);
-            let mut seats: BTreeSet<u32> = pool.map(|p| p.seats.clone()).unwrap_or_default();
-            if queue.is_empty() {
+            let mut pooled = pool.map_or(0, |p| p.count);
+            let mut pool_seats: BTreeSet<u32> = pool.map(|p| p.seats.clone()).unwrap_or_default();
+            if waiting == 0 {
                 // Nobody waits: what was set aside goes back on sale (returns stay free).
-                if count > 0 {
+                if pooled > 0 {
                     steps.push(WaitStep::BackOnSale {
                         section: s,
-                        qty: if section.is_seated() { 0 } else { count },
-                        seats: seats.into_iter().collect(),
+                        qty: if seated { 0 } else { pooled },
+                        seats: pool_seats.into_iter().collect(),
                     });
                 }
                 continue;
             }
-            if back.count() > 0 {
-                steps.push(WaitStep::SetAside {
-                    section: s,
-                    qty: back.qty,
-                    seats: back.seats.clone(),
-                });
-                count += back.count();
-                seats.extend(back.seats.iter().copied());
-            }
-            // Free before this decision (what it gives back is set aside above).
+            // ... and free ones the waiting list takes: what this decision gives back, and
+            // once an entry fits, the section's available tickets too. Offers take the
+            // set-aside ones first; what is left of the free ones is set aside at the end.
+            let mut fresh = back.qty;
+            let mut fresh_seats: BTreeSet<u32> = back.seats.iter().copied().collect();
             let mut available = section.available();
             let mut served = 0;
-            for &c in &queue {
+            for c in queue {
                 let entry = &self.wait.entries[c as usize - 1];
-                if count + available < entry.qty {
+                let have = pooled + fresh + fresh_seats.len() as u32;
+                if have + available < entry.qty {
                     break;
                 }
                 served += 1;
                 if available > 0 {
-                    let free: Vec<u32> = if section.is_seated() {
-                        self.free_seats(event, s)
+                    if seated {
+                        fresh_seats.extend(self.free_seats(event, s));
                     } else {
-                        Vec::new()
-                    };
-                    steps.push(WaitStep::SetAside {
-                        section: s,
-                        qty: if section.is_seated() { 0 } else { available },
-                        seats: free.clone(),
-                    });
-                    count += available;
-                    seats.extend(free);
+                        fresh += available;
+                    }
                     available = 0;
                 }
                 let over_limit = e.max_per_user.is_some_and(|max| {
@@ -242,17 +241,24 @@ impl Engine {
                     continue;
                 }
                 let mut lines = Lines::default();
-                if section.is_seated() {
-                    let picked = pick_from_set(&section.rows, &seats, entry.qty)
-                        .expect("the set-aside seats suffice");
+                if seated {
+                    let union: BTreeSet<u32> = pool_seats.union(&fresh_seats).copied().collect();
+                    let picked = pick_from_set(&section.rows, &union, entry.qty)
+                        .expect("the set-aside and free seats suffice");
                     for seat in &picked {
-                        seats.remove(seat);
+                        if pool_seats.remove(seat) {
+                            pooled -= 1;
+                        } else {
+                            fresh_seats.remove(seat);
+                        }
                     }
                     lines.seats.extend(picked.into_iter().map(|seat| (s, seat)));
                 } else {
+                    let from_pool = pooled.min(entry.qty);
+                    pooled -= from_pool;
+                    fresh -= entry.qty - from_pool;
                     lines.items.push((s, entry.qty));
                 }
-                count -= entry.qty;
                 steps.push(WaitStep::Offered {
                     entry: self.entry_id(c),
                     hold: HoldId::new(self.state.shard, next_hold),
@@ -262,11 +268,19 @@ impl Engine {
                 });
                 next_hold += 1;
             }
-            if served == queue.len() && count > 0 {
-                steps.push(WaitStep::BackOnSale {
+            if served == waiting {
+                if pooled > 0 {
+                    steps.push(WaitStep::BackOnSale {
+                        section: s,
+                        qty: if seated { 0 } else { pooled },
+                        seats: pool_seats.into_iter().collect(),
+                    });
+                }
+            } else if fresh > 0 || !fresh_seats.is_empty() {
+                steps.push(WaitStep::SetAside {
                     section: s,
-                    qty: if section.is_seated() { 0 } else { count },
-                    seats: seats.into_iter().collect(),
+                    qty: fresh,
+                    seats: fresh_seats.into_iter().collect(),
                 });
             }
         }
