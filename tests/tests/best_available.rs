@@ -194,3 +194,75 @@ fn a_hold_is_extended_within_two_hours_of_its_creation_and_keeps_it_across_resta
     let (status, reply) = server.call("POST", &path, Some(&cat), Some(&json!({"ttl_seconds": 60})));
     assert_eq!((status, code(&reply)), (409, "hold_not_active"));
 }
+
+#[test]
+fn concurrent_best_available_buyers_get_disjoint_adjacent_seats_until_sold_out() {
+    let server = Server::start(Launch {
+        shards: Some(2),
+        ..Launch::default()
+    });
+    let rows: Vec<(String, u32)> = (0..10).map(|r| (format!("R{r}"), 20)).collect();
+    let rows: Vec<(&str, u32)> = rows.iter().map(|(l, c)| (l.as_str(), *c)).collect();
+    seated(&server, "rush", &rows);
+    let port = server.port();
+    let buyers: Vec<_> = (0..32)
+        .map(|b| {
+            std::thread::spawn(move || {
+                let token = user_token(&format!("buyer{b}"));
+                let mut got: Vec<Vec<String>> = Vec::new();
+                for i in 0..20 {
+                    let qty = 1 + (b + i) % 4;
+                    let body = json!({"best_available": {"section_id": "hall", "qty": qty}});
+                    let (status, reply) = harness::request(
+                        port,
+                        "POST",
+                        "/v1/events/rush/bookings",
+                        Some(&token),
+                        Some(&body),
+                    )
+                    .expect("the server answers");
+                    match status {
+                        201 => got.push(seats_of(&reply)),
+                        409 => assert!(
+                            ["sold_out", "no_adjacent_seats"].contains(&code(&reply)),
+                            "{reply}"
+                        ),
+                        503 => {}
+                        other => panic!("{other} {reply}"),
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut owned = std::collections::BTreeSet::new();
+    for b in buyers {
+        for seats in b.join().expect("a buyer") {
+            // Adjacent in one row: same row label, consecutive numbers.
+            let parsed: Vec<(String, u32)> = seats
+                .iter()
+                .map(|s| {
+                    let (row, n) = s.rsplit_once('-').unwrap();
+                    (row.to_string(), n.parse().unwrap())
+                })
+                .collect();
+            assert!(parsed.iter().all(|(r, _)| *r == parsed[0].0), "{seats:?}");
+            assert!(parsed.windows(2).all(|w| w[1].1 == w[0].1 + 1), "{seats:?}");
+            for s in seats {
+                assert!(owned.insert(s.clone()), "{s} sold twice");
+            }
+        }
+    }
+    let map = seat_map(&server, "rush");
+    let sold: std::collections::BTreeSet<String> = map
+        .iter()
+        .filter(|(_, st)| st.as_str() == "sold")
+        .map(|(s, _)| s.clone())
+        .collect();
+    assert_eq!(sold, owned, "the seat map shows exactly the seats sold");
+    let (_, event) = server.call("GET", "/v1/events/rush", None, None);
+    assert_eq!(
+        event["sections"][0]["sold"].as_u64(),
+        Some(owned.len() as u64)
+    );
+}
