@@ -876,16 +876,13 @@ impl Engine {
         if self.wait.entries.len() >= WAITLIST_ENTRIES_PER_SHARD_MAX {
             return Err(Rejection::OverCapacity(ShardLimit::WaitlistEntries));
         }
-        let waiting: u32 = (0..event.sections.len() as u16)
-            .map(|s| self.wait.waiting(index, s))
-            .sum();
-        let offered = self
+        let live = self
             .derived
-            .offer_of
-            .values()
-            .filter(|&&c| self.wait.entries[c as usize - 1].event == index)
-            .count();
-        if waiting as usize + offered >= WAITLIST_LIVE_PER_EVENT_MAX {
+            .live_per_event
+            .get(&index)
+            .copied()
+            .unwrap_or(0);
+        if live as usize >= WAITLIST_LIVE_PER_EVENT_MAX {
             return Err(Rejection::OverCapacity(ShardLimit::WaitlistPerEvent));
         }
         Ok(Decided::Change(Decision::WaitlistJoined {

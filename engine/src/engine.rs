@@ -613,6 +613,7 @@ impl Engine {
             .or_default()
             .push_back(counter);
         self.derived.live_entry.insert((event, user), counter);
+        *self.derived.live_per_event.entry(event).or_default() += 1;
     }
 
     /// Takes a waiting entry out of its queue.
@@ -637,8 +638,17 @@ impl Engine {
     fn end_entry(&mut self, counter: u32, status: EntryStatus) {
         let entry = &mut self.wait.entries[counter as usize - 1];
         entry.status = status;
-        let key = (entry.event, entry.user);
+        let (event, key) = (entry.event, (entry.event, entry.user));
         self.derived.live_entry.remove(&key);
+        let live = self
+            .derived
+            .live_per_event
+            .get_mut(&event)
+            .expect("a live entry is counted");
+        *live -= 1;
+        if *live == 0 {
+            self.derived.live_per_event.remove(&event);
+        }
     }
 
     fn leave(&mut self, counter: u32) {

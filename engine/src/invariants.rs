@@ -247,6 +247,17 @@ impl Engine {
             .map(|(&k, &v)| (k, v))
             .collect();
         assert_eq!(indexed, live, "the live-entry index matches the entries");
+        let counted: std::collections::BTreeMap<u32, u32> = self
+            .derived
+            .live_per_event
+            .iter()
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        let mut want_counts = std::collections::BTreeMap::new();
+        for &(event, _) in live.keys() {
+            *want_counts.entry(event).or_insert(0u32) += 1;
+        }
+        assert_eq!(counted, want_counts, "live entries per event");
         let offers: std::collections::BTreeMap<u32, u32> = self
             .derived
             .offer_of

@@ -300,6 +300,8 @@ pub struct Derived {
     pub live_entry: FxHashMap<(u32, u32), u32>,
     /// Hold counter of a live offer → its entry.
     pub offer_of: FxHashMap<u32, u32>,
+    /// Event → its live (waiting or offered) entries; a zero count is removed.
+    pub live_per_event: FxHashMap<u32, u32>,
 }
 
 impl Derived {
@@ -344,6 +346,13 @@ impl Derived {
                 .filter(|(_, e)| e.status.is_live())
                 .map(|(i, e)| ((e.event, e.user), i as u32 + 1))
                 .collect(),
+            live_per_event: wait.entries.iter().filter(|e| e.status.is_live()).fold(
+                FxHashMap::default(),
+                |mut m, e| {
+                    *m.entry(e.event).or_default() += 1;
+                    m
+                },
+            ),
             offer_of: wait
                 .entries
                 .iter()

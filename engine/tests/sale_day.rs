@@ -600,3 +600,28 @@ fn snapshots_keep_version_one_until_a_waiting_list_is_used() {
     assert_eq!(restored.event("show").unwrap().sections[0].waiting, 1);
     s.check_rebuilds();
 }
+
+#[test]
+fn an_event_takes_at_most_its_limit_of_live_entries() {
+    let mut s = Shard::new();
+    event(&mut s, None, vec![("ga", ga(1))]);
+    buy(&mut s, "a", &[("ga", 1)], &[], T0);
+    for i in 0..limits::WAITLIST_LIVE_PER_EVENT_MAX {
+        let command = Command::JoinWaitlist(NewEntry {
+            actor: Actor::Admin,
+            event_id: "show".into(),
+            user_id: format!("u{i}"),
+            section_id: "ga".into(),
+            qty: 1,
+            idempotency: None,
+        });
+        let Ok(Decided::Change(d)) = s.engine.decide(&command, T0) else {
+            panic!("join {i} refused")
+        };
+        s.engine.apply(&d);
+    }
+    s.engine.check_invariants();
+    let err = try_join(&mut s, "one-more", "ga", 1, T0).unwrap_err();
+    assert_eq!(err, Rejection::OverCapacity(ShardLimit::WaitlistPerEvent));
+    assert_eq!(err.code(), "over_capacity");
+}
