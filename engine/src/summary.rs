@@ -177,3 +177,56 @@ impl SeatSummary {
         Some(out)
     }
 }
+
+impl SeatSummary {
+    /// Heap bytes it takes.
+    pub fn heap_bytes(&self) -> usize {
+        self.free.capacity() * 8
+            + self.rows.capacity() * 8
+            + (self.row_free.capacity() + self.max_run.capacity() + self.tree.capacity()) * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: u32, per_row: u32) -> Vec<Row> {
+        (0..n)
+            .map(|r| Row {
+                label: format!("R{r}"),
+                count: per_row,
+                start: r * per_row,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_summary_of_100000_seats_takes_under_2_bytes_a_seat() {
+        for (n, per_row) in [(1_000, 100), (200, 500), (2_000, 50)] {
+            let summary = SeatSummary::new(&rows(n, per_row), |_| true);
+            let seats = (n * per_row) as usize;
+            assert!(
+                summary.heap_bytes() <= 2 * seats,
+                "{} bytes for {seats} seats",
+                summary.heap_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn picks_follow_the_free_runs_as_seats_change() {
+        let mut summary = SeatSummary::new(&rows(2, 6), |_| true);
+        // 2-5 would strand seat 1: the block goes to an end (the lower one on a tie).
+        assert_eq!(summary.pick(4, false), Some(vec![0, 1, 2, 3]));
+        summary.set([1, 4], false);
+        // Row 0 has runs of 1, 2, 1: no 3 together there; in row 1 the centred blocks
+        // would strand a seat, so the block goes to an end.
+        assert_eq!(summary.pick(3, false), Some(vec![6, 7, 8]));
+        summary.set([6, 7, 8, 9, 10, 11], false);
+        assert_eq!(summary.pick(3, false), None);
+        assert_eq!(summary.pick(3, true), Some(vec![0, 2, 3]));
+        summary.set([1, 4], true);
+        assert_eq!(summary.pick(6, false), Some(vec![0, 1, 2, 3, 4, 5]));
+    }
+}
