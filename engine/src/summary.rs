@@ -178,6 +178,7 @@ impl SeatSummary {
     }
 }
 
+#[cfg(test)]
 impl SeatSummary {
     /// Heap bytes it takes.
     pub fn heap_bytes(&self) -> usize {
