@@ -124,6 +124,104 @@ fn benches(c: &mut Criterion) {
         )
     });
 
+    // Best available, 4 seats, on 100,000 seats (1,000 rows of 100), from empty to sold
+    // out: the engine picks every block through the free-run summary.
+    let best_holds: Vec<Command> = (0..SEAT_HOLDS)
+        .map(|i| {
+            Command::PlaceHoldBest(
+                NewHold {
+                    actor: Actor::Admin,
+                    event_id: "bench".into(),
+                    user_id: format!("u{}", i % 1000),
+                    items: vec![],
+                    seats: vec![],
+                    ttl_ms: None,
+                    payment_ref: None,
+                    idempotency: None,
+                },
+                Box::new(BestAvailable {
+                    section_id: Some("hall".into()),
+                    qty: 4,
+                    allow_split: false,
+                }),
+            )
+        })
+        .collect();
+    group.bench_function("best_available_four_seat_hold_decide_apply", |b| {
+        b.iter_batched_ref(
+            || event(1, 1_000),
+            |engine| {
+                for (i, c) in best_holds.iter().enumerate() {
+                    decide_apply(engine, c, T0 + i as u64);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    // A cancellation that feeds a waiting-list offer against a plain one: 25k one-ticket
+    // bookings of a sold-out GA section, cancelled one by one, with and without 25k
+    // entries of one ticket waiting (each cancel then sets aside and offers in one decision).
+    const CANCELS: u64 = 25_000;
+    group.throughput(Throughput::Elements(CANCELS));
+    let sold_out = |waiting: bool| {
+        let mut engine = event(CANCELS as u32, 1);
+        for i in 0..CANCELS {
+            let buy = Command::Purchase(NewHold {
+                actor: Actor::Admin,
+                event_id: "bench".into(),
+                user_id: format!("u{}", i % 1000),
+                items: vec![ItemRequest {
+                    section_id: "ga".into(),
+                    qty: 1,
+                }],
+                seats: vec![],
+                ttl_ms: None,
+                payment_ref: None,
+                idempotency: None,
+            });
+            decide_apply(&mut engine, &buy, T0);
+        }
+        if waiting {
+            for i in 0..CANCELS {
+                let join = Command::JoinWaitlist(NewEntry {
+                    actor: Actor::Admin,
+                    event_id: "bench".into(),
+                    user_id: format!("w{i}"),
+                    section_id: "ga".into(),
+                    qty: 1,
+                    idempotency: None,
+                });
+                decide_apply(&mut engine, &join, T0);
+            }
+        }
+        engine
+    };
+    let cancels: Vec<Command> = (1..=CANCELS)
+        .map(|n| Command::CancelBooking {
+            actor: Actor::Admin,
+            booking_id: BookingId::new(0, n),
+            idempotency: None,
+        })
+        .collect();
+    for (name, waiting) in [
+        ("cancel_decide_apply", false),
+        ("cancel_feeding_an_offer_decide_apply", true),
+    ] {
+        let start = sold_out(waiting);
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || start.clone(),
+                |engine| {
+                    for c in &cancels {
+                        decide_apply(engine, c, T0 + 1);
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+
     group.throughput(Throughput::Elements(N));
     let held = {
         let mut engine = event(100_000_000, 1);

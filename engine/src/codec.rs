@@ -7,8 +7,11 @@ use crate::engine::CodecError;
 
 /// Version byte that starts every encoded decision.
 pub const DECISION_VERSION: u8 = 1;
-/// Version byte that starts every snapshot.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// Version byte of a snapshot that holds the state alone (still written by a shard that
+/// never used a waiting list, and always readable).
+pub const SNAPSHOT_VERSION_1: u8 = 1;
+/// Version byte of a snapshot that holds the state, then the waiting lists.
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// bincode 2, standard configuration (little-endian, varint integers). Never change it
 /// for an existing version: it defines the bytes of the log.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BookingId, HoldId};
+use crate::ids::{BookingId, EntryId, HoldId};
 
 /// Who sends a command: the admin, or a user acting for themselves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +63,70 @@ pub enum Command {
         /// Optional idempotency key.
         idempotency: Option<Idempotency>,
     },
+    /// Move a live hold's `expires_at` to now + `ttl_ms` (longer or shorter), never past
+    /// its `created_at` + [`crate::limits::HOLD_LIFETIME_MS_MAX`].
+    ExtendHold {
+        /// Who asks (must own the hold, or be the admin).
+        actor: Actor,
+        /// The hold.
+        hold_id: HoldId,
+        /// The new TTL from now.
+        ttl_ms: u64,
+        /// Optional idempotency key.
+        idempotency: Option<Idempotency>,
+    },
+    /// Hold seats picked by the engine (best available), plus any GA items.
+    PlaceHoldBest(NewHold, Box<BestAvailable>),
+    /// Buy seats picked by the engine (best available), plus any GA items.
+    PurchaseBest(NewHold, Box<BestAvailable>),
+    /// Create an event with sale-day options (an offer TTL for its waiting lists).
+    CreateEventWith(NewEvent, EventOptions),
+    /// Join a section's waiting list.
+    JoinWaitlist(NewEntry),
+    /// Leave a waiting list; an outstanding offer is released and passed on.
+    LeaveWaitlist {
+        /// Who asks (must own the entry, or be the admin).
+        actor: Actor,
+        /// The entry.
+        entry_id: EntryId,
+        /// Optional idempotency key.
+        idempotency: Option<Idempotency>,
+    },
+}
+
+/// Sale-day options of a new event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventOptions {
+    /// TTL of a waiting-list offer; `None` means the event's hold TTL.
+    pub offer_ttl_ms: Option<u64>,
+}
+
+/// Best available: `qty` seats picked by the engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BestAvailable {
+    /// The seated section; `None` tries the event's seated sections in order.
+    pub section_id: Option<String>,
+    /// Seats wanted, at least 1.
+    pub qty: u32,
+    /// Whether seats may come from several rows when no row has `qty` together.
+    pub allow_split: bool,
+}
+
+/// A waiting-list entry to add.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEntry {
+    /// Who asks.
+    pub actor: Actor,
+    /// The event.
+    pub event_id: String,
+    /// For whom.
+    pub user_id: String,
+    /// The section.
+    pub section_id: String,
+    /// Tickets wanted, all or nothing.
+    pub qty: u32,
+    /// Optional idempotency key.
+    pub idempotency: Option<Idempotency>,
 }
 
 /// An event to create. The server fills `id` when the client gave none.

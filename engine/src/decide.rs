@@ -3,14 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use crate::command::{Actor, Command, Idempotency, NewEvent, NewHold};
+use crate::command::{Actor, BestAvailable, Command, Idempotency, NewEntry, NewEvent, NewHold};
 use crate::decision::{Decision, EventSpec, IdemTag, Lines, SectionSpec, UserRef};
 use crate::engine::{Decided, Engine};
 use crate::ids::{BookingId, HoldId};
 use crate::limits::*;
 use crate::rejection::{Rejection, ShardLimit};
 use crate::state::{IdemOutcome, Status};
-use crate::view::{HoldStatus, Output};
+use crate::view::{EntryStatus, HoldStatus, Output};
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> Rejection {
     Rejection::invalid(field, message)
@@ -100,9 +100,45 @@ impl Engine {
         );
         let now_ms = now_ms.max(self.now_ms());
         match command {
-            Command::CreateEvent(new) => self.decide_event(new, now_ms),
-            Command::PlaceHold(new) => self.decide_hold(new, now_ms, false),
-            Command::Purchase(new) => self.decide_hold(new, now_ms, true),
+            Command::CreateEvent(new) => self.decide_event(new, now_ms, None),
+            Command::CreateEventWith(new, options) => {
+                self.decide_event(new, now_ms, options.offer_ttl_ms)
+            }
+            Command::JoinWaitlist(new) => self.decide_join(new, now_ms),
+            Command::LeaveWaitlist {
+                actor,
+                entry_id,
+                idempotency,
+            } => {
+                check_idempotency(idempotency)?;
+                let entry = self.owned_entry(*entry_id, actor)?;
+                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
+                    return Ok(replay);
+                }
+                let counter = crate::engine::counter32(entry_id.counter());
+                let view = self.entry_view(counter, now_ms);
+                if !matches!(view.status, EntryStatus::Waiting | EntryStatus::Offered) {
+                    return Err(Rejection::EntryNotActive {
+                        status: view.status.as_str(),
+                    });
+                }
+                let (returned, delta, leaving) = if entry.hold != 0 {
+                    let (r, d) = self.returned_by(entry.hold);
+                    (r, d, None)
+                } else {
+                    (Default::default(), None, Some(counter))
+                };
+                Ok(Decided::Change(Decision::WaitlistLeft {
+                    at_ms: now_ms,
+                    entry: *entry_id,
+                    steps: self.cascade(entry.event, &returned, leaving, delta, now_ms),
+                    idem: tag(actor, idempotency),
+                }))
+            }
+            Command::PlaceHold(new) => self.decide_hold(new, now_ms, false, None),
+            Command::Purchase(new) => self.decide_hold(new, now_ms, true, None),
+            Command::PlaceHoldBest(new, best) => self.decide_hold(new, now_ms, false, Some(best)),
+            Command::PurchaseBest(new, best) => self.decide_hold(new, now_ms, true, Some(best)),
             Command::ConfirmHold {
                 actor,
                 hold_id,
@@ -136,11 +172,13 @@ impl Engine {
                     return Ok(replay);
                 }
                 self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
-                Ok(Decided::Change(Decision::HoldReleased {
+                let base = Decision::HoldReleased {
                     at_ms: now_ms,
                     hold: *hold_id,
                     idem: tag(actor, idempotency),
-                }))
+                };
+                let counter = crate::engine::counter32(hold_id.counter());
+                Ok(Decided::Change(self.with_cascade(base, counter, now_ms)))
             }
             Command::CancelBooking {
                 actor,
@@ -155,9 +193,39 @@ impl Engine {
                 if booking.is_cancelled() {
                     return Err(Rejection::BookingNotActive);
                 }
-                Ok(Decided::Change(Decision::BookingCancelled {
+                let base = Decision::BookingCancelled {
                     at_ms: now_ms,
                     booking: *booking_id,
+                    idem: tag(actor, idempotency),
+                };
+                Ok(Decided::Change(self.with_cascade(
+                    base,
+                    booking.hold,
+                    now_ms,
+                )))
+            }
+            Command::ExtendHold {
+                actor,
+                hold_id,
+                ttl_ms,
+                idempotency,
+            } => {
+                check_ttl("ttl_seconds", *ttl_ms)?;
+                check_idempotency(idempotency)?;
+                let hold = self.owned_hold(*hold_id, actor)?;
+                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
+                    return Ok(replay);
+                }
+                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
+                let latest_ms = hold.created_at_ms + HOLD_LIFETIME_MS_MAX;
+                let expires_at_ms = now_ms + ttl_ms;
+                if expires_at_ms > latest_ms {
+                    return Err(Rejection::ExtensionLimit { latest_ms });
+                }
+                Ok(Decided::Change(Decision::HoldExtended {
+                    at_ms: now_ms,
+                    hold: *hold_id,
+                    expires_at_ms,
                     idem: tag(actor, idempotency),
                 }))
             }
@@ -243,7 +311,9 @@ impl Engine {
         let shard = self.shard();
         let output = match entry.outcome {
             IdemOutcome::EventCreated(i) => Output::Event(self.event_view(i)),
-            IdemOutcome::HoldPlaced(h) => Output::Hold(self.hold_view_as(h, HoldStatus::Held)),
+            IdemOutcome::HoldPlaced(h) | IdemOutcome::Extended(h) => {
+                Output::Hold(self.hold_view_as(h, HoldStatus::Held))
+            }
             IdemOutcome::Released(h) => Output::Hold(self.hold_view_as(h, HoldStatus::Released)),
             IdemOutcome::Purchased(b) | IdemOutcome::Confirmed(b) => {
                 let mut view = self.booking_view(BookingId::new(shard, b));
@@ -254,11 +324,19 @@ impl Engine {
             IdemOutcome::Cancelled(b) => {
                 Output::Booking(self.booking_view(BookingId::new(shard, b)))
             }
+            IdemOutcome::Joined(c) | IdemOutcome::Left(c) => {
+                Output::Entry(self.entry_view(crate::engine::counter32(c), now_ms))
+            }
         };
         Ok(Some(Decided::Replay(output)))
     }
 
-    fn decide_event(&self, new: &NewEvent, now_ms: u64) -> Result<Decided, Rejection> {
+    fn decide_event(
+        &self,
+        new: &NewEvent,
+        now_ms: u64,
+        offer_ttl_ms: Option<u64>,
+    ) -> Result<Decided, Rejection> {
         if !is_valid_id(&new.id) {
             return Err(invalid(
                 "id",
@@ -276,6 +354,18 @@ impl Engine {
         }
         let hold_ttl_ms = new.hold_ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT);
         check_ttl("hold_ttl_seconds", hold_ttl_ms)?;
+        if let Some(ttl) = offer_ttl_ms {
+            if !(OFFER_TTL_MS_MIN..=OFFER_TTL_MS_MAX).contains(&ttl) {
+                return Err(invalid(
+                    "offer_ttl_seconds",
+                    format!(
+                        "from {} to {} seconds",
+                        OFFER_TTL_MS_MIN / 1000,
+                        OFFER_TTL_MS_MAX / 1000
+                    ),
+                ));
+            }
+        }
         if new.sections.is_empty() || new.sections.len() > SECTIONS_PER_EVENT_MAX {
             return Err(invalid(
                 "sections",
@@ -384,17 +474,27 @@ impl Engine {
         if self.state.events.len() >= EVENTS_PER_SHARD_MAX {
             return Err(Rejection::OverCapacity(ShardLimit::Events));
         }
-        Ok(Decided::Change(Decision::EventCreated {
-            at_ms: now_ms,
-            event: Box::new(EventSpec {
-                id: new.id.clone(),
-                name: new.name.clone(),
-                starts_at_ms: new.starts_at_ms,
-                max_per_user: new.max_per_user,
-                hold_ttl_ms,
-                sections,
-            }),
-            idem: tag(&actor, &new.idempotency),
+        let event = Box::new(EventSpec {
+            id: new.id.clone(),
+            name: new.name.clone(),
+            starts_at_ms: new.starts_at_ms,
+            max_per_user: new.max_per_user,
+            hold_ttl_ms,
+            sections,
+        });
+        let idem = tag(&actor, &new.idempotency);
+        Ok(Decided::Change(match offer_ttl_ms {
+            None => Decision::EventCreated {
+                at_ms: now_ms,
+                event,
+                idem,
+            },
+            Some(offer_ttl_ms) => Decision::EventCreatedWith {
+                at_ms: now_ms,
+                event,
+                offer_ttl_ms,
+                idem,
+            },
         }))
     }
 
@@ -403,6 +503,7 @@ impl Engine {
         new: &NewHold,
         now_ms: u64,
         purchase: bool,
+        best: Option<&BestAvailable>,
     ) -> Result<Decided, Rejection> {
         if !is_valid_user_id(&new.user_id) {
             return Err(invalid(
@@ -410,8 +511,22 @@ impl Engine {
                 format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
             ));
         }
-        if new.items.is_empty() && new.seats.is_empty() {
+        if new.items.is_empty() && new.seats.is_empty() && best.is_none() {
             return Err(invalid("items", "give items or seats to hold"));
+        }
+        if let Some(best) = best {
+            if !new.seats.is_empty() {
+                return Err(invalid(
+                    "best_available",
+                    "give named seats or best_available, not both",
+                ));
+            }
+            if !(1..=BEST_AVAILABLE_QTY_MAX).contains(&best.qty) {
+                return Err(invalid(
+                    "best_available.qty",
+                    format!("from 1 to {BEST_AVAILABLE_QTY_MAX}"),
+                ));
+            }
         }
         if new.items.len() > ITEMS_PER_HOLD_MAX {
             return Err(invalid(
@@ -425,7 +540,7 @@ impl Engine {
                 format!("at most {SEATS_PER_HOLD_MAX} seats"),
             ));
         }
-        let mut tickets: u64 = new.seats.len() as u64;
+        let mut tickets: u64 = new.seats.len() as u64 + u64::from(best.map_or(0, |b| b.qty));
         for (i, item) in new.items.iter().enumerate() {
             if item.qty == 0 {
                 return Err(invalid(format!("items[{i}].qty"), "at least 1"));
@@ -490,6 +605,7 @@ impl Engine {
             lines.seats.push(found);
             total_cents += event.sections[found.0 as usize].price_cents;
         }
+        let best_sections = best.map(|b| self.best_sections(event, b)).transpose()?;
         if let Some(replay) = self.replay(&new.actor, &new.idempotency, now_ms)? {
             return Ok(replay);
         }
@@ -520,6 +636,13 @@ impl Engine {
                     available: s.available(),
                 });
             }
+        }
+        if let (Some(best), Some(sections)) = (best, best_sections) {
+            let (section, seats) = self.pick_best(index, &sections, best)?;
+            lines
+                .seats
+                .extend(seats.into_iter().map(|seat| (section, seat)));
+            total_cents += event.sections[section as usize].price_cents * u64::from(best.qty);
         }
         if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX {
             return Err(Rejection::OverCapacity(ShardLimit::Holds));
@@ -558,6 +681,221 @@ impl Engine {
             total_cents,
             expires_at_ms: now_ms + ttl_ms,
             idem,
+        }))
+    }
+}
+
+impl Engine {
+    /// The seated sections a best-available request may use, in order.
+    fn best_sections(
+        &self,
+        event: &crate::state::Event,
+        best: &BestAvailable,
+    ) -> Result<Vec<u16>, Rejection> {
+        match &best.section_id {
+            Some(id) => {
+                let s = event
+                    .sections
+                    .iter()
+                    .position(|s| s.id == *id)
+                    .ok_or_else(|| {
+                        invalid("best_available.section_id", "no such section in this event")
+                    })?;
+                if !event.sections[s].is_seated() {
+                    return Err(invalid(
+                        "best_available.section_id",
+                        "this section has no assigned seats: hold it with items",
+                    ));
+                }
+                Ok(vec![s as u16])
+            }
+            None => {
+                let seated: Vec<u16> = (0..event.sections.len() as u16)
+                    .filter(|&s| event.sections[s as usize].is_seated())
+                    .collect();
+                if seated.is_empty() {
+                    return Err(invalid(
+                        "best_available",
+                        "this event has no sections with assigned seats",
+                    ));
+                }
+                Ok(seated)
+            }
+        }
+    }
+
+    /// Best available over `sections` in order: the first section where the steps find
+    /// seats gives them. Else `no_adjacent_seats` when one of them has `qty` free seats,
+    /// `sold_out` when none has.
+    fn pick_best(
+        &self,
+        event: u32,
+        sections: &[u16],
+        best: &BestAvailable,
+    ) -> Result<(u16, Vec<u32>), Rejection> {
+        for &s in sections {
+            let summary = self.derived.summaries[event as usize][s as usize]
+                .as_ref()
+                .expect("a seated section has a summary");
+            if let Some(seats) = summary.pick(best.qty, best.allow_split) {
+                return Ok((s, seats));
+            }
+        }
+        let e = &self.state.events[event as usize];
+        let (section, available) = sections
+            .iter()
+            .map(|&s| (&e.sections[s as usize], e.sections[s as usize].available()))
+            .fold(
+                None,
+                |acc: Option<(&crate::state::Section, u32)>, (s, a)| match acc {
+                    Some((_, best_a)) if best_a >= a => acc,
+                    _ => Some((s, a)),
+                },
+            )
+            .expect("at least one section");
+        if available >= best.qty {
+            Err(Rejection::NoAdjacentSeats {
+                section_id: section.id.clone(),
+                available,
+            })
+        } else {
+            Err(Rejection::SoldOut {
+                section_id: section.id.clone(),
+                available,
+            })
+        }
+    }
+}
+
+impl Engine {
+    /// What ending hold `counter` gives back, by section, and the tickets it takes off
+    /// its user's count (capped events only).
+    pub(crate) fn returned_by(
+        &self,
+        counter: u32,
+    ) -> (crate::waitlist::ReturnedBy, Option<(u32, u32)>) {
+        let hold = &self.state.holds[counter as usize - 1];
+        let (items, seats) = self.state.lines_of(hold);
+        let mut returned = crate::waitlist::ReturnedBy::new();
+        fn slot(returned: &mut crate::waitlist::ReturnedBy, s: u16) -> usize {
+            match returned.iter().position(|(x, _)| *x == s) {
+                Some(i) => i,
+                None => {
+                    returned.push((s, Default::default()));
+                    returned.len() - 1
+                }
+            }
+        }
+        for &(s, q) in items {
+            let i = slot(&mut returned, s);
+            returned[i].1.qty += q;
+        }
+        for &(s, seat) in seats {
+            let i = slot(&mut returned, s);
+            returned[i].1.seats.push(seat);
+        }
+        let delta = self.state.events[hold.event as usize]
+            .max_per_user
+            .map(|_| (hold.user, crate::state::tickets(items, seats)));
+        (returned, delta)
+    }
+
+    /// `base` (a release, expiry or cancellation of hold `counter`'s tickets) alone, or
+    /// wrapped with what the event's waiting lists do next.
+    pub(crate) fn with_cascade(&self, base: Decision, counter: u32, now_ms: u64) -> Decision {
+        let event = self.state.holds[counter as usize - 1].event;
+        if !self.wait.touches(event) {
+            return base;
+        }
+        let (returned, delta) = self.returned_by(counter);
+        let steps = self.cascade(event, &returned, None, delta, now_ms);
+        if steps.is_empty() {
+            base
+        } else {
+            Decision::Cascaded {
+                base: Box::new(base),
+                event,
+                steps,
+            }
+        }
+    }
+
+    fn decide_join(&self, new: &NewEntry, now_ms: u64) -> Result<Decided, Rejection> {
+        if !is_valid_user_id(&new.user_id) {
+            return Err(invalid(
+                "user_id",
+                format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
+            ));
+        }
+        if new.qty == 0 {
+            return Err(invalid("qty", "at least 1"));
+        }
+        check_idempotency(&new.idempotency)?;
+        let &index = self
+            .state
+            .event_index
+            .get(&new.event_id)
+            .ok_or(Rejection::NotFound { what: "event" })?;
+        let event = &self.state.events[index as usize];
+        let s = event
+            .sections
+            .iter()
+            .position(|s| s.id == new.section_id)
+            .ok_or_else(|| invalid("section_id", "no such section in this event"))?;
+        let section = &event.sections[s];
+        let most = if section.is_seated() {
+            SEATS_PER_HOLD_MAX as u32
+        } else {
+            TICKETS_PER_HOLD_MAX
+        };
+        if new.qty > most {
+            return Err(invalid("qty", format!("at most {most} in this section")));
+        }
+        if let Some(max) = event.max_per_user {
+            if new.qty > max {
+                return Err(invalid(
+                    "qty",
+                    format!("at most the event's max_per_user, {max}"),
+                ));
+            }
+        }
+        if let Some(replay) = self.replay(&new.actor, &new.idempotency, now_ms)? {
+            return Ok(replay);
+        }
+        let user = self.user_index(&new.user_id);
+        if let Some(&c) = user.and_then(|u| self.derived.live_entry.get(&(index, u))) {
+            return Err(Rejection::AlreadyWaiting {
+                entry_id: self.entry_id(c),
+            });
+        }
+        if section.available() >= new.qty {
+            return Err(Rejection::TicketsAvailable {
+                available: section.available(),
+            });
+        }
+        if self.wait.entries.len() >= WAITLIST_ENTRIES_PER_SHARD_MAX {
+            return Err(Rejection::OverCapacity(ShardLimit::WaitlistEntries));
+        }
+        let live = self
+            .derived
+            .live_per_event
+            .get(&index)
+            .copied()
+            .unwrap_or(0);
+        if live as usize >= WAITLIST_LIVE_PER_EVENT_MAX {
+            return Err(Rejection::OverCapacity(ShardLimit::WaitlistPerEvent));
+        }
+        Ok(Decided::Change(Decision::WaitlistJoined {
+            at_ms: now_ms,
+            entry: self.entry_id(self.wait.entries.len() as u32 + 1),
+            event: index,
+            section: s as u16,
+            user: match user {
+                Some(u) => UserRef::Known(u),
+                None => UserRef::New(new.user_id.clone()),
+            },
+            qty: new.qty,
+            idem: tag(&new.actor, &new.idempotency),
         }))
     }
 }

@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 
 use crate::codec;
 use crate::engine::CodecError;
-use crate::ids::{BookingId, HoldId};
+use crate::ids::{BookingId, EntryId, HoldId};
 
 /// Who an idempotency key belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -181,6 +181,110 @@ pub enum Decision {
         /// Idempotency key, if any.
         idem: Option<Box<IdemTag>>,
     },
+    // Sale-day additions: appended, so every earlier variant keeps its bytes.
+    /// A live hold's expiry moved.
+    HoldExtended {
+        /// Engine time.
+        at_ms: u64,
+        /// The hold.
+        hold: HoldId,
+        /// Its new `expires_at`.
+        expires_at_ms: u64,
+        /// Idempotency key, if any.
+        idem: Option<Box<IdemTag>>,
+    },
+    /// An event was created with sale-day options.
+    EventCreatedWith {
+        /// Engine time.
+        at_ms: u64,
+        /// The event.
+        event: Box<EventSpec>,
+        /// TTL of its waiting-list offers.
+        offer_ttl_ms: u64,
+        /// Idempotency key, if any.
+        idem: Option<Box<IdemTag>>,
+    },
+    /// A user joined a section's waiting list (at its end).
+    WaitlistJoined {
+        /// Engine time.
+        at_ms: u64,
+        /// The new entry.
+        entry: EntryId,
+        /// Event index on the shard.
+        event: u32,
+        /// Section index.
+        section: u16,
+        /// For whom.
+        user: UserRef,
+        /// Tickets wanted.
+        qty: u32,
+        /// Idempotency key, if any.
+        idem: Option<Box<IdemTag>>,
+    },
+    /// A user left a waiting list (an outstanding offer is released), and what followed.
+    WaitlistLeft {
+        /// Engine time.
+        at_ms: u64,
+        /// The entry.
+        entry: EntryId,
+        /// What the waiting list did next, in order.
+        steps: Vec<WaitStep>,
+        /// Idempotency key, if any.
+        idem: Option<Box<IdemTag>>,
+    },
+    /// A release, expiry or cancellation (`base`) whose tickets went to a waiting list,
+    /// with what the waiting list did, in order: one decision, one record.
+    Cascaded {
+        /// The release, expiry or cancellation, as it would be logged alone.
+        base: Box<Decision>,
+        /// Event index of the waiting lists.
+        event: u32,
+        /// What the waiting lists did, in order.
+        steps: Vec<WaitStep>,
+    },
+}
+
+/// One thing a waiting list did within a decision, as logged (replay applies these; it
+/// never re-runs the waiting list's rules).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WaitStep {
+    /// Free tickets of a section set aside for its waiting list (they count as held): a
+    /// GA quantity, or seat indexes.
+    SetAside {
+        /// Section index.
+        section: u16,
+        /// GA tickets (0 for a seated section).
+        qty: u32,
+        /// Seat indexes (empty for GA).
+        seats: Vec<u32>,
+    },
+    /// An offer: a hold for the entry's user, from set-aside tickets.
+    Offered {
+        /// The entry.
+        entry: EntryId,
+        /// The new hold.
+        hold: HoldId,
+        /// What it holds.
+        lines: Lines,
+        /// Sum of prices.
+        total_cents: u64,
+        /// When the offer expires.
+        expires_at_ms: u64,
+    },
+    /// An entry whose user could not take its tickets (`max_per_user`): it ends expired.
+    PassedOver {
+        /// The entry.
+        entry: EntryId,
+    },
+    /// Set-aside tickets back on sale (no entry waits).
+    BackOnSale {
+        /// Section index.
+        section: u16,
+        /// GA tickets (0 for a seated section).
+        qty: u32,
+        /// Seat indexes (empty for GA).
+        seats: Vec<u32>,
+    },
 }
 
 impl Decision {
@@ -210,7 +314,12 @@ impl Decision {
             | Decision::HoldConfirmed { at_ms, .. }
             | Decision::HoldReleased { at_ms, .. }
             | Decision::HoldExpired { at_ms, .. }
-            | Decision::BookingCancelled { at_ms, .. } => *at_ms,
+            | Decision::BookingCancelled { at_ms, .. }
+            | Decision::HoldExtended { at_ms, .. }
+            | Decision::EventCreatedWith { at_ms, .. }
+            | Decision::WaitlistJoined { at_ms, .. }
+            | Decision::WaitlistLeft { at_ms, .. } => *at_ms,
+            Decision::Cascaded { base, .. } => base.at_ms(),
         }
     }
 
@@ -222,7 +331,12 @@ impl Decision {
             | Decision::Purchased { idem, .. }
             | Decision::HoldConfirmed { idem, .. }
             | Decision::HoldReleased { idem, .. }
-            | Decision::BookingCancelled { idem, .. } => idem.as_deref(),
+            | Decision::BookingCancelled { idem, .. }
+            | Decision::HoldExtended { idem, .. }
+            | Decision::EventCreatedWith { idem, .. }
+            | Decision::WaitlistJoined { idem, .. }
+            | Decision::WaitlistLeft { idem, .. } => idem.as_deref(),
+            Decision::Cascaded { base, .. } => base.idem(),
             Decision::HoldExpired { .. } => None,
         }
     }

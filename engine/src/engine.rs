@@ -2,8 +2,8 @@
 //! mutator, here). Reads are in query.rs, invariants in invariants.rs.
 
 use crate::codec;
-use crate::decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, UserRef};
-use crate::ids::{BookingId, HoldId};
+use crate::decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, UserRef, WaitStep};
+use crate::ids::{BookingId, EntryId, HoldId};
 use crate::limits::{IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::seat::SeatState;
 use crate::state::{
@@ -11,6 +11,7 @@ use crate::state::{
     State, Status,
 };
 use crate::view::Output;
+use crate::waitlist::{Entry, Status as EntryStatus, Waitlists};
 
 /// What `decide` concluded for an accepted command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +38,7 @@ impl std::error::Error for CodecError {}
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) state: State,
+    pub(crate) wait: Waitlists,
     pub(crate) derived: Derived,
 }
 
@@ -60,6 +62,7 @@ impl Engine {
                 shard,
                 ..State::default()
             },
+            wait: Waitlists::default(),
             derived: Derived::default(),
         }
     }
@@ -131,9 +134,58 @@ impl Engine {
             self.state.now_ms
         );
         self.state.now_ms = self.state.now_ms.max(at_ms);
-        let outcome = match decision {
+        let outcome = self.apply_one(decision);
+        let state = &self.state;
+        self.derived.expiry.pop_stale(|e| !state.is_current(e));
+        if let Some(tag) = decision.idem() {
+            self.remember(tag, at_ms, outcome);
+        }
+        self.forget_old_keys(at_ms);
+    }
+
+    fn apply_one(&mut self, decision: &Decision) -> IdemOutcome {
+        match decision {
             Decision::EventCreated { at_ms, event, .. } => {
                 IdemOutcome::EventCreated(self.create_event(event, *at_ms))
+            }
+            Decision::EventCreatedWith {
+                at_ms,
+                event,
+                offer_ttl_ms,
+                ..
+            } => {
+                let index = self.create_event(event, *at_ms);
+                self.wait.offer_ttl_ms.insert(index, *offer_ttl_ms);
+                IdemOutcome::EventCreated(index)
+            }
+            Decision::WaitlistJoined {
+                at_ms,
+                entry,
+                event,
+                section,
+                user,
+                qty,
+                ..
+            } => {
+                self.join(*entry, *event, *section, user, *qty, *at_ms);
+                IdemOutcome::Joined(entry.counter())
+            }
+            Decision::WaitlistLeft {
+                at_ms,
+                entry,
+                steps,
+                ..
+            } => {
+                let counter = counter32(entry.counter());
+                let event = self.wait.entries[counter as usize - 1].event;
+                self.leave(counter);
+                self.apply_steps(event, steps, *at_ms);
+                IdemOutcome::Left(entry.counter())
+            }
+            Decision::Cascaded { base, event, steps } => {
+                let outcome = self.apply_one(base);
+                self.apply_steps(*event, steps, base.at_ms());
+                outcome
             }
             Decision::HoldPlaced {
                 at_ms,
@@ -184,27 +236,37 @@ impl Engine {
                     payment_ref.as_deref(),
                     *at_ms,
                 );
+                self.end_offer(counter32(hold.counter()), EntryStatus::Accepted);
                 IdemOutcome::Confirmed(booking.counter())
             }
             Decision::HoldReleased { hold, .. } => {
                 self.end_hold(counter32(hold.counter()), Status::Released);
+                self.end_offer(counter32(hold.counter()), EntryStatus::Declined);
                 IdemOutcome::Released(hold.counter())
             }
             Decision::HoldExpired { hold, .. } => {
                 self.end_hold(counter32(hold.counter()), Status::Expired);
+                self.end_offer(counter32(hold.counter()), EntryStatus::Expired);
                 IdemOutcome::Released(hold.counter())
             }
             Decision::BookingCancelled { at_ms, booking, .. } => {
                 self.cancel(counter32(booking.counter()), *at_ms);
                 IdemOutcome::Cancelled(booking.counter())
             }
-        };
-        let state = &self.state;
-        self.derived.expiry.pop_stale(|c| !state.is_live(c));
-        if let Some(tag) = decision.idem() {
-            self.remember(tag, at_ms, outcome);
+            Decision::HoldExtended {
+                hold,
+                expires_at_ms,
+                ..
+            } => {
+                let counter = counter32(hold.counter());
+                let h = &mut self.state.holds[counter as usize - 1];
+                debug_assert_eq!(h.status, Status::Held);
+                h.ttl_ms = u32::try_from(expires_at_ms - h.created_at_ms)
+                    .expect("a hold lifetime fits in u32");
+                self.derived.expiry.push((*expires_at_ms, counter));
+                IdemOutcome::Extended(hold.counter())
+            }
         }
-        self.forget_old_keys(at_ms);
     }
 
     fn create_event(&mut self, event: &EventSpec, at_ms: u64) -> u32 {
@@ -249,6 +311,8 @@ impl Engine {
             rows_by_label,
             bookings: Vec::new(),
         });
+        let summaries = Derived::summaries_of(self.state.events.last().expect("just pushed"));
+        self.derived.summaries.push(summaries);
         self.state.event_index.insert(event.id.clone(), index);
         index
     }
@@ -278,6 +342,7 @@ impl Engine {
             s.seats[seat as usize] = SeatState::held(counter.into());
             s.held += 1;
         }
+        mark_seats(&mut self.derived, event, &lines.seats, false);
         if e.max_per_user.is_some() {
             *self.derived.per_user.entry((event, user)).or_default() += lines.tickets();
         }
@@ -368,6 +433,7 @@ impl Engine {
             s.seats[seat as usize] = SeatState::FREE;
             s.held -= 1;
         }
+        mark_seats(&mut self.derived, hold.event, seats, true);
         if e.max_per_user.is_some() {
             self.derived
                 .uncount(hold.event, hold.user, tickets(items, seats));
@@ -391,6 +457,7 @@ impl Engine {
             s.seats[seat as usize] = SeatState::FREE;
             s.sold -= 1;
         }
+        mark_seats(&mut self.derived, hold.event, seats, true);
         if e.max_per_user.is_some() {
             self.derived
                 .uncount(hold.event, hold.user, tickets(items, seats));
@@ -431,7 +498,9 @@ impl Engine {
     }
 
     /// Expiry decisions for up to `max` holds whose `expires_at <= now`, earliest first,
-    /// one [`Decision`] per hold, from the ordered expiry index.
+    /// one [`Decision`] per hold, from the ordered expiry index. An expiry whose tickets
+    /// go to a waiting list ([`Decision::Cascaded`]) ends the list (it is decided on the
+    /// state before this list): apply the list, then ask again until it is empty.
     pub fn decide_expiry(&self, now_ms: u64, max: usize) -> Vec<Decision> {
         debug_assert!(
             now_ms >= self.state.now_ms,
@@ -439,15 +508,28 @@ impl Engine {
             self.state.now_ms
         );
         let at_ms = now_ms.max(self.state.now_ms);
-        self.derived
+        let mut out = Vec::new();
+        for (_, counter) in self
+            .derived
             .expiry
-            .earliest(now_ms, max, |c| !self.state.is_live(c))
-            .into_iter()
-            .map(|(_, counter)| Decision::HoldExpired {
+            .earliest(now_ms, max, |e| !self.state.is_current(e))
+        {
+            let base = Decision::HoldExpired {
                 at_ms,
                 hold: HoldId::new(self.state.shard, counter.into()),
-            })
-            .collect()
+            };
+            let decision = self.with_cascade(base, counter, at_ms);
+            if matches!(decision, Decision::Cascaded { .. }) {
+                // A cascade reads the state the earlier expiries leave: it is decided
+                // alone, first in its own list; the caller asks again for the rest.
+                if out.is_empty() {
+                    out.push(decision);
+                }
+                break;
+            }
+            out.push(decision);
+        }
+        out
     }
 
     /// When the earliest live hold expires, if any.
@@ -456,25 +538,262 @@ impl Engine {
     }
 
     /// The whole state, versioned and deterministic: equal states give equal bytes.
+    /// A shard that never used a waiting list or an offer TTL writes format version 1
+    /// (the state alone); otherwise version 2 (the state, then the waiting lists).
     pub fn snapshot(&self) -> Vec<u8> {
+        if self.wait == Waitlists::default() {
+            let mut buf = vec![codec::SNAPSHOT_VERSION_1];
+            codec::encode_into(&self.state, &mut buf);
+            return buf;
+        }
         let mut buf = vec![codec::SNAPSHOT_VERSION];
-        codec::encode_into(&self.state, &mut buf);
+        codec::encode_into(&(&self.state, &self.wait), &mut buf);
         buf
     }
 
-    /// Rebuilds an engine from [`Engine::snapshot`] bytes.
+    /// Rebuilds an engine from [`Engine::snapshot`] bytes (either version).
     pub fn restore(bytes: &[u8]) -> Result<Self, CodecError> {
         match bytes.split_first() {
-            Some((&codec::SNAPSHOT_VERSION, rest)) => {
+            Some((&codec::SNAPSHOT_VERSION_1, rest)) => {
                 let state: State = codec::decode_all(rest)?;
-                let derived = Derived::rebuild(&state);
-                Ok(Engine { state, derived })
+                let wait = Waitlists::default();
+                let derived = Derived::rebuild(&state, &wait);
+                Ok(Engine {
+                    state,
+                    wait,
+                    derived,
+                })
+            }
+            Some((&codec::SNAPSHOT_VERSION, rest)) => {
+                let (state, wait): (State, Waitlists) = codec::decode_all(rest)?;
+                let derived = Derived::rebuild(&state, &wait);
+                Ok(Engine {
+                    state,
+                    wait,
+                    derived,
+                })
             }
             Some((v, _)) => Err(CodecError(format!(
                 "snapshot format version {v} is unknown"
             ))),
             None => Err(CodecError("empty snapshot".into())),
         }
+    }
+}
+
+impl Engine {
+    fn join(
+        &mut self,
+        entry: EntryId,
+        event: u32,
+        section: u16,
+        user: &UserRef,
+        qty: u32,
+        at_ms: u64,
+    ) {
+        let counter = counter32(entry.counter());
+        assert_eq!(
+            counter as usize,
+            self.wait.entries.len() + 1,
+            "entries are applied in id order"
+        );
+        let user = self.intern(user);
+        self.wait.entries.push(Entry {
+            created_at_ms: at_ms,
+            event,
+            user,
+            qty,
+            hold: 0,
+            section,
+            status: EntryStatus::Waiting,
+        });
+        self.wait
+            .queues
+            .entry((event, section))
+            .or_default()
+            .push_back(counter);
+        self.derived.live_entry.insert((event, user), counter);
+        *self.derived.live_per_event.entry(event).or_default() += 1;
+    }
+
+    /// Takes a waiting entry out of its queue.
+    fn dequeue(&mut self, counter: u32) {
+        let entry = &self.wait.entries[counter as usize - 1];
+        let key = (entry.event, entry.section);
+        let queue = self
+            .wait
+            .queues
+            .get_mut(&key)
+            .expect("a waiting entry is queued");
+        let at = queue
+            .iter()
+            .position(|&c| c == counter)
+            .expect("a waiting entry is in its queue");
+        queue.remove(at);
+        if queue.is_empty() {
+            self.wait.queues.remove(&key);
+        }
+    }
+
+    fn end_entry(&mut self, counter: u32, status: EntryStatus) {
+        let entry = &mut self.wait.entries[counter as usize - 1];
+        entry.status = status;
+        let (event, key) = (entry.event, (entry.event, entry.user));
+        self.derived.live_entry.remove(&key);
+        let live = self
+            .derived
+            .live_per_event
+            .get_mut(&event)
+            .expect("a live entry is counted");
+        *live -= 1;
+        if *live == 0 {
+            self.derived.live_per_event.remove(&event);
+        }
+    }
+
+    fn leave(&mut self, counter: u32) {
+        match self.wait.entries[counter as usize - 1].status {
+            EntryStatus::Waiting => self.dequeue(counter),
+            EntryStatus::Offered => {
+                let hold = self.wait.entries[counter as usize - 1].hold;
+                self.derived.offer_of.remove(&hold);
+                self.end_hold(hold, Status::Released);
+            }
+            other => unreachable!("decide lets only live entries leave, not {other:?}"),
+        }
+        self.end_entry(counter, EntryStatus::Left);
+    }
+
+    /// The hold ended (confirmed, released, expired): if it was an offer, so is its entry.
+    fn end_offer(&mut self, hold: u32, status: EntryStatus) {
+        if self.derived.offer_of.is_empty() {
+            return;
+        }
+        if let Some(entry) = self.derived.offer_of.remove(&hold) {
+            self.end_entry(entry, status);
+        }
+    }
+
+    fn apply_steps(&mut self, event: u32, steps: &[WaitStep], at_ms: u64) {
+        for step in steps {
+            match step {
+                WaitStep::SetAside {
+                    section,
+                    qty,
+                    seats,
+                } => {
+                    let s = &mut self.state.events[event as usize].sections[*section as usize];
+                    let pool = self.wait.set_aside.entry((event, *section)).or_default();
+                    s.held += qty + seats.len() as u32;
+                    pool.count += qty + seats.len() as u32;
+                    for &seat in seats {
+                        debug_assert!(s.seats[seat as usize].is_free());
+                        s.seats[seat as usize] = SeatState::SET_ASIDE;
+                        pool.seats.insert(seat);
+                    }
+                    if !seats.is_empty() {
+                        self.derived
+                            .summary(event, *section)
+                            .set(seats.iter().copied(), false);
+                    }
+                }
+                WaitStep::BackOnSale {
+                    section,
+                    qty,
+                    seats,
+                } => {
+                    let s = &mut self.state.events[event as usize].sections[*section as usize];
+                    let key = (event, *section);
+                    let pool = self.wait.set_aside.get_mut(&key).expect("set aside");
+                    s.held -= qty + seats.len() as u32;
+                    pool.count -= qty + seats.len() as u32;
+                    for &seat in seats {
+                        debug_assert!(s.seats[seat as usize].is_set_aside());
+                        s.seats[seat as usize] = SeatState::FREE;
+                        pool.seats.remove(&seat);
+                    }
+                    if pool.count == 0 {
+                        self.wait.set_aside.remove(&key);
+                    }
+                    if !seats.is_empty() {
+                        self.derived
+                            .summary(event, *section)
+                            .set(seats.iter().copied(), true);
+                    }
+                }
+                WaitStep::PassedOver { entry } => {
+                    let counter = counter32(entry.counter());
+                    self.dequeue(counter);
+                    self.end_entry(counter, EntryStatus::Expired);
+                }
+                WaitStep::Offered {
+                    entry,
+                    hold,
+                    lines,
+                    total_cents,
+                    expires_at_ms,
+                } => {
+                    let counter = counter32(entry.counter());
+                    // The offer takes set-aside tickets first (they leave the pool), then
+                    // free ones; an ordinary hold takes them all.
+                    let e = &mut self.state.events[event as usize];
+                    for &(section, qty) in &lines.items {
+                        let key = (event, section);
+                        if let Some(pool) = self.wait.set_aside.get_mut(&key) {
+                            let taken = pool.count.min(qty);
+                            pool.count -= taken;
+                            e.sections[section as usize].held -= taken;
+                            if pool.count == 0 {
+                                self.wait.set_aside.remove(&key);
+                            }
+                        }
+                    }
+                    for &(section, seat) in &lines.seats {
+                        let s = &mut e.sections[section as usize];
+                        if !s.seats[seat as usize].is_set_aside() {
+                            debug_assert!(s.seats[seat as usize].is_free());
+                            continue;
+                        }
+                        let key = (event, section);
+                        let pool = self.wait.set_aside.get_mut(&key).expect("set aside");
+                        s.seats[seat as usize] = SeatState::FREE;
+                        s.held -= 1;
+                        pool.count -= 1;
+                        pool.seats.remove(&seat);
+                        if pool.count == 0 {
+                            self.wait.set_aside.remove(&key);
+                        }
+                    }
+                    let user = UserRef::Known(self.wait.entries[counter as usize - 1].user);
+                    let hold_counter = self.place(
+                        *hold,
+                        event,
+                        &user,
+                        lines,
+                        *total_cents,
+                        at_ms,
+                        *expires_at_ms,
+                    );
+                    self.dequeue(counter);
+                    let e = &mut self.wait.entries[counter as usize - 1];
+                    e.status = EntryStatus::Offered;
+                    e.hold = hold_counter;
+                    self.derived.offer_of.insert(hold_counter, counter);
+                }
+            }
+        }
+    }
+}
+
+/// Tells the free-run summaries that `seats` became free (or taken).
+pub(crate) fn mark_seats(derived: &mut Derived, event: u32, seats: &[(u16, u32)], free: bool) {
+    let mut rest = seats;
+    while let Some(&(section, _)) = rest.first() {
+        let same = rest.iter().take_while(|&&(s, _)| s == section).count();
+        derived
+            .summary(event, section)
+            .set(rest[..same].iter().map(|&(_, seat)| seat), free);
+        rest = &rest[same..];
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Holds with the same TTL arrive in time order, so a push usually lands at the bottom of
 //! the heap and costs O(1). A confirmed or released hold leaves its entry behind (a stale
-//! entry); [`ExpiryQueue::pop_stale`] drops stale entries from the top after each apply, so
+//! entry, as does an extended one for its old time); [`ExpiryQueue::pop_stale`] drops stale entries from the top after each apply, so
 //! the top is always a live hold and [`ExpiryQueue::first`] is the next expiry. Stale
 //! entries below the top cost 16 bytes each until their time comes.
 //!
@@ -45,9 +45,9 @@ impl ExpiryQueue {
     }
 
     /// Drops entries from the top while `is_stale` says so.
-    pub fn pop_stale(&mut self, mut is_stale: impl FnMut(u32) -> bool) {
-        while let Some(&(_, counter)) = self.heap.first() {
-            if !is_stale(counter) {
+    pub fn pop_stale(&mut self, mut is_stale: impl FnMut(Entry) -> bool) {
+        while let Some(&entry) = self.heap.first() {
+            if !is_stale(entry) {
                 break;
             }
             self.pop();
@@ -82,7 +82,12 @@ impl ExpiryQueue {
     }
 
     /// Up to `max` live entries with `expires_at <= now_ms`, earliest first.
-    pub fn earliest(&self, now_ms: u64, max: usize, is_stale: impl Fn(u32) -> bool) -> Vec<Entry> {
+    pub fn earliest(
+        &self,
+        now_ms: u64,
+        max: usize,
+        is_stale: impl Fn(Entry) -> bool,
+    ) -> Vec<Entry> {
         let mut out = Vec::new();
         let mut frontier = BinaryHeap::new();
         if let Some(&root) = self.heap.first() {
@@ -92,7 +97,8 @@ impl ExpiryQueue {
             if out.len() >= max || entry.0 > now_ms {
                 break;
             }
-            if !is_stale(entry.1) {
+            // The same entry twice (a hold extended back to an earlier time) counts once.
+            if !is_stale(entry) && !out.contains(&entry) {
                 out.push(entry);
             }
             for child in [2 * i + 1, 2 * i + 2] {
@@ -121,19 +127,19 @@ mod tests {
             q.push((*at, i as u32));
         }
         assert_eq!(q.first(), Some((5, 7)));
-        let stale = |c: u32| c == 1;
+        let stale = |(_, c): Entry| c == 1;
         assert_eq!(
             q.earliest(40, 10, stale),
             vec![(5, 7), (10, 3), (20, 5), (30, 4), (40, 2)]
         );
         assert_eq!(q.earliest(40, 2, stale), vec![(5, 7), (10, 3)]);
-        q.pop_stale(|c| c == 7 || c == 3);
+        q.pop_stale(|(_, c)| c == 7 || c == 3);
         assert_eq!(
             q.first(),
             Some((10, 1)),
             "a stale entry below the top stays"
         );
-        q.pop_stale(|c| c == 1);
+        q.pop_stale(|(_, c)| c == 1);
         assert_eq!(q.first(), Some((10, 3)));
         let mut order = Vec::new();
         while let Some(e) = q.first() {

@@ -1,6 +1,7 @@
 //! Hold and booking ids: a 48-bit per-shard counter with the shard number in the top
 //! 16 bits, so the server routes any id to its shard without a lookup.
-//! Text form: `h-<shard>-<counter>` for holds, `b-<shard>-<counter>` for bookings.
+//! Text form: `h-<shard>-<counter>` for holds, `b-<shard>-<counter>` for bookings,
+//! `w-<shard>-<counter>` for waiting-list entries.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -57,6 +58,7 @@ macro_rules! shard_id {
 
 shard_id!(HoldId, "h", "hold");
 shard_id!(BookingId, "b", "booking");
+shard_id!(EntryId, "w", "waiting-list entry");
 
 /// Digits only, no sign, no leading zero (so every id has exactly one text form).
 fn is_canonical_number(s: &str) -> bool {

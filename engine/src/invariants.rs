@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use crate::engine::Engine;
 use crate::seat::SeatState;
 use crate::state::{Derived, State, Status};
+use crate::waitlist::{Status as EntryStatus, Waitlists};
 
 /// What the holds and bookings say the counters should be.
 #[derive(Default)]
@@ -26,8 +27,14 @@ struct Recount {
 }
 
 impl Recount {
-    fn of(state: &State) -> Self {
+    fn of(state: &State, wait: &Waitlists) -> Self {
         let mut recount = Recount::default();
+        for (&(e, s), pool) in &wait.set_aside {
+            *recount.held.entry((e, s)).or_default() += pool.count;
+            for &seat in &pool.seats {
+                recount.seats.insert((e, s, seat), SeatState::SET_ASIDE);
+            }
+        }
         let mut booking_of_hold: BTreeMap<u32, (u32, bool)> = BTreeMap::new();
         for (i, b) in state.bookings.iter().enumerate() {
             let previous = booking_of_hold.insert(b.hold, (i as u32 + 1, !b.is_cancelled()));
@@ -75,7 +82,7 @@ impl Engine {
     /// Asserts every invariant the engine owns; panics with both values on a breach.
     pub fn check_invariants(&self) {
         let state = &self.state;
-        let recount = Recount::of(state);
+        let recount = Recount::of(state, &self.wait);
         for (e, event) in state.events.iter().enumerate() {
             let e = e as u32;
             for (s, section) in event.sections.iter().enumerate() {
@@ -133,32 +140,168 @@ impl Engine {
                 event.id
             );
         }
+        self.check_waitlists();
         self.check_indexes();
+    }
+
+    /// The waiting lists' invariants (design.md, "Waiting list").
+    fn check_waitlists(&self) {
+        let (state, wait) = (&self.state, &self.wait);
+        for (&(e, s), pool) in &wait.set_aside {
+            let section = &state.events[e as usize].sections[s as usize];
+            // Set-aside tickets count as held.
+            assert!(
+                pool.count > 0 && pool.count <= section.held,
+                "set-aside {} of {}/{} is empty or above held {}",
+                pool.count,
+                state.events[e as usize].id,
+                section.id,
+                section.held
+            );
+            assert!(
+                section.is_seated() != pool.seats.is_empty()
+                    && (!section.is_seated() || pool.seats.len() as u32 == pool.count),
+                "set-aside seats of {} match its count",
+                section.id
+            );
+            // When no entry waits, set-aside tickets go back on sale.
+            assert!(
+                wait.waiting(e, s) > 0,
+                "{}/{} has tickets set aside but nobody waiting",
+                state.events[e as usize].id,
+                section.id
+            );
+        }
+        let mut queued = std::collections::BTreeSet::new();
+        for (&(e, s), queue) in &wait.queues {
+            let section = &state.events[e as usize].sections[s as usize];
+            assert!(!queue.is_empty(), "empty queues are removed");
+            // Strict join order: a queue holds entries in the order they joined.
+            assert!(
+                queue.iter().zip(queue.iter().skip(1)).all(|(a, b)| a < b),
+                "the queue of {} is in join order",
+                section.id
+            );
+            for &c in queue {
+                let entry = &wait.entries[c as usize - 1];
+                assert!(
+                    entry.status == EntryStatus::Waiting && (entry.event, entry.section) == (e, s),
+                    "queued entry {c} waits in this section"
+                );
+                queued.insert(c);
+            }
+            // No tickets on sale while a fitting entry waits.
+            let head = &wait.entries[queue[0] as usize - 1];
+            let pool = wait.set_aside_count(e, s);
+            assert!(
+                section.available() + pool < head.qty,
+                "{}/{}: {} available and {pool} set aside while the first entry waits for {}",
+                state.events[e as usize].id,
+                section.id,
+                section.available(),
+                head.qty
+            );
+        }
+        let mut live = std::collections::BTreeMap::new();
+        for (i, entry) in wait.entries.iter().enumerate() {
+            let c = i as u32 + 1;
+            assert_eq!(
+                entry.status == EntryStatus::Waiting,
+                queued.contains(&c),
+                "entry {c} is queued exactly when waiting"
+            );
+            if entry.status.is_live() {
+                // One live entry per user per event.
+                let previous = live.insert((entry.event, entry.user), c);
+                assert!(
+                    previous.is_none(),
+                    "user {} has two live entries in event {}: {previous:?} and {c}",
+                    state.users[entry.user as usize],
+                    state.events[entry.event as usize].id
+                );
+            }
+            if matches!(entry.status, EntryStatus::Offered | EntryStatus::Accepted) {
+                // An entry is offered its whole qty or nothing, as a hold of its user.
+                let hold = &state.holds[entry.hold as usize - 1];
+                let (items, seats) = state.lines_of(hold);
+                assert!(
+                    hold.user == entry.user
+                        && hold.event == entry.event
+                        && items.iter().all(|&(s, _)| s == entry.section)
+                        && seats.iter().all(|&(s, _)| s == entry.section)
+                        && state.tickets_of(hold) == entry.qty,
+                    "entry {c}'s offer is its qty of its section for its user"
+                );
+                let want = if entry.status == EntryStatus::Offered {
+                    Status::Held
+                } else {
+                    Status::Confirmed
+                };
+                assert_eq!(hold.status, want, "entry {c}'s offer status");
+            }
+        }
+        let indexed: std::collections::BTreeMap<(u32, u32), u32> = self
+            .derived
+            .live_entry
+            .iter()
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        assert_eq!(indexed, live, "the live-entry index matches the entries");
+        let counted: std::collections::BTreeMap<u32, u32> = self
+            .derived
+            .live_per_event
+            .iter()
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        let mut want_counts = std::collections::BTreeMap::new();
+        for &(event, _) in live.keys() {
+            *want_counts.entry(event).or_insert(0u32) += 1;
+        }
+        assert_eq!(counted, want_counts, "live entries per event");
+        let offers: std::collections::BTreeMap<u32, u32> = self
+            .derived
+            .offer_of
+            .iter()
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        let want: std::collections::BTreeMap<u32, u32> = wait
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.status == EntryStatus::Offered)
+            .map(|(i, e)| (e.hold, i as u32 + 1))
+            .collect();
+        assert_eq!(offers, want, "the offer index matches the entries");
     }
 
     /// The derived indexes agree with the state.
     fn check_indexes(&self) {
         let state = &self.state;
-        let rebuilt = Derived::rebuild(state);
+        let rebuilt = Derived::rebuild(state, &self.wait);
         let mut live: Vec<(u64, u32)> = self
             .derived
             .expiry
             .entries()
             .iter()
             .copied()
-            .filter(|&(_, c)| state.is_live(c))
+            .filter(|&e| state.is_current(e))
             .collect();
         live.sort_unstable();
+        live.dedup();
         let mut expected = rebuilt.expiry.entries().to_vec();
         expected.sort_unstable();
         assert_eq!(
             live, expected,
             "the expiry index lists exactly the live holds"
         );
-        if let Some((_, c)) = self.derived.expiry.first() {
-            assert!(state.is_live(c), "the top of the expiry index is live");
+        if let Some(e) = self.derived.expiry.first() {
+            assert!(state.is_current(e), "the top of the expiry index is live");
         }
         assert_eq!(self.derived.live_holds, rebuilt.live_holds, "live holds");
+        assert!(
+            self.derived.summaries == rebuilt.summaries,
+            "the free-run summaries match the seats"
+        );
         assert_eq!(
             self.derived.user_index, rebuilt.user_index,
             "the user index matches the users"

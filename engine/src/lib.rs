@@ -28,19 +28,24 @@ mod expiry;
 pub mod ids;
 mod invariants;
 pub mod limits;
+mod picker;
 mod query;
 pub mod rejection;
 pub mod seat;
 mod state;
+mod summary;
 pub mod view;
+mod waitlist;
 
 pub use command::{
-    fingerprint, Actor, BookingQuery, Command, Idempotency, ItemRequest, Layout, NewEvent, NewHold,
-    NewRow, NewSection,
+    fingerprint, Actor, BestAvailable, BookingQuery, Command, EventOptions, Idempotency,
+    ItemRequest, Layout, NewEntry, NewEvent, NewHold, NewRow, NewSection,
 };
 pub use decide::{is_valid_id, is_valid_user_id};
-pub use decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec, UserRef};
+pub use decision::{
+    Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec, UserRef, WaitStep,
+};
 pub use engine::{CodecError, Decided, Engine};
-pub use ids::{BookingId, HoldId};
+pub use ids::{BookingId, EntryId, HoldId};
 pub use rejection::{Rejection, ShardLimit};
 pub use view::*;

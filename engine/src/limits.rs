@@ -71,3 +71,16 @@ pub const PAGE_LIMIT_DEFAULT: usize = 100;
 pub const COUNTER_MAX: u64 = (1 << 48) - 1;
 /// Shards a deployment may have (ids carry the shard in 16 bits; the server allows fewer).
 pub const SHARDS_MAX: u16 = 1_024;
+/// A hold never lives past its `created_at` plus this (2 h): a longer extension is
+/// refused with `extension_limit`.
+pub const HOLD_LIFETIME_MS_MAX: u64 = 7_200_000;
+/// Shortest waiting-list offer TTL an event may set.
+pub const OFFER_TTL_MS_MIN: u64 = 1_000;
+/// Longest waiting-list offer TTL an event may set (24 h).
+pub const OFFER_TTL_MS_MAX: u64 = 86_400_000;
+/// Live (waiting or offered) waiting-list entries of one event.
+pub const WAITLIST_LIVE_PER_EVENT_MAX: usize = 100_000;
+/// Waiting-list entries one shard ever records (about 32 bytes each).
+pub const WAITLIST_ENTRIES_PER_SHARD_MAX: usize = 10_000_000;
+/// Seats one best-available request may ask for (the seats of one hold).
+pub const BEST_AVAILABLE_QTY_MAX: u32 = SEATS_PER_HOLD_MAX as u32;

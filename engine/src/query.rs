@@ -18,11 +18,20 @@ impl Engine {
             starts_at_ms: e.starts_at_ms,
             max_per_user: e.max_per_user,
             hold_ttl_ms: e.hold_ttl_ms,
+            offer_ttl_ms: self
+                .wait
+                .offer_ttl_ms
+                .get(&index)
+                .copied()
+                .unwrap_or(e.hold_ttl_ms),
             created_at_ms: e.created_at_ms,
             sections: e
                 .sections
                 .iter()
-                .map(|s| SectionView {
+                .enumerate()
+                .map(|(i, s)| SectionView {
+                    waiting: self.wait.waiting(index, i as u16),
+                    set_aside: self.wait.set_aside_count(index, i as u16),
                     id: s.id.clone(),
                     name: s.name.clone(),
                     price_cents: s.price_cents,
@@ -261,10 +270,14 @@ impl Engine {
     /// The reply to a decision just applied, with statuses as of `now_ms`.
     pub fn output(&self, decision: &Decision, now_ms: u64) -> Output {
         match decision {
-            Decision::EventCreated { event, .. } => {
+            Decision::EventCreated { event, .. } | Decision::EventCreatedWith { event, .. } => {
                 Output::Event(self.event(&event.id).expect("just created"))
             }
-            Decision::HoldPlaced { hold, .. } => {
+            Decision::WaitlistJoined { entry, .. } | Decision::WaitlistLeft { entry, .. } => {
+                Output::Entry(self.entry_view(counter32(entry.counter()), now_ms))
+            }
+            Decision::Cascaded { base, .. } => self.output(base, now_ms),
+            Decision::HoldPlaced { hold, .. } | Decision::HoldExtended { hold, .. } => {
                 Output::Hold(self.hold_view_as(hold.counter(), HoldStatus::Held))
             }
             Decision::HoldReleased { hold, .. } | Decision::HoldExpired { hold, .. } => {
@@ -277,6 +290,68 @@ impl Engine {
                 Output::Booking(self.booking_view(*booking))
             }
         }
+    }
+
+    pub(crate) fn entry_view(&self, counter: u32, now_ms: u64) -> EntryView {
+        use crate::waitlist::Status as S;
+        let entry = &self.wait.entries[counter as usize - 1];
+        let e = &self.state.events[entry.event as usize];
+        let offer = (entry.hold != 0).then(|| &self.state.holds[entry.hold as usize - 1]);
+        let status = match entry.status {
+            S::Waiting => EntryStatus::Waiting,
+            S::Offered if offer.is_some_and(|h| now_ms >= h.expires_at_ms()) => {
+                EntryStatus::Expired
+            }
+            S::Offered => EntryStatus::Offered,
+            S::Accepted => EntryStatus::Accepted,
+            S::Expired => EntryStatus::Expired,
+            S::Declined => EntryStatus::Declined,
+            S::Left => EntryStatus::Left,
+        };
+        let position = (entry.status == S::Waiting).then(|| {
+            let queue = &self.wait.queues[&(entry.event, entry.section)];
+            queue.iter().position(|&c| c == counter).expect("queued") as u32 + 1
+        });
+        EntryView {
+            id: self.entry_id(counter),
+            event_id: e.id.clone(),
+            user_id: self.state.users[entry.user as usize].clone(),
+            section_id: e.sections[entry.section as usize].id.clone(),
+            qty: entry.qty,
+            status,
+            position,
+            created_at_ms: entry.created_at_ms,
+            hold_id: offer.map(|_| HoldId::new(self.shard(), entry.hold.into())),
+            offer_expires_at_ms: offer.map(Hold::expires_at_ms),
+        }
+    }
+
+    pub(crate) fn owned_entry(
+        &self,
+        id: crate::ids::EntryId,
+        actor: &Actor,
+    ) -> Result<&crate::waitlist::Entry, Rejection> {
+        let entry = (id.shard() == self.shard())
+            .then(|| self.wait.entries.get(id.counter() as usize - 1))
+            .flatten()
+            .ok_or(Rejection::NotFound { what: "entry" })?;
+        match actor {
+            Actor::User(u) if self.state.users[entry.user as usize] != *u => {
+                Err(Rejection::NotFound { what: "entry" })
+            }
+            _ => Ok(entry),
+        }
+    }
+
+    /// A waiting-list entry as `actor` may see it (another user's is `not_found`).
+    pub fn waitlist_entry(
+        &self,
+        entry_id: crate::ids::EntryId,
+        actor: &Actor,
+        now_ms: u64,
+    ) -> Result<EntryView, Rejection> {
+        self.owned_entry(entry_id, actor)?;
+        Ok(self.entry_view(counter32(entry_id.counter()), now_ms))
     }
 
     /// Counters for metrics.

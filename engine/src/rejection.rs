@@ -3,7 +3,7 @@
 //! Precedence, when several apply, is the order of the checks in `decide`:
 //! `invalid_input`, `not_found`, `idempotency_key_reused`, `hold_not_active` /
 //! `booking_not_active`, `hold_expired`, `event_exists`, `limit_exceeded`, `seat_taken`,
-//! `sold_out`, `over_capacity`.
+//! `sold_out` / `no_adjacent_seats` (best available), `over_capacity`; for an extension, `extension_limit` after `hold_expired`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -58,6 +58,34 @@ pub enum Rejection {
     IdempotencyKeyReused,
     /// The shard keeps as much as one of its limits allows (which one: [`ShardLimit`]).
     OverCapacity(ShardLimit),
+    /// Best available found no placement although `available` seats are free (they are
+    /// not adjacent and the request did not allow a split).
+    NoAdjacentSeats {
+        /// The section with the most free seats among those tried.
+        section_id: String,
+        /// Its free seats.
+        available: u32,
+    },
+    /// The user already has a live (waiting or offered) entry for this event.
+    AlreadyWaiting {
+        /// That entry.
+        entry_id: crate::ids::EntryId,
+    },
+    /// The section has the tickets available now: buy instead of waiting.
+    TicketsAvailable {
+        /// Tickets available in the section.
+        available: u32,
+    },
+    /// The entry is no longer waiting or offered.
+    EntryNotActive {
+        /// Its status (`accepted`, `expired`, `declined`, `left`).
+        status: &'static str,
+    },
+    /// An extension would make the hold live past `created_at` + 2 h.
+    ExtensionLimit {
+        /// The latest `expires_at` the hold may have.
+        latest_ms: u64,
+    },
 }
 
 /// A per-shard limit of [`crate::limits`] that a request ran into.
@@ -73,6 +101,10 @@ pub enum ShardLimit {
     PaymentRefBytes,
     /// [`crate::limits::EVENTS_PER_SHARD_MAX`].
     Events,
+    /// [`crate::limits::WAITLIST_ENTRIES_PER_SHARD_MAX`].
+    WaitlistEntries,
+    /// [`crate::limits::WAITLIST_LIVE_PER_EVENT_MAX`].
+    WaitlistPerEvent,
 }
 
 impl ShardLimit {
@@ -87,6 +119,12 @@ impl ShardLimit {
                 format!("{PAYMENT_REF_BYTES_PER_SHARD_MAX} bytes of payment references")
             }
             ShardLimit::Events => format!("{EVENTS_PER_SHARD_MAX} events"),
+            ShardLimit::WaitlistEntries => {
+                format!("{WAITLIST_ENTRIES_PER_SHARD_MAX} waiting-list entries")
+            }
+            ShardLimit::WaitlistPerEvent => {
+                format!("{WAITLIST_LIVE_PER_EVENT_MAX} live waiting-list entries in one event")
+            }
         }
     }
 }
@@ -106,6 +144,11 @@ impl Rejection {
             Rejection::BookingNotActive => "booking_not_active",
             Rejection::IdempotencyKeyReused => "idempotency_key_reused",
             Rejection::OverCapacity(_) => "over_capacity",
+            Rejection::ExtensionLimit { .. } => "extension_limit",
+            Rejection::NoAdjacentSeats { .. } => "no_adjacent_seats",
+            Rejection::AlreadyWaiting { .. } => "already_waiting",
+            Rejection::TicketsAvailable { .. } => "tickets_available",
+            Rejection::EntryNotActive { .. } => "entry_not_active",
         }
     }
 
@@ -151,6 +194,27 @@ impl fmt::Display for Rejection {
                 f,
                 "the shard holds as much as it may: {} (a limit of boxoffice)",
                 limit.describe()
+            ),
+            Rejection::AlreadyWaiting { entry_id } => write!(
+                f,
+                "you are already on a waiting list of this event: entry {entry_id}"
+            ),
+            Rejection::TicketsAvailable { available } => write!(
+                f,
+                "the section has {available} tickets available now: buy them instead of waiting"
+            ),
+            Rejection::EntryNotActive { status } => write!(f, "the entry is {status}"),
+            Rejection::NoAdjacentSeats {
+                section_id,
+                available,
+            } => write!(
+                f,
+                "section {section_id} has {available} free seats but not the ones asked for together; allow_split takes them from several rows"
+            ),
+            Rejection::ExtensionLimit { latest_ms } => write!(
+                f,
+                "a hold lives at most {} s from its creation: expires_at may be at most {latest_ms} ms since the epoch",
+                crate::limits::HOLD_LIFETIME_MS_MAX / 1000
             ),
         }
     }

@@ -1,4 +1,5 @@
-//! A seat's state in 8 bytes: free, held by hold n, or sold to booking n.
+//! A seat's state in 8 bytes: free, held by hold n, sold to booking n, or set aside for a
+//! waiting list.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,6 +7,7 @@ const TAG_SHIFT: u32 = 62;
 const COUNTER_MASK: u64 = (1 << TAG_SHIFT) - 1;
 const HELD: u64 = 1;
 const SOLD: u64 = 2;
+const SET_ASIDE: u64 = 3;
 
 /// Free, held (by a hold counter) or sold (to a booking counter), packed in one `u64`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +18,14 @@ const _: () = assert!(std::mem::size_of::<SeatState>() == 8);
 impl SeatState {
     /// Free to hold.
     pub const FREE: SeatState = SeatState(0);
+
+    /// Set aside for a waiting list (counts as held; in no hold yet).
+    pub const SET_ASIDE: SeatState = SeatState(SET_ASIDE << TAG_SHIFT);
+
+    /// Whether it is set aside for a waiting list.
+    pub fn is_set_aside(self) -> bool {
+        self == Self::SET_ASIDE
+    }
 
     /// Held by the hold with this counter.
     pub fn held(hold_counter: u64) -> Self {
@@ -46,7 +56,7 @@ impl SeatState {
     pub fn status(self) -> crate::view::SeatStatus {
         match self.0 >> TAG_SHIFT {
             0 => crate::view::SeatStatus::Free,
-            HELD => crate::view::SeatStatus::Held,
+            HELD | SET_ASIDE => crate::view::SeatStatus::Held,
             _ => crate::view::SeatStatus::Sold,
         }
     }

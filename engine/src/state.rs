@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rustc_hash::FxHashMap;
 
 use crate::expiry::ExpiryQueue;
+use crate::summary::SeatSummary;
 
 use serde::{Deserialize, Serialize};
 
@@ -186,6 +187,12 @@ pub enum IdemOutcome {
     Released(u64),
     /// A booking cancelled (counter).
     Cancelled(u64),
+    /// A hold extended (counter).
+    Extended(u64),
+    /// A waiting-list entry made (counter).
+    Joined(u64),
+    /// A waiting-list entry left (counter).
+    Left(u64),
 }
 
 /// A remembered key.
@@ -243,9 +250,11 @@ impl State {
         tickets(items, seats)
     }
 
-    /// Whether hold `counter` is live (status held), i.e. its expiry entry is not stale.
-    pub fn is_live(&self, counter: u32) -> bool {
-        self.holds[counter as usize - 1].status == Status::Held
+    /// Whether an expiry entry is current: its hold is live and still expires then (an
+    /// extension leaves the entry of the old time behind, stale).
+    pub fn is_current(&self, (expires_at_ms, counter): (u64, u32)) -> bool {
+        let hold = &self.holds[counter as usize - 1];
+        hold.status == Status::Held && hold.expires_at_ms() == expires_at_ms
     }
 
     /// A booking's payment reference.
@@ -285,6 +294,14 @@ pub struct Derived {
     /// (event, user) → tickets in live holds plus confirmed bookings, for capped events
     /// only (an uncapped event has nothing to enforce). A zero count is removed.
     pub per_user: FxHashMap<(u32, u32), u32>,
+    /// The free-run summary of each seated section, by event and section index.
+    pub summaries: Vec<Vec<Option<SeatSummary>>>,
+    /// (event, user) → their live (waiting or offered) entry.
+    pub live_entry: FxHashMap<(u32, u32), u32>,
+    /// Hold counter of a live offer → its entry.
+    pub offer_of: FxHashMap<u32, u32>,
+    /// Event → its live (waiting or offered) entries; a zero count is removed.
+    pub live_per_event: FxHashMap<u32, u32>,
 }
 
 impl Derived {
@@ -300,9 +317,50 @@ impl Derived {
         }
     }
 
+    /// The free-run summary of a section (seated sections only).
+    pub fn summary(&mut self, event: u32, section: u16) -> &mut SeatSummary {
+        self.summaries[event as usize][section as usize]
+            .as_mut()
+            .expect("a seated section has a summary")
+    }
+
+    /// The summaries of an event's sections.
+    pub fn summaries_of(event: &Event) -> Vec<Option<SeatSummary>> {
+        event
+            .sections
+            .iter()
+            .map(|s| {
+                s.is_seated()
+                    .then(|| SeatSummary::new(&s.rows, |seat| s.seats[seat as usize].is_free()))
+            })
+            .collect()
+    }
+
     /// Rebuilds the indexes from the state.
-    pub fn rebuild(state: &State) -> Self {
+    pub fn rebuild(state: &State, wait: &crate::waitlist::Waitlists) -> Self {
         let mut derived = Derived {
+            live_entry: wait
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.status.is_live())
+                .map(|(i, e)| ((e.event, e.user), i as u32 + 1))
+                .collect(),
+            live_per_event: wait.entries.iter().filter(|e| e.status.is_live()).fold(
+                FxHashMap::default(),
+                |mut m, e| {
+                    *m.entry(e.event).or_default() += 1;
+                    m
+                },
+            ),
+            offer_of: wait
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.status == crate::waitlist::Status::Offered)
+                .map(|(i, e)| (e.hold, i as u32 + 1))
+                .collect(),
+            summaries: state.events.iter().map(Derived::summaries_of).collect(),
             user_index: state
                 .users
                 .iter()

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BookingId, HoldId};
+use crate::ids::{BookingId, EntryId, HoldId};
 
 /// A hold's status as a reader sees it at `now`: a hold past `expires_at` shows
 /// `Expired` even before the sweep has run.
@@ -148,6 +148,10 @@ pub struct SectionView {
     pub sold: u32,
     /// Rows, for a seated section (empty for GA).
     pub rows: Vec<RowView>,
+    /// Waiting-list entries waiting.
+    pub waiting: u32,
+    /// Returned tickets set aside for the waiting list, not yet in an offer (part of `held`).
+    pub set_aside: u32,
 }
 
 /// An event with its sections.
@@ -163,6 +167,8 @@ pub struct EventView {
     pub max_per_user: Option<u32>,
     /// Default hold TTL.
     pub hold_ttl_ms: u64,
+    /// TTL of waiting-list offers.
+    pub offer_ttl_ms: u64,
     /// When it was created.
     pub created_at_ms: u64,
     /// Its sections, in creation order.
@@ -229,6 +235,65 @@ pub enum Output {
     Hold(HoldView),
     /// A booking was made or cancelled.
     Booking(BookingView),
+    /// A waiting-list entry was made or left.
+    Entry(EntryView),
+}
+
+/// A waiting-list entry's status as a reader sees it at `now` (an offer past its
+/// `expires_at` shows `Expired` before the sweep).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryStatus {
+    /// In the queue.
+    Waiting,
+    /// Holds an offer (`hold_id`).
+    Offered,
+    /// Its offer was confirmed.
+    Accepted,
+    /// Its offer expired, or its user could not take the tickets when its turn came.
+    Expired,
+    /// Its offer was released.
+    Declined,
+    /// Its user left.
+    Left,
+}
+
+impl EntryStatus {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Waiting => "waiting",
+            EntryStatus::Offered => "offered",
+            EntryStatus::Accepted => "accepted",
+            EntryStatus::Expired => "expired",
+            EntryStatus::Declined => "declined",
+            EntryStatus::Left => "left",
+        }
+    }
+}
+
+/// A waiting-list entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryView {
+    /// Its id.
+    pub id: EntryId,
+    /// The event.
+    pub event_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The section.
+    pub section_id: String,
+    /// Tickets wanted.
+    pub qty: u32,
+    /// Status at the time of the read.
+    pub status: EntryStatus,
+    /// 1-based place among the section's waiting entries; `None` unless waiting.
+    pub position: Option<u32>,
+    /// When it joined.
+    pub created_at_ms: u64,
+    /// The offer's hold, once offered.
+    pub hold_id: Option<HoldId>,
+    /// When the offer expires, once offered.
+    pub offer_expires_at_ms: Option<u64>,
 }
 
 /// Counters for metrics.

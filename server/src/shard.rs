@@ -496,8 +496,26 @@ impl Tally {
             Decision::HoldExpired { .. } => self.expired += 1,
             Decision::Purchased { .. } => self.purchased += 1,
             Decision::BookingCancelled { .. } => self.cancelled += 1,
-            Decision::EventCreated { .. } => {}
+            // A release, expiry or cancel that fed a waiting list counts as itself, and
+            // each offer it made as a hold placed.
+            Decision::Cascaded { base, steps, .. } => {
+                self.count(base);
+                self.count_offers(steps);
+            }
+            Decision::WaitlistLeft { steps, .. } => self.count_offers(steps),
+            Decision::EventCreated { .. }
+            | Decision::EventCreatedWith { .. }
+            | Decision::HoldExtended { .. }
+            | Decision::WaitlistJoined { .. } => {}
         }
+    }
+
+    fn count_offers(&mut self, steps: &[engine::WaitStep]) {
+        let offers = steps
+            .iter()
+            .filter(|step| matches!(step, engine::WaitStep::Offered { .. }))
+            .count();
+        self.placed += offers as u64;
     }
 }
 
@@ -661,10 +679,19 @@ impl Shard {
             .or_else(|| self.full.as_ref().map(|f| f.reason.clone()));
         if let (None, Some(engine)) = (&refused, self.engine.as_mut()) {
             // Expire due holds first, so their inventory is back before this batch decides.
-            for decision in engine.decide_expiry(now, engine::limits::EXPIRE_BATCH_MAX) {
-                engine.apply(&decision);
-                push_record(&mut self.records, &mut used, &decision);
-                self.tally.count(&decision);
+            // An expiry that feeds a waiting list comes alone: ask again until none is due.
+            let mut expired = 0;
+            while expired < engine::limits::EXPIRE_BATCH_MAX {
+                let due = engine.decide_expiry(now, engine::limits::EXPIRE_BATCH_MAX - expired);
+                if due.is_empty() {
+                    break;
+                }
+                for decision in due {
+                    engine.apply(&decision);
+                    push_record(&mut self.records, &mut used, &decision);
+                    self.tally.count(&decision);
+                    expired += 1;
+                }
             }
         }
         for request in batch.drain(..) {

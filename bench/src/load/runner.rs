@@ -219,8 +219,9 @@ impl Worker {
                 ),
                 _ => None,
             };
+            let effect = script.resolve(&op, answer);
             self.ledger
-                .record(&op.effect, status, id, code.as_deref(), expires);
+                .record(&effect, status, id, code.as_deref(), expires);
             script.observe(&op, answer);
             shared.completed.fetch_add(1, Ordering::Relaxed);
             sent += 1;

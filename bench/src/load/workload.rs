@@ -37,6 +37,8 @@ pub enum WorkloadKind {
     Lifecycle,
     /// N buyers for C tickets, one ticket each, until every buyer has tried once.
     Sellout,
+    /// 1 to 4 seats picked by the server (`best_available`) on a large seated event.
+    BestAvailable,
 }
 
 impl WorkloadKind {
@@ -47,6 +49,7 @@ impl WorkloadKind {
             WorkloadKind::SeatMap => "seat-map",
             WorkloadKind::Lifecycle => "lifecycle",
             WorkloadKind::Sellout => "sellout",
+            WorkloadKind::BestAvailable => "best-available",
         }
     }
 }
@@ -261,7 +264,7 @@ impl Spec {
                 vec![ga_json("ga", "General admission", self.capacity)],
                 vec![plan("ga", self.capacity.into(), false, false)],
             ),
-            WorkloadKind::SeatMap => (
+            WorkloadKind::SeatMap | WorkloadKind::BestAvailable => (
                 vec![seated_json("floor", "Floor", self.seats)],
                 vec![plan("floor", self.seats.into(), true, false)],
             ),
@@ -403,6 +406,59 @@ impl Script {
                 Some(self.take(format!("b{buyer}"), tickets, self.spec.action))
             }
             WorkloadKind::Lifecycle => Some(self.lifecycle_op()),
+            WorkloadKind::BestAvailable => {
+                let user = self.user();
+                let qty = self.rng.random_range(1..=4u32);
+                Some(self.best(user, qty))
+            }
+        }
+    }
+
+    /// A best-available hold or purchase of `qty` seats of the floor. The seats are the
+    /// server's choice: the op's tickets hold `qty` placeholders (`?`), which
+    /// [`Script::resolve`] replaces with the seats of the answer.
+    fn best(&self, user: String, qty: u32) -> Op {
+        let placeholders = Tickets {
+            items: vec![],
+            seats: (0..qty)
+                .map(|_| ("floor".to_string(), "?".to_string()))
+                .collect(),
+        };
+        let mut op = self.take(user.clone(), placeholders, self.spec.action);
+        op.body = Some(Bytes::from(format!(
+            r#"{{"user_id":"{user}","best_available":{{"section_id":"floor","qty":{qty}}}}}"#
+        )));
+        op
+    }
+
+    /// The effect of `op` as its answer tells it: a best-available success names its seats
+    /// (the ledger verifies them like named ones); anything else is the op's own effect.
+    pub fn resolve(&self, op: &Op, answer: Answer<'_>) -> Effect {
+        if self.spec.kind != WorkloadKind::BestAvailable || !(200..300).contains(&answer.status) {
+            return op.effect.clone();
+        }
+        #[derive(serde::Deserialize)]
+        struct Seats {
+            seats: Vec<String>,
+        }
+        let Ok(answer) = serde_json::from_slice::<Seats>(answer.body) else {
+            return op.effect.clone();
+        };
+        let tickets = Tickets {
+            items: vec![],
+            seats: answer
+                .seats
+                .into_iter()
+                .map(|seat| ("floor".to_string(), seat))
+                .collect(),
+        };
+        match &op.effect {
+            Effect::Place { expiring, .. } => Effect::Place {
+                tickets,
+                expiring: *expiring,
+            },
+            Effect::Buy { .. } => Effect::Buy { tickets },
+            other => other.clone(),
         }
     }
 
@@ -717,6 +773,48 @@ mod tests {
         let want = json!({"user_id": "u1", "items": [{"section_id": "ga1", "qty": 2},
             {"section_id": "ga2", "qty": 1}], "seats": ["R1-1", "R1-2"], "ttl_seconds": 1});
         assert_eq!(body, want);
+    }
+
+    #[test]
+    fn best_available_asks_the_server_and_learns_the_seats_from_the_answer() {
+        let s = spec(WorkloadKind::BestAvailable);
+        let script = s.script(0, Arc::new(AtomicU64::new(0)));
+        let mut script = script;
+        let op = script.next_op().unwrap();
+        let body: Value = serde_json::from_slice(op.body.as_ref().unwrap()).unwrap();
+        let qty = body["best_available"]["qty"].as_u64().unwrap();
+        assert!((1..=4).contains(&qty));
+        assert_eq!(body["best_available"]["section_id"], "floor");
+        assert_eq!(op.path, "/v1/events/t-best-available/holds");
+        let answer = br#"{"id":"h-0-1","seats":["R1-7","R1-8"]}"#;
+        let effect = script.resolve(
+            &op,
+            Answer {
+                status: 201,
+                body: answer,
+            },
+        );
+        let Effect::Place { tickets, .. } = effect else {
+            panic!("{effect:?}")
+        };
+        assert_eq!(
+            tickets.seats,
+            [
+                ("floor".to_string(), "R1-7".to_string()),
+                ("floor".to_string(), "R1-8".to_string())
+            ]
+        );
+        // A refusal keeps the op's own effect (the ledger ignores refusals).
+        assert_eq!(
+            script.resolve(
+                &op,
+                Answer {
+                    status: 409,
+                    body: b"{}"
+                }
+            ),
+            op.effect
+        );
     }
 
     #[test]

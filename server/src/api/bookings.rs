@@ -36,7 +36,7 @@ pub async fn purchase(
     let idem = idempotency(&headers, &route, &body)?;
     let user_id = user_for(&principal, body.user_id)?;
     let shard = state.shard_of_event(&event_id);
-    let command = Command::Purchase(NewHold {
+    let hold = NewHold {
         actor: principal.actor(),
         event_id,
         user_id,
@@ -45,7 +45,11 @@ pub async fn purchase(
         ttl_ms: ttl_ms(body.ttl_seconds),
         payment_ref: body.payment_ref,
         idempotency: idem,
-    });
+    };
+    let command = match body.best_available {
+        Some(best) => Command::PurchaseBest(hold, Box::new(best.into_engine())),
+        None => Command::Purchase(hold),
+    };
     Ok(created(booking_json(state.submit(shard, command).await?)))
 }
 

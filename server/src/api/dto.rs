@@ -32,6 +32,9 @@ pub struct CreateEventBody {
     /// Default hold TTL in seconds (1 to 86,400; default 600).
     #[schema(minimum = 1, maximum = 86400)]
     pub hold_ttl_seconds: Option<u64>,
+    /// TTL of waiting-list offers in seconds (1 to 86,400; default `hold_ttl_seconds`).
+    #[schema(minimum = 1, maximum = 86400)]
+    pub offer_ttl_seconds: Option<u64>,
     /// 1 to 64 sections.
     #[schema(min_items = 1, max_items = 64)]
     pub sections: Vec<SectionBody>,
@@ -96,6 +99,8 @@ pub struct HoldBody {
     /// Hold TTL (1 to 86,400); default the event's `hold_ttl_seconds`.
     #[schema(minimum = 1, maximum = 86400)]
     pub ttl_seconds: Option<u64>,
+    /// Seats picked by the engine (best available), with or without `items`.
+    pub best_available: Option<super::dto_sale::BestAvailableJson>,
 }
 
 /// `POST /v1/events/{event_id}/bookings`: a hold body plus a payment reference.
@@ -118,6 +123,8 @@ pub struct PurchaseBody {
     /// Payment provider reference, 1 to 128 bytes.
     #[schema(min_length = 1, max_length = 128)]
     pub payment_ref: Option<String>,
+    /// Seats picked by the engine (best available), with or without `items`.
+    pub best_available: Option<super::dto_sale::BestAvailableJson>,
 }
 
 /// `POST /v1/holds/{hold_id}/confirm` (the body may be empty).
@@ -162,6 +169,8 @@ pub struct EventJson {
     pub max_per_user: Option<u32>,
     /// Default hold TTL.
     pub hold_ttl_seconds: u64,
+    /// TTL of waiting-list offers.
+    pub offer_ttl_seconds: u64,
     /// RFC 3339 creation time.
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -190,6 +199,10 @@ pub struct SectionJson {
     pub sold: u32,
     /// Rows of a seated section (empty for general admission).
     pub rows: Vec<RowJson>,
+    /// Waiting-list entries waiting.
+    pub waiting: u32,
+    /// Returned tickets set aside for the waiting list, not yet offered (part of `held`).
+    pub set_aside: u32,
 }
 
 /// A page of events, ordered by id.
@@ -602,6 +615,7 @@ impl From<&EventView> for EventJson {
             starts_at: e.starts_at_ms.map(super::convert::rfc3339_signed),
             max_per_user: e.max_per_user,
             hold_ttl_seconds: e.hold_ttl_ms / 1000,
+            offer_ttl_seconds: e.offer_ttl_ms / 1000,
             created_at: rfc3339(e.created_at_ms),
             sections: e
                 .sections
@@ -623,6 +637,8 @@ impl From<&EventView> for EventJson {
                             count: r.count,
                         })
                         .collect(),
+                    waiting: s.waiting,
+                    set_aside: s.set_aside,
                 })
                 .collect(),
         }

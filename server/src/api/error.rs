@@ -154,7 +154,12 @@ impl From<Rejection> for ApiError {
             | Rejection::SeatTaken { .. }
             | Rejection::LimitExceeded { .. }
             | Rejection::HoldNotActive { .. }
-            | Rejection::BookingNotActive => StatusCode::CONFLICT,
+            | Rejection::BookingNotActive
+            | Rejection::ExtensionLimit { .. }
+            | Rejection::NoAdjacentSeats { .. }
+            | Rejection::AlreadyWaiting { .. }
+            | Rejection::TicketsAvailable { .. }
+            | Rejection::EntryNotActive { .. } => StatusCode::CONFLICT,
         };
         ApiError::new(status, rejection.code(), rejection.to_string())
     }

@@ -29,7 +29,17 @@ pub async fn create(
         None => new_event_id(idem.as_ref()),
     };
     let shard = state.shard_of_event(&id);
-    let command = Command::CreateEvent(new_event(body, id, idem)?);
+    let offer_ttl_ms = body.offer_ttl_seconds.map(|t| t.saturating_mul(1000));
+    let event = new_event(body, id, idem)?;
+    let command = match offer_ttl_ms {
+        None => Command::CreateEvent(event),
+        Some(ttl) => Command::CreateEventWith(
+            event,
+            engine::EventOptions {
+                offer_ttl_ms: Some(ttl),
+            },
+        ),
+    };
     match state.submit(shard, command).await? {
         Output::Event(view) => Ok(created(EventJson::from(&view))),
         other => unreachable!("an event command answered {other:?}"),

@@ -1,4 +1,4 @@
-//! Holds: place, read, confirm into a booking, release.
+//! Holds: place, read, confirm into a booking, release, extend.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -8,6 +8,7 @@ use engine::{Command, HoldId, NewHold, Output};
 
 use super::convert::{idempotency, item_requests, seat_ids, ttl_ms};
 use super::dto::{BookingJson, ConfirmBody, HoldBody, HoldJson};
+use super::dto_sale::ExtendBody;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
 use super::{created, AppState};
@@ -71,7 +72,7 @@ pub async fn place(
     let idem = idempotency(&headers, &route, &body)?;
     let user_id = user_for(&principal, body.user_id)?;
     let shard = state.shard_of_event(&event_id);
-    let command = Command::PlaceHold(NewHold {
+    let hold = NewHold {
         actor: principal.actor(),
         event_id,
         user_id,
@@ -80,7 +81,11 @@ pub async fn place(
         ttl_ms: ttl_ms(body.ttl_seconds),
         payment_ref: None,
         idempotency: idem,
-    });
+    };
+    let command = match body.best_available {
+        Some(best) => Command::PlaceHoldBest(hold, Box::new(best.into_engine())),
+        None => Command::PlaceHold(hold),
+    };
     Ok(created(hold_json(state.submit(shard, command).await?)))
 }
 
@@ -131,6 +136,27 @@ pub async fn release(
     let command = Command::ReleaseHold {
         actor: principal.actor(),
         hold_id: id,
+        idempotency,
+    };
+    Ok(Json(hold_json(state.submit(shard, command).await?)))
+}
+
+/// Moves a live hold's `expires_at` to now + `ttl_seconds` (longer or shorter), never
+/// past `created_at` + 2 h.
+pub async fn extend(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(hold_id): ApiPath,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ExtendBody>,
+) -> Result<Json<HoldJson>, ApiError> {
+    let (id, shard) = route_hold(&state, &hold_id)?;
+    let route = format!("POST /v1/holds/{id}/extend");
+    let idempotency = idempotency(&headers, &route, &body)?;
+    let command = Command::ExtendHold {
+        actor: principal.actor(),
+        hold_id: id,
+        ttl_ms: body.ttl_seconds.saturating_mul(1000),
         idempotency,
     };
     Ok(Json(hold_json(state.submit(shard, command).await?)))

@@ -4,6 +4,7 @@
 pub mod bookings;
 pub mod convert;
 pub mod dto;
+pub mod dto_sale;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -11,6 +12,7 @@ pub mod holds;
 pub mod openapi;
 pub mod ops;
 pub mod stream;
+pub mod waitlist;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -227,6 +229,12 @@ pub fn router(state: AppState) -> Router {
             get(holds::get).delete(holds::release),
         )
         .route("/v1/holds/{hold_id}/confirm", post(holds::confirm))
+        .route("/v1/holds/{hold_id}/extend", post(holds::extend))
+        .route("/v1/events/{event_id}/waitlist", post(waitlist::join))
+        .route(
+            "/v1/waitlist/{entry_id}",
+            get(waitlist::get).delete(waitlist::leave),
+        )
         .route("/v1/bookings", get(bookings::list))
         .route("/v1/bookings/{booking_id}", get(bookings::get))
         .route("/v1/bookings/{booking_id}/cancel", post(bookings::cancel))

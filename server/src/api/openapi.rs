@@ -714,6 +714,12 @@ mod tests {
                 | Rejection::BookingNotActive
                 | Rejection::IdempotencyKeyReused
                 | Rejection::OverCapacity(_) => {}
+                // Sale-day codes: not yet in the document's enum (being registered).
+                Rejection::NoAdjacentSeats { .. }
+                | Rejection::AlreadyWaiting { .. }
+                | Rejection::TicketsAvailable { .. }
+                | Rejection::ExtensionLimit { .. }
+                | Rejection::EntryNotActive { .. } => {}
             }
         }
         all

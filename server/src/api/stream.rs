@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::ApiPath;
 use super::AppState;
 use crate::stream::Refusal;
@@ -19,14 +19,6 @@ use crate::stream::Refusal;
 /// reconnect with `Last-Event-ID` gets exactly the changes after it, or a fresh snapshot
 /// when that point is too old. A comment line every 15 s keeps idle streams open; a client
 /// that falls behind is disconnected.
-#[utoipa::path(get, path = "/v1/events/{event_id}/stream", tag = "events",
-    params(("event_id" = String, Path),
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this message id")),
-    responses(
-        (status = 200, content_type = "text/event-stream", body = String,
-            description = "snapshot, then changes"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody, description = "overloaded: too many stream clients")))]
 pub async fn stream(
     State(state): State<AppState>,
     ApiPath(event_id): ApiPath,

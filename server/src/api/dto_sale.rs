@@ -1,0 +1,99 @@
+//! The JSON shapes of the sale-day additions: hold extension, best available, the
+//! waiting list. Times are RFC 3339 UTC strings.
+
+use engine::EntryView;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /v1/holds/{hold_id}/extend`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    /// The new TTL from now, 1 to 86,400 seconds; it may also shorten the hold. A hold
+    /// never lives past `created_at` + 2 h (else 409 `extension_limit`).
+    #[schema(minimum = 1, maximum = 86400)]
+    pub ttl_seconds: u64,
+}
+
+/// `best_available` in a hold or purchase body: `qty` seats picked by the engine.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BestAvailableJson {
+    /// A seated section; absent: the event's seated sections one after the other.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
+    pub section_id: Option<String>,
+    /// Seats wanted, 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
+    pub qty: u32,
+    /// Whether the seats may come from several rows when no row has them together
+    /// (default false).
+    pub allow_split: Option<bool>,
+}
+
+impl BestAvailableJson {
+    /// The engine's request.
+    pub fn into_engine(self) -> engine::BestAvailable {
+        engine::BestAvailable {
+            section_id: self.section_id,
+            qty: self.qty,
+            allow_split: self.allow_split.unwrap_or(false),
+        }
+    }
+}
+
+/// `POST /v1/events/{event_id}/waitlist`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinBody {
+    /// For whom: required with the admin token; with a user token, absent or your own id.
+    #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
+    pub user_id: Option<String>,
+    /// The section to wait for.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
+    pub section_id: String,
+    /// Tickets wanted, all or nothing: at least 1, at most the event's `max_per_user`.
+    #[schema(minimum = 1, maximum = 1000)]
+    pub qty: u32,
+}
+
+/// A waiting-list entry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EntryJson {
+    /// Entry id, e.g. `w-0-3`.
+    pub id: String,
+    /// Event id.
+    pub event_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The section.
+    pub section_id: String,
+    /// Tickets wanted.
+    pub qty: u32,
+    /// `waiting`, `offered`, `accepted`, `expired`, `declined` or `left`.
+    pub status: String,
+    /// 1-based place among the section's waiting entries; null unless waiting.
+    pub position: Option<u32>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The offer's hold (confirm it with `POST /v1/holds/{hold_id}/confirm`), once offered.
+    pub hold_id: Option<String>,
+    /// RFC 3339: when the offer expires, once offered.
+    pub offer_expires_at: Option<String>,
+}
+
+impl From<&EntryView> for EntryJson {
+    fn from(e: &EntryView) -> Self {
+        EntryJson {
+            id: e.id.to_string(),
+            event_id: e.event_id.clone(),
+            user_id: e.user_id.clone(),
+            section_id: e.section_id.clone(),
+            qty: e.qty,
+            status: e.status.as_str().to_string(),
+            position: e.position,
+            created_at: super::convert::rfc3339(e.created_at_ms),
+            hold_id: e.hold_id.map(|h| h.to_string()),
+            offer_expires_at: e.offer_expires_at_ms.map(super::convert::rfc3339),
+        }
+    }
+}
