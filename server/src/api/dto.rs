@@ -34,6 +34,9 @@ pub struct CreateEventBody {
     pub hold_ttl_seconds: Option<u64>,
     /// TTL of waiting-list offers in seconds (1 to 86,400; default `hold_ttl_seconds`).
     #[schema(minimum = 1, maximum = 86400)]
+    // Left out when absent, so the idempotency fingerprint of a body without it is the
+    // same as before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer_ttl_seconds: Option<u64>,
     /// 1 to 64 sections.
     #[schema(min_items = 1, max_items = 64)]
@@ -100,6 +103,8 @@ pub struct HoldBody {
     #[schema(minimum = 1, maximum = 86400)]
     pub ttl_seconds: Option<u64>,
     /// Seats picked by the engine (best available), with or without `items`.
+    /// (Left out of the idempotency fingerprint's JSON when absent.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_available: Option<super::dto_sale::BestAvailableJson>,
 }
 
@@ -124,6 +129,8 @@ pub struct PurchaseBody {
     #[schema(min_length = 1, max_length = 128)]
     pub payment_ref: Option<String>,
     /// Seats picked by the engine (best available), with or without `items`.
+    /// (Left out of the idempotency fingerprint's JSON when absent.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_available: Option<super::dto_sale::BestAvailableJson>,
 }
 
