@@ -468,10 +468,12 @@ fn waiting_list_decisions_stream_as_changes_with_waiting_and_set_aside() {
     assert_eq!(snapshot.event, "snapshot");
 
     // c waits for 2 seats of the hall, d for 2 tickets of GA: only `waiting` changes.
+    let mut entries = Vec::new();
     for (user, section) in [("c", "hall"), ("d", "ga")] {
         let join = json!({"user_id": user, "section_id": section, "qty": 2});
         let entry = admin_call(port, "POST", "/v1/events/wl/waitlist", Some(&join), 201);
         assert_eq!(entry["status"], "waiting");
+        entries.push(entry["id"].as_str().unwrap().to_string());
     }
     let seats = changes_until_counts_agree(&mut sse, port, "wl", &["hall", "ga"]);
     assert!(seats.is_empty(), "a join changes no seat: {seats:?}");
@@ -513,11 +515,31 @@ fn waiting_list_decisions_stream_as_changes_with_waiting_and_set_aside() {
         "{ga}"
     );
 
-    // g waits for 2 GA tickets; b's cancel returns 1 (set aside for g, not offered, not on
-    // sale) and 2 seats (nobody waits for the hall: back on sale).
+    // c's offer is extended: nothing visible changes, so no message; the next one is g's
+    // join (g waits for 2 GA tickets), with only GA's `waiting`.
+    let offer = admin_call(
+        port,
+        "GET",
+        &format!("/v1/waitlist/{}", entries[0]),
+        None,
+        200,
+    );
+    assert_eq!(offer["status"], "offered", "{offer}");
+    let path = format!("/v1/holds/{}/extend", offer["hold_id"].as_str().unwrap());
+    admin_call(port, "POST", &path, Some(&json!({"ttl_seconds": 900})), 200);
     let join = json!({"user_id": "g", "section_id": "ga", "qty": 2});
     admin_call(port, "POST", "/v1/events/wl/waitlist", Some(&join), 201);
-    changes_until_counts_agree(&mut sse, port, "wl", &["ga"]);
+    let next = sse.next(WAIT).unwrap().expect("the stream goes on");
+    assert_eq!(next.event, "change", "{next:?}");
+    assert_eq!(
+        next.data,
+        json!({"sections": [section_now(port, "wl", "ga")], "seats": {}}),
+        "the extension sent nothing; the join changed GA's waiting only"
+    );
+    assert_eq!(next.data["sections"][0]["waiting"], 1);
+
+    // b's cancel returns 1 GA ticket (set aside for g, not offered, not on sale) and 2 seats
+    // (nobody waits for the hall: back on sale).
     admin_call(
         port,
         "POST",
