@@ -385,3 +385,34 @@ impl Engine {
         Some(e.sections[section as usize].seats[index as usize].status())
     }
 }
+
+impl Engine {
+    /// The id of the event at `index` on this shard (decisions name events by index), if
+    /// there is one.
+    pub fn event_id_at(&self, index: u32) -> Option<&str> {
+        self.state.events.get(index as usize).map(|e| e.id.as_str())
+    }
+
+    /// The index of an event on this shard (as decisions name it), if it exists.
+    pub fn event_index_of(&self, event_id: &str) -> Option<u32> {
+        self.state.event_index.get(event_id).copied()
+    }
+
+    /// The seat ids (`A-12`) of seat indexes of a section of the event at `index`, as
+    /// decisions name seats; indexes of no seat are left out.
+    pub fn seat_ids_at(&self, index: u32, section: u16, seats: &[u32]) -> Vec<String> {
+        let Some(section) = self
+            .state
+            .events
+            .get(index as usize)
+            .and_then(|e| e.sections.get(usize::from(section)))
+        else {
+            return Vec::new();
+        };
+        seats
+            .iter()
+            .filter(|&&seat| (seat as usize) < section.seats.len())
+            .map(|&seat| section.seat_label(seat))
+            .collect()
+    }
+}

@@ -30,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::body::Bytes;
-use engine::{Actor, Decision, Engine, HoldId, SectionView};
+use engine::{Actor, Decision, Engine, HoldId, SectionView, WaitStep};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -147,21 +147,14 @@ struct SnapshotJson<'a> {
     seats: &'a [SeatSectionJson],
 }
 
-/// The waiting-list counts of a section: `(waiting, set_aside)`. The one place to wire
-/// them to once sections have a waiting list.
-fn waitlist_counts(_section: &SectionView) -> (u32, u32) {
-    (0, 0)
-}
-
 fn counts(section: &SectionView) -> Counts {
-    let (waiting, set_aside) = waitlist_counts(section);
     Counts {
         id: section.id.clone(),
         available: section.available,
         held: section.held,
         sold: section.sold,
-        waiting,
-        set_aside,
+        waiting: section.waiting,
+        set_aside: section.set_aside,
     }
 }
 
@@ -178,8 +171,8 @@ enum Touch {
     Unknown,
 }
 
-/// The one place that knows which event and seats a decision touches (a new kind of
-/// decision is handled, more slowly, by the catch-all until it is added here).
+/// The one place that knows which event and seats a decision touches. Every kind of
+/// decision is named: a new one does not compile until it is added here.
 fn touched(engine: &Engine, decision: &Decision) -> Touch {
     let of_hold = |id: HoldId| match engine.hold(id, &Actor::Admin, engine.now_ms()) {
         Ok(hold) => Touch::Event {
@@ -188,9 +181,18 @@ fn touched(engine: &Engine, decision: &Decision) -> Touch {
         },
         Err(_) => Touch::Unknown,
     };
+    let of_event = |index: u32, seats: Vec<String>| match engine.event_id_at(index) {
+        Some(event_id) => Touch::Event {
+            event_id: event_id.to_string(),
+            seats,
+        },
+        None => Touch::Unknown,
+    };
     match decision {
         // Nobody watches an event before it exists.
-        Decision::EventCreated { .. } => Touch::Nothing,
+        Decision::EventCreated { .. } | Decision::EventCreatedWith { .. } => Touch::Nothing,
+        // Only `expires_at` moves: no count, no seat.
+        Decision::HoldExtended { .. } => Touch::Nothing,
         Decision::HoldPlaced { hold, .. }
         | Decision::Purchased { hold, .. }
         | Decision::HoldConfirmed { hold, .. }
@@ -205,9 +207,57 @@ fn touched(engine: &Engine, decision: &Decision) -> Touch {
                 Err(_) => Touch::Unknown,
             }
         }
-        #[allow(unreachable_patterns)]
-        _ => Touch::Unknown,
+        // The section's `waiting` changes; no seat does.
+        Decision::WaitlistJoined { event, .. } => of_event(*event, Vec::new()),
+        Decision::WaitlistLeft { entry, steps, .. } => {
+            let Ok(view) = engine.waitlist_entry(*entry, &Actor::Admin, engine.now_ms()) else {
+                return Touch::Unknown;
+            };
+            let Some(index) = engine.event_index_of(&view.event_id) else {
+                return Touch::Unknown;
+            };
+            let touch = Touch::Event {
+                event_id: view.event_id,
+                seats: Vec::new(),
+            };
+            with_steps(engine, touch, index, steps)
+        }
+        Decision::Cascaded { base, event, steps } => {
+            with_steps(engine, touched(engine, base), *event, steps)
+        }
     }
+}
+
+/// `touch` plus the seats the waiting-list steps of the event at `index` changed.
+fn with_steps(engine: &Engine, touch: Touch, index: u32, steps: &[WaitStep]) -> Touch {
+    let Touch::Event {
+        event_id,
+        mut seats,
+    } = touch
+    else {
+        return touch;
+    };
+    for step in steps {
+        match step {
+            WaitStep::SetAside {
+                section,
+                seats: set,
+                ..
+            }
+            | WaitStep::BackOnSale {
+                section,
+                seats: set,
+                ..
+            } => seats.extend(engine.seat_ids_at(index, *section, set)),
+            WaitStep::Offered { lines, .. } => {
+                for &(section, seat) in &lines.seats {
+                    seats.extend(engine.seat_ids_at(index, section, &[seat]));
+                }
+            }
+            WaitStep::PassedOver { .. } => {}
+        }
+    }
+    Touch::Event { event_id, seats }
 }
 
 /// Frames one Server-Sent Events message.

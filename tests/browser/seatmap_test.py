@@ -152,14 +152,26 @@ def run(args, browser, pages, expect):
     expect(seat(b, "A-2")).to_have_attribute("aria-label", "Row A seat 2, free")
     shot("bob-sees-A-2-free-after-expiry")
 
-    # 6. "Best N together": the button asks the server and shows its answer (a hold, or the
-    # server's refusal in words).
-    b.locator("#best-qty").fill("3")
-    expect(b.locator("#best")).to_have_text("Best 3 together")
+    # 6. "Best 2 together": the server picks two adjacent seats; Bob's page shows them as his
+    # and Alice's as held.
+    def mine(page):
+        return page.eval_on_selector_all(
+            'button.seat[data-status="mine"]', "els => els.map(e => e.dataset.seat)")
+
+    before_best = set(mine(b))
+    b.locator("#best-qty").fill("2")
+    expect(b.locator("#best")).to_have_text("Best 2 together")
     b.locator("#best").click()
-    expect(b.locator("#messages")).to_have_attribute("data-code", re.compile(r"^(?!pending$).+"))
-    expect(b.locator("#messages")).not_to_have_text("")
-    shot("bob-best-3")
+    expect(b.locator("#messages")).to_have_attribute("data-code", "held")
+    expect(b.locator('button.seat[data-status="mine"]')).to_have_count(len(before_best) + 2)
+    picked = sorted(set(mine(b)) - before_best)
+    assert len(picked) == 2, f"best 2 together gave {picked}"
+    (row1, n1), (row2, n2) = (p.rsplit("-", 1) for p in picked)
+    assert row1 == row2 and abs(int(n1) - int(n2)) == 1, f"not adjacent: {picked}"
+    for seat_id in picked:
+        expect(seat(b, seat_id)).to_have_attribute("aria-label", re.compile(r"held by you$"))
+        expect(seat(a, seat_id)).to_have_attribute("data-status", "held", timeout=1_000)
+    shot("bob-best-2-together")
 
     # 7. A general-admission quantity: Bob holds 2, Alice's counts follow.
     available = a.locator('#counts tr[data-section="ga"] td.available')

@@ -307,10 +307,14 @@ fn a_client_that_stops_reading_is_dropped_and_the_sale_goes_on() {
         last < quick_last,
         "the dropped client must have missed changes ({got} messages, last {last}, the quick one's {quick_last}, {rounds} rounds)"
     );
-    // Its place is given back.
+    // Its place is given back, and so is the quick client's (gone since its reader ended)
+    // once the server finds its socket closed: at the next messages, which these changes
+    // make.
     let deadline = Instant::now() + WAIT;
     while metric(port, "boxoffice_stream_clients") > 0.0 {
         assert!(Instant::now() < deadline, "stream clients not released");
+        let id = hold(port, "busy", "late", &[seat(19, 2)], 0);
+        release(port, &id);
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -368,4 +372,198 @@ fn after_kill_9_a_reconnecting_client_is_consistent_with_the_recovered_state() {
     read_until(&mut again, &mut model, &mut resumed, None, |m| {
         *m == expected
     });
+}
+
+/// One call as the admin that must answer `status`; returns the body.
+fn admin_call(port: u16, method: &str, path: &str, body: Option<&Value>, status: u16) -> Value {
+    let (got, answer) = request(port, method, path, Some(ADMIN), body).unwrap();
+    assert_eq!(got, status, "{method} {path}: {answer}");
+    answer
+}
+
+/// A section's counts as `GET /v1/events/{id}` answers them, in a change's shape.
+fn section_now(port: u16, event_id: &str, section_id: &str) -> Value {
+    let event = admin_call(port, "GET", &format!("/v1/events/{event_id}"), None, 200);
+    let s = event["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == section_id)
+        .unwrap_or_else(|| panic!("no section {section_id} in {event}"))
+        .clone();
+    json!({"id": s["id"], "available": s["available"], "held": s["held"], "sold": s["sold"],
+           "waiting": s["waiting"], "set_aside": s["set_aside"]})
+}
+
+/// Reads `change` messages (never a snapshot) until the last counts of each of `sections`
+/// equal `GET /v1/events/{id}`'s; returns the seats the changes named, with their last
+/// status.
+fn changes_until_counts_agree(
+    sse: &mut Sse,
+    port: u16,
+    event_id: &str,
+    sections: &[&str],
+) -> std::collections::BTreeMap<String, String> {
+    let want: Vec<Value> = sections
+        .iter()
+        .map(|s| section_now(port, event_id, s))
+        .collect();
+    let mut last: std::collections::BTreeMap<String, Value> = Default::default();
+    let mut seats = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + WAIT;
+    while want
+        .iter()
+        .any(|w| last.get(w["id"].as_str().unwrap()) != Some(w))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stream never showed {want:?} (last {last:?})"
+        );
+        let message = sse.next(WAIT).unwrap().expect("the stream goes on");
+        assert_eq!(
+            message.event, "change",
+            "a waiting-list decision must send a change, not a fresh snapshot: {message:?}"
+        );
+        for s in message.data["sections"].as_array().unwrap() {
+            last.insert(s["id"].as_str().unwrap().to_string(), s.clone());
+        }
+        for (seat, status) in message.data["seats"].as_object().unwrap() {
+            seats.insert(seat.clone(), status.as_str().unwrap().to_string());
+        }
+    }
+    seats
+}
+
+#[test]
+fn waiting_list_decisions_stream_as_changes_with_waiting_and_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("durable"));
+    let port = server.port();
+    let body = json!({"id": "wl", "name": "Waiting", "sections": [
+        {"id": "ga", "name": "GA", "price_cents": 100, "capacity": 3},
+        {"id": "hall", "name": "Hall", "price_cents": 500,
+         "seats": {"rows": [{"label": "R0", "count": 4}]}}]});
+    admin_call(port, "POST", "/v1/events", Some(&body), 201);
+    // Both sections sold out.
+    let mut bookings = Vec::new();
+    for (user, buy) in [
+        (
+            "a",
+            json!({"seats": ["R0-1", "R0-2"], "items": [{"section_id": "ga", "qty": 2}]}),
+        ),
+        (
+            "b",
+            json!({"seats": ["R0-3", "R0-4"], "items": [{"section_id": "ga", "qty": 1}]}),
+        ),
+    ] {
+        let mut buy = buy;
+        buy["user_id"] = user.into();
+        let booking = admin_call(port, "POST", "/v1/events/wl/bookings", Some(&buy), 201);
+        bookings.push(booking["id"].as_str().unwrap().to_string());
+    }
+
+    let mut sse = Sse::connect(port, "wl", None).unwrap();
+    assert_eq!(sse.status, 200);
+    let snapshot = sse.next(WAIT).unwrap().unwrap();
+    assert_eq!(snapshot.event, "snapshot");
+
+    // c waits for 2 seats of the hall, d for 2 tickets of GA: only `waiting` changes.
+    let mut entries = Vec::new();
+    for (user, section) in [("c", "hall"), ("d", "ga")] {
+        let join = json!({"user_id": user, "section_id": section, "qty": 2});
+        let entry = admin_call(port, "POST", "/v1/events/wl/waitlist", Some(&join), 201);
+        assert_eq!(entry["status"], "waiting");
+        entries.push(entry["id"].as_str().unwrap().to_string());
+    }
+    let seats = changes_until_counts_agree(&mut sse, port, "wl", &["hall", "ga"]);
+    assert!(seats.is_empty(), "a join changes no seat: {seats:?}");
+    assert_eq!(section_now(port, "wl", "hall")["waiting"], 1);
+    assert_eq!(section_now(port, "wl", "ga")["waiting"], 1);
+
+    // a cancels (2 seats, 2 GA tickets): both feed offers in the same decision.
+    admin_call(
+        port,
+        "POST",
+        &format!("/v1/bookings/{}/cancel", bookings[0]),
+        None,
+        200,
+    );
+    let seats = changes_until_counts_agree(&mut sse, port, "wl", &["hall", "ga"]);
+    let hall = section_now(port, "wl", "hall");
+    assert_eq!(
+        (
+            &hall["waiting"],
+            &hall["held"],
+            &hall["sold"],
+            &hall["available"]
+        ),
+        (&json!(0), &json!(2), &json!(2), &json!(0)),
+        "{hall}"
+    );
+    for seat in ["R0-1", "R0-2"] {
+        assert_eq!(
+            seats.get(seat).map(String::as_str),
+            Some("held"),
+            "{seat} went to c's offer: {seats:?}"
+        );
+    }
+
+    let ga = section_now(port, "wl", "ga");
+    assert_eq!(
+        (&ga["held"], &ga["waiting"]),
+        (&json!(2), &json!(0)),
+        "{ga}"
+    );
+
+    // c's offer is extended: nothing visible changes, so no message; the next one is g's
+    // join (g waits for 2 GA tickets), with only GA's `waiting`.
+    let offer = admin_call(
+        port,
+        "GET",
+        &format!("/v1/waitlist/{}", entries[0]),
+        None,
+        200,
+    );
+    assert_eq!(offer["status"], "offered", "{offer}");
+    let path = format!("/v1/holds/{}/extend", offer["hold_id"].as_str().unwrap());
+    admin_call(port, "POST", &path, Some(&json!({"ttl_seconds": 900})), 200);
+    let join = json!({"user_id": "g", "section_id": "ga", "qty": 2});
+    admin_call(port, "POST", "/v1/events/wl/waitlist", Some(&join), 201);
+    let next = sse.next(WAIT).unwrap().expect("the stream goes on");
+    assert_eq!(next.event, "change", "{next:?}");
+    assert_eq!(
+        next.data,
+        json!({"sections": [section_now(port, "wl", "ga")], "seats": {}}),
+        "the extension sent nothing; the join changed GA's waiting only"
+    );
+    assert_eq!(next.data["sections"][0]["waiting"], 1);
+
+    // b's cancel returns 1 GA ticket (set aside for g, not offered, not on sale) and 2 seats
+    // (nobody waits for the hall: back on sale).
+    admin_call(
+        port,
+        "POST",
+        &format!("/v1/bookings/{}/cancel", bookings[1]),
+        None,
+        200,
+    );
+    let seats = changes_until_counts_agree(&mut sse, port, "wl", &["hall", "ga"]);
+    let ga = section_now(port, "wl", "ga");
+    assert_eq!(
+        (
+            &ga["set_aside"],
+            &ga["waiting"],
+            &ga["held"],
+            &ga["available"]
+        ),
+        (&json!(1), &json!(1), &json!(3), &json!(0)),
+        "{ga}"
+    );
+    for seat in ["R0-3", "R0-4"] {
+        assert_eq!(
+            seats.get(seat).map(String::as_str),
+            Some("free"),
+            "{seats:?}"
+        );
+    }
 }

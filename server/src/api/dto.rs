@@ -450,10 +450,12 @@ pub struct ErrorDetailJson {
 /// Every error code the server answers, each always with the same status:
 /// 400 `invalid_input`; 401 `unauthorized`; 403 `forbidden`; 404 `not_found`;
 /// 405 `method_not_allowed`; 408 `request_timeout`; 409 `event_exists`, `sold_out`,
-/// `seat_taken`, `limit_exceeded`, `hold_not_active`, `booking_not_active`;
-/// 410 `hold_expired`; 413 `payload_too_large`; 422 `idempotency_key_reused`;
-/// 503 `over_capacity` (a shard limit), `overloaded` (queue full), `unavailable`
-/// (recovering, stopped or unable to write). A 503 carries `Retry-After`.
+/// `seat_taken`, `limit_exceeded`, `hold_not_active`, `booking_not_active`,
+/// `no_adjacent_seats`, `extension_limit`, `already_waiting`, `tickets_available`,
+/// `entry_not_active`; 410 `hold_expired`; 413 `payload_too_large`;
+/// 422 `idempotency_key_reused`; 503 `over_capacity` (a shard limit), `overloaded` (queue
+/// full), `unavailable` (recovering, stopped or unable to write), `outcome_unknown` (a
+/// command was queued but its shard did not answer in time). A 503 carries `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -481,6 +483,16 @@ pub enum ErrorCode {
     HoldNotActive,
     /// 409: the booking is already cancelled.
     BookingNotActive,
+    /// 409: best available found no placement although enough seats are free.
+    NoAdjacentSeats,
+    /// 409: the extension would keep the hold past `created_at` + 2 h.
+    ExtensionLimit,
+    /// 409: the user already has a live waiting-list entry for the event.
+    AlreadyWaiting,
+    /// 409: the section has the tickets now: buy instead of waiting.
+    TicketsAvailable,
+    /// 409: the entry is already accepted, expired, declined or left.
+    EntryNotActive,
     /// 410: the hold is past its `expires_at`.
     HoldExpired,
     /// 413: the body is over the limit.
@@ -493,11 +505,14 @@ pub enum ErrorCode {
     Overloaded,
     /// 503: the shard is recovering, stopped or cannot write.
     Unavailable,
+    /// 503: the command was queued but its shard did not answer within the outcome wait;
+    /// it may still take effect (retry with the same `Idempotency-Key`).
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
     /// Every code, in status order.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::InvalidInput,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -510,12 +525,18 @@ impl ErrorCode {
         ErrorCode::LimitExceeded,
         ErrorCode::HoldNotActive,
         ErrorCode::BookingNotActive,
+        ErrorCode::NoAdjacentSeats,
+        ErrorCode::ExtensionLimit,
+        ErrorCode::AlreadyWaiting,
+        ErrorCode::TicketsAvailable,
+        ErrorCode::EntryNotActive,
         ErrorCode::HoldExpired,
         ErrorCode::PayloadTooLarge,
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::OverCapacity,
         ErrorCode::Overloaded,
         ErrorCode::Unavailable,
+        ErrorCode::OutcomeUnknown,
     ];
 
     /// The HTTP status this code always comes with.
@@ -532,11 +553,19 @@ impl ErrorCode {
             | ErrorCode::SeatTaken
             | ErrorCode::LimitExceeded
             | ErrorCode::HoldNotActive
-            | ErrorCode::BookingNotActive => 409,
+            | ErrorCode::BookingNotActive
+            | ErrorCode::NoAdjacentSeats
+            | ErrorCode::ExtensionLimit
+            | ErrorCode::AlreadyWaiting
+            | ErrorCode::TicketsAvailable
+            | ErrorCode::EntryNotActive => 409,
             ErrorCode::HoldExpired => 410,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::IdempotencyKeyReused => 422,
-            ErrorCode::OverCapacity | ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
+            ErrorCode::OverCapacity
+            | ErrorCode::Overloaded
+            | ErrorCode::Unavailable
+            | ErrorCode::OutcomeUnknown => 503,
         }
     }
 
@@ -555,12 +584,18 @@ impl ErrorCode {
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::HoldNotActive => "hold_not_active",
             ErrorCode::BookingNotActive => "booking_not_active",
+            ErrorCode::NoAdjacentSeats => "no_adjacent_seats",
+            ErrorCode::ExtensionLimit => "extension_limit",
+            ErrorCode::AlreadyWaiting => "already_waiting",
+            ErrorCode::TicketsAvailable => "tickets_available",
+            ErrorCode::EntryNotActive => "entry_not_active",
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::OverCapacity => "over_capacity",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
         }
     }
 }

@@ -70,15 +70,48 @@ pub struct EntryJson {
     /// Tickets wanted.
     pub qty: u32,
     /// `waiting`, `offered`, `accepted`, `expired`, `declined` or `left`.
-    pub status: String,
+    pub status: EntryStatus,
     /// 1-based place among the section's waiting entries; null unless waiting.
     pub position: Option<u32>,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// The offer's hold (confirm it with `POST /v1/holds/{hold_id}/confirm`), once offered.
     pub hold_id: Option<String>,
     /// RFC 3339: when the offer expires, once offered.
+    #[schema(format = DateTime)]
     pub offer_expires_at: Option<String>,
+}
+
+/// A waiting-list entry's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStatus {
+    /// In the queue (`position` says where).
+    Waiting,
+    /// Holds an offer: confirm `hold_id` before `offer_expires_at`.
+    Offered,
+    /// Its offer was confirmed.
+    Accepted,
+    /// Its offer expired, or its user could not take the tickets when its turn came.
+    Expired,
+    /// Its offer was released.
+    Declined,
+    /// Its user left the list.
+    Left,
+}
+
+impl From<engine::EntryStatus> for EntryStatus {
+    fn from(status: engine::EntryStatus) -> Self {
+        match status {
+            engine::EntryStatus::Waiting => EntryStatus::Waiting,
+            engine::EntryStatus::Offered => EntryStatus::Offered,
+            engine::EntryStatus::Accepted => EntryStatus::Accepted,
+            engine::EntryStatus::Expired => EntryStatus::Expired,
+            engine::EntryStatus::Declined => EntryStatus::Declined,
+            engine::EntryStatus::Left => EntryStatus::Left,
+        }
+    }
 }
 
 impl From<&EntryView> for EntryJson {
@@ -89,7 +122,7 @@ impl From<&EntryView> for EntryJson {
             user_id: e.user_id.clone(),
             section_id: e.section_id.clone(),
             qty: e.qty,
-            status: e.status.as_str().to_string(),
+            status: e.status.into(),
             position: e.position,
             created_at: super::convert::rfc3339(e.created_at_ms),
             hold_id: e.hold_id.map(|h| h.to_string()),

@@ -15,12 +15,14 @@
 //!     .body::<ExtendBody>(true)      // any ToSchema type: its schemas are added
 //!     .answers::<HoldJson>(200, "The hold with its new `expires_at`.")
 //!     .link("confirmHold", "confirmHold", "hold_id", "Confirm this hold.")
-//!     .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound, HoldNotActive,
+//!     .errors(&with_outcome(&[InvalidInput, Unauthorized, NotFound, HoldNotActive,
 //!         HoldExpired, ExtensionLimit, IdempotencyKeyReused])),
 //! ```
 //!
 //! `with_shard` adds what any route that reaches a shard can answer (`overloaded`,
-//! `unavailable`, `request_timeout`). A new error code goes into [`ErrorCode`] (dto.rs,
+//! `unavailable`, `request_timeout`); `with_outcome` adds to that `outcome_unknown`, which
+//! every command route (one that queues a command, not a read) can answer. Every
+//! operation takes the optional `X-Request-Id` header and every response carries it. A new error code goes into [`ErrorCode`] (dto.rs,
 //! with its status); the tests below check that every operation id is unique, every
 //! response described, every link resolvable, and every code the server answers listed.
 
@@ -46,6 +48,7 @@ use super::dto::{
     BookingJson, BookingPage, ConfirmBody, CreateEventBody, ErrorJson, EventJson, EventPage,
     HealthJson, HoldBody, HoldJson, PurchaseBody, ReadyJson, SeatMapJson,
 };
+use super::dto_sale::{EntryJson, ExtendBody, JoinBody};
 use super::events::EventListParams;
 
 /// The API's OpenAPI document: `ApiDoc::openapi()`.
@@ -80,8 +83,18 @@ struct Answer {
     description: &'static str,
     content_type: &'static str,
     schema: RefOr<Schema>,
-    links: Vec<(&'static str, &'static str, &'static str, &'static str)>,
+    links: Vec<LinkSpec>,
 }
+
+/// A link: name, target operation, its parameter, the answer's JSON pointer giving the
+/// value, description.
+type LinkSpec = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
 
 /// One operation of the API, as documented.
 struct Op {
@@ -110,6 +123,20 @@ const BOOKING_ID: PathParam = (
     "booking_id",
     "The booking's id, as `id` of a booking (`b-<shard>-<n>`).",
 );
+const ENTRY_ID: PathParam = (
+    "entry_id",
+    "The waiting-list entry's id, as `id` of an entry (`w-<shard>-<n>`).",
+);
+
+/// What the `X-Request-Id` header is, in requests and in answers.
+fn request_id_doc() -> String {
+    format!(
+        "The request's id: the client's own when it is 1 to {} visible ASCII characters, \
+         else (absent or not such) one the server generates. Answered in this header and in \
+         error bodies' `request_id`, and written in the server's access log line.",
+        crate::limits::REQUEST_ID_LEN_MAX
+    )
+}
 
 impl Op {
     fn new(
@@ -261,17 +288,43 @@ impl Op {
     /// A link from the last answer: `name` calls `operation` with `parameter` taken from
     /// the answer's `id`.
     fn link(
+        self,
+        name: &'static str,
+        operation: &'static str,
+        parameter: &'static str,
+        description: &'static str,
+    ) -> Op {
+        self.link_from(name, operation, parameter, "/id", description)
+    }
+
+    /// A link from the last answer whose `parameter` is the answer's field at `pointer`.
+    fn link_from(
         mut self,
         name: &'static str,
         operation: &'static str,
         parameter: &'static str,
+        pointer: &'static str,
         description: &'static str,
     ) -> Op {
         self.answers
             .last_mut()
             .expect("an answer before its links")
             .links
-            .push((name, operation, parameter, description));
+            .push((name, operation, parameter, pointer, description));
+        self
+    }
+
+    /// An optional request header parameter.
+    fn header_param(mut self, name: &'static str, description: &'static str) -> Op {
+        self.params.push(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        );
         self
     }
 
@@ -288,7 +341,17 @@ impl Op {
         RefOr::Ref(Ref::from_schema_name(T::name()))
     }
 
-    fn build(self, components: &mut Components) -> (&'static str, HttpMethod, Operation) {
+    fn build(mut self, components: &mut Components) -> (&'static str, HttpMethod, Operation) {
+        // Any value is accepted (one that is no valid id is replaced), so no pattern.
+        self.params.push(
+            ParameterBuilder::new()
+                .name("X-Request-Id")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(request_id_doc()))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        );
         for (name, schema) in self.schemas {
             components.schemas.entry(name).or_insert(schema);
         }
@@ -299,9 +362,10 @@ impl Op {
                 .content(
                     answer.content_type,
                     ContentBuilder::new().schema(Some(answer.schema)).build(),
-                );
-            for (name, operation, parameter, description) in answer.links {
-                response = response.link(name, link(operation, parameter, description));
+                )
+                .header("X-Request-Id", request_id_header());
+            for (name, operation, parameter, pointer, description) in answer.links {
+                response = response.link(name, link(operation, parameter, pointer, description));
             }
             responses = responses.response(answer.status.to_string(), response.build());
         }
@@ -347,14 +411,22 @@ impl Op {
     }
 }
 
-/// A link to `operation`, passing the answer's `id` as its `parameter`.
+/// The `X-Request-Id` answer header.
+fn request_id_header() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(request_id_doc()))
+        .build()
+}
+
+/// A link to `operation`, passing the answer's field at `pointer` as its `parameter`.
 ///
 /// utoipa 5.5 serializes `Link::operation_id` as `operation_id`, which is no field of a
 /// Link Object: the OpenAPI spelling `operationId` is set through the (flattened)
 /// extensions map instead.
-fn link(operation: &str, parameter: &str, description: &str) -> Link {
+fn link(operation: &str, parameter: &str, pointer: &str, description: &str) -> Link {
     LinkBuilder::new()
-        .parameter(parameter, "$response.body#/id")
+        .parameter(parameter, format!("$response.body#{pointer}"))
         .description(description)
         .extensions(Some(Extensions::from_iter([(
             "operationId",
@@ -389,6 +461,11 @@ fn error_response(status: u16, codes: &[ErrorCode]) -> utoipa::openapi::Response
         410 => "The hold is past its `expires_at`",
         413 => "The request body is over 1 MiB",
         422 => "The `Idempotency-Key` was used before with another request",
+        503 if codes.contains(&OutcomeUnknown) => {
+            "Refused for now, or (`outcome_unknown`) queued to its shard with no outcome in \
+             time, so it may still take effect; retry after `Retry-After` seconds, with the same \
+             `Idempotency-Key`"
+        }
         503 => "Refused for now; retry after `Retry-After` seconds",
         _ => "An error",
     };
@@ -399,7 +476,8 @@ fn error_response(status: u16, codes: &[ErrorCode]) -> utoipa::openapi::Response
             ContentBuilder::new()
                 .schema(Some(RefOr::Ref(Ref::from_schema_name(ErrorJson::name()))))
                 .build(),
-        );
+        )
+        .header("X-Request-Id", request_id_header());
     if status == 503 {
         response = response.header(
             "Retry-After",
@@ -424,127 +502,455 @@ fn with_shard(codes: &[ErrorCode]) -> Vec<ErrorCode> {
     codes.iter().chain(SHARD.iter()).copied().collect()
 }
 
+/// `codes` plus [`SHARD`] plus `outcome_unknown`: a command route (its command was queued,
+/// and the shard did not answer within the outcome wait).
+fn with_outcome(codes: &[ErrorCode]) -> Vec<ErrorCode> {
+    let mut all = with_shard(codes);
+    all.push(OutcomeUnknown);
+    all
+}
+
+/// What the stream's 200 answer carries.
+const STREAM_DOC: &str = "`text/event-stream`. The first message is `event: snapshot` whose \
+    `data:` is the event as `GET /v1/events/{event_id}` answers it plus `seats` (the \
+    `sections` of `GET /v1/events/{event_id}/seats`); then one `event: change` per durable \
+    batch that touched the event, `data: {\"sections\": [{\"id\", \"available\", \"held\", \
+    \"sold\", \"waiting\", \"set_aside\"}], \"seats\": {\"A-12\": \"held\", ...}}` with only what \
+    changed. Every message's `id:` is the shard's log sequence number after that batch, \
+    strictly increasing; nothing is sent before it is durable. A comment line every 15 s \
+    keeps an idle stream open; a client that cannot keep up is disconnected.";
+
 /// Every operation of the API, in the order of the design's table.
 fn operations() -> Vec<Op> {
     let text = Schema::Object(ObjectBuilder::new().schema_type(Type::String).build());
     let object = Schema::Object(ObjectBuilder::new().schema_type(Type::Object).build());
     vec![
-        Op::post("/v1/events", "createEvent", "events", "Creates an event with its sections (admin).")
-            .admin()
-            .idempotency_key()
-            .body::<CreateEventBody>(true)
-            .answers::<EventJson>(201, "The event, created, with its live counts.")
-            .link("placeHold", "placeHold", "event_id", "Hold tickets of this event.")
-            .link("purchase", "purchase", "event_id", "Buy tickets of this event at once.")
-            .link("getEvent", "getEvent", "event_id", "Read this event's live counts.")
-            .link("getSeats", "getSeats", "event_id", "Read this event's seats.")
-            .errors(&with_shard(&[
-                InvalidInput, Unauthorized, Forbidden, EventExists, PayloadTooLarge,
-                IdempotencyKeyReused, OverCapacity,
-            ])),
-        Op::get("/v1/events", "listEvents", "events", "Lists events ordered by id, with live counts.")
-            .query::<EventListParams>()
-            .answers::<EventPage>(200, "A page of events.")
-            .errors(&with_shard(&[InvalidInput])),
-        Op::get("/v1/events/{event_id}", "getEvent", "events", "One event with live per-section counts.")
-            .path_param(EVENT_ID)
-            .answers::<EventJson>(200, "The event.")
-            .errors(&with_shard(&[InvalidInput, NotFound])),
-        Op::get("/v1/events/{event_id}/seats", "getSeats", "events",
-            "Every seat of the event's seated sections: `free`, `held` or `sold`.")
-            .path_param(EVENT_ID)
-            .answers::<SeatMapJson>(200, "The seat map.")
-            .errors(&with_shard(&[InvalidInput, NotFound])),
-        Op::post("/v1/events/{event_id}/holds", "placeHold", "holds",
-            "Holds general-admission quantities and/or named seats, all or nothing, until `expires_at`.")
-            .user()
-            .path_param(EVENT_ID)
-            .idempotency_key()
-            .body::<HoldBody>(true)
-            .answers::<HoldJson>(201, "The hold, `held` until `expires_at`.")
-            .link("getHold", "getHold", "hold_id", "Read this hold.")
-            .link("confirmHold", "confirmHold", "hold_id", "Confirm this hold into a booking.")
-            .link("releaseHold", "releaseHold", "hold_id", "Release this hold now.")
-            .errors(&with_shard(&[
-                InvalidInput, Unauthorized, Forbidden, NotFound, SoldOut, SeatTaken,
-                LimitExceeded, PayloadTooLarge, IdempotencyKeyReused, OverCapacity,
-            ])),
-        Op::get("/v1/holds/{hold_id}", "getHold", "holds", "The hold, with its status now (owner).")
-            .user()
-            .path_param(HOLD_ID)
-            .answers::<HoldJson>(200, "The hold.")
-            .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound])),
-        Op::post("/v1/holds/{hold_id}/confirm", "confirmHold", "holds",
-            "Confirms a live hold into a booking (owner).")
-            .user()
-            .path_param(HOLD_ID)
-            .idempotency_key()
-            .body::<ConfirmBody>(false)
-            .answers::<BookingJson>(201, "The booking, `confirmed`.")
-            .link("getBooking", "getBooking", "booking_id", "Read this booking.")
-            .link("cancelBooking", "cancelBooking", "booking_id", "Cancel this booking.")
-            .errors(&with_shard(&[
-                InvalidInput, Unauthorized, NotFound, HoldNotActive, HoldExpired,
-                PayloadTooLarge, IdempotencyKeyReused, OverCapacity,
-            ])),
-        Op::delete("/v1/holds/{hold_id}", "releaseHold", "holds",
-            "Releases a live hold now; its tickets return to sale (owner).")
-            .user()
-            .path_param(HOLD_ID)
-            .idempotency_key()
-            .answers::<HoldJson>(200, "The hold, `released`.")
-            .errors(&with_shard(&[
-                InvalidInput, Unauthorized, NotFound, HoldNotActive, HoldExpired,
-                IdempotencyKeyReused,
-            ])),
-        Op::post("/v1/events/{event_id}/bookings", "purchase", "bookings",
-            "Buys at once: hold and confirm as one decision.")
-            .user()
-            .path_param(EVENT_ID)
-            .idempotency_key()
-            .body::<PurchaseBody>(true)
-            .answers::<BookingJson>(201, "The booking, `confirmed`.")
-            .link("getBooking", "getBooking", "booking_id", "Read this booking.")
-            .link("cancelBooking", "cancelBooking", "booking_id", "Cancel this booking.")
-            .errors(&with_shard(&[
-                InvalidInput, Unauthorized, Forbidden, NotFound, SoldOut, SeatTaken,
-                LimitExceeded, PayloadTooLarge, IdempotencyKeyReused, OverCapacity,
-            ])),
-        Op::get("/v1/bookings/{booking_id}", "getBooking", "bookings", "One booking (owner).")
-            .user()
-            .path_param(BOOKING_ID)
-            .answers::<BookingJson>(200, "The booking.")
-            .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound])),
-        Op::get("/v1/bookings", "listBookings", "bookings",
-            "Bookings, newest first, cursor-paged; a user sees only their own.")
-            .user()
-            .query::<BookingListParams>()
-            .answers::<BookingPage>(200, "A page of bookings.")
-            .errors(&with_shard(&[InvalidInput, Unauthorized, Forbidden])),
-        Op::post("/v1/bookings/{booking_id}/cancel", "cancelBooking", "bookings",
-            "Cancels a booking; its tickets return to sale (owner).")
-            .user()
-            .path_param(BOOKING_ID)
-            .idempotency_key()
-            .answers::<BookingJson>(200, "The booking, `cancelled`.")
-            .errors(&with_shard(&[
-                InvalidInput, Unauthorized, NotFound, BookingNotActive, IdempotencyKeyReused,
-            ])),
+        Op::post(
+            "/v1/events",
+            "createEvent",
+            "events",
+            "Creates an event with its sections (admin).",
+        )
+        .admin()
+        .idempotency_key()
+        .body::<CreateEventBody>(true)
+        .answers::<EventJson>(201, "The event, created, with its live counts.")
+        .link(
+            "placeHold",
+            "placeHold",
+            "event_id",
+            "Hold tickets of this event.",
+        )
+        .link(
+            "purchase",
+            "purchase",
+            "event_id",
+            "Buy tickets of this event at once.",
+        )
+        .link(
+            "getEvent",
+            "getEvent",
+            "event_id",
+            "Read this event's live counts.",
+        )
+        .link(
+            "getSeats",
+            "getSeats",
+            "event_id",
+            "Read this event's seats.",
+        )
+        .link(
+            "joinWaitlist",
+            "joinWaitlist",
+            "event_id",
+            "Wait for tickets of a section of this event.",
+        )
+        .errors(&with_outcome(&[
+            InvalidInput,
+            Unauthorized,
+            Forbidden,
+            EventExists,
+            PayloadTooLarge,
+            IdempotencyKeyReused,
+            OverCapacity,
+        ])),
+        Op::get(
+            "/v1/events",
+            "listEvents",
+            "events",
+            "Lists events ordered by id, with live counts.",
+        )
+        .query::<EventListParams>()
+        .answers::<EventPage>(200, "A page of events.")
+        .errors(&with_shard(&[InvalidInput])),
+        Op::get(
+            "/v1/events/{event_id}",
+            "getEvent",
+            "events",
+            "One event with live per-section counts.",
+        )
+        .path_param(EVENT_ID)
+        .answers::<EventJson>(200, "The event.")
+        .errors(&with_shard(&[InvalidInput, NotFound])),
+        Op::get(
+            "/v1/events/{event_id}/seats",
+            "getSeats",
+            "events",
+            "Every seat of the event's seated sections: `free`, `held` or `sold`.",
+        )
+        .path_param(EVENT_ID)
+        .answers::<SeatMapJson>(200, "The seat map.")
+        .errors(&with_shard(&[InvalidInput, NotFound])),
+        Op::get(
+            "/v1/events/{event_id}/stream",
+            "streamEvent",
+            "events",
+            "The event's live availability as Server-Sent Events (anyone).",
+        )
+        .path_param(EVENT_ID)
+        .header_param(
+            "Last-Event-ID",
+            "The `id:` of the last message received: the stream resumes with exactly the \
+                 changes after it, or starts with a fresh snapshot when that point is too old \
+                 (or is not a number).",
+        )
+        .answers_as(200, STREAM_DOC, "text/event-stream", text.clone())
+        .errors(&[InvalidInput, NotFound, Overloaded, Unavailable]),
+        Op::post(
+            "/v1/events/{event_id}/holds",
+            "placeHold",
+            "holds",
+            "Holds general-admission quantities, named seats and/or seats picked by the server \
+             (`best_available`), all or nothing, until `expires_at`.",
+        )
+        .user()
+        .path_param(EVENT_ID)
+        .idempotency_key()
+        .body::<HoldBody>(true)
+        .answers::<HoldJson>(
+            201,
+            "The hold, `held` until `expires_at`, with the seats picked.",
+        )
+        .link("getHold", "getHold", "hold_id", "Read this hold.")
+        .link(
+            "confirmHold",
+            "confirmHold",
+            "hold_id",
+            "Confirm this hold into a booking.",
+        )
+        .link(
+            "releaseHold",
+            "releaseHold",
+            "hold_id",
+            "Release this hold now.",
+        )
+        .link(
+            "extendHold",
+            "extendHold",
+            "hold_id",
+            "Move this hold's expiry.",
+        )
+        .errors(&with_outcome(&[
+            InvalidInput,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            SoldOut,
+            SeatTaken,
+            LimitExceeded,
+            NoAdjacentSeats,
+            PayloadTooLarge,
+            IdempotencyKeyReused,
+            OverCapacity,
+        ])),
+        Op::get(
+            "/v1/holds/{hold_id}",
+            "getHold",
+            "holds",
+            "The hold, with its status now (owner).",
+        )
+        .user()
+        .path_param(HOLD_ID)
+        .answers::<HoldJson>(200, "The hold.")
+        .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound])),
+        Op::post(
+            "/v1/holds/{hold_id}/confirm",
+            "confirmHold",
+            "holds",
+            "Confirms a live hold into a booking (owner); a waiting-list offer's entry becomes \
+             `accepted`.",
+        )
+        .user()
+        .path_param(HOLD_ID)
+        .idempotency_key()
+        .body::<ConfirmBody>(false)
+        .answers::<BookingJson>(201, "The booking, `confirmed`.")
+        .link(
+            "getBooking",
+            "getBooking",
+            "booking_id",
+            "Read this booking.",
+        )
+        .link(
+            "cancelBooking",
+            "cancelBooking",
+            "booking_id",
+            "Cancel this booking.",
+        )
+        .errors(&with_outcome(&[
+            InvalidInput,
+            Unauthorized,
+            NotFound,
+            HoldNotActive,
+            HoldExpired,
+            PayloadTooLarge,
+            IdempotencyKeyReused,
+            OverCapacity,
+        ])),
+        Op::delete(
+            "/v1/holds/{hold_id}",
+            "releaseHold",
+            "holds",
+            "Releases a live hold now; its tickets return to sale, or to the section's waiting \
+             list in the same decision (owner).",
+        )
+        .user()
+        .path_param(HOLD_ID)
+        .idempotency_key()
+        .answers::<HoldJson>(200, "The hold, `released`.")
+        .errors(&with_outcome(&[
+            InvalidInput,
+            Unauthorized,
+            NotFound,
+            HoldNotActive,
+            HoldExpired,
+            IdempotencyKeyReused,
+        ])),
+        Op::post(
+            "/v1/holds/{hold_id}/extend",
+            "extendHold",
+            "holds",
+            "Moves a live hold's `expires_at` to now + `ttl_seconds` (longer or shorter), never \
+             past `created_at` + 2 h (owner).",
+        )
+        .user()
+        .path_param(HOLD_ID)
+        .idempotency_key()
+        .body::<ExtendBody>(true)
+        .answers::<HoldJson>(200, "The hold with its new `expires_at`.")
+        .link(
+            "confirmHold",
+            "confirmHold",
+            "hold_id",
+            "Confirm this hold into a booking.",
+        )
+        .link(
+            "releaseHold",
+            "releaseHold",
+            "hold_id",
+            "Release this hold now.",
+        )
+        .errors(&with_outcome(&[
+            InvalidInput,
+            Unauthorized,
+            NotFound,
+            HoldNotActive,
+            ExtensionLimit,
+            HoldExpired,
+            PayloadTooLarge,
+            IdempotencyKeyReused,
+        ])),
+        Op::post(
+            "/v1/events/{event_id}/bookings",
+            "purchase",
+            "bookings",
+            "Buys at once: hold and confirm as one decision (quantities, named seats and/or \
+             `best_available`).",
+        )
+        .user()
+        .path_param(EVENT_ID)
+        .idempotency_key()
+        .body::<PurchaseBody>(true)
+        .answers::<BookingJson>(201, "The booking, `confirmed`.")
+        .link(
+            "getBooking",
+            "getBooking",
+            "booking_id",
+            "Read this booking.",
+        )
+        .link(
+            "cancelBooking",
+            "cancelBooking",
+            "booking_id",
+            "Cancel this booking.",
+        )
+        .errors(&with_outcome(&[
+            InvalidInput,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            SoldOut,
+            SeatTaken,
+            LimitExceeded,
+            NoAdjacentSeats,
+            PayloadTooLarge,
+            IdempotencyKeyReused,
+            OverCapacity,
+        ])),
+        Op::get(
+            "/v1/bookings/{booking_id}",
+            "getBooking",
+            "bookings",
+            "One booking (owner).",
+        )
+        .user()
+        .path_param(BOOKING_ID)
+        .answers::<BookingJson>(200, "The booking.")
+        .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound])),
+        Op::get(
+            "/v1/bookings",
+            "listBookings",
+            "bookings",
+            "Bookings, newest first, cursor-paged; a user sees only their own.",
+        )
+        .user()
+        .query::<BookingListParams>()
+        .answers::<BookingPage>(200, "A page of bookings.")
+        .errors(&with_shard(&[InvalidInput, Unauthorized, Forbidden])),
+        Op::post(
+            "/v1/bookings/{booking_id}/cancel",
+            "cancelBooking",
+            "bookings",
+            "Cancels a booking; its tickets return to sale, or to the section's waiting list in \
+             the same decision (owner).",
+        )
+        .user()
+        .path_param(BOOKING_ID)
+        .idempotency_key()
+        .answers::<BookingJson>(200, "The booking, `cancelled`.")
+        .errors(&with_outcome(&[
+            InvalidInput,
+            Unauthorized,
+            NotFound,
+            BookingNotActive,
+            IdempotencyKeyReused,
+        ])),
+        Op::post(
+            "/v1/events/{event_id}/waitlist",
+            "joinWaitlist",
+            "waitlist",
+            "Joins a section's waiting list, when it has fewer than `qty` tickets available \
+             (user; the admin names `user_id`).",
+        )
+        .user()
+        .path_param(EVENT_ID)
+        .idempotency_key()
+        .body::<JoinBody>(true)
+        .answers::<EntryJson>(201, "The entry, `waiting`, with its `position`.")
+        .link(
+            "getWaitlistEntry",
+            "getWaitlistEntry",
+            "entry_id",
+            "Read this entry.",
+        )
+        .link(
+            "leaveWaitlist",
+            "leaveWaitlist",
+            "entry_id",
+            "Leave the waiting list.",
+        )
+        .errors(&with_outcome(&[
+            InvalidInput,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            AlreadyWaiting,
+            TicketsAvailable,
+            PayloadTooLarge,
+            IdempotencyKeyReused,
+            OverCapacity,
+        ])),
+        Op::get(
+            "/v1/waitlist/{entry_id}",
+            "getWaitlistEntry",
+            "waitlist",
+            "The entry, with its status and position now (owner); once `offered`, `hold_id` \
+             is the offer to confirm.",
+        )
+        .user()
+        .path_param(ENTRY_ID)
+        .answers::<EntryJson>(200, "The entry.")
+        .link_from(
+            "confirmOffer",
+            "confirmHold",
+            "hold_id",
+            "/hold_id",
+            "Confirm the entry's offer (once `offered`).",
+        )
+        .errors(&with_shard(&[InvalidInput, Unauthorized, NotFound])),
+        Op::delete(
+            "/v1/waitlist/{entry_id}",
+            "leaveWaitlist",
+            "waitlist",
+            "Leaves the waiting list; an outstanding offer is released and passed on (owner).",
+        )
+        .user()
+        .path_param(ENTRY_ID)
+        .idempotency_key()
+        .answers::<EntryJson>(200, "The entry, `left`.")
+        .errors(&with_outcome(&[
+            InvalidInput,
+            Unauthorized,
+            NotFound,
+            EntryNotActive,
+            IdempotencyKeyReused,
+        ])),
         // A connection over the server's cap is answered 503 `overloaded` on any path.
         Op::get("/health", "health", "ops", "The process is alive.")
             .answers::<HealthJson>(200, "Alive.")
             .errors(&[Overloaded]),
-        Op::get("/ready", "ready", "ops", "Whether every shard has recovered and can write.")
-            .answers::<ReadyJson>(200, "Every shard is ready.")
-            .answers_either::<ReadyJson, ErrorJson>(503,
-                "A shard is recovering or failed (`reason` says why); or, in the error shape, \
-                 `overloaded`: too many connections."),
-        Op::get("/metrics", "metrics", "ops", "Metrics in Prometheus text format.")
-            .answers_as(200, "The metrics.", "text/plain", text)
-            .errors(&[Overloaded]),
+        Op::get(
+            "/ready",
+            "ready",
+            "ops",
+            "Whether every shard has recovered and can write.",
+        )
+        .answers::<ReadyJson>(200, "Every shard is ready.")
+        .answers_either::<ReadyJson, ErrorJson>(
+            503,
+            "A shard is recovering or failed (`reason` says why); or, in the error shape, \
+                 `overloaded`: too many connections.",
+        ),
+        Op::get(
+            "/metrics",
+            "metrics",
+            "ops",
+            "Metrics in Prometheus text format.",
+        )
+        .answers_as(200, "The metrics.", "text/plain", text.clone())
+        .errors(&[Overloaded]),
         Op::get("/openapi.json", "openapi", "ops", "This document.")
             .answers_as(200, "The OpenAPI document.", "application/json", object)
             .errors(&[Overloaded]),
+        Op::get(
+            "/",
+            "listPage",
+            "pages",
+            "An HTML page listing the events, with links to their seat maps.",
+        )
+        .answers_as(200, "The page.", "text/html", text.clone())
+        .errors(&[Overloaded]),
+        Op::get(
+            "/events/{event_id}",
+            "eventPage",
+            "pages",
+            "The event's seat-map page (HTML): seats and counts live from the stream; hold by \
+             clicking or by \"best N together\", confirm or release. The page itself is the \
+             same for any id: it reads the event from the API.",
+        )
+        .path_param(EVENT_ID)
+        .answers_as(200, "The page.", "text/html", text)
+        .errors(&[Overloaded]),
     ]
 }
 
@@ -584,7 +990,7 @@ impl Modify for Operations {
 mod tests {
     use std::collections::HashSet;
 
-    use engine::{Rejection, ShardLimit};
+    use engine::{EntryId, Rejection, ShardLimit};
     use serde_json::Value;
 
     use super::*;
@@ -630,6 +1036,13 @@ mod tests {
             "ready",
             "metrics",
             "openapi",
+            "extendHold",
+            "joinWaitlist",
+            "getWaitlistEntry",
+            "leaveWaitlist",
+            "streamEvent",
+            "listPage",
+            "eventPage",
         ] {
             assert!(unique.contains(&id.to_string()), "no operation {id}");
         }
@@ -660,6 +1073,38 @@ mod tests {
             }
         }
         assert!(links >= 9, "{links} links");
+    }
+
+    #[test]
+    fn every_operation_takes_and_every_response_names_the_request_id() {
+        let doc = document();
+        for (label, _, op) in operations_of(&doc) {
+            let takes = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "X-Request-Id" && p["in"] == "header");
+            assert!(takes, "{label} takes no X-Request-Id");
+            for (status, response) in op["responses"].as_object().unwrap() {
+                assert!(
+                    response["headers"]["X-Request-Id"].is_object(),
+                    "{label} {status} does not name X-Request-Id"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn command_routes_answer_outcome_unknown_and_reads_do_not() {
+        let doc = document();
+        for (label, method, op) in operations_of(&doc) {
+            let unknown = op["responses"]["503"]["description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("`outcome_unknown`");
+            let command = matches!(method.as_str(), "post" | "delete");
+            assert_eq!(unknown, command, "{label}");
+        }
     }
 
     #[test]
@@ -700,6 +1145,16 @@ mod tests {
             Rejection::BookingNotActive,
             Rejection::IdempotencyKeyReused,
             Rejection::OverCapacity(ShardLimit::Events),
+            Rejection::NoAdjacentSeats {
+                section_id: "seated".into(),
+                available: 2,
+            },
+            Rejection::AlreadyWaiting {
+                entry_id: EntryId::parse("w-0-1").unwrap(),
+            },
+            Rejection::TicketsAvailable { available: 2 },
+            Rejection::ExtensionLimit { latest_ms: 0 },
+            Rejection::EntryNotActive { status: "left" },
         ];
         for rejection in &all {
             match rejection {
@@ -713,9 +1168,8 @@ mod tests {
                 | Rejection::HoldNotActive { .. }
                 | Rejection::BookingNotActive
                 | Rejection::IdempotencyKeyReused
-                | Rejection::OverCapacity(_) => {}
-                // Sale-day codes: not yet in the document's enum (being registered).
-                Rejection::NoAdjacentSeats { .. }
+                | Rejection::OverCapacity(_)
+                | Rejection::NoAdjacentSeats { .. }
                 | Rejection::AlreadyWaiting { .. }
                 | Rejection::TicketsAvailable { .. }
                 | Rejection::ExtensionLimit { .. }
@@ -738,6 +1192,7 @@ mod tests {
             ApiError::payload_too_large(),
             ApiError::overloaded(),
             ApiError::unavailable("m"),
+            ApiError::outcome_unknown("m".into()),
         ]);
         let mut seen = HashSet::new();
         for error in errors {
