@@ -144,6 +144,8 @@ pub enum Watchers {
 pub struct Report {
     /// Settings of the sitting.
     pub config: Config,
+    /// Server memory per stream client, on the fresh server.
+    pub memory: Memory,
     /// The throughput runs, if any.
     pub throughput: Option<Throughput>,
     /// The latency phase, if any.
@@ -177,6 +179,22 @@ pub struct Config {
     pub nofile: u64,
 }
 
+/// Server memory per stream client: `VmRSS` of the freshly started server before and
+/// after `clients` idle streams opened (each read its snapshot).
+#[derive(Debug, Serialize)]
+pub struct Memory {
+    /// Clients connected.
+    pub clients: usize,
+    /// `VmRSS` before, bytes.
+    pub rss_before: u64,
+    /// `VmRSS` after, bytes.
+    pub rss_after: u64,
+    /// `(after - before) / clients`.
+    pub bytes_per_client: f64,
+    /// Seconds it took to connect them.
+    pub connect_s: f64,
+}
+
 /// One throughput run.
 #[derive(Debug, Serialize)]
 pub struct Run {
@@ -206,6 +224,10 @@ pub struct Run {
     pub rss_after: u64,
     /// The first error, if any.
     pub first_error: Option<String>,
+    /// CPU the server used in the measured time, per thread name.
+    pub server_cpu: server::Cpu,
+    /// CPU this process (hold loop and stream clients) used in the measured time.
+    pub bench_cpu_s: f64,
 }
 
 /// The throughput runs and what they add up to.
@@ -227,8 +249,9 @@ pub struct Throughput {
     pub round_ratios_other: Vec<f64>,
     /// Per round, `same / none`.
     pub round_ratios_same: Vec<f64>,
-    /// Median server memory per connected client, bytes (every run with clients).
-    pub bytes_per_client: f64,
+    /// Median server memory per connected client, bytes, over the runs with clients. A
+    /// lower bound: the allocator reuses what earlier runs freed.
+    pub bytes_per_client_reused: f64,
 }
 
 /// Percentiles of a set of latencies, in milliseconds (signed: a client may see a change
@@ -284,6 +307,9 @@ pub struct Latency {
     pub delivery: Percentiles,
     /// From the writer's answer to the last client's receipt, per change.
     pub last_client: Percentiles,
+    /// From the writer sending the hold to the last client's receipt, per change: an
+    /// upper bound on fsync → last client that does not depend on the answer's path.
+    pub last_client_from_send: Percentiles,
     /// The writer's round trip (request sent → answer read), per hold.
     pub writer_round_trip: Percentiles,
     /// Server memory per client, bytes, for these clients.
@@ -348,8 +374,9 @@ async fn sitting(args: &Args, server: &Server, nofile: u64) -> anyhow::Result<Re
         .as_millis();
     let prefix = format!("sb{stamp}");
     let idle_event = format!("{prefix}-idle");
-    create_event(&target, &idle_event, 1_000).await?;
+    create_event(&target, &idle_event, 1_000_000).await?;
 
+    let memory = memory(args, server, &target, &idle_event).await?;
     let throughput = if args.rounds > 0 {
         Some(throughput(args, server, &target, &prefix, &idle_event).await?)
     } else {
@@ -388,6 +415,7 @@ async fn sitting(args: &Args, server: &Server, nofile: u64) -> anyhow::Result<Re
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             nofile,
         },
+        memory,
         throughput,
         latency,
         goals,
@@ -460,6 +488,7 @@ async fn stream_clients(target: &Arc<Target>) -> anyhow::Result<u64> {
 
 /// Clients of one event that read and count what they get.
 struct Fleet {
+    event: String,
     handles: Vec<JoinHandle<()>>,
     stats: Arc<FleetStats>,
 }
@@ -520,7 +549,11 @@ impl Fleet {
                 stats.ended.fetch_add(1, Ordering::Relaxed);
             }));
         }
-        let fleet = Fleet { handles, stats };
+        let fleet = Fleet {
+            event: event.to_string(),
+            handles,
+            stats,
+        };
         let deadline = start + CONNECT_TIMEOUT;
         loop {
             let done = fleet.stats.connected.load(Ordering::Relaxed)
@@ -544,7 +577,10 @@ impl Fleet {
         Ok((fleet, start.elapsed()))
     }
 
-    /// Closes every stream and waits until the server has seen them go.
+    /// Closes every stream and waits until the server has seen them go. The server learns
+    /// that an idle stream's client has gone only when it next writes to it (a change, or
+    /// the heartbeat every 15 s), so this places a hold on the fleet's event until the
+    /// server counts no stream client.
     async fn close(self, target: &Arc<Target>) -> anyhow::Result<()> {
         for h in &self.handles {
             h.abort();
@@ -553,7 +589,8 @@ impl Fleet {
             let _ = h.await;
         }
         let deadline = Instant::now() + DISCONNECT_TIMEOUT;
-        loop {
+        let path = format!("/v1/events/{}/holds", self.event);
+        for n in 0.. {
             let left = stream_clients(target).await?;
             if left == 0 {
                 return Ok(());
@@ -561,8 +598,11 @@ impl Fleet {
             if Instant::now() > deadline {
                 bail!("the server still counts {left} stream clients {DISCONNECT_TIMEOUT:?} after they closed");
             }
+            let body = hold_body(&format!("poke-{}-{n}", self.event));
+            once(target, Method::Post, &path, Some(body)).await?;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        Ok(())
     }
 }
 
@@ -588,11 +628,14 @@ struct HoldRun {
     errors: u64,
     seconds: f64,
     first_error: Option<String>,
+    server_cpu: server::Cpu,
+    bench_cpu_s: f64,
 }
 
 /// A closed loop of holds on `event` over `connections` connections.
 async fn hold_loop(
     target: &Arc<Target>,
+    server_pid: u32,
     event: &str,
     tag: &str,
     connections: usize,
@@ -602,6 +645,16 @@ async fn hold_loop(
     let start = Instant::now();
     let measure = start + warmup;
     let end = measure + duration;
+    let sampler = tokio::spawn(async move {
+        tokio::time::sleep_until(measure).await;
+        let before = (server::cpu(Some(server_pid)), server::cpu(None));
+        tokio::time::sleep_until(end).await;
+        let after = (server::cpu(Some(server_pid)), server::cpu(None));
+        match (before, after) {
+            ((Ok(s0), Ok(b0)), (Ok(s1), Ok(b1))) => (s1.since(&s0), b1.total_s - b0.total_s),
+            _ => (server::Cpu::default(), 0.0),
+        }
+    });
     let path: Arc<str> = format!("/v1/events/{event}/holds").into();
     let mut tasks = Vec::with_capacity(connections);
     for c in 0..connections {
@@ -653,6 +706,8 @@ async fn hold_loop(
         errors: 0,
         seconds: duration.as_secs_f64(),
         first_error: None,
+        server_cpu: server::Cpu::default(),
+        bench_cpu_s: 0.0,
     };
     for t in tasks {
         if let Ok((ok, errors, first)) = t.await {
@@ -663,7 +718,35 @@ async fn hold_loop(
             }
         }
     }
+    if let Ok((server_cpu, bench_cpu_s)) = sampler.await {
+        run.server_cpu = server_cpu;
+        run.bench_cpu_s = bench_cpu_s;
+    }
     run
+}
+
+async fn memory(
+    args: &Args,
+    server: &Server,
+    target: &Arc<Target>,
+    idle_event: &str,
+) -> anyhow::Result<Memory> {
+    let rss_before = server.rss_bytes()?;
+    let (fleet, connect) =
+        Fleet::connect(target, idle_event, args.clients, args.connect_parallel).await?;
+    // Let the server's allocator settle after the burst of connections.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_after = server.rss_bytes()?;
+    let clients = fleet.stats.connected.load(Ordering::Relaxed);
+    fleet.close(target).await?;
+    eprintln!("memory: {clients} clients, VmRSS {rss_before} → {rss_after} bytes");
+    Ok(Memory {
+        clients,
+        rss_before,
+        rss_after,
+        bytes_per_client: (rss_after as f64 - rss_before as f64) / clients as f64,
+        connect_s: connect.as_secs_f64(),
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -726,6 +809,7 @@ async fn throughput(
                 .map_or(0, |f| f.stats.connected.load(Ordering::Relaxed));
             let hold = hold_loop(
                 target,
+                server.pid(),
                 &event,
                 &tag,
                 args.connections,
@@ -756,6 +840,8 @@ async fn throughput(
                 rss_before,
                 rss_after,
                 first_error: hold.first_error,
+                server_cpu: hold.server_cpu,
+                bench_cpu_s: hold.bench_cpu_s,
             };
             eprintln!(
                 "round {round} {:?}: {:.0} holds/s, {} errors, {} clients ({} dropped, {} changes received)",
@@ -806,7 +892,7 @@ async fn throughput(
         median_none,
         median_other,
         median_same,
-        bytes_per_client: median(per_client),
+        bytes_per_client_reused: median(per_client),
         runs,
     })
 }
@@ -939,6 +1025,7 @@ async fn latency(
     let path = format!("/v1/events/{event}/holds");
     let mut writer = Client::new(target.clone());
     let mut answered: Vec<Instant> = Vec::with_capacity(changes);
+    let mut sent_at: Vec<Instant> = Vec::with_capacity(changes);
     let mut round_trips = Vec::with_capacity(changes);
     for k in 0..changes {
         let sent = Instant::now();
@@ -962,6 +1049,7 @@ async fn latency(
             );
         }
         answered.push(at);
+        sent_at.push(sent);
         round_trips.push(micros_between(sent, at));
         let _ = tokio::time::timeout(DELIVERY_WAIT, async {
             while delivered[k].load(Ordering::Acquire) < n {
@@ -972,6 +1060,7 @@ async fn latency(
     }
     let mut deliveries = Vec::with_capacity(n * changes);
     let mut last: Vec<Option<i64>> = vec![None; changes];
+    let mut last_at: Vec<Option<Instant>> = vec![None; changes];
     for h in handles {
         let arrivals = match tokio::time::timeout(DELIVERY_WAIT, h).await {
             Ok(Ok(a)) => a,
@@ -981,14 +1070,18 @@ async fn latency(
             let us = micros_between(answered[k], at);
             deliveries.push(us);
             last[k] = Some(last[k].map_or(us, |l| l.max(us)));
+            last_at[k] = Some(last_at[k].map_or(at, |l| l.max(at)));
         }
     }
     let delivered_count = deliveries.len() as u64;
-    let complete: Vec<i64> = last
-        .iter()
-        .zip(delivered.iter())
-        .filter(|(_, d)| d.load(Ordering::Relaxed) == n)
-        .filter_map(|(l, _)| *l)
+    let complete = |k: &usize| delivered[*k].load(Ordering::Relaxed) == n;
+    let from_answer: Vec<i64> = (0..changes)
+        .filter(complete)
+        .filter_map(|k| last[k])
+        .collect();
+    let from_send: Vec<i64> = (0..changes)
+        .filter(complete)
+        .filter_map(|k| last_at[k].map(|at| micros_between(sent_at[k], at)))
         .collect();
     Ok(Latency {
         clients: n,
@@ -997,7 +1090,8 @@ async fn latency(
         delivered: delivered_count,
         clients_dropped: ended.load(Ordering::Relaxed),
         delivery: Percentiles::of(deliveries),
-        last_client: Percentiles::of(complete),
+        last_client: Percentiles::of(from_answer),
+        last_client_from_send: Percentiles::of(from_send),
         writer_round_trip: Percentiles::of(round_trips),
         bytes_per_client: (rss_after as f64 - rss_before as f64) / n as f64,
         connect_s: connect.as_secs_f64(),
@@ -1023,10 +1117,20 @@ impl Report {
             "boxoffice-stream-bench: {} shard(s), {} cores, open-file limit {}",
             c.shards, c.cores, c.nofile
         );
+        let m = &self.memory;
+        let _ = writeln!(
+            s,
+            "server memory: {} idle clients on the fresh server, VmRSS {:.1} → {:.1} MiB: {:.0} bytes per client (connected in {:.1} s)",
+            m.clients,
+            m.rss_before as f64 / 1048576.0,
+            m.rss_after as f64 / 1048576.0,
+            m.bytes_per_client,
+            m.connect_s
+        );
         if let Some(t) = &self.throughput {
             let _ = writeln!(
                 s,
-                "hold throughput, closed loop over {} connections, {} rounds of {:.0} s (+{:.0} s warm-up):",
+                "hold throughput, closed loop over {} connections, {} rounds of {:.1} s (+{:.1} s warm-up):",
                 c.connections, c.rounds, c.duration_s, c.warmup_s
             );
             for r in &t.runs {
@@ -1056,11 +1160,25 @@ impl Report {
                 t.ratio_same,
                 fmt_list(&t.round_ratios_same)
             );
-            let _ = writeln!(
-                s,
-                "  server memory per stream client: {:.0} bytes (median of the runs with clients)",
-                t.bytes_per_client
-            );
+            let _ = writeln!(s, "  server memory per client in these runs: {:.0} bytes (median; a lower bound: freed memory reused)", t.bytes_per_client_reused);
+            for r in &t.runs {
+                let threads: Vec<String> = r
+                    .server_cpu
+                    .threads
+                    .iter()
+                    .filter(|(_, cpu)| **cpu >= 0.05)
+                    .map(|(name, cpu)| format!("{name} {cpu:.2}"))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "  round {} {:>5} CPU s: server {:.2} ({}), bench {:.2}",
+                    r.round,
+                    format!("{:?}", r.watchers).to_lowercase(),
+                    r.server_cpu.total_s,
+                    threads.join(", "),
+                    r.bench_cpu_s
+                );
+            }
         }
         if let Some(l) = &self.latency {
             let _ = writeln!(
@@ -1071,6 +1189,7 @@ impl Report {
             for (name, p) in [
                 ("writer's answer → each client", &l.delivery),
                 ("writer's answer → last client", &l.last_client),
+                ("writer's send → last client  ", &l.last_client_from_send),
                 ("writer's round trip          ", &l.writer_round_trip),
             ] {
                 let _ = writeln!(

@@ -193,3 +193,84 @@ mod tests {
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
     }
 }
+
+/// CPU time a process has used, in seconds, in all and per thread name (threads of one
+/// name, such as a pool's workers, added up), from `/proc/PID/task/*/stat`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Cpu {
+    /// User and system time of the whole process.
+    pub total_s: f64,
+    /// Per thread name.
+    pub threads: std::collections::BTreeMap<String, f64>,
+}
+
+impl Cpu {
+    /// What was used between `earlier` and `self`.
+    pub fn since(&self, earlier: &Cpu) -> Cpu {
+        let threads = self
+            .threads
+            .iter()
+            .map(|(name, s)| {
+                (
+                    name.clone(),
+                    s - earlier.threads.get(name).copied().unwrap_or(0.0),
+                )
+            })
+            .filter(|(_, s)| *s > 0.0)
+            .collect();
+        Cpu {
+            total_s: self.total_s - earlier.total_s,
+            threads,
+        }
+    }
+}
+
+/// The `(comm, utime + stime in ticks)` of a `/proc/.../stat` line.
+pub fn parse_stat(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat[open + 1..close].to_string();
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // After the name: state (field 3) ... utime (14), stime (15).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+/// The CPU time of process `pid` so far (`None` for this process).
+pub fn cpu(pid: Option<u32>) -> anyhow::Result<Cpu> {
+    let base = match pid {
+        Some(pid) => format!("/proc/{pid}"),
+        None => "/proc/self".to_string(),
+    };
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let (_, total) = parse_stat(&std::fs::read_to_string(format!("{base}/stat"))?)
+        .ok_or_else(|| anyhow::anyhow!("{base}/stat is not as expected"))?;
+    let mut out = Cpu {
+        total_s: total as f64 / ticks,
+        threads: Default::default(),
+    };
+    for entry in std::fs::read_dir(format!("{base}/task"))?.flatten() {
+        // A thread may end between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((name, t)) = parse_stat(&stat) {
+            *out.threads.entry(name).or_default() += t as f64 / ticks;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_give_the_name_and_the_cpu_ticks() {
+        let line = "4242 (shard 0) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 1000 \
+                    123456 789 18446744073709551615";
+        assert_eq!(parse_stat(line), Some(("shard 0".to_string(), 325)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+}

@@ -99,6 +99,14 @@ pub struct Stream {
     body: hyper::body::Incoming,
     // Kept so that the connection stays open while the body is read.
     _sender: SendRequest<Empty<Bytes>>,
+    // The connection's task: aborted on drop, which closes the socket.
+    conn: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
 }
 
 impl Stream {
@@ -109,7 +117,7 @@ impl Stream {
             .with_context(|| format!("connect to {addr}"))?;
         tcp.set_nodelay(true)?;
         let (mut sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
-        tokio::spawn(async move {
+        let conn = tokio::spawn(async move {
             let _ = conn.await;
         });
         let request = Request::get(format!("/v1/events/{event_id}/stream"))
@@ -128,6 +136,7 @@ impl Stream {
         Ok(Stream {
             body: response.into_body(),
             _sender: sender,
+            conn,
         })
     }
 
