@@ -49,6 +49,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest wait for one hold's answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Worker threads of the hold loop's own runtime.
+const HOLD_LOOP_THREADS: usize = 2;
 /// Connections beyond the clients that the server is allowed (holds, set-up, metrics).
 const CONNECTION_SLACK: usize = 1_024;
 /// The goals of issue 16.
@@ -807,16 +809,38 @@ async fn throughput(
             let clients = fleet
                 .as_ref()
                 .map_or(0, |f| f.stats.connected.load(Ordering::Relaxed));
-            let hold = hold_loop(
-                target,
-                server.pid(),
-                &event,
-                &tag,
-                args.connections,
-                args.warmup,
-                args.duration,
-            )
-            .await;
+            let hold = {
+                // On threads of its own: the stream clients' wake-ups (one per client per
+                // change) must not queue the hold loop's answers behind them in this
+                // process, or the figure would be this process's cost, not the server's.
+                let (target, pid, event, tag) =
+                    (target.clone(), server.pid(), event.clone(), tag.clone());
+                let (connections, warmup, duration) =
+                    (args.connections, args.warmup, args.duration);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(HOLD_LOOP_THREADS)
+                        .thread_name("hold-loop")
+                        .enable_all()
+                        .build();
+                    let run = runtime.map(|rt| {
+                        rt.block_on(hold_loop(
+                            &target,
+                            pid,
+                            &event,
+                            &tag,
+                            connections,
+                            warmup,
+                            duration,
+                        ))
+                    });
+                    let _ = tx.send(run);
+                });
+                rx.await
+                    .context("the hold loop's thread ended")?
+                    .context("cannot start the hold loop's runtime")?
+            };
             let (dropped, changes) = fleet.as_ref().map_or((0, 0), |f| {
                 (
                     f.stats.ended.load(Ordering::Relaxed),
