@@ -180,8 +180,13 @@ fn waitlist_cancellations_feed_offers_that_their_users_confirm() {
             .and_then(|k| k["ok"].as_u64())
             .unwrap_or(0)
     };
-    // The section sold out, buyers joined, cancellations fed offers, users confirmed them.
-    assert!(ok("purchase") >= 30, "{kinds:#?}");
+    // The section sold out (in the warm-up, whose answers count in the verification but
+    // not in the figures), buyers joined, cancellations fed offers, users confirmed them.
+    let verification = &report["boxoffice"]["verification"];
+    assert!(
+        verification["acknowledged"].as_u64().unwrap() >= 30,
+        "{verification:#}"
+    );
     assert!(ok("join") > 0, "{kinds:#?}");
     assert!(ok("cancel") > 0, "{kinds:#?}");
     assert!(ok("confirm") > 0, "{kinds:#?}");

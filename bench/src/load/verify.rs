@@ -555,6 +555,15 @@ fn check_seats(
     }
 }
 
+/// An RFC 3339 UTC time (`2026-12-01T20:55:01Z`, `...:01.25Z`) as a key that sorts in
+/// time order: the seconds, then the fraction padded to nanoseconds.
+fn time_key(text: &str) -> (&str, u64) {
+    let (seconds, rest) = text.split_at(text.len().min(19));
+    let digits = rest.trim_start_matches('.').trim_end_matches('Z');
+    let fraction = format!("{digits:0<9}").parse().unwrap_or(0);
+    (seconds, fraction)
+}
+
 /// The counter of an id `x-<shard>-<n>` (join order of entries, placement order of holds).
 fn counter_of(id: &str) -> u64 {
     id.rsplit('-')
@@ -755,7 +764,7 @@ fn check_waitlist(
     }
     if let Some(pair) = entries
         .windows(2)
-        .find(|w| w[0].created_at > w[1].created_at)
+        .find(|w| time_key(&w[0].created_at) > time_key(&w[1].created_at))
     {
         failures.push(format!(
             "entries {} and {}: created out of join order",
@@ -1181,6 +1190,13 @@ mod tests {
         let mut plan = plan(false, 2);
         plan.sections[0].returns = true;
         plan
+    }
+
+    #[test]
+    fn times_sort_in_time_order_whatever_their_fraction() {
+        assert!(time_key("2026-12-01T20:55:01.25Z") > time_key("2026-12-01T20:55:01Z"));
+        assert!(time_key("2026-12-01T20:55:01.25Z") < time_key("2026-12-01T20:55:01.3Z"));
+        assert!(time_key("2026-12-01T20:55:02Z") > time_key("2026-12-01T20:55:01.999Z"));
     }
 
     #[test]
