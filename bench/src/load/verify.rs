@@ -572,6 +572,10 @@ fn counter_of(id: &str) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// When an entry surely waited: from its join's answer to when it was last seen waiting
+/// (`None`: still waiting at the end); and its id.
+type Waited<'a> = (Instant, Option<Instant>, &'a str);
+
 /// The waitlist workload's checks on section `id` (the run's only section): counts,
 /// sold as told, nothing sold to the public while a fitting entry waited, offers in join
 /// order, every confirmed offer a booking of its entry's user, and the entries' final
@@ -698,7 +702,7 @@ fn check_waitlist(
         }
     }
     // Windows (start, end) by qty; end None = still waiting at the end.
-    let mut windows: BTreeMap<u32, Vec<(Instant, Option<Instant>, &str)>> = BTreeMap::new();
+    let mut windows: BTreeMap<u32, Vec<Waited<'_>>> = BTreeMap::new();
     for (entry, (_, qty, _, answered)) in &joins {
         let still = finals.get(entry).is_some_and(|e| e.status == "waiting");
         let end = if still {

@@ -1144,7 +1144,7 @@ mod tests {
             WAITLIST_OFFER_TTL_SECONDS
         );
         let mut script = s.script(2, Arc::new(AtomicU64::new(0)));
-        let mut step = |script: &mut Script, status: u16, body: &str| {
+        let step = |script: &mut Script, status: u16, body: &str| {
             let op = script.next_op().unwrap();
             let answer = Answer {
                 status,
