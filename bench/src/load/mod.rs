@@ -91,7 +91,7 @@ pub fn spec(args: &Args) -> anyhow::Result<Spec> {
         bail!("--qty must be 1 to 1000");
     }
     let action = args.action.unwrap_or(match args.workload {
-        WorkloadKind::Sellout => Action::Purchase,
+        WorkloadKind::Sellout | WorkloadKind::Waitlist => Action::Purchase,
         _ => Action::Hold,
     });
     Ok(Spec {
