@@ -221,6 +221,23 @@ fn benches(c: &mut Criterion) {
             )
         });
     }
+    // The floor of a feeding cancel: it also places a hold (the offer), so a plain cancel
+    // followed by a plain one-ticket GA hold, as two decisions, on the section without
+    // a waiting list.
+    let rehold: Vec<Command> = (0..CANCELS).map(ga_hold).collect();
+    let start = sold_out(false);
+    group.bench_function("cancel_then_hold_decide_apply", |b| {
+        b.iter_batched_ref(
+            || start.clone(),
+            |engine| {
+                for (c, h) in cancels.iter().zip(&rehold) {
+                    decide_apply(engine, c, T0 + 1);
+                    decide_apply(engine, h, T0 + 1);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
 
     group.throughput(Throughput::Elements(N));
     let held = {

@@ -151,6 +151,50 @@ fn sellout_sells_exactly_the_tickets_on_sale() {
 }
 
 #[test]
+fn waitlist_cancellations_feed_offers_that_their_users_confirm() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let report = load(&[
+        "--spawn",
+        server.to_str().unwrap(),
+        "--workload",
+        "waitlist",
+        "--tickets",
+        "30",
+        "--connections",
+        "16",
+        "--duration",
+        "3s",
+        "--warmup",
+        "500ms",
+        "--auth",
+        "user",
+    ]);
+    assert_verified(&report);
+    let kinds = report["boxoffice"]["kinds"].as_array().unwrap();
+    let ok = |name: &str| {
+        kinds
+            .iter()
+            .find(|k| k["kind"] == name)
+            .and_then(|k| k["ok"].as_u64())
+            .unwrap_or(0)
+    };
+    // The section sold out (in the warm-up, whose answers count in the verification but
+    // not in the figures), buyers joined, cancellations fed offers, users confirmed them.
+    let verification = &report["boxoffice"]["verification"];
+    assert!(
+        verification["acknowledged"].as_u64().unwrap() >= 30,
+        "{verification:#}"
+    );
+    assert!(ok("join") > 0, "{kinds:#?}");
+    assert!(ok("cancel") > 0, "{kinds:#?}");
+    assert!(ok("confirm") > 0, "{kinds:#?}");
+    let section = &report["boxoffice"]["verification"]["sections"][0];
+    assert_eq!(section["capacity"], 30, "{section:#}");
+}
+
+#[test]
 fn the_ceiling_runs_alone() {
     let report = load(&[
         "--ceiling-only",

@@ -808,7 +808,7 @@ impl Engine {
             return base;
         }
         let (returned, delta) = self.returned_by(counter);
-        let steps = self.cascade(event, &returned, None, delta, now_ms);
+        let steps = self.cascade_touched(event, &returned, None, delta, now_ms);
         if steps.is_empty() {
             base
         } else {

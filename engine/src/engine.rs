@@ -625,11 +625,16 @@ impl Engine {
             .queues
             .get_mut(&key)
             .expect("a waiting entry is queued");
-        let at = queue
-            .iter()
-            .position(|&c| c == counter)
-            .expect("a waiting entry is in its queue");
-        queue.remove(at);
+        if queue.front() == Some(&counter) {
+            // Offers and pass-overs take the head: no search.
+            queue.pop_front();
+        } else {
+            let at = queue
+                .iter()
+                .position(|&c| c == counter)
+                .expect("a waiting entry is in its queue");
+            queue.remove(at);
+        }
         if queue.is_empty() {
             self.wait.queues.remove(&key);
         }
@@ -737,7 +742,8 @@ impl Engine {
                     // The offer takes set-aside tickets first (they leave the pool), then
                     // free ones; an ordinary hold takes them all.
                     let e = &mut self.state.events[event as usize];
-                    for &(section, qty) in &lines.items {
+                    let pooled = !self.wait.set_aside.is_empty();
+                    for &(section, qty) in lines.items.iter().filter(|_| pooled) {
                         let key = (event, section);
                         if let Some(pool) = self.wait.set_aside.get_mut(&key) {
                             let taken = pool.count.min(qty);

@@ -147,10 +147,22 @@ impl Engine {
         user_delta: Option<(u32, u32)>,
         now_ms: u64,
     ) -> Vec<WaitStep> {
-        let mut steps = Vec::new();
         if !self.wait.touches(event) {
-            return steps;
+            return Vec::new();
         }
+        self.cascade_touched(event, returned, leaving, user_delta, now_ms)
+    }
+
+    /// [`Engine::cascade`] for an event the waiting lists touch (the caller checked).
+    pub(crate) fn cascade_touched(
+        &self,
+        event: u32,
+        returned: &[(u16, Returned)],
+        leaving: Option<u32>,
+        user_delta: Option<(u32, u32)>,
+        now_ms: u64,
+    ) -> Vec<WaitStep> {
+        let mut steps = Vec::new();
         let e = &self.state.events[event as usize];
         let offer_ttl = self
             .wait

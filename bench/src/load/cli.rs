@@ -72,7 +72,7 @@ pub struct Args {
     /// sellout: buyers, each trying once for one ticket.
     #[arg(long, default_value_t = 20)]
     pub buyers: u64,
-    /// sellout: tickets on sale.
+    /// sellout and waitlist: tickets on sale.
     #[arg(long, default_value_t = 5)]
     pub tickets: u32,
     /// First run the identical workload against an in-process no-op axum server and

@@ -91,7 +91,7 @@ pub fn spec(args: &Args) -> anyhow::Result<Spec> {
         bail!("--qty must be 1 to 1000");
     }
     let action = args.action.unwrap_or(match args.workload {
-        WorkloadKind::Sellout => Action::Purchase,
+        WorkloadKind::Sellout | WorkloadKind::Waitlist => Action::Purchase,
         _ => Action::Hold,
     });
     Ok(Spec {
@@ -297,7 +297,11 @@ async fn verify_run(
     if let Some(until) = ledger.expiring_until() {
         tokio::time::sleep_until((until + EXPIRY_SWEEP_SLACK).into()).await;
     }
-    let observed = observe(target, plan).await?;
+    let mut observed = observe(target, plan).await?;
+    for id in ledger.entry_ids() {
+        let entry = get_json(target, &format!("/v1/waitlist/{id}")).await?;
+        observed.entries.push(serde_json::from_value(entry)?);
+    }
     Ok(verify::verify(plan, ledger, &observed))
 }
 
@@ -363,10 +367,15 @@ pub fn parse_observed(event: &Value, seats: Option<&Value>) -> anyhow::Result<Ob
             held: n("held")?,
             sold: n("sold")?,
             seats: map,
+            waiting: s["waiting"].as_u64(),
+            set_aside: s["set_aside"].as_u64(),
             id,
         });
     }
-    Ok(Observed { sections })
+    Ok(Observed {
+        sections,
+        entries: Vec::new(),
+    })
 }
 
 #[cfg(test)]

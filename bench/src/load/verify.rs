@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::workload::{Effect, EventPlan, Tickets};
+use super::workload::{Effect, EventPlan, Tickets, WaitFact, WaitOp};
 
 /// The final state of a hold the run placed, as far as the run knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,8 @@ pub struct Ledger {
     sold_out_seen: HashSet<String>,
     /// When the last expiring hold's TTL ends.
     expiring_until: Option<Instant>,
+    /// The waitlist workload's requests with their answers, in no particular order.
+    wait: Vec<WaitFact>,
 }
 
 impl Ledger {
@@ -105,6 +107,7 @@ impl Ledger {
             }
         }
         match (effect, outcome) {
+            (Effect::Wait(fact), _) => self.wait.push(fact.clone()),
             (Effect::None, _) | (_, Outcome::Refused) => {}
             (Effect::Place { tickets, expiring }, Outcome::Done) => {
                 let state = if *expiring {
@@ -172,6 +175,23 @@ impl Ledger {
         self.maybe.extend(other.maybe);
         self.sold_out_seen.extend(other.sold_out_seen);
         self.expiring_until = self.expiring_until.max(other.expiring_until);
+        self.wait.extend(other.wait);
+    }
+
+    /// The waiting-list entries the run joined (their ids), to read back after the run.
+    pub fn entry_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .wait
+            .iter()
+            .filter_map(|f| match &f.what {
+                WaitOp::Join {
+                    entry: Some(id), ..
+                } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        ids.sort_by_key(|id| counter_of(id));
+        ids
     }
 
     /// When every hold left to expire is past its TTL.
@@ -182,6 +202,14 @@ impl Ledger {
     /// Successful holds and purchases (for the report).
     pub fn acknowledged(&self) -> u64 {
         self.acks
+            + self
+                .wait
+                .iter()
+                .filter(|f| {
+                    f.outcome == Outcome::Done
+                        && matches!(f.what, WaitOp::Buy { .. } | WaitOp::ConfirmOffer { .. })
+                })
+                .count() as u64
     }
 
     /// Per section, the range of tickets sold and held that the answers allow.
@@ -343,6 +371,34 @@ pub struct ObservedSection {
     /// The seat map of a seated section: `(seat id, status)`.
     #[serde(skip)]
     pub seats: Option<Vec<(String, SeatStatus)>>,
+    /// Entries waiting (`waiting`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<u64>,
+    /// Tickets set aside for the waiting list (`set_aside`, part of `held`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_aside: Option<u64>,
+}
+
+/// A waiting-list entry as `GET /v1/waitlist/{id}` answers after the run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ObservedEntry {
+    /// Entry id.
+    pub id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Its section.
+    pub section_id: String,
+    /// Tickets wanted.
+    pub qty: u64,
+    /// `waiting`, `offered`, `accepted`, `expired`, `declined` or `left`.
+    pub status: String,
+    /// 1-based place among the section's waiting entries; null once not waiting.
+    pub position: Option<u64>,
+    /// The offer's hold, once offered.
+    #[serde(default)]
+    pub hold_id: Option<String>,
+    /// When it joined.
+    pub created_at: String,
 }
 
 /// What the server reports for the run's event.
@@ -350,6 +406,8 @@ pub struct ObservedSection {
 pub struct Observed {
     /// Its sections.
     pub sections: Vec<ObservedSection>,
+    /// The entries the run joined (waitlist workload), read back one by one.
+    pub entries: Vec<ObservedEntry>,
 }
 
 /// The verdict.
@@ -384,6 +442,10 @@ pub fn verify(plan: &EventPlan, ledger: &Ledger, observed: &Observed) -> Verdict
                 "section {id}: sold {} + held {} + available {} = {sum}, capacity {} (created with {})",
                 obs.sold, obs.held, obs.available, obs.capacity, section.capacity
             ));
+        }
+        if !ledger.wait.is_empty() {
+            check_waitlist(id, section.capacity, obs, ledger, observed, &mut failures);
+            continue;
         }
         let e = expected.get(id).copied().unwrap_or_default();
         if e.sold_min + e.held_min > section.capacity {
@@ -423,6 +485,11 @@ pub fn verify(plan: &EventPlan, ledger: &Ledger, observed: &Observed) -> Verdict
         sections: observed.sections.clone(),
         acknowledged: ledger.acknowledged(),
         unknown_outcomes: ledger.maybe.len() as u64
+            + ledger
+                .wait
+                .iter()
+                .filter(|f| f.outcome == Outcome::Unknown)
+                .count() as u64
             + ledger
                 .holds
                 .values()
@@ -488,6 +555,327 @@ fn check_seats(
     }
 }
 
+/// An RFC 3339 UTC time (`2026-12-01T20:55:01Z`, `...:01.25Z`) as a key that sorts in
+/// time order: the seconds, then the fraction padded to nanoseconds.
+fn time_key(text: &str) -> (&str, u64) {
+    let (seconds, rest) = text.split_at(text.len().min(19));
+    let digits = rest.trim_start_matches('.').trim_end_matches('Z');
+    let fraction = format!("{digits:0<9}").parse().unwrap_or(0);
+    (seconds, fraction)
+}
+
+/// The counter of an id `x-<shard>-<n>` (join order of entries, placement order of holds).
+fn counter_of(id: &str) -> u64 {
+    id.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// When an entry surely waited: from its join's answer to when it was last seen waiting
+/// (`None`: still waiting at the end); and its id.
+type Waited<'a> = (Instant, Option<Instant>, &'a str);
+
+/// The waitlist workload's checks on section `id` (the run's only section): counts,
+/// sold as told, nothing sold to the public while a fitting entry waited, offers in join
+/// order, every confirmed offer a booking of its entry's user, and the entries' final
+/// states consistent with each other, with what the run saw and with the section.
+fn check_waitlist(
+    id: &str,
+    capacity: u64,
+    obs: &ObservedSection,
+    ledger: &Ledger,
+    observed: &Observed,
+    failures: &mut Vec<String>,
+) {
+    let facts = &ledger.wait;
+    // Entries the run joined: id -> (user, qty, join sent, join answered).
+    let mut joins: HashMap<&str, (&str, u32, Instant, Instant)> = HashMap::new();
+    for f in facts {
+        if let (
+            WaitOp::Join {
+                qty,
+                entry: Some(entry),
+            },
+            Outcome::Done,
+        ) = (&f.what, f.outcome)
+        {
+            joins.insert(entry, (&f.user, *qty, f.sent, f.answered));
+        }
+    }
+    let finals: HashMap<&str, &ObservedEntry> = observed
+        .entries
+        .iter()
+        .map(|e| (e.id.as_str(), e))
+        .collect();
+
+    // 1. Sold as told: bookings bought or confirmed, less those cancelled.
+    let mut bookings: HashMap<&str, u64> = HashMap::new();
+    let mut maybe_sold = 0u64;
+    for f in facts {
+        match (&f.what, f.outcome) {
+            (
+                WaitOp::Buy {
+                    qty,
+                    booking: Some(b),
+                },
+                Outcome::Done,
+            ) => {
+                bookings.insert(b, u64::from(*qty));
+            }
+            (WaitOp::Buy { qty, .. }, Outcome::Unknown) => maybe_sold += u64::from(*qty),
+            (
+                WaitOp::ConfirmOffer {
+                    entry,
+                    booking: Some((b, _, _)),
+                    ..
+                },
+                Outcome::Done,
+            ) => {
+                let qty = joins.get(entry.as_str()).map_or(0, |j| u64::from(j.1));
+                bookings.insert(b, qty);
+            }
+            (WaitOp::ConfirmOffer { entry, .. }, Outcome::Unknown) => {
+                maybe_sold += joins.get(entry.as_str()).map_or(0, |j| u64::from(j.1));
+            }
+            _ => {}
+        }
+    }
+    let mut sold_min: u64 = bookings.values().sum();
+    for f in facts {
+        if let WaitOp::Cancel { booking } = &f.what {
+            let qty = bookings.get(booking.as_str()).copied().unwrap_or(0);
+            match f.outcome {
+                Outcome::Done => sold_min -= qty,
+                Outcome::Unknown => {
+                    sold_min -= qty;
+                    maybe_sold += qty;
+                }
+                Outcome::Refused => {}
+            }
+        }
+    }
+    let sold_max = sold_min + maybe_sold;
+    if sold_min > capacity {
+        failures.push(format!(
+            "section {id}: oversold: the run holds {sold_min} bookings' tickets of {capacity}"
+        ));
+    }
+    if !(sold_min..=sold_max).contains(&obs.sold) {
+        failures.push(format!(
+            "section {id}: server says sold {}, the run was told {}",
+            obs.sold,
+            range(sold_min, sold_max)
+        ));
+    }
+
+    // 2. Held: the set-aside tickets plus the outstanding offers, as the entries say.
+    let offered: u64 = observed
+        .entries
+        .iter()
+        .filter(|e| e.status == "offered")
+        .map(|e| e.qty)
+        .sum();
+    let set_aside = obs.set_aside.unwrap_or(0);
+    if obs.held != set_aside + offered {
+        failures.push(format!(
+            "section {id}: held {} is not set_aside {set_aside} + offers outstanding {offered}",
+            obs.held
+        ));
+    }
+
+    // 3. While an entry waited, the public got nothing it could have had: no purchase
+    // of at least an entry's qty was both sent after that entry's join was answered and
+    // answered before the entry was last seen waiting (by a poll, or at the end).
+    let mut last_waiting: HashMap<&str, Option<Instant>> = HashMap::new();
+    for f in facts {
+        if let WaitOp::Poll {
+            entry,
+            status: Some(status),
+            ..
+        } = &f.what
+        {
+            if status == "waiting" {
+                let seen = last_waiting.entry(entry).or_insert(Some(f.sent));
+                *seen = (*seen).max(Some(f.sent));
+            }
+        }
+    }
+    // Windows (start, end) by qty; end None = still waiting at the end.
+    let mut windows: BTreeMap<u32, Vec<Waited<'_>>> = BTreeMap::new();
+    for (entry, (_, qty, _, answered)) in &joins {
+        let still = finals.get(entry).is_some_and(|e| e.status == "waiting");
+        let end = if still {
+            None
+        } else {
+            match last_waiting.get(entry) {
+                Some(Some(seen)) => Some(*seen),
+                _ => continue,
+            }
+        };
+        windows
+            .entry(*qty)
+            .or_default()
+            .push((*answered, end, *entry));
+    }
+    for f in facts {
+        let (
+            WaitOp::Buy {
+                qty,
+                booking: Some(b),
+            },
+            Outcome::Done,
+        ) = (&f.what, f.outcome)
+        else {
+            continue;
+        };
+        let covering = windows
+            .range(..=*qty)
+            .flat_map(|(_, w)| w)
+            .find(|(start, end, _)| *start <= f.sent && end.is_none_or(|end| f.answered <= end));
+        if let Some((_, _, entry)) = covering {
+            failures.push(format!(
+                "section {id}: booking {b} was sold to the public while entry {entry} waited"
+            ));
+        }
+    }
+
+    // 4. Offers in join order: an entry offered (now offered, accepted, declined) was
+    // joined before every entry still waiting, and offers' holds follow the entries' order.
+    let mut entries: Vec<&ObservedEntry> = observed.entries.iter().collect();
+    entries.sort_by_key(|e| counter_of(&e.id));
+    let first_waiting = entries.iter().position(|e| e.status == "waiting");
+    let mut last_hold: Option<(&str, u64)> = None;
+    for (n, e) in entries.iter().enumerate() {
+        let Some(hold) = &e.hold_id else { continue };
+        if first_waiting.is_some_and(|w| w < n) {
+            let before = entries[first_waiting.unwrap_or(0)];
+            failures.push(format!(
+                "entry {} was offered {hold} while {} (joined earlier) still waits",
+                e.id, before.id
+            ));
+        }
+        let h = counter_of(hold);
+        if let Some((prev, p)) = last_hold {
+            if h <= p {
+                failures.push(format!(
+                    "entry {} was offered {hold} before {prev} went to an earlier entry",
+                    e.id
+                ));
+            }
+        }
+        last_hold = Some((hold, h));
+    }
+    if let Some(pair) = entries
+        .windows(2)
+        .find(|w| time_key(&w[0].created_at) > time_key(&w[1].created_at))
+    {
+        failures.push(format!(
+            "entries {} and {}: created out of join order",
+            pair[0].id, pair[1].id
+        ));
+    }
+
+    // 5. Every confirmed offer is a booking of its entry's user, of the offer's hold,
+    // and its entry is accepted.
+    for f in facts {
+        let (
+            WaitOp::ConfirmOffer {
+                entry,
+                hold,
+                booking,
+            },
+            Outcome::Done,
+        ) = (&f.what, f.outcome)
+        else {
+            continue;
+        };
+        let owner = joins.get(entry.as_str()).map(|j| j.0);
+        match booking {
+            Some((b, user, booked_hold)) if Some(user.as_str()) == owner && booked_hold == hold => {
+                let _ = b;
+            }
+            other => failures.push(format!(
+                "offer {hold} of entry {entry} (user {owner:?}) confirmed as {other:?}"
+            )),
+        }
+        match finals.get(entry.as_str()) {
+            Some(e) if e.status == "accepted" && e.hold_id.as_deref() == Some(hold) => {}
+            other => failures.push(format!(
+                "entry {entry}: its offer {hold} was confirmed, yet it reads {other:?}"
+            )),
+        }
+    }
+
+    // 6. The final entries: one per join, as joined; positions 1.. in join order among
+    // the waiting ones, none for the others; an offer's hold once offered; the count of
+    // waiting entries is the section's; no poll saw an entry go back to waiting.
+    let mut position = 0;
+    for e in &entries {
+        let Some((user, qty, _, _)) = joins.get(e.id.as_str()) else {
+            failures.push(format!(
+                "entry {}: read back, but the run never joined it",
+                e.id
+            ));
+            continue;
+        };
+        if e.user_id != *user || e.qty != u64::from(*qty) || e.section_id != id {
+            failures.push(format!(
+                "entry {}: reads user {} qty {} section {}, joined by {user} for {qty} of {id}",
+                e.id, e.user_id, e.qty, e.section_id
+            ));
+        }
+        let consistent = match e.status.as_str() {
+            "waiting" => {
+                position += 1;
+                e.position == Some(position) && e.hold_id.is_none()
+            }
+            "offered" | "accepted" | "declined" => e.position.is_none() && e.hold_id.is_some(),
+            "expired" | "left" => e.position.is_none(),
+            _ => false,
+        };
+        if !consistent {
+            failures.push(format!("entry {}: inconsistent final state {e:?}", e.id));
+        }
+    }
+    if joins.len() != entries.len() {
+        failures.push(format!(
+            "the run joined {} entries, {} read back",
+            joins.len(),
+            entries.len()
+        ));
+    }
+    if obs.waiting.is_some_and(|w| w != position) {
+        failures.push(format!(
+            "section {id}: shows {} waiting, the entries {position}",
+            obs.waiting.unwrap_or(0)
+        ));
+    }
+    let mut seen_offered: HashMap<&str, Instant> = HashMap::new();
+    for f in facts {
+        if let WaitOp::Poll {
+            entry,
+            status: Some(status),
+            ..
+        } = &f.what
+        {
+            if status != "waiting" {
+                let t = seen_offered.entry(entry).or_insert(f.answered);
+                *t = (*t).min(f.answered);
+            }
+        }
+    }
+    for (entry, t) in &seen_offered {
+        if let Some(Some(w)) = last_waiting.get(entry) {
+            if w > t {
+                failures.push(format!(
+                    "entry {entry}: read waiting again after it was offered"
+                ));
+            }
+        }
+    }
+}
+
 fn range(min: u64, max: u64) -> String {
     if min == max {
         min.to_string()
@@ -540,7 +928,10 @@ mod tests {
                 held,
                 sold,
                 seats: None,
+                waiting: None,
+                set_aside: None,
             }],
+            entries: Vec::new(),
         }
     }
 
@@ -698,6 +1089,215 @@ mod tests {
         assert!(!verdict.passed);
         assert!(verdict.failures.iter().any(|f| f.contains("seat A-2")));
         assert!(verdict.failures.iter().any(|f| f.contains("never given")));
+    }
+
+    /// A waitlist fact at `t` ms after `t0`, answered 1 ms later.
+    fn fact(t0: Instant, t: u64, user: &str, what: WaitOp, status: u16) -> Effect {
+        let sent = t0 + std::time::Duration::from_millis(t);
+        Effect::Wait(WaitFact {
+            what,
+            user: user.into(),
+            sent,
+            answered: sent + std::time::Duration::from_millis(1),
+            outcome: Outcome::of_status(status),
+        })
+    }
+
+    fn entry(
+        id: &str,
+        user: &str,
+        status: &str,
+        position: Option<u64>,
+        hold: Option<&str>,
+    ) -> ObservedEntry {
+        ObservedEntry {
+            id: id.into(),
+            user_id: user.into(),
+            section_id: "s".into(),
+            qty: 1,
+            status: status.into(),
+            position,
+            hold_id: hold.map(str::to_string),
+            created_at: format!("2026-12-01T00:00:0{}Z", counter_of(id)),
+        }
+    }
+
+    /// A sold-out section of 2: `a` and `b` bought, `w1` and `w2` joined, `a` cancelled
+    /// (its ticket offered to `w1`, who confirmed), `w2` still waits.
+    fn waitlist_run(t0: Instant) -> (Ledger, Observed) {
+        let mut ledger = Ledger::default();
+        let buy = |b: &str| WaitOp::Buy {
+            qty: 1,
+            booking: Some(b.into()),
+        };
+        let join = |e: &str| WaitOp::Join {
+            qty: 1,
+            entry: Some(e.into()),
+        };
+        let poll = |e: &str, status: &str, hold: Option<&str>| WaitOp::Poll {
+            entry: e.into(),
+            status: Some(status.into()),
+            hold: hold.map(str::to_string),
+        };
+        for effect in [
+            fact(t0, 0, "a", buy("b-0-1"), 201),
+            fact(t0, 2, "b", buy("b-0-2"), 201),
+            fact(
+                t0,
+                4,
+                "c",
+                WaitOp::Buy {
+                    qty: 1,
+                    booking: None,
+                },
+                409,
+            ),
+            fact(t0, 6, "w1", join("w-0-1"), 201),
+            fact(t0, 8, "w2", join("w-0-2"), 201),
+            fact(t0, 10, "w1", poll("w-0-1", "waiting", None), 200),
+            fact(
+                t0,
+                12,
+                "a",
+                WaitOp::Cancel {
+                    booking: "b-0-1".into(),
+                },
+                200,
+            ),
+            fact(t0, 14, "w1", poll("w-0-1", "offered", Some("h-0-3")), 200),
+            fact(
+                t0,
+                16,
+                "w1",
+                WaitOp::ConfirmOffer {
+                    entry: "w-0-1".into(),
+                    hold: "h-0-3".into(),
+                    booking: Some(("b-0-3".into(), "w1".into(), "h-0-3".into())),
+                },
+                201,
+            ),
+            fact(t0, 18, "w2", poll("w-0-2", "waiting", None), 200),
+        ] {
+            ledger.record(&effect, 200, None, None, None);
+        }
+        let mut observed = section(2, 0, 0, 2);
+        observed.sections[0].waiting = Some(1);
+        observed.sections[0].set_aside = Some(0);
+        observed.entries = vec![
+            entry("w-0-1", "w1", "accepted", None, Some("h-0-3")),
+            entry("w-0-2", "w2", "waiting", Some(1), None),
+        ];
+        (ledger, observed)
+    }
+
+    fn waitlist_plan() -> EventPlan {
+        let mut plan = plan(false, 2);
+        plan.sections[0].returns = true;
+        plan
+    }
+
+    #[test]
+    fn times_sort_in_time_order_whatever_their_fraction() {
+        assert!(time_key("2026-12-01T20:55:01.25Z") > time_key("2026-12-01T20:55:01Z"));
+        assert!(time_key("2026-12-01T20:55:01.25Z") < time_key("2026-12-01T20:55:01.3Z"));
+        assert!(time_key("2026-12-01T20:55:02Z") > time_key("2026-12-01T20:55:01.999Z"));
+    }
+
+    #[test]
+    fn a_consistent_waitlist_run_passes() {
+        let (ledger, observed) = waitlist_run(Instant::now());
+        assert_eq!(ledger.entry_ids(), ["w-0-1", "w-0-2"]);
+        let verdict = verify(&waitlist_plan(), &ledger, &observed);
+        assert!(verdict.passed, "{:?}", verdict.failures);
+        assert_eq!(verdict.acknowledged, 3);
+    }
+
+    #[test]
+    fn a_public_purchase_while_an_entry_waits_fails() {
+        let t0 = Instant::now();
+        let (mut ledger, mut observed) = waitlist_run(t0);
+        // The ticket `b` cancels is sold to the public while w-0-2 waits.
+        let cancel = fact(
+            t0,
+            20,
+            "b",
+            WaitOp::Cancel {
+                booking: "b-0-2".into(),
+            },
+            200,
+        );
+        let buy = fact(
+            t0,
+            22,
+            "d",
+            WaitOp::Buy {
+                qty: 1,
+                booking: Some("b-0-4".into()),
+            },
+            201,
+        );
+        ledger.record(&cancel, 200, None, None, None);
+        ledger.record(&buy, 201, None, None, None);
+        observed.sections[0].sold = 2;
+        let verdict = verify(&waitlist_plan(), &ledger, &observed);
+        assert!(
+            verdict.failures.iter().any(
+                |f| f.contains("booking b-0-4 was sold to the public while entry w-0-2 waited")
+            ),
+            "{:?}",
+            verdict.failures
+        );
+    }
+
+    #[test]
+    fn an_offer_out_of_join_order_or_to_another_user_fails() {
+        let (ledger, mut observed) = waitlist_run(Instant::now());
+        // The later entry holds the offer and the earlier one still waits.
+        observed.entries = vec![
+            entry("w-0-1", "w1", "waiting", Some(1), None),
+            entry("w-0-2", "w2", "accepted", None, Some("h-0-3")),
+        ];
+        let verdict = verify(&waitlist_plan(), &ledger, &observed);
+        let failures = verdict.failures.join("\n");
+        assert!(
+            failures.contains("entry w-0-2 was offered h-0-3 while w-0-1"),
+            "{failures}"
+        );
+        assert!(
+            failures.contains("entry w-0-1: its offer h-0-3 was confirmed"),
+            "{failures}"
+        );
+        // An offer confirmed as another user's booking.
+        let (mut ledger, observed) = waitlist_run(Instant::now());
+        for f in &mut ledger.wait {
+            if let WaitOp::ConfirmOffer {
+                booking: Some(b), ..
+            } = &mut f.what
+            {
+                b.1 = "intruder".into();
+            }
+        }
+        let verdict = verify(&waitlist_plan(), &ledger, &observed);
+        assert!(
+            verdict
+                .failures
+                .iter()
+                .any(|f| f.contains("offer h-0-3 of entry w-0-1")),
+            "{:?}",
+            verdict.failures
+        );
+    }
+
+    #[test]
+    fn waitlist_counts_that_do_not_add_up_fail() {
+        let (ledger, mut observed) = waitlist_run(Instant::now());
+        // Held by nothing the entries explain, and one more sold than told.
+        observed.sections[0].held = 1;
+        observed.sections[0].sold = 1;
+        let verdict = verify(&waitlist_plan(), &ledger, &observed);
+        let failures = verdict.failures.join("\n");
+        assert!(failures.contains("held 1 is not set_aside 0"), "{failures}");
+        assert!(failures.contains("server says sold 1"), "{failures}");
     }
 
     #[test]

@@ -8,12 +8,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
+
+use super::verify::Outcome;
 
 /// The default `--seed`: runs are reproducible unless asked otherwise.
 pub const DEFAULT_SEED: u64 = 0x0b0c_5eed;
@@ -39,6 +42,9 @@ pub enum WorkloadKind {
     Sellout,
     /// 1 to 4 seats picked by the server (`best_available`) on a large seated event.
     BestAvailable,
+    /// Buy a small section until it is sold out, then join its waiting list; cancel
+    /// bookings (which feeds offers to waiting entries) and confirm the offers.
+    Waitlist,
 }
 
 impl WorkloadKind {
@@ -50,6 +56,7 @@ impl WorkloadKind {
             WorkloadKind::Lifecycle => "lifecycle",
             WorkloadKind::Sellout => "sellout",
             WorkloadKind::BestAvailable => "best-available",
+            WorkloadKind::Waitlist => "waitlist",
         }
     }
 }
@@ -82,11 +89,17 @@ pub enum Kind {
     GetSeats,
     /// Read a hold.
     GetHold,
+    /// Cancel a booking.
+    Cancel,
+    /// Join a waiting list.
+    Join,
+    /// Read a waiting-list entry.
+    GetEntry,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Hold,
         Kind::Purchase,
         Kind::Confirm,
@@ -94,6 +107,9 @@ impl Kind {
         Kind::GetEvent,
         Kind::GetSeats,
         Kind::GetHold,
+        Kind::Cancel,
+        Kind::Join,
+        Kind::GetEntry,
     ];
 
     /// The name in reports.
@@ -106,6 +122,9 @@ impl Kind {
             Kind::GetEvent => "get_event",
             Kind::GetSeats => "get_seats",
             Kind::GetHold => "get_hold",
+            Kind::Cancel => "cancel",
+            Kind::Join => "join",
+            Kind::GetEntry => "get_entry",
         }
     }
 
@@ -155,6 +174,49 @@ pub enum Effect {
     Confirm { hold_id: String },
     /// Release the hold of this id.
     Release { hold_id: String },
+    /// A waiting-list workload request, with what its answer said
+    /// ([`Script::resolve`] fills it in).
+    Wait(WaitFact),
+}
+
+/// What a request of the waitlist workload did, as its answer told it, with when it was
+/// sent and answered (the ledger orders purchases and waiting entries by these times).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitFact {
+    /// What it was.
+    pub what: WaitOp,
+    /// The user it acted for.
+    pub user: String,
+    /// When it was sent.
+    pub sent: Instant,
+    /// When its answer was read (`sent` until it is resolved).
+    pub answered: Instant,
+    /// Its outcome.
+    pub outcome: Outcome,
+}
+
+/// The requests of the waitlist workload, with the ids their answers named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitOp {
+    /// A public purchase of `qty` tickets; `booking` from a 2xx answer.
+    Buy { qty: u32, booking: Option<String> },
+    /// A join of the waiting list for `qty`; `entry` from a 2xx answer.
+    Join { qty: u32, entry: Option<String> },
+    /// A read of an entry: its `status` and `hold_id` as answered.
+    Poll {
+        entry: String,
+        status: Option<String>,
+        hold: Option<String>,
+    },
+    /// A cancellation of a booking the run bought or confirmed.
+    Cancel { booking: String },
+    /// A confirmation of an entry's offer (`hold`); from a 2xx answer the booking's id,
+    /// user and hold.
+    ConfirmOffer {
+        entry: String,
+        hold: String,
+        booking: Option<(String, String, String)>,
+    },
 }
 
 /// One request to send.
@@ -284,11 +346,20 @@ impl Spec {
                 vec![ga_json("ga", "General admission", self.tickets)],
                 vec![plan("ga", self.tickets.into(), false, false)],
             ),
+            WorkloadKind::Waitlist => (
+                vec![ga_json("ga", "General admission", self.tickets)],
+                vec![plan("ga", self.tickets.into(), false, true)],
+            ),
         };
         let mut body = json!({"id": id, "name": format!("boxoffice-load {}", self.kind.name()),
             "sections": sections});
         if self.kind == WorkloadKind::Sellout {
             body["max_per_user"] = json!(1);
+        }
+        if self.kind == WorkloadKind::Waitlist {
+            // Offers outlive the run: every offer is confirmed or still outstanding at
+            // the end, so the verification knows each entry's fate.
+            body["offer_ttl_seconds"] = json!(WAITLIST_OFFER_TTL_SECONDS);
         }
         EventPlan {
             id,
@@ -306,6 +377,7 @@ impl Spec {
     pub fn primary_kind(&self) -> Kind {
         match (self.kind, self.action) {
             (WorkloadKind::Lifecycle, _) | (_, Action::Hold) => Kind::Hold,
+            (WorkloadKind::Waitlist, _) => Kind::Cancel,
             (_, Action::Purchase) => Kind::Purchase,
         }
     }
@@ -321,6 +393,13 @@ impl Spec {
             rng: StdRng::seed_from_u64(seed),
             life: Life::Start,
             sellout,
+            wait: WaitScript {
+                worker,
+                session: 0,
+                at: WaitAt::Buy,
+                bookings: Vec::new(),
+                sent: Instant::now(),
+            },
         }
     }
 }
@@ -366,7 +445,41 @@ pub struct Script {
     rng: StdRng,
     life: Life,
     sellout: Arc<AtomicU64>,
+    wait: WaitScript,
 }
+
+/// Where a waitlist connection stands. Each session is a new user (a user has one live
+/// entry per event): it buys, joins when sold out, waits for its offer and confirms it.
+#[derive(Debug)]
+struct WaitScript {
+    worker: usize,
+    session: u64,
+    at: WaitAt,
+    /// Bookings this connection holds (bought or confirmed) and their users: it may
+    /// cancel them, acting for their users.
+    bookings: Vec<(String, String)>,
+    /// When the last request went out.
+    sent: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WaitAt {
+    /// About to buy.
+    Buy,
+    /// Sold out: about to join.
+    Join,
+    /// Waiting as `entry`: poll it, or cancel a booking meanwhile.
+    Waiting { entry: String },
+    /// Offered `hold`: confirm it.
+    Confirm { entry: String, hold: String },
+}
+
+/// TTL of the waitlist workload's offers: longer than any run.
+pub const WAITLIST_OFFER_TTL_SECONDS: u64 = 86_400;
+
+/// Share of a waiting connection's requests that cancel one of its bookings (the rest
+/// poll its entry).
+const WAITLIST_CANCEL_SHARE: f64 = 0.3;
 
 /// The part of an answer a script needs.
 #[derive(Debug, Clone, Copy)]
@@ -411,7 +524,204 @@ impl Script {
                 let qty = self.rng.random_range(1..=4u32);
                 Some(self.best(user, qty))
             }
+            WorkloadKind::Waitlist => Some(self.waitlist_op()),
         }
+    }
+
+    fn wait_user(&self) -> String {
+        format!("q{}-{}", self.wait.worker, self.wait.session)
+    }
+
+    fn waitlist_op(&mut self) -> Op {
+        let user = self.wait_user();
+        let now = Instant::now();
+        self.wait.sent = now;
+        let fact = |what| {
+            Effect::Wait(WaitFact {
+                what,
+                user: user.clone(),
+                sent: now,
+                answered: now,
+                outcome: Outcome::Unknown,
+            })
+        };
+        match self.wait.at.clone() {
+            WaitAt::Buy => Op {
+                kind: Kind::Purchase,
+                method: Method::Post,
+                path: format!("/v1/events/{}/bookings", self.event_id),
+                body: Some(Bytes::from(format!(
+                    r#"{{"user_id":"{user}","items":[{{"section_id":"ga","qty":1}}]}}"#
+                ))),
+                effect: fact(WaitOp::Buy {
+                    qty: 1,
+                    booking: None,
+                }),
+                user,
+            },
+            WaitAt::Join => Op {
+                kind: Kind::Join,
+                method: Method::Post,
+                path: format!("/v1/events/{}/waitlist", self.event_id),
+                body: Some(Bytes::from(format!(
+                    r#"{{"user_id":"{user}","section_id":"ga","qty":1}}"#
+                ))),
+                effect: fact(WaitOp::Join {
+                    qty: 1,
+                    entry: None,
+                }),
+                user,
+            },
+            WaitAt::Waiting { entry } => {
+                if !self.wait.bookings.is_empty() && self.rng.random_bool(WAITLIST_CANCEL_SHARE) {
+                    let n = self.rng.random_range(0..self.wait.bookings.len());
+                    let (booking, owner) = self.wait.bookings.swap_remove(n);
+                    return Op {
+                        kind: Kind::Cancel,
+                        method: Method::Post,
+                        path: format!("/v1/bookings/{booking}/cancel"),
+                        body: None,
+                        effect: Effect::Wait(WaitFact {
+                            what: WaitOp::Cancel { booking },
+                            user: owner.clone(),
+                            sent: now,
+                            answered: now,
+                            outcome: Outcome::Unknown,
+                        }),
+                        user: owner,
+                    };
+                }
+                Op {
+                    kind: Kind::GetEntry,
+                    method: Method::Get,
+                    path: format!("/v1/waitlist/{entry}"),
+                    body: None,
+                    effect: fact(WaitOp::Poll {
+                        entry,
+                        status: None,
+                        hold: None,
+                    }),
+                    user,
+                }
+            }
+            WaitAt::Confirm { entry, hold } => Op {
+                kind: Kind::Confirm,
+                method: Method::Post,
+                path: format!("/v1/holds/{hold}/confirm"),
+                body: Some(Bytes::from_static(br#"{"payment_ref":"load-test"}"#)),
+                effect: fact(WaitOp::ConfirmOffer {
+                    entry,
+                    hold,
+                    booking: None,
+                }),
+                user,
+            },
+        }
+    }
+
+    /// A waitlist op's fact completed with its answer.
+    fn resolve_wait(fact: &WaitFact, answer: Answer<'_>) -> Effect {
+        let body: Value = serde_json::from_slice(answer.body).unwrap_or(Value::Null);
+        let text = |field: &str| body[field].as_str().map(str::to_string);
+        let outcome = Outcome::of_status(answer.status);
+        let ok = outcome == Outcome::Done;
+        let what = match &fact.what {
+            WaitOp::Buy { qty, .. } => WaitOp::Buy {
+                qty: *qty,
+                booking: text("id").filter(|_| ok),
+            },
+            WaitOp::Join { qty, .. } => WaitOp::Join {
+                qty: *qty,
+                entry: text("id").filter(|_| ok),
+            },
+            WaitOp::Poll { entry, .. } => WaitOp::Poll {
+                entry: entry.clone(),
+                status: text("status").filter(|_| ok),
+                hold: text("hold_id").filter(|_| ok),
+            },
+            WaitOp::Cancel { booking } => WaitOp::Cancel {
+                booking: booking.clone(),
+            },
+            WaitOp::ConfirmOffer { entry, hold, .. } => WaitOp::ConfirmOffer {
+                entry: entry.clone(),
+                hold: hold.clone(),
+                booking: match (ok, text("id"), text("user_id"), text("hold_id")) {
+                    (true, Some(id), Some(user), Some(hold)) => Some((id, user, hold)),
+                    _ => None,
+                },
+            },
+        };
+        Effect::Wait(WaitFact {
+            what,
+            user: fact.user.clone(),
+            sent: fact.sent,
+            answered: Instant::now(),
+            outcome,
+        })
+    }
+
+    /// The waitlist connection's next step after the answer `effect` (resolved).
+    fn observe_wait(&mut self, effect: &Effect, code: Option<&str>) {
+        let Effect::Wait(fact) = effect else { return };
+        let next_session = |w: &mut WaitScript| {
+            w.session += 1;
+            WaitAt::Buy
+        };
+        let ok = fact.outcome == Outcome::Done;
+        self.wait.at = match (&fact.what, ok) {
+            (WaitOp::Buy { booking, .. }, true) => {
+                self.wait
+                    .bookings
+                    .extend(booking.clone().map(|b| (b, fact.user.clone())));
+                next_session(&mut self.wait)
+            }
+            (WaitOp::Buy { .. }, false) if code == Some("sold_out") => WaitAt::Join,
+            (
+                WaitOp::Join {
+                    entry: Some(entry), ..
+                },
+                true,
+            ) => WaitAt::Waiting {
+                entry: entry.clone(),
+            },
+            // Tickets came back on sale meanwhile: buy them.
+            (WaitOp::Join { .. }, false) if code == Some("tickets_available") => WaitAt::Buy,
+            (
+                WaitOp::Poll {
+                    entry,
+                    status,
+                    hold,
+                },
+                true,
+            ) => match (status.as_deref(), hold) {
+                (Some("waiting"), _) => WaitAt::Waiting {
+                    entry: entry.clone(),
+                },
+                (Some("offered"), Some(hold)) => WaitAt::Confirm {
+                    entry: entry.clone(),
+                    hold: hold.clone(),
+                },
+                _ => next_session(&mut self.wait),
+            },
+            // A cancel (whatever its answer) goes back to waiting.
+            (WaitOp::Cancel { .. }, _) => self.wait.at.clone(),
+            (WaitOp::ConfirmOffer { booking, .. }, true) => {
+                self.wait.bookings.extend(
+                    booking
+                        .as_ref()
+                        .map(|(id, _, _)| (id.clone(), fact.user.clone())),
+                );
+                next_session(&mut self.wait)
+            }
+            // An unknown or refused confirm: read the entry again.
+            (WaitOp::ConfirmOffer { entry, .. }, false) if fact.outcome == Outcome::Unknown => {
+                WaitAt::Waiting {
+                    entry: entry.clone(),
+                }
+            }
+            // Anything else (a refusal, no answer): a new user starts over.
+            _ => next_session(&mut self.wait),
+        };
     }
 
     /// A best-available hold or purchase of `qty` seats of the floor. The seats are the
@@ -434,6 +744,9 @@ impl Script {
     /// The effect of `op` as its answer tells it: a best-available success names its seats
     /// (the ledger verifies them like named ones); anything else is the op's own effect.
     pub fn resolve(&self, op: &Op, answer: Answer<'_>) -> Effect {
+        if let Effect::Wait(fact) = &op.effect {
+            return Self::resolve_wait(fact, answer);
+        }
         if self.spec.kind != WorkloadKind::BestAvailable || !(200..300).contains(&answer.status) {
             return op.effect.clone();
         }
@@ -464,6 +777,12 @@ impl Script {
 
     /// Learns from the answer to `op` (the lifecycle needs its hold ids).
     pub fn observe(&mut self, op: &Op, answer: Answer<'_>) {
+        if let Effect::Wait(fact) = &op.effect {
+            let effect = Self::resolve_wait(fact, answer);
+            let code = (answer.status >= 400).then(|| super::runner::error_code(answer.body));
+            self.observe_wait(&effect, code.as_deref());
+            return;
+        }
         if self.spec.kind != WorkloadKind::Lifecycle {
             return;
         }
@@ -814,6 +1133,91 @@ mod tests {
                 }
             ),
             op.effect
+        );
+    }
+
+    #[test]
+    fn waitlist_buys_joins_when_sold_out_and_confirms_its_offer() {
+        let s = spec(WorkloadKind::Waitlist);
+        assert_eq!(
+            s.event().body["offer_ttl_seconds"],
+            WAITLIST_OFFER_TTL_SECONDS
+        );
+        let mut script = s.script(2, Arc::new(AtomicU64::new(0)));
+        let step = |script: &mut Script, status: u16, body: &str| {
+            let op = script.next_op().unwrap();
+            let answer = Answer {
+                status,
+                body: body.as_bytes(),
+            };
+            let effect = script.resolve(&op, answer);
+            script.observe(&op, answer);
+            (op, effect)
+        };
+        let (buy, effect) = step(&mut script, 201, r#"{"id":"b-0-1"}"#);
+        assert_eq!(buy.path, "/v1/events/t-waitlist/bookings");
+        let Effect::Wait(WaitFact { what, outcome, .. }) = effect else {
+            panic!("{effect:?}")
+        };
+        assert_eq!(outcome, Outcome::Done);
+        assert_eq!(
+            what,
+            WaitOp::Buy {
+                qty: 1,
+                booking: Some("b-0-1".into())
+            }
+        );
+        let sold_out = r#"{"error":{"code":"sold_out","message":"none left"}}"#;
+        let (again, _) = step(&mut script, 409, sold_out);
+        assert_ne!(again.user, buy.user, "each session is a new user");
+        let (join, _) = step(&mut script, 201, r#"{"id":"w-0-1","status":"waiting"}"#);
+        assert_eq!(join.path, "/v1/events/t-waitlist/waitlist");
+        assert_eq!(join.user, again.user);
+        // Waiting: it polls its entry, or cancels the booking it bought (as its buyer).
+        let mut cancelled = false;
+        loop {
+            let (op, _) = step(
+                &mut script,
+                200,
+                r#"{"id":"w-0-1","status":"waiting","hold_id":null}"#,
+            );
+            match op.kind {
+                Kind::GetEntry => assert_eq!(op.path, "/v1/waitlist/w-0-1"),
+                Kind::Cancel => {
+                    assert_eq!(op.path, "/v1/bookings/b-0-1/cancel");
+                    assert_eq!(op.user, buy.user);
+                    cancelled = true;
+                }
+                other => panic!("{other:?}"),
+            }
+            if cancelled {
+                break;
+            }
+        }
+        step(
+            &mut script,
+            200,
+            r#"{"id":"w-0-1","status":"offered","hold_id":"h-0-9"}"#,
+        );
+        let (confirm, effect) = step(
+            &mut script,
+            201,
+            &format!(
+                r#"{{"id":"b-0-2","user_id":"{}","hold_id":"h-0-9"}}"#,
+                join.user
+            ),
+        );
+        assert_eq!(confirm.path, "/v1/holds/h-0-9/confirm");
+        let Effect::Wait(WaitFact {
+            what: WaitOp::ConfirmOffer { booking, .. },
+            ..
+        }) = effect
+        else {
+            panic!("{effect:?}")
+        };
+        assert_eq!(
+            booking,
+            Some(("b-0-2".into(), join.user.clone(), "h-0-9".into()))
         );
     }
 
