@@ -641,13 +641,14 @@ pub fn write_snapshot_file<S: Storage>(
     let dir = storage.dir().to_path_buf();
     let name = format::snapshot_name(seq);
     let tmp = format!("{name}.tmp");
-    let encoded = format::encode_snapshot(seq, bytes);
+    let header = format::snapshot_header(seq, bytes);
     let written = storage
         .create(&tmp)
         .map_err(io_error(&dir, &tmp, "create"))
         .and_then(|()| {
             storage
-                .append(&tmp, &encoded)
+                .append(&tmp, &header)
+                .and_then(|()| storage.append(&tmp, bytes))
                 .map_err(io_error(&dir, &tmp, "write"))
         })
         .and_then(|()| {
