@@ -37,6 +37,9 @@ pub struct ServerSide {
     pub snapshot_encode_ms_max: Option<u64>,
     /// See `snapshot_encode_ms_max`.
     pub snapshot_write_ms_max: Option<u64>,
+    /// The longest snapshot as a server that takes them on the shard thread logs it
+    /// (`elapsed_ms`: encode and write together, the shard stalled meanwhile).
+    pub snapshot_on_shard_ms_max: Option<u64>,
 }
 
 impl ServerSide {
@@ -69,12 +72,18 @@ impl ServerSide {
         }
         if let Some(n) = self.snapshots {
             out.push_str(&format!(
-                "  snapshots during the run: {n}, largest {:.1} MiB (the engine encoded), \
-                 encode max {} ms, write max {} ms\n",
+                "  snapshots during the run: {n}, largest {:.1} MiB (the engine encoded)",
                 self.snapshot_bytes_max.unwrap_or(0) as f64 / 1048576.0,
-                self.snapshot_encode_ms_max.unwrap_or(0),
-                self.snapshot_write_ms_max.unwrap_or(0)
             ));
+            if let (Some(encode), Some(write)) =
+                (self.snapshot_encode_ms_max, self.snapshot_write_ms_max)
+            {
+                out.push_str(&format!(", encode max {encode} ms, write max {write} ms"));
+            }
+            if let Some(ms) = self.snapshot_on_shard_ms_max {
+                out.push_str(&format!(", on the shard thread max {ms} ms"));
+            }
+            out.push('\n');
         }
         out
     }
@@ -201,6 +210,7 @@ impl Watcher {
             side.snapshot_bytes_max = run.iter().filter_map(|l| field(l, " bytes")).max();
             side.snapshot_encode_ms_max = run.iter().filter_map(|l| field(l, "encode_ms")).max();
             side.snapshot_write_ms_max = run.iter().filter_map(|l| field(l, "write_ms")).max();
+            side.snapshot_on_shard_ms_max = run.iter().filter_map(|l| field(l, "elapsed_ms")).max();
         }
         side
     }
@@ -224,5 +234,6 @@ mod tests {
         assert_eq!(field(line, " bytes"), Some(345));
         assert_eq!(field(line, "encode_ms"), Some(6));
         assert_eq!(field(line, "write_ms"), Some(7));
+        assert_eq!(field(line, "elapsed_ms"), None);
     }
 }
