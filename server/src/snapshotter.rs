@@ -192,3 +192,110 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
     };
     Ok((observer, link))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn event(engine: &Engine, id: &str) -> Decision {
+        let body = serde_json::from_value(serde_json::json!({
+            "name": id, "sections": [{"id": "ga", "name": "ga", "price_cents": 1, "capacity": 10}]
+        }))
+        .unwrap();
+        let event = crate::api::convert::new_event(body, id.into(), None).unwrap();
+        match engine
+            .decide(&engine::Command::CreateEvent(event), 1)
+            .unwrap()
+        {
+            engine::Decided::Change(d) => d,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn done(link: &SnapshotLink) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(seq) = link.take_done() {
+                return seq;
+            }
+            assert!(Instant::now() < deadline, "no snapshot was written");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// A snapshot written by the writer thread after a resynchronisation, taken in by the
+    /// log, its obsolete files deleted there: a reopened log starts from the newest one and
+    /// keeps exactly two.
+    #[test]
+    fn snapshots_after_a_resync_are_written_taken_in_and_pruned_off_the_log_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = wal::Options {
+            segment_bytes_max: 256,
+            preallocate_bytes: 0,
+        };
+        let (mut log, _) = wal::Wal::open(dir.path(), options).unwrap();
+        let (mut observer, link) = spawn(0, dir.path().to_path_buf()).unwrap();
+        observer.every = 2;
+        let mut engine = Engine::new(0);
+        let mut seqs = Vec::new();
+        for round in 0..3 {
+            let mut decisions = Vec::new();
+            let mut records = Vec::new();
+            for i in 0..2 {
+                let d = event(&engine, &format!("e{round}-{i}"));
+                engine.apply(&d);
+                let mut buf = Vec::new();
+                d.encode(&mut buf);
+                records.push(buf);
+                decisions.push(d);
+            }
+            log.append(&records).unwrap();
+            log.sync().unwrap();
+            let seq = log.durable_seq();
+            if round == 1 {
+                // A follower restarted from a copy: the count goes on from it.
+                observer.resync(0, seq, &engine);
+            }
+            observer.batch(0, seq, &engine, &decisions);
+            assert_eq!(done(&link), seq);
+            link.remove(log.adopt_snapshot(seq).unwrap());
+            seqs.push(seq);
+        }
+        // The deletions run on the writer thread: wait until the oldest snapshot is gone.
+        let first = dir.path().join(format!("snap-{:020}.snap", seqs[0]));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while first.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the oldest snapshot was not deleted"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // The segments wholly covered by the older kept snapshot went with it.
+        let first_segment = dir.path().join(format!("seg-{:020}.wal", 1));
+        while first_segment.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the first segment was not deleted"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        drop(log);
+        let (_, recovery) = wal::Wal::open(dir.path(), options).unwrap();
+        let snapshot = recovery.snapshot.expect("a snapshot");
+        assert_eq!(snapshot.seq, seqs[2]);
+        assert_eq!(
+            Engine::restore(&snapshot.bytes).unwrap().snapshot(),
+            engine.snapshot()
+        );
+        let snaps = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".snap")
+            })
+            .count();
+        assert_eq!(snaps, 2, "two snapshots are kept");
+    }
+}
