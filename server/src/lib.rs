@@ -25,6 +25,7 @@ pub mod page;
 pub mod routing;
 pub mod serve;
 pub mod shard;
+pub mod snapshotter;
 pub mod stream;
 pub mod testhooks;
 pub mod walcmd;

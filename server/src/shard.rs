@@ -26,8 +26,8 @@ use tokio::sync::oneshot;
 use wal::Wal;
 
 use crate::limits::{
-    CLOCK_BEHIND_WARN, SHARD_BATCH_MAX, SHARD_IDLE_TICK, SNAPSHOT_EVERY_DECISIONS, SYNC_STALL_MAX,
-    WAL_FULL_PROBE_BYTES, WAL_FULL_RETRY_INTERVAL,
+    CLOCK_BEHIND_WARN, SHARD_BATCH_MAX, SHARD_IDLE_TICK, SYNC_STALL_MAX, WAL_FULL_PROBE_BYTES,
+    WAL_FULL_RETRY_INTERVAL,
 };
 
 /// The environment variable of the power-cut test hook (see `Shard::durable_journal`).
@@ -416,10 +416,25 @@ fn run(
     });
     match recovered {
         Ok((engine, wal)) => {
-            let follower = crate::stream::start_follower(stream, &engine, wal.durable_seq());
+            // Snapshots are taken by the follower and written by their own thread; without
+            // them (a thread that could not start) the shard takes them itself, as a fallback.
+            let (observers, snapshots) = match crate::snapshotter::spawn(index, dir.to_path_buf()) {
+                Ok((observer, link)) => {
+                    let observer: Box<dyn crate::follower::Observer> = Box::new(observer);
+                    (vec![observer], Some(link))
+                }
+                Err(error) => {
+                    tracing::error!(shard = index, %error, "cannot start the snapshot writer; snapshots on the shard thread");
+                    (Vec::new(), None)
+                }
+            };
+            let follower =
+                crate::stream::start_follower(stream, &engine, wal.durable_seq(), observers);
+            let snapshots = snapshots.filter(|_| follower.is_some());
             status.set_ready();
             let mut shard = Shard::new(index, dir.to_path_buf(), engine, wal, wal_options);
             shard.follower = follower;
+            shard.snapshots = snapshots;
             shard.serve(rx, status);
             shard.shutdown();
         }
@@ -467,6 +482,9 @@ struct Shard {
     durable_journal: Option<std::fs::File>,
     /// Gets each batch's records after its fdatasync (the live stream's engine copy).
     follower: Option<crate::follower::Feed>,
+    /// Snapshots taken off this thread (by the follower and a writer thread); `None`: this
+    /// thread takes them itself every [`crate::snapshotter::snapshot_every_decisions`].
+    snapshots: Option<crate::snapshotter::SnapshotLink>,
 }
 
 /// A log that found no space: why, and when to check again.
@@ -603,6 +621,7 @@ impl Shard {
                     .ok()
             }),
             follower: None,
+            snapshots: None,
         }
     }
 
@@ -781,7 +800,9 @@ impl Shard {
         }
         self.answered_at = Instant::now();
         self.record_stats();
-        if self.decisions_since_snapshot >= SNAPSHOT_EVERY_DECISIONS {
+        if self.snapshots.is_some() {
+            self.adopt_snapshots();
+        } else if self.decisions_since_snapshot >= crate::snapshotter::snapshot_every_decisions() {
             self.snapshot();
         }
         (stopping, used)
@@ -801,6 +822,10 @@ impl Shard {
     /// in memory only). `false` if that failed: the engine is gone and reads are refused.
     fn rebuild_durable(&mut self) -> bool {
         let durable = self.wal.durable_seq();
+        // Reopening the directory would race the snapshot writer (it removes temporary files
+        // and reads every segment): wait for it. A failure path, never a batch.
+        let lock = self.snapshots.as_ref().map(|s| Arc::clone(&s.dir_lock));
+        let _guard = lock.as_ref().map(|l| l.lock());
         self.engine = match recover(self.index, &self.dir, self.wal_options, Some(durable)) {
             Ok((engine, _reader)) => Some(engine),
             Err(e) => {
@@ -879,10 +904,33 @@ impl Shard {
         self.metrics.last_stats = Instant::now();
     }
 
+    /// A snapshot the writer thread made durable: the log drops what it no longer needs
+    /// from its lists, and the writer thread deletes those files. No I/O here.
+    fn adopt_snapshots(&mut self) {
+        let Some(link) = &self.snapshots else {
+            return;
+        };
+        let Some(seq) = link.take_done() else {
+            return;
+        };
+        match self.wal.adopt_snapshot(seq) {
+            Ok(obsolete) => {
+                self.decisions_since_snapshot = 0;
+                link.remove(obsolete);
+            }
+            Err(error) => {
+                tracing::warn!(shard = self.index, seq, %error, "snapshot not taken in")
+            }
+        }
+    }
+
+    /// A snapshot on this thread: at a clean stop, or when no writer thread runs.
     fn snapshot(&mut self) {
         let (None, None, Some(engine)) = (&self.failure, &self.full, &self.engine) else {
             return;
         };
+        let lock = self.snapshots.as_ref().map(|s| Arc::clone(&s.dir_lock));
+        let _guard = lock.as_ref().map(|l| l.lock());
         let started = Instant::now();
         let bytes = engine.snapshot();
         let seq = self.wal.last_seq();
@@ -912,6 +960,7 @@ impl Shard {
                 tracing::error!(shard = self.index, %error, "final sync failed");
                 return;
             }
+            self.adopt_snapshots();
             self.snapshot();
         }
         tracing::info!(shard = self.index, "shard stopped");

@@ -616,9 +616,15 @@ impl Observer for HubObserver {
 
 /// Starts the follower of a shard that just recovered `engine` at the durable sequence
 /// number `seq`, with `hub`'s observer; the shard feeds it after every fdatasync.
-pub fn start_follower(hub: &Arc<Hub>, engine: &Engine, seq: u64) -> Option<Feed> {
+pub fn start_follower(
+    hub: &Arc<Hub>,
+    engine: &Engine,
+    seq: u64,
+    more: Vec<Box<dyn Observer>>,
+) -> Option<Feed> {
     hub.inner.lock().seq = seq;
-    let observers: Vec<Box<dyn Observer>> = vec![Box::new(HubObserver(Arc::clone(hub)))];
+    let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(HubObserver(Arc::clone(hub)))];
+    observers.extend(more);
     match follower::spawn(hub.shard, engine.clone(), seq, observers) {
         Ok((feed, caller)) => {
             let _ = hub.caller.set(caller);
@@ -828,7 +834,7 @@ mod tests {
     impl Shard {
         fn start(hub: &Arc<Hub>) -> Shard {
             let engine = Engine::new(0);
-            let feed = start_follower(hub, &engine, 0).unwrap();
+            let feed = start_follower(hub, &engine, 0, Vec::new()).unwrap();
             let mut shard = Shard {
                 engine,
                 seq: 0,

@@ -37,6 +37,10 @@ struct Counts {
     /// Snapshots written, and snapshots that failed (each by an injected fault).
     snapshots: u64,
     snapshot_faults: u64,
+    /// Snapshots written off the log's path (another storage handle), and of those, taken
+    /// in by the log (its old files deleted through the other handle).
+    off_path_snapshots: u64,
+    off_path_adopted: u64,
     /// Crashes with records written but not synced, per tear mode: dropped (recovery must
     /// give exactly the durable prefix), or torn (recovery gives the durable prefix plus
     /// whatever whole records survived); and of the torn ones, how many recovered more
@@ -153,6 +157,8 @@ fn run_seed(seed: u64, counts: &mut Counts) {
     let mut now = T0;
     let create = sim_event();
     let mut pending = vec![create];
+    let mut staged: Option<(u64, Vec<u8>)> = None;
+    let mut written: Option<u64> = None;
     for _step in 0..60 {
         now += rng.random_range(0..1_500);
         let now_ms = now.max(engine.now_ms());
@@ -186,6 +192,24 @@ fn run_seed(seed: u64, counts: &mut Counts) {
             assert_eq!(history.len() as u64, wal.last_seq());
         }
         let result = appended.and_then(|_| wal.sync());
+        // The server's off-path snapshot: encoded at a durable seq (staged), its file written
+        // by another thread with its own storage handle some steps later, while appends go
+        // on, and taken in by the log (which then hands back what to delete) later still.
+        if let Some((seq, bytes)) = staged.take_if(|_| rng.random_bool(0.5)) {
+            let mut writer = storage.clone();
+            wal::write_snapshot_file(&mut writer, seq, &bytes).expect("no fault on this handle");
+            counts.off_path_snapshots += 1;
+            written = Some(seq);
+        } else if let Some(seq) = written.take_if(|_| rng.random_bool(0.5)) {
+            let obsolete = wal
+                .adopt_snapshot(seq)
+                .unwrap_or_else(|e| panic!("seed {seed}: snapshot {seq} not taken in: {e}"));
+            wal::remove_files(&mut storage.clone(), &obsolete).expect("no fault on this handle");
+            counts.off_path_adopted += 1;
+        }
+        if result.is_ok() && staged.is_none() && written.is_none() && rng.random_bool(0.05) {
+            staged = Some((wal.durable_seq(), engine.snapshot()));
+        }
         if result.is_ok() && rng.random_bool(0.1) {
             let injected = wal.storage().injected();
             match wal.write_snapshot(wal.last_seq(), &engine.snapshot()) {
@@ -267,6 +291,10 @@ fn run_seed(seed: u64, counts: &mut Counts) {
                 "seed {seed}: state is the replay of the recovered prefix"
             );
             history.truncate(last as usize);
+            // An off-path snapshot not yet taken in is gone with the process (its file may
+            // be on disk: recovery above used it if it was the newest).
+            staged = None;
+            written = None;
             acknowledged = last;
             wal = reopened;
             engine = recovered;
@@ -341,7 +369,8 @@ fn simulated_shards_survive_crashes_and_io_errors() {
     }
     println!(
         "simulation: {} seeds, {} crashes, {} I/O faults, {} decisions acknowledged and recovered; \
-         {} snapshots written, {} failed by an injected fault; {} crashes with unsynced records \
+         {} snapshots written, {} failed by an injected fault, {} written off the log's path \
+         ({} taken in); {} crashes with unsynced records \
          dropped (recovered exactly the durable prefix), {} torn ({} kept records past the \
          durable seq)",
         seeds.len(),
@@ -350,6 +379,8 @@ fn simulated_shards_survive_crashes_and_io_errors() {
         counts.acknowledged,
         counts.snapshots,
         counts.snapshot_faults,
+        counts.off_path_snapshots,
+        counts.off_path_adopted,
         counts.unsynced_dropped,
         counts.unsynced_torn,
         counts.torn_kept_records
@@ -363,6 +394,7 @@ fn simulated_shards_survive_crashes_and_io_errors() {
         assert!(
             counts.snapshots > 0
                 && counts.snapshot_faults > 0
+                && counts.off_path_adopted > 0
                 && counts.unsynced_dropped > 0
                 && counts.unsynced_torn > 0,
             "a path was never exercised: {} snapshots, {} snapshot faults, {} dropped, {} torn",

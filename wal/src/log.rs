@@ -539,9 +539,10 @@ impl<S: Storage> Wal<S> {
     }
 
     /// Durably writes a snapshot covering every record with seq <= `seq` (temporary
-    /// file, fsync, rename, directory fsync), keeps it and the one before it, and deletes
-    /// older snapshots and the segments wholly covered by the older kept one (so a damaged
-    /// newest snapshot can still fall back to the previous one plus the log).
+    /// file, fsync, rename, directory fsync: [`write_snapshot_file`]), keeps it and the one
+    /// before it, and deletes older snapshots and the segments wholly covered by the older
+    /// kept one (so a damaged newest snapshot can still fall back to the previous one plus
+    /// the log).
     pub fn write_snapshot(&mut self, seq: u64, bytes: &[u8]) -> Result<(), Error> {
         self.check_failed()?;
         if seq > self.durable_seq {
@@ -550,81 +551,55 @@ impl<S: Storage> Wal<S> {
                 self.durable_seq
             )));
         }
-        let dir = self.dir();
-        let name = format::snapshot_name(seq);
-        let tmp = format!("{name}.tmp");
-        let encoded = format::encode_snapshot(seq, bytes);
-        let written = self
-            .storage
-            .create(&tmp)
-            .map_err(io_error(&dir, &tmp, "create"))
-            .and_then(|()| {
-                self.storage
-                    .append(&tmp, &encoded)
-                    .map_err(io_error(&dir, &tmp, "write"))
-            })
-            .and_then(|()| {
-                self.storage
-                    .sync(&tmp)
-                    .map_err(io_error(&dir, &tmp, "fdatasync"))
-            });
-        if let Err(error) = written {
-            // A half-written temporary file would only hold space (on a full disk, the
-            // space the log needs): remove it; the next open would remove it anyway.
-            let _ = self.storage.remove(&tmp);
-            return Err(error);
+        write_snapshot_file(&mut self.storage, seq, bytes)?;
+        let obsolete = self.adopt_snapshot(seq)?;
+        remove_files(&mut self.storage, &obsolete)
+    }
+
+    /// Takes in a snapshot at `seq` that another thread made durable in this log's
+    /// directory with [`write_snapshot_file`], and applies the pruning rule of
+    /// [`Wal::write_snapshot`] to the log's own lists without touching the disk: returns
+    /// the files (older snapshots, damaged ones, segments wholly covered by the older of
+    /// the two kept snapshots) that the caller deletes with [`remove_files`], on whatever
+    /// thread it likes. The log closes its handles on them first, so their last close is
+    /// not the log's, and it never reads or appends to them again.
+    pub fn adopt_snapshot(&mut self, seq: u64) -> Result<Vec<String>, Error> {
+        if seq > self.durable_seq {
+            return Err(Error::Invalid(format!(
+                "snapshot at seq {seq} beyond the durable seq {}",
+                self.durable_seq
+            )));
         }
-        self.storage
-            .rename(&tmp, &name)
-            .map_err(io_error(&dir, &name, "rename"))?;
-        self.storage
-            .sync_dir()
-            .map_err(io_error(&dir, "", "fsync directory"))?;
         // The rename replaced any damaged snapshot of this seq.
         self.damaged_snapshots.retain(|&d| d != seq);
         if !self.snapshots.contains(&seq) {
             self.snapshots.push(seq);
             self.snapshots.sort_unstable();
         }
-        self.prune()
+        Ok(self.prune_plan())
     }
 
-    /// Deletes snapshots older than the newest two, and segments wholly covered by the
-    /// older of those two.
-    fn prune(&mut self) -> Result<(), Error> {
+    /// Drops from the log's lists the snapshots older than the newest two (and damaged
+    /// ones) and the segments wholly covered by the older of those two; returns their names.
+    fn prune_plan(&mut self) -> Vec<String> {
         if self.snapshots.len() < 2 {
-            return Ok(());
+            return Vec::new();
         }
-        let dir = self.dir();
         let keep_from = self.snapshots.len() - 2;
         let floor = self.snapshots[keep_from];
-        let mut changed = false;
         let damaged = std::mem::take(&mut self.damaged_snapshots);
-        for seq in self
+        let mut names: Vec<String> = self
             .snapshots
             .drain(..keep_from)
             .chain(damaged)
-            .collect::<Vec<_>>()
-        {
-            let name = format::snapshot_name(seq);
-            self.storage
-                .remove(&name)
-                .map_err(io_error(&dir, &name, "remove"))?;
-            changed = true;
-        }
+            .map(format::snapshot_name)
+            .collect();
         while self.segments.len() > 1 && self.segments[0].last_seq <= floor {
             let segment = self.segments.remove(0);
-            self.storage
-                .remove(&segment.name)
-                .map_err(io_error(&dir, &segment.name, "remove"))?;
-            changed = true;
+            self.storage.close(&segment.name);
+            names.push(segment.name);
         }
-        if changed {
-            self.storage
-                .sync_dir()
-                .map_err(io_error(&dir, "", "fsync directory"))?;
-        }
-        Ok(())
+        names
     }
 
     /// The last appended record's seq (0 when empty).
@@ -651,6 +626,68 @@ impl<S: Storage> Wal<S> {
     pub fn into_storage(self) -> S {
         self.storage
     }
+}
+
+/// Durably writes the snapshot file of `seq` with payload `bytes` into the log directory
+/// of `storage`: a temporary file, written and fsynced, renamed into place, and the
+/// directory fsynced. This is the one place the snapshot file is made; a thread other than
+/// the log's owner may call it with its own storage on the same directory (then tells the
+/// owner with [`Wal::adopt_snapshot`]). On failure the temporary file is removed again.
+pub fn write_snapshot_file<S: Storage>(
+    storage: &mut S,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<(), Error> {
+    let dir = storage.dir().to_path_buf();
+    let name = format::snapshot_name(seq);
+    let tmp = format!("{name}.tmp");
+    let header = format::snapshot_header(seq, bytes);
+    let written = storage
+        .create(&tmp)
+        .map_err(io_error(&dir, &tmp, "create"))
+        .and_then(|()| {
+            storage
+                .append(&tmp, &header)
+                .and_then(|()| storage.append(&tmp, bytes))
+                .map_err(io_error(&dir, &tmp, "write"))
+        })
+        .and_then(|()| {
+            storage
+                .sync(&tmp)
+                .map_err(io_error(&dir, &tmp, "fdatasync"))
+        });
+    if let Err(error) = written {
+        // A half-written temporary file would only hold space (on a full disk, the
+        // space the log needs): remove it; the next open would remove it anyway.
+        let _ = storage.remove(&tmp);
+        return Err(error);
+    }
+    storage
+        .rename(&tmp, &name)
+        .map_err(io_error(&dir, &name, "rename"))?;
+    storage
+        .sync_dir()
+        .map_err(io_error(&dir, "", "fsync directory"))
+}
+
+/// Deletes the files `names` of the log directory of `storage` (as returned by
+/// [`Wal::adopt_snapshot`]), then fsyncs the directory once. A file already gone is no
+/// error (a restart in between may have found the older snapshot and pruned it itself).
+pub fn remove_files<S: Storage>(storage: &mut S, names: &[String]) -> Result<(), Error> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let dir = storage.dir().to_path_buf();
+    for name in names {
+        match storage.remove(name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&dir, name, "remove")(e)),
+        }
+    }
+    storage
+        .sync_dir()
+        .map_err(io_error(&dir, "", "fsync directory"))
 }
 
 #[cfg(test)]

@@ -50,6 +50,8 @@ pub trait Storage: Send {
     fn remove(&mut self, name: &str) -> io::Result<()>;
     /// Makes the directory's entries durable (fsync of the directory).
     fn sync_dir(&mut self) -> io::Result<()>;
+    /// Lets go of any handle kept open on `name` (which stays on disk); no I/O.
+    fn close(&mut self, _name: &str) {}
 }
 
 /// Real files in a directory.
@@ -173,6 +175,9 @@ impl Storage for FileStorage {
     }
     fn sync_dir(&mut self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
+    }
+    fn close(&mut self, name: &str) {
+        self.open.remove(name);
     }
 }
 
@@ -557,5 +562,8 @@ impl<S: Storage> Storage for FaultStorage<S> {
             Some(kind) => Err(fault_error(kind)),
             None => self.inner.sync_dir(),
         }
+    }
+    fn close(&mut self, name: &str) {
+        self.inner.close(name);
     }
 }

@@ -94,6 +94,15 @@ pub struct Args {
     /// Prefix of the ids of the events this run creates [default: load<unix ms>].
     #[arg(long)]
     pub event_prefix: Option<String>,
+    /// Before the run (and its warm-up), place this many long-lived holds (TTL 24 h) in an
+    /// event of their own, as fast as the connections go, so that the run measures a
+    /// server carrying a big sale (its snapshots at that size). Not sent to the ceiling.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub live_holds: u64,
+    /// The server's process id (with --url), to report its resident memory; a spawned
+    /// server's is known.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
     /// Threads of the generator's runtime [default: one per core].
     #[arg(long)]
     pub threads: Option<usize>,

@@ -19,6 +19,7 @@ pub mod report;
 pub mod runner;
 pub mod spawn;
 pub mod verify;
+pub mod watch;
 pub mod workload;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -130,10 +131,11 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     } else {
         None
     };
-    let boxoffice = if args.ceiling_only {
-        None
+    let (boxoffice, server) = if args.ceiling_only {
+        (None, None)
     } else {
-        Some(run_boxoffice(&args, &spec, &plan).await?)
+        let (run, server) = run_boxoffice(&args, &spec, &plan).await?;
+        (Some(run), Some(server))
     };
     let passed = boxoffice
         .as_ref()
@@ -158,6 +160,8 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         ceiling,
         boxoffice,
         comparison,
+        live_holds: args.live_holds,
+        server,
     };
     print_report(&report);
     if let Some(path) = &args.json {
@@ -197,6 +201,12 @@ fn print_report(report: &Report) {
     {
         println!("{}", cmp.text(b, c));
     }
+    if let Some(server) = &report.server {
+        if report.live_holds > 0 {
+            println!("live holds placed before the run: {}", report.live_holds);
+        }
+        print!("{}", server.text());
+    }
 }
 
 async fn run_ceiling(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Result<RunReport> {
@@ -213,7 +223,11 @@ async fn run_ceiling(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Resu
     Ok(RunReport::new("ceiling", &out, None))
 }
 
-async fn run_boxoffice(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Result<RunReport> {
+async fn run_boxoffice(
+    args: &Args,
+    spec: &Spec,
+    plan: &EventPlan,
+) -> anyhow::Result<(RunReport, watch::ServerSide)> {
     let mut spawned = match &args.spawn {
         Some(path) => Some(spawn::Spawned::start(path, args.shards)?),
         None => None,
@@ -237,10 +251,26 @@ async fn run_boxoffice(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Re
         if let Some(s) = spawned.as_mut() {
             s.wait_ready(&target).await?;
         }
+        let pid = spawned
+            .as_ref()
+            .map(spawn::Spawned::pid)
+            .or(args.server_pid);
+        let rss_baseline = pid.and_then(watch::rss_kib);
+        if args.live_holds > 0 {
+            place_live_holds(args, spec, &target).await?;
+        }
         create_event(&target, plan).await?;
+        let watcher = watch::start(
+            target.clone(),
+            pid,
+            rss_baseline,
+            spawned.as_ref().map(spawn::Spawned::snapshot_lines),
+        )
+        .await;
         let out = runner::run(target.clone(), spec, &run_config(args, "boxoffice")).await;
+        let server = watcher.finish().await;
         let verdict = verify_run(&target, plan, &out.ledger).await?;
-        Ok(RunReport::new("boxoffice", &out, Some(verdict)))
+        Ok((RunReport::new("boxoffice", &out, Some(verdict)), server))
     }
     .await;
     if let Some(mut s) = spawned {
@@ -249,6 +279,50 @@ async fn run_boxoffice(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Re
         }
     }
     result
+}
+
+/// Hold TTL of the `--live-holds` event: they outlive any run.
+const LIVE_HOLD_TTL_SECONDS: u64 = 86_400;
+/// The longest the `--live-holds` warm-up may take.
+const LIVE_HOLDS_TIME_MAX: Duration = Duration::from_secs(600);
+/// The largest GA section (the engine's capacity limit).
+const LIVE_HOLDS_MAX: u64 = 10_000_000;
+
+/// `--live-holds N`: N holds of one ticket in an event of their own (TTL 24 h), placed by
+/// a closed loop over the run's connections; their answers are not reported.
+async fn place_live_holds(args: &Args, spec: &Spec, target: &Arc<Target>) -> anyhow::Result<()> {
+    if args.live_holds > LIVE_HOLDS_MAX {
+        bail!("--live-holds must be at most {LIVE_HOLDS_MAX}");
+    }
+    let live = Spec {
+        kind: WorkloadKind::HotSection,
+        action: Action::Hold,
+        event_prefix: format!("{}-live", spec.event_prefix),
+        qty: 1,
+        capacity: LIVE_HOLDS_MAX as u32,
+        ..spec.clone()
+    };
+    let mut plan = live.event();
+    plan.body["hold_ttl_seconds"] = serde_json::json!(LIVE_HOLD_TTL_SECONDS);
+    create_event(target, &plan).await?;
+    let config = RunConfig {
+        connections: args.connections,
+        rate: None,
+        duration: LIVE_HOLDS_TIME_MAX,
+        requests: Some(args.live_holds),
+        warmup: Duration::ZERO,
+        timeout: args.timeout,
+        progress: !args.quiet,
+        label: "live holds".to_string(),
+    };
+    let started = std::time::Instant::now();
+    runner::run(target.clone(), &live, &config).await;
+    eprintln!(
+        "boxoffice-load: placed {} live holds in {:.1} s",
+        args.live_holds,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// `http://127.0.0.1:8080`, `127.0.0.1:8080` or `localhost:8080`, to a loopback address.

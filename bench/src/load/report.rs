@@ -440,6 +440,10 @@ pub struct Report {
     pub boxoffice: Option<RunReport>,
     /// boxoffice ÷ ceiling.
     pub comparison: Option<Comparison>,
+    /// Live holds placed before the run (`--live-holds`).
+    pub live_holds: u64,
+    /// What the server showed during its run (loop gap, memory, snapshots).
+    pub server: Option<super::watch::ServerSide>,
 }
 
 #[cfg(test)]

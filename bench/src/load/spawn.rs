@@ -31,6 +31,8 @@ pub struct Spawned {
     pub jwt_secret: String,
     dir: PathBuf,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// Every `snapshot written` line the server logged, in order.
+    snapshots: Arc<Mutex<Vec<String>>>,
 }
 
 fn token() -> String {
@@ -77,11 +79,16 @@ impl Spawned {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().expect("piped");
         let kept = log.clone();
+        let snapshots = Arc::new(Mutex::new(Vec::new()));
+        let snapshot_lines = snapshots.clone();
         // Drains the log for the server's whole life, so it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = listening_addr(&line) {
                     let _ = addr_tx.send(addr);
+                }
+                if line.contains("snapshot written") {
+                    snapshot_lines.lock().expect("log lock").push(line.clone());
                 }
                 let mut kept = kept.lock().expect("log lock");
                 if kept.len() == LOG_LINES_KEPT {
@@ -97,6 +104,7 @@ impl Spawned {
             jwt_secret,
             dir,
             log,
+            snapshots,
         };
         match addr_rx.recv_timeout(START_TIMEOUT) {
             Ok(addr) => spawned.addr = addr,
@@ -130,6 +138,16 @@ impl Spawned {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The `snapshot written` lines logged so far.
+    pub fn snapshot_lines(&self) -> Arc<Mutex<Vec<String>>> {
+        self.snapshots.clone()
     }
 
     /// The last lines the server logged.

@@ -1,0 +1,301 @@
+//! Snapshots off the decision path.
+//!
+//! The shard's follower (see [`crate::follower`]) holds a copy of the shard's engine at a
+//! durable sequence number. [`SnapshotObserver`], one of its observers, counts the
+//! decisions it applies; every [`snapshot_every_decisions`] it encodes that copy on the
+//! follower thread and hands the bytes to the shard's snapshot writer thread, which writes
+//! the snapshot file with [`wal::write_snapshot_file`] (temporary file, fsync, rename,
+//! directory fsync) and then tells the shard, through a channel the shard polls once per
+//! batch, that a snapshot at `seq` is durable. The shard takes it in with
+//! [`wal::Wal::adopt_snapshot`] (its lists only, no I/O) and sends the names of the files that
+//! are no longer needed back to the writer thread, which deletes them. So the shard thread
+//! never encodes, writes, fsyncs or unlinks for a snapshot, and never waits for one.
+//!
+//! The follower is always exactly at a durable sequence number (also right after a
+//! resynchronisation from a copy of the shard's engine), so the snapshot it writes never
+//! covers a decision that is not durable. Only one snapshot is in progress at a time: the
+//! observer does not encode while the writer is still busy with the previous one.
+//!
+//! The writer and the shard both touch the log directory outside the log's append path only
+//! under [`SnapshotLink::dir_lock`]: the shard takes it when it reopens the directory to rebuild
+//! its state after a log failure and for its snapshot at a clean stop (never per batch).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use engine::{Decision, Engine};
+use parking_lot::Mutex;
+
+use crate::follower::Observer;
+use crate::limits::SNAPSHOT_EVERY_DECISIONS;
+
+/// The environment variable that overrides [`SNAPSHOT_EVERY_DECISIONS`] (read once, at the
+/// first use): tests and benchmarks take snapshots at a lower cadence with it.
+pub const SNAPSHOT_EVERY_ENV: &str = "BOXOFFICE_SNAPSHOT_EVERY_DECISIONS";
+
+/// Decisions between two snapshots: [`SNAPSHOT_EVERY_DECISIONS`] unless
+/// [`SNAPSHOT_EVERY_ENV`] gives a positive number.
+pub fn snapshot_every_decisions() -> u64 {
+    static EVERY: OnceLock<u64> = OnceLock::new();
+    *EVERY.get_or_init(|| {
+        match std::env::var(SNAPSHOT_EVERY_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            Some(n) if n > 0 => n,
+            _ => SNAPSHOT_EVERY_DECISIONS,
+        }
+    })
+}
+
+enum Job {
+    /// Write the snapshot of `seq`, encoded in `encode_ms`.
+    Write {
+        seq: u64,
+        bytes: Vec<u8>,
+        encode_ms: u64,
+    },
+    /// Delete files the log no longer needs.
+    Remove(Vec<String>),
+}
+
+/// The shard's end: learns of durable snapshots, hands back what to delete.
+pub struct SnapshotLink {
+    done: Receiver<u64>,
+    jobs: Sender<Job>,
+    /// Held by the writer while it touches the directory; see the module documentation.
+    pub dir_lock: Arc<Mutex<()>>,
+}
+
+impl SnapshotLink {
+    /// The newest snapshot made durable since the last call, if any (never blocks).
+    pub fn take_done(&self) -> Option<u64> {
+        self.done.try_iter().max()
+    }
+
+    /// Queues the deletion of `names` on the writer thread (never blocks).
+    pub fn remove(&self, names: Vec<String>) {
+        if !names.is_empty() {
+            let _ = self.jobs.send(Job::Remove(names));
+        }
+    }
+}
+
+/// The follower's observer that encodes its engine every so many decisions.
+pub struct SnapshotObserver {
+    jobs: Sender<Job>,
+    busy: Arc<AtomicBool>,
+    since: u64,
+    every: u64,
+}
+
+impl Observer for SnapshotObserver {
+    fn batch(&mut self, shard: u16, seq: u64, engine: &Engine, decisions: &[Decision]) {
+        self.since += decisions.len() as u64;
+        if self.since < self.every || self.busy.load(Ordering::Acquire) {
+            return;
+        }
+        self.busy.store(true, Ordering::Release);
+        self.since = 0;
+        tracing::info!(
+            shard,
+            seq,
+            holds_live = engine.stats().holds_live,
+            "snapshot started"
+        );
+        let started = Instant::now();
+        let bytes = engine.snapshot();
+        let encode_ms = started.elapsed().as_millis() as u64;
+        if self
+            .jobs
+            .send(Job::Write {
+                seq,
+                bytes,
+                encode_ms,
+            })
+            .is_err()
+        {
+            self.busy.store(false, Ordering::Release);
+        }
+    }
+
+    fn resync(&mut self, _shard: u16, _seq: u64, _engine: &Engine) {
+        // The copy is at a durable seq like any batch: the count just goes on.
+    }
+}
+
+/// Starts the snapshot writer of shard `shard` on log directory `dir`.
+pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, SnapshotLink)> {
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<u64>();
+    let busy = Arc::new(AtomicBool::new(false));
+    let dir_lock = Arc::new(Mutex::new(()));
+    let mut storage = wal::FileStorage::new(&dir)?;
+    let thread_busy = Arc::clone(&busy);
+    let thread_lock = Arc::clone(&dir_lock);
+    std::thread::Builder::new()
+        .name(format!("snapshot-{shard}"))
+        .spawn(move || {
+            for job in jobs_rx.iter() {
+                let _guard = thread_lock.lock();
+                match job {
+                    Job::Write {
+                        seq,
+                        bytes,
+                        encode_ms,
+                    } => {
+                        let started = Instant::now();
+                        match wal::write_snapshot_file(&mut storage, seq, &bytes) {
+                            Ok(()) => {
+                                tracing::info!(
+                                    shard,
+                                    seq,
+                                    bytes = bytes.len(),
+                                    encode_ms,
+                                    write_ms = started.elapsed().as_millis() as u64,
+                                    "snapshot written"
+                                );
+                                let _ = done_tx.send(seq);
+                            }
+                            Err(error) => {
+                                // Nothing lost: the log still has every decision; the next
+                                // cadence tries again.
+                                tracing::warn!(shard, seq, %error, "snapshot failed");
+                            }
+                        }
+                        drop(bytes);
+                        thread_busy.store(false, Ordering::Release);
+                    }
+                    Job::Remove(names) => {
+                        if let Err(error) = wal::remove_files(&mut storage, &names) {
+                            tracing::warn!(shard, %error, "cannot delete old log files");
+                        } else {
+                            tracing::debug!(shard, files = names.len(), "old log files deleted");
+                        }
+                    }
+                }
+            }
+        })?;
+    let observer = SnapshotObserver {
+        jobs: jobs_tx.clone(),
+        busy,
+        since: 0,
+        every: snapshot_every_decisions(),
+    };
+    let link = SnapshotLink {
+        done: done_rx,
+        jobs: jobs_tx,
+        dir_lock,
+    };
+    Ok((observer, link))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn event(engine: &Engine, id: &str) -> Decision {
+        let body = serde_json::from_value(serde_json::json!({
+            "name": id, "sections": [{"id": "ga", "name": "ga", "price_cents": 1, "capacity": 10}]
+        }))
+        .unwrap();
+        let event = crate::api::convert::new_event(body, id.into(), None).unwrap();
+        match engine
+            .decide(&engine::Command::CreateEvent(event), 1)
+            .unwrap()
+        {
+            engine::Decided::Change(d) => d,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn done(link: &SnapshotLink) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(seq) = link.take_done() {
+                return seq;
+            }
+            assert!(Instant::now() < deadline, "no snapshot was written");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// A snapshot written by the writer thread after a resynchronisation, taken in by the
+    /// log, its obsolete files deleted there: a reopened log starts from the newest one and
+    /// keeps exactly two.
+    #[test]
+    fn snapshots_after_a_resync_are_written_taken_in_and_pruned_off_the_log_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = wal::Options {
+            segment_bytes_max: 256,
+            preallocate_bytes: 0,
+        };
+        let (mut log, _) = wal::Wal::open(dir.path(), options).unwrap();
+        let (mut observer, link) = spawn(0, dir.path().to_path_buf()).unwrap();
+        observer.every = 2;
+        let mut engine = Engine::new(0);
+        let mut seqs = Vec::new();
+        for round in 0..3 {
+            let mut decisions = Vec::new();
+            let mut records = Vec::new();
+            for i in 0..2 {
+                let d = event(&engine, &format!("e{round}-{i}"));
+                engine.apply(&d);
+                let mut buf = Vec::new();
+                d.encode(&mut buf);
+                records.push(buf);
+                decisions.push(d);
+            }
+            log.append(&records).unwrap();
+            log.sync().unwrap();
+            let seq = log.durable_seq();
+            if round == 1 {
+                // A follower restarted from a copy: the count goes on from it.
+                observer.resync(0, seq, &engine);
+            }
+            observer.batch(0, seq, &engine, &decisions);
+            assert_eq!(done(&link), seq);
+            link.remove(log.adopt_snapshot(seq).unwrap());
+            seqs.push(seq);
+        }
+        // The deletions run on the writer thread: wait until the oldest snapshot is gone.
+        let first = dir.path().join(format!("snap-{:020}.snap", seqs[0]));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while first.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the oldest snapshot was not deleted"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // The segments wholly covered by the older kept snapshot went with it.
+        let first_segment = dir.path().join(format!("seg-{:020}.wal", 1));
+        while first_segment.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the first segment was not deleted"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        drop(log);
+        let (_, recovery) = wal::Wal::open(dir.path(), options).unwrap();
+        let snapshot = recovery.snapshot.expect("a snapshot");
+        assert_eq!(snapshot.seq, seqs[2]);
+        assert_eq!(
+            Engine::restore(&snapshot.bytes).unwrap().snapshot(),
+            engine.snapshot()
+        );
+        let snaps = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".snap")
+            })
+            .count();
+        assert_eq!(snaps, 2, "two snapshots are kept");
+    }
+}

@@ -1,0 +1,297 @@
+//! Snapshots are taken off the shard thread (docs/architecture.md, "Snapshots off the
+//! decision path"), through the binary:
+//!
+//! - kill -9 while a snapshot is being written, under load, a few times over: after each
+//!   restart nothing acknowledged is lost, and the shard recovered from the newest snapshot
+//!   file on disk (its log line `shard recovered` names the seq);
+//! - with many live holds (placed by the load generator's bulk path), a buyer's hold sent
+//!   once a snapshot has started is answered before that snapshot's `snapshot written` line
+//!   is logged: ordering of events, not time.
+//!
+//! The snapshot cadence is lowered with `BOXOFFICE_SNAPSHOT_EVERY_DECISIONS`.
+//! `BOXOFFICE_SNAPSHOT_HOLDS` sets the live holds of the second test (default 400,000).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::{env_or, request, Launch, Server, ADMIN};
+use serde_json::{json, Value};
+
+const EVERY_ENV: &str = "BOXOFFICE_SNAPSHOT_EVERY_DECISIONS";
+
+/// The value of `key=` in a log line (up to the next space), e.g. `seq=12`.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let at = line.find(&format!(" {key}="))? + key.len() + 2;
+    line[at..].split_whitespace().next()
+}
+
+fn number(text: &str) -> Option<u64> {
+    text.trim_start_matches("Some(")
+        .trim_end_matches(')')
+        .parse()
+        .ok()
+}
+
+/// Lines of the server log file (every run so far).
+fn log_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The lines of the current run (after the last `==== boxoffice` header).
+fn current_run(path: &Path) -> Vec<String> {
+    let lines = log_lines(path);
+    let start = lines
+        .iter()
+        .rposition(|l| l.starts_with("==== boxoffice"))
+        .map_or(0, |i| i + 1);
+    lines[start..].to_vec()
+}
+
+fn count(lines: &[String], what: &str) -> usize {
+    lines.iter().filter(|l| l.contains(what)).count()
+}
+
+/// The seqs of the snapshot files in a shard's log directory.
+fn snapshot_files(shard_dir: &Path) -> Vec<u64> {
+    let mut seqs: Vec<u64> = std::fs::read_dir(shard_dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("snap-")?
+                .strip_suffix(".snap")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+fn shard_dir(server: &Server) -> PathBuf {
+    server.data_dir().join("shard-000")
+}
+
+fn create_event(server: &Server, id: &str, capacity: u64) {
+    let (status, body) = server.call(
+        "POST",
+        "/v1/events",
+        Some(ADMIN),
+        Some(&json!({
+            "id": id, "name": id, "hold_ttl_seconds": 86_400,
+            "sections": [{"id": "ga", "name": "GA", "price_cents": 100, "capacity": capacity}]
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+fn hold(port: u16, event: &str, user: &str) -> std::io::Result<(u16, Value)> {
+    request(
+        port,
+        "POST",
+        &format!("/v1/events/{event}/holds"),
+        Some(ADMIN),
+        Some(&json!({"user_id": user, "items": [{"section_id": "ga", "qty": 1}]})),
+    )
+}
+
+#[test]
+fn kill_9_during_snapshots_loses_nothing_and_recovers_from_the_newest_snapshot() {
+    let every = env_or("BOXOFFICE_SNAPSHOT_EVERY", 3_000u64);
+    let mut server = Server::start(Launch {
+        env: vec![(EVERY_ENV.into(), every.to_string())],
+        shards: Some(1),
+        ..Launch::default()
+    });
+    create_event(&server, "e", 10_000_000);
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = server.log_path();
+    let mut kills_in_snapshot = 0;
+    for cycle in 0..3 {
+        let port = server.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let buyers: Vec<_> = (0..8)
+            .map(|b| {
+                let (stop, acked) = (Arc::clone(&stop), Arc::clone(&acked));
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Acquire) {
+                        n += 1;
+                        match hold(port, "e", &format!("u{cycle}-{b}-{n}")) {
+                            Ok((201, body)) => acked
+                                .lock()
+                                .unwrap()
+                                .push(body["id"].as_str().unwrap().to_string()),
+                            Ok((status, body)) => {
+                                assert!(status == 503, "an unexpected answer {status}: {body}")
+                            }
+                            Err(_) => return, // killed
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Kill while a snapshot is in progress: started more often than written, after at
+        // least one written in this run. Bounded: at most 20 s per cycle.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (in_snapshot, newest_logged) = loop {
+            let lines = current_run(&log);
+            let written: Vec<u64> = lines
+                .iter()
+                .filter(|l| l.contains("snapshot written"))
+                .filter_map(|l| field(l, "seq").and_then(number))
+                .collect();
+            let newest = written.iter().copied().max().unwrap_or(0);
+            if !written.is_empty() && count(&lines, "snapshot started") > written.len() {
+                break (true, newest);
+            }
+            if Instant::now() > deadline {
+                break (false, newest);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        server.kill9();
+        stop.store(true, Ordering::Release);
+        for buyer in buyers {
+            buyer.join().unwrap();
+        }
+        kills_in_snapshot += usize::from(in_snapshot);
+        assert!(newest_logged > 0, "cycle {cycle}: no snapshot was written");
+        let on_disk = snapshot_files(&shard_dir(&server));
+        let newest = *on_disk.last().expect("a snapshot file");
+        assert!(
+            newest >= newest_logged,
+            "the snapshot logged as written at {newest_logged} is not on disk: {on_disk:?}"
+        );
+        assert!(
+            on_disk.len() <= 3,
+            "old snapshots are not pruned: {on_disk:?}"
+        );
+        server.restart();
+        let recovered = current_run(&log)
+            .into_iter()
+            .find(|l| l.contains("shard recovered"))
+            .expect("a `shard recovered` line");
+        assert_eq!(
+            field(&recovered, "snapshot_seq").and_then(number),
+            Some(newest),
+            "not recovered from the newest snapshot {newest}: {recovered}"
+        );
+        // Nothing acknowledged is lost: every hold is still held, and the section counts
+        // at least all of them.
+        let acked = acked.lock().unwrap().clone();
+        let (status, event) = server.call("GET", "/v1/events/e", None, None);
+        assert_eq!(status, 200);
+        let held = event["sections"][0]["held"].as_u64().unwrap();
+        assert!(
+            held >= acked.len() as u64,
+            "{} holds acknowledged, {held} held after the restart",
+            acked.len()
+        );
+        for id in acked.iter().rev().take(300).chain(acked.iter().step_by(97)) {
+            let (status, body) = server.call("GET", &format!("/v1/holds/{id}"), Some(ADMIN), None);
+            assert_eq!(status, 200, "acknowledged hold {id} lost: {body}");
+            assert_eq!(body["status"], "held", "{body}");
+        }
+    }
+    assert!(
+        kills_in_snapshot >= 1,
+        "no kill caught a snapshot in progress"
+    );
+    server.terminate();
+}
+
+/// The `boxoffice-load` binary next to the test executable.
+fn load_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors()
+        .skip(1)
+        .map(|d| d.join("boxoffice-load"))
+        .find(|p| p.is_file())
+        .expect("boxoffice-load next to the tests: cargo build --release --workspace --bins")
+}
+
+#[test]
+fn a_hold_is_answered_while_a_snapshot_of_many_live_holds_is_in_progress() {
+    let holds = env_or("BOXOFFICE_SNAPSHOT_HOLDS", 400_000u64);
+    // The first snapshot comes only after the bulk placement, at the test's own holds.
+    let every = holds + 2_000;
+    let mut server = Server::start(Launch {
+        env: vec![(EVERY_ENV.into(), every.to_string())],
+        shards: Some(1),
+        ..Launch::default()
+    });
+    // The bulk path: the load generator's closed loop of holds, many connections.
+    let placed = Command::new(load_binary())
+        .args(["--url", &format!("http://127.0.0.1:{}", server.port())])
+        .args(["--workload", "hot-section", "--action", "hold"])
+        .args(["--requests", &holds.to_string(), "--warmup", "0s"])
+        .args(["--duration", "50s", "--connections", "32", "--quiet"])
+        .args(["--event-prefix", "bulk"])
+        .env("BOXOFFICE_ADMIN_TOKEN", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("boxoffice-load runs");
+    assert!(
+        placed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&placed.stderr)
+    );
+    let (_, metrics) = server.call("GET", "/metrics", None, None);
+    let live = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("boxoffice_holds_live"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        live >= holds as f64 * 0.9,
+        "only {live} live holds after placing {holds}"
+    );
+    create_event(&server, "mine", 1_000_000);
+    let log = server.log_path();
+    let port = server.port();
+    // Hold until a snapshot starts, then hold once more: that answer must come before the
+    // snapshot's completion is logged.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    while count(&current_run(&log), "snapshot started") == 0 {
+        assert!(Instant::now() < deadline, "no snapshot started");
+        n += 1;
+        let (status, body) = hold(port, "mine", &format!("pre{n}")).unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = hold(port, "mine", "buyer").unwrap();
+    let lines = current_run(&log);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        count(&lines, "snapshot written"),
+        0,
+        "the hold was answered only after the snapshot was written"
+    );
+    // And the snapshot completes, with the hold's decision not lost either way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&current_run(&log), "snapshot written") == 0 {
+        assert!(Instant::now() < deadline, "the snapshot never completed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill9();
+    server.restart();
+    let id = body["id"].as_str().unwrap();
+    let (status, body) = server.call("GET", &format!("/v1/holds/{id}"), Some(ADMIN), None);
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("held")),
+        "{body}"
+    );
+    server.terminate();
+}
