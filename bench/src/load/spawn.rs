@@ -158,25 +158,31 @@ impl Spawned {
 
     /// Stops the server: SIGTERM to its PID, then SIGKILL if it has not exited in time.
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        if self.child.try_wait()?.is_some() {
+        stop_child(&mut self.child)
+    }
+}
+
+/// Stops a server process this program started: SIGTERM to its PID, then SIGKILL if it
+/// has not exited within [`STOP_TIMEOUT`].
+pub fn stop_child(child: &mut Child) -> anyhow::Result<()> {
+    if child.try_wait()?.is_some() {
+        return Ok(());
+    }
+    let pid = child.id().to_string();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid])
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
             return Ok(());
         }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.child.kill()?;
-        self.child.wait()?;
-        bail!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM and was killed")
+        std::thread::sleep(Duration::from_millis(20));
     }
+    child.kill()?;
+    child.wait()?;
+    bail!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM and was killed")
 }
 
 impl Drop for Spawned {

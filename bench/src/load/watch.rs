@@ -92,8 +92,19 @@ impl ServerSide {
 /// Resident memory of process `pid` (KiB), from `/proc/PID/status`.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vm_rss(&status).map(|bytes| bytes / 1024)
+}
+
+/// The `VmRSS:   1234 kB` line of `/proc/PID/status`, in bytes.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    let kib: u64 = line["VmRSS:".len()..]
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// `name{labels} value` lines of a Prometheus text page: (labels, value).

@@ -7,17 +7,15 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::load::spawn::listening_addr;
+use crate::load::spawn::{listening_addr, stop_child};
+pub use crate::load::watch::parse_vm_rss;
 
 /// How long the server may take to bind.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long it may take to stop after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// A server this process started.
 pub struct Server {
     child: Child,
@@ -111,24 +109,7 @@ impl Server {
 
     /// Stops the server: SIGTERM to its PID, then SIGKILL if it has not exited in time.
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        if self.child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.child.kill()?;
-        self.child.wait()?;
-        bail!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM and was killed")
+        stop_child(&mut self.child)
     }
 }
 
@@ -147,18 +128,6 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     parse_vm_rss(&status).ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))
-}
-
-/// The `VmRSS:   1234 kB` line of `/proc/PID/status`, in bytes.
-pub fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line["VmRSS:".len()..]
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 /// Raises this process's open-file limit to `want`, or to the hard limit if that is
