@@ -128,7 +128,10 @@ impl ClusterFile {
 
     /// The node with this id.
     pub fn node(&self, id: NodeId) -> Option<&Node> {
-        self.nodes.iter().find(|(n, _)| *n == id).map(|(_, node)| node)
+        self.nodes
+            .iter()
+            .find(|(n, _)| *n == id)
+            .map(|(_, node)| node)
     }
 }
 
@@ -160,14 +163,26 @@ raft = "10.201.0.3:9080"
         let cases = [
             (GOOD.replace("shards = 2", "shards = 0"), "shards must be"),
             (GOOD.replace("id = 3", "id = 2"), "listed twice"),
-            (GOOD.replace("10.201.0.3:9080", "nowhere"), "nodes.raft of node 3"),
-            (GOOD.replace("id = 3\n", "id = 3\nport = 1\n"), "unknown field"),
+            (
+                GOOD.replace("10.201.0.3:9080", "nowhere"),
+                "nodes.raft of node 3",
+            ),
+            (
+                GOOD.replace("id = 3\n", "id = 3\nport = 1\n"),
+                "unknown field",
+            ),
         ];
         for (text, needle) in cases {
             let err = ClusterFile::parse(&text, 64).unwrap_err();
             assert!(err.contains(needle), "{err}");
         }
-        let two = GOOD.split("[[nodes]]").take(3).collect::<Vec<_>>().join("[[nodes]]");
-        assert!(ClusterFile::parse(&two, 64).unwrap_err().contains("exactly 3"));
+        let two = GOOD
+            .split("[[nodes]]")
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("[[nodes]]");
+        assert!(ClusterFile::parse(&two, 64)
+            .unwrap_err()
+            .contains("exactly 3"));
     }
 }

@@ -70,7 +70,12 @@ pub struct Group {
 
 impl Group {
     pub(crate) fn new(shard: u16, id: NodeId, raft: Raft, sm: StateMachine) -> Self {
-        Group { shard, id, raft, sm }
+        Group {
+            shard,
+            id,
+            raft,
+            sm,
+        }
     }
 
     /// The shard.

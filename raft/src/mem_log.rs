@@ -32,7 +32,13 @@ impl RaftLogReader<TypeConfig> for MemLog {
         &mut self,
         range: RB,
     ) -> Result<Vec<EntryOf<TypeConfig>>, io::Error> {
-        Ok(self.0.lock().log.range(range).map(|(_, e)| e.clone()).collect())
+        Ok(self
+            .0
+            .lock()
+            .log
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<TypeConfig>>, io::Error> {
@@ -45,7 +51,12 @@ impl RaftLogStorage<TypeConfig> for MemLog {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let inner = self.0.lock();
-        let last = inner.log.values().next_back().map(|e| e.log_id()).or(inner.purged);
+        let last = inner
+            .log
+            .values()
+            .next_back()
+            .map(|e| e.log_id())
+            .or(inner.purged);
         Ok(LogState {
             last_purged_log_id: inner.purged,
             last_log_id: last,
@@ -73,7 +84,11 @@ impl RaftLogStorage<TypeConfig> for MemLog {
         Ok(self.0.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = EntryOf<TypeConfig>> + Send,
     {

@@ -133,7 +133,9 @@ impl ClusterNode {
             // Every node proposes the same membership: openraft elects one leader.
             if !raft.is_initialized().await.unwrap_or(true) {
                 match raft.initialize(members.clone()).await {
-                    Ok(()) => tracing::info!(shard, "shard group set up with the cluster file's nodes"),
+                    Ok(()) => {
+                        tracing::info!(shard, "shard group set up with the cluster file's nodes")
+                    }
                     Err(e) => tracing::debug!(shard, error = %e, "group set-up skipped"),
                 }
             }

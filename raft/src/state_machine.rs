@@ -17,9 +17,16 @@ use parking_lot::Mutex;
 use crate::limits::SNAPSHOTS_KEPT;
 use crate::types::{Applied, TypeConfig};
 
-/// Called after every applied batch, with the engine after it and the batch's decisions
-/// (the live stream's feed).
-pub type Observer = Box<dyn FnMut(u64, &Engine, &[Decision]) + Send>;
+/// What changed in the committed state.
+pub enum Change<'a> {
+    /// A batch was applied: its encoded decisions, in order.
+    Batch(&'a [Vec<u8>]),
+    /// The state was replaced (by a snapshot from the leader), or this is the first call.
+    Reset,
+}
+
+/// Called after every change, with the engine after it (the live stream's feed).
+pub type Observer = Box<dyn FnMut(&Engine, Change<'_>) + Send>;
 
 /// What is committed and applied.
 pub struct Committed {
@@ -88,13 +95,13 @@ impl StateMachine {
     /// state and no decisions.
     pub fn observe(&self, mut observer: Observer) {
         let committed = self.0.committed.lock();
-        observer(committed.applied_index(), &committed.engine, &[]);
+        observer(&committed.engine, Change::Reset);
         *self.0.observer.lock() = Some(observer);
     }
 
-    fn notify(&self, committed: &Committed, decisions: &[Decision]) {
+    fn notify(&self, committed: &Committed, change: Change<'_>) {
         if let Some(observer) = self.0.observer.lock().as_mut() {
-            observer(committed.applied_index(), &committed.engine, decisions);
+            observer(&committed.engine, change);
         }
     }
 }
@@ -108,9 +115,7 @@ fn snapshot_name(index: u64) -> String {
 }
 
 /// The newest snapshot file of `dir` that reads back whole: (index, meta, engine bytes).
-fn newest_snapshot(
-    dir: &Path,
-) -> io::Result<Option<(u64, SnapshotMetaOf<TypeConfig>, Vec<u8>)>> {
+fn newest_snapshot(dir: &Path) -> io::Result<Option<(u64, SnapshotMetaOf<TypeConfig>, Vec<u8>)>> {
     let mut files = snapshot_files(dir)?;
     files.sort_unstable_by(|a, b| b.0.cmp(&a.0));
     for (index, path) in files {
@@ -155,7 +160,10 @@ fn parse_snapshot_file(bytes: &[u8]) -> Result<(SnapshotMetaOf<TypeConfig>, Vec<
     let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
     let payload = &bytes[SNAPSHOT_HEADER_LEN..];
     if payload.len() != len {
-        return Err(format!("truncated: {} of {len} payload bytes", payload.len()));
+        return Err(format!(
+            "truncated: {} of {len} payload bytes",
+            payload.len()
+        ));
     }
     if crc32c::crc32c(payload) != crc {
         return Err("the checksum does not match".into());
@@ -176,11 +184,7 @@ fn frame_snapshot(payload: &[u8]) -> Vec<u8> {
 
 /// Writes a snapshot durably (temporary file, fsync, rename, directory fsync) and keeps
 /// only the newest [`SNAPSHOTS_KEPT`].
-fn write_snapshot(
-    dir: &Path,
-    meta: &SnapshotMetaOf<TypeConfig>,
-    engine: &[u8],
-) -> io::Result<()> {
+fn write_snapshot(dir: &Path, meta: &SnapshotMetaOf<TypeConfig>, engine: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let index = meta.last_log_id.as_ref().map_or(0, |id| id.index);
     let payload = bincode::serde::encode_to_vec((meta, engine), bincode::config::standard())
@@ -205,7 +209,9 @@ fn write_snapshot(
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
 
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Self::SnapshotData>, io::Error> {
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<SnapshotOf<TypeConfig, Self::SnapshotData>, io::Error> {
         // Copy under the lock, encode and write outside it: applying goes on meanwhile.
         let (engine, meta) = {
             let committed = self.0.committed.lock();
@@ -260,7 +266,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => {
-                    let mut decisions = Vec::with_capacity(batch.decisions.len());
                     for record in &batch.decisions {
                         // A committed record that does not decode is damage: stop here
                         // rather than diverge from the other replicas.
@@ -271,14 +276,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             ))
                         })?;
                         committed.engine.apply(&decision);
-                        decisions.push(decision);
                     }
                     committed.applied = Some(entry.log_id);
-                    self.notify(&committed, &decisions);
+                    self.notify(&committed, Change::Batch(&batch.decisions));
                 }
                 EntryPayload::Membership(membership) => {
-                    committed.membership =
-                        StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), membership.clone());
+                    committed.membership = StoredMembershipOf::<TypeConfig>::new(
+                        Some(entry.log_id),
+                        membership.clone(),
+                    );
                 }
             }
             committed.applied = Some(entry.log_id);
@@ -313,7 +319,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         committed.engine = engine;
         committed.applied = meta.last_log_id;
         committed.membership = meta.last_membership.clone();
-        self.notify(&committed, &[]);
+        self.notify(&committed, Change::Reset);
         Ok(())
     }
 
@@ -324,9 +330,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let newest = tokio::task::spawn_blocking(move || newest_snapshot(&dir))
             .await
             .map_err(io::Error::other)??;
-        Ok(newest.map(|(_, meta, bytes)| SnapshotOf::<TypeConfig, Self::SnapshotData> {
-            meta,
-            snapshot: Cursor::new(bytes),
-        }))
+        Ok(newest.map(
+            |(_, meta, bytes)| SnapshotOf::<TypeConfig, Self::SnapshotData> {
+                meta,
+                snapshot: Cursor::new(bytes),
+            },
+        ))
     }
 }
