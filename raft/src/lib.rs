@@ -4,4 +4,5 @@
 //! shard leader decides as in single-node mode and one batch of decisions is one log entry;
 //! followers only apply. The single-node server never starts any of this.
 
+pub mod log_store;
 pub mod types;
