@@ -7,8 +7,9 @@
 //! entry (the entry encoded with bincode 2's serde API, standard configuration), with
 //! **wal seq = Raft index + 1** (the wal counts from 1, Raft from 0), plus three small
 //! files, each replaced whole by temporary file + fsync + rename + directory fsync:
-//! `vote`, `committed` and `purged` (the last purged log id, written before the segments it
-//! covers are deleted). The wal's rules carry over: a CRC chain over the records, a torn
+//! `vote`, `committed`, `purged` (the last purged log id, written before the segments it
+//! covers are deleted) and `start` (the wal seq before the first entry, when an empty log
+//! was started at a later index than the next one). The wal's rules carry over: a CRC chain over the records, a torn
 //! tail cut at open, and damage anywhere else stops start-up naming the file and the byte
 //! offset ([`LogStoreError::Wal`]); a damaged small file stops it too
 //! ([`LogStoreError::Corrupt`]).
@@ -118,7 +119,9 @@ impl From<LogStoreError> for io::Error {
 /// What readers see: the entries after the last purge, the vote and the committed id.
 struct State<C: RaftTypeConfig> {
     last_purged: Option<LogIdOf<C>>,
-    /// Consecutive entries starting at `last_purged.next_index()`.
+    /// The index of the first entry (the next index when there is none).
+    first: u64,
+    /// Consecutive entries starting at `first`.
     entries: VecDeque<C::Entry>,
     vote: Option<VoteOf<C>>,
     committed: Option<LogIdOf<C>>,
@@ -126,7 +129,7 @@ struct State<C: RaftTypeConfig> {
 
 impl<C: RaftTypeConfig> State<C> {
     fn first_index(&self) -> u64 {
-        self.last_purged.as_ref().map_or(0, |id| id.index() + 1)
+        self.first
     }
 
     fn next_index(&self) -> u64 {
@@ -196,10 +199,12 @@ where
         let vote: Option<VoteOf<C>> = meta::read(&storage, meta::VOTE)?;
         let committed: Option<Option<LogIdOf<C>>> = meta::read(&storage, meta::COMMITTED)?;
         let last_purged: Option<LogIdOf<C>> = meta::read(&storage, meta::PURGED)?;
+        let start: Option<u64> = meta::read(&storage, meta::START)?;
         let purged_seq = last_purged.as_ref().map_or(0, |id| id.index() + 1);
-        let (mut wal, _recovery) = Wal::open_with_purged(storage, options, purged_seq)?;
+        let floor = purged_seq.max(start.unwrap_or(0));
+        let (mut wal, _recovery) = Wal::open_with_purged(storage, options, floor)?;
         let mut entries = VecDeque::new();
-        let replayed = wal.replay(purged_seq + 1, |seq, bytes| {
+        let replayed = wal.replay(floor + 1, |seq, bytes| {
             let corrupt = |reason: String| LogStoreError::Corrupt {
                 path: dir.clone(),
                 reason: format!("log record {seq}: {reason}"),
@@ -226,6 +231,7 @@ where
         }
         let state = State {
             last_purged,
+            first: floor,
             entries,
             vote,
             committed: committed.flatten(),
@@ -243,6 +249,7 @@ where
             committed: None,
             committed_written_at: None,
             failed: None,
+            floor,
         };
         let thread = std::thread::Builder::new()
             .name("raft-log".into())
@@ -437,6 +444,11 @@ where
         }
         {
             let mut state = self.shared.state.write();
+            if state.entries.is_empty() && first_index > state.first {
+                // An empty log may start at a later index (the log thread moves the wal's
+                // start durably before writing the entries).
+                state.first = first_index;
+            }
             if first_index != state.next_index() {
                 return Err(LogStoreError::Invalid(format!(
                     "append at index {first_index} would leave a hole or overwrite: the next index is {}",
@@ -456,22 +468,25 @@ where
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        // Entries from index `keep_to` on go: wal seqs from `keep_to + 1` on.
         let keep_to = last_log_id.as_ref().map_or(0, |id| id.index() + 1);
-        {
+        let seq = {
             let mut state = self.shared.state.write();
-            let first = state.first_index();
-            if keep_to < first {
+            let purged_to = state.last_purged.as_ref().map_or(0, |id| id.index() + 1);
+            if keep_to < purged_to {
                 return Err(LogStoreError::Invalid(format!(
-                    "truncation after index {:?} reaches into the purged log (it starts at {first})",
-                    last_log_id.as_ref().map(|id| id.index())
+                    "truncation after index {:?} reaches into the purged log (purged up to index {})",
+                    last_log_id.as_ref().map(|id| id.index()),
+                    purged_to - 1
                 ))
                 .into());
             }
-            let keep = ((keep_to - first) as usize).min(state.entries.len());
+            let first = state.first_index();
+            let keep = (keep_to.saturating_sub(first) as usize).min(state.entries.len());
             state.entries.truncate(keep);
-        }
-        self.call(|done| Command::Truncate { seq: keep_to, done })
-            .await?;
+            keep_to.max(first)
+        };
+        self.call(|done| Command::Truncate { seq, done }).await?;
         Ok(())
     }
 
@@ -484,6 +499,7 @@ where
         let first = state.first_index();
         let drop = (seq.saturating_sub(first) as usize).min(state.entries.len());
         state.entries.drain(..drop);
+        state.first = state.first.max(seq);
         state.last_purged = Some(log_id);
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! The log store's small files next to the segments: `vote`, `committed` and `purged`.
+//! The log store's small files next to the segments: `vote`, `committed`, `purged`, `start`.
 //!
 //! Each is `crc32c(payload)` (u32, little-endian) followed by the payload (bincode 2 of the
 //! value, standard configuration). A file is replaced whole: a temporary file is written
@@ -18,6 +18,9 @@ pub(crate) const VOTE: &str = "vote";
 pub(crate) const COMMITTED: &str = "committed";
 /// The file of the last purged log id (written before the segments are deleted).
 pub(crate) const PURGED: &str = "purged";
+/// The file of the wal seq before the first entry, when an empty log started at a later
+/// index than its next one (written before the wal moves its start).
+pub(crate) const START: &str = "start";
 
 /// Bytes of the checksum before the payload.
 const CRC_LEN: usize = 4;

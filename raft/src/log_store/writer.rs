@@ -54,6 +54,8 @@ pub(crate) struct Writer<C: RaftTypeConfig, S: Storage> {
     pub(crate) committed_written_at: Option<Instant>,
     /// Why the log refuses every write, once something failed.
     pub(crate) failed: Option<String>,
+    /// The wal seq before the first entry (records up to it are purged or never were).
+    pub(crate) floor: u64,
 }
 
 impl<C: RaftTypeConfig, S: Storage> Writer<C, S> {
@@ -128,7 +130,25 @@ impl<C: RaftTypeConfig, S: Storage> Writer<C, S> {
                 callback,
             } => {
                 let expected = self.wal.last_seq() + self.batch.len() as u64 + 1;
-                if self.failed.is_none() && first_seq != expected {
+                let empty = self.batch.is_empty() && self.wal.last_seq() == self.floor;
+                if self.failed.is_none() && first_seq > expected && empty {
+                    // An empty log starting at a later index: move the wal's start, durably
+                    // recorded first so that a reopen knows the gap is on purpose.
+                    let floor = first_seq - 1;
+                    let moved = self
+                        .sync()
+                        .and_then(|()| meta::encode(&floor, "log seq"))
+                        .and_then(|payload| {
+                            meta::write(self.wal.storage_mut(), meta::START, &payload)
+                        })
+                        .and_then(|()| self.wal.purge(floor).map_err(LogStoreError::from));
+                    match moved {
+                        Ok(()) => self.floor = floor,
+                        Err(error) => {
+                            self.fail(error);
+                        }
+                    }
+                } else if self.failed.is_none() && first_seq != expected {
                     let error = LogStoreError::Invalid(format!(
                         "append at log seq {first_seq} where {expected} is next"
                     ));
@@ -158,6 +178,9 @@ impl<C: RaftTypeConfig, S: Storage> Writer<C, S> {
                     .and_then(|()| meta::write(self.wal.storage_mut(), meta::PURGED, &payload))
                     .and_then(|()| self.wal.purge(seq).map_err(LogStoreError::from))
                     .map_err(|e| self.fail(e));
+                if result.is_ok() {
+                    self.floor = self.floor.max(seq);
+                }
                 let _ = done.send(result);
             }
             Command::Close { done } => return Some(done),
