@@ -103,8 +103,9 @@ impl ClusterNode {
             let storage = |message: String| StartError::Storage { shard, message };
             let sm = StateMachine::open(shard, &dir.join("snapshots"))
                 .map_err(|e| storage(format!("snapshots: {e}")))?;
-            let log = crate::log_store::open(&dir.join("raft-log"))
-                .map_err(|e| storage(format!("log: {e}")))?;
+            let log =
+                crate::log_store::LogStore::<crate::types::TypeConfig>::open(&dir.join("raft-log"))
+                    .map_err(|e| storage(format!("log: {e}")))?;
             let network = Network::new(shard, http.clone(), options.rpc_delay);
             let raft = Raft::new(id, Arc::clone(&config), network, log, sm.clone())
                 .await
