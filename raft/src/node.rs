@@ -67,7 +67,8 @@ pub struct NodeOptions {
     pub rpc_delay: Option<Duration>,
 }
 
-fn raft_config() -> Config {
+/// The Raft settings of every group (timings from [`crate::limits`]).
+pub fn raft_config() -> Config {
     Config {
         cluster_name: "boxoffice".into(),
         heartbeat_interval: HEARTBEAT_MS,
