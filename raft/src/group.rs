@@ -90,7 +90,8 @@ impl Group {
         &self.sm
     }
 
-    pub(crate) fn raft(&self) -> &Raft {
+    /// The group's Raft instance (for tests and the node).
+    pub fn raft(&self) -> &Raft {
         &self.raft
     }
 
