@@ -922,6 +922,16 @@ fn operations() -> Vec<Op> {
                  `overloaded`: too many connections.",
         ),
         Op::get(
+            "/v1/cluster",
+            "getCluster",
+            "ops",
+            "What the answering node knows of its cluster: the nodes, and per shard its leader \
+             (null during an election), term, the log position applied on this node \
+             (comparable across nodes) and its replicas. Cluster mode only.",
+        )
+        .answers::<super::cluster::ClusterJson>(200, "The cluster as this node sees it.")
+        .errors(&[NotFound, Overloaded]),
+        Op::get(
             "/metrics",
             "metrics",
             "ops",
