@@ -17,6 +17,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod core;
 pub mod datadir;
 pub mod follower;
 pub mod limits;

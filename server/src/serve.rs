@@ -71,6 +71,11 @@ pub struct Running {
 impl Running {
     /// Locks the data directory, settles the secrets, and starts one thread per shard.
     pub fn start(config: &Config) -> Result<Self, RunError> {
+        Self::start_with_time(config, shard::Time::System)
+    }
+
+    /// [`Running::start`] with every shard's time taken from `time` (tests: a manual clock).
+    pub fn start_with_time(config: &Config, time: shard::Time) -> Result<Self, RunError> {
         let data = DataDir::open(&config.data_dir, config.shards)?;
         let admin_token = settle_secret(&data, "admin_token", config.admin_token.as_deref())?;
         let jwt_secret = settle_secret(&data, "jwt_secret", config.jwt_secret.as_deref())?;
@@ -84,11 +89,12 @@ impl Running {
         let mut handles = Vec::with_capacity(data.shards());
         let mut threads = Vec::with_capacity(data.shards());
         for index in 0..data.shards() {
-            let (handle, thread) = shard::spawn(
+            let (handle, thread) = shard::spawn_with(
                 index as u16,
                 data.shard_dir(index),
                 config.shard_queue,
                 wal_options,
+                time.clone(),
             )?;
             handles.push(handle);
             threads.push(thread);
