@@ -56,8 +56,11 @@ pub trait SnapshotSource: Send {
     fn remove(&mut self, names: Vec<String>);
     /// Held by whoever touches the directory outside the log's append path: the core takes
     /// it to reopen the directory (a rebuild) and for its snapshot at a clean stop.
-    fn dir_lock(&self) -> Arc<Mutex<()>>;
+    fn dir_lock(&self) -> DirLock;
 }
+
+/// The lock on a log directory's files outside the append path (see [`SnapshotSource`]).
+pub type DirLock = Arc<Mutex<()>>;
 
 /// How a core runs.
 #[derive(Debug, Clone, Copy)]
@@ -263,7 +266,17 @@ impl<S: Storage> ShardCore<S> {
     ) -> Result<Self, RecoveryError> {
         let mut dir: Box<dyn LogDir<S>> = Box::new(dir);
         let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            recover_engine(index, &mut *dir, options.wal, None)
+            let path = dir.path().to_path_buf();
+            let storage = dir.open().map_err(|source| RecoveryError::Open {
+                shard: index,
+                dir: path.clone(),
+                error: wal::Error::Io {
+                    path: path.join(""),
+                    op: "create directory",
+                    source,
+                },
+            })?;
+            recover_engine(index, &path, storage, options.wal, None)
         }))
         .unwrap_or_else(|panic| {
             let what = panic
@@ -512,7 +525,24 @@ impl<S: Storage> ShardCore<S> {
         // and reads every segment): wait for it. A failure path, never a batch.
         let lock = self.snapshots.as_ref().map(|s| s.dir_lock());
         let _guard = lock.as_ref().map(|l| l.lock());
-        match recover_engine(self.index, &mut *self.dir, self.options.wal, Some(durable)) {
+        let storage = match self.dir.open() {
+            Ok(storage) => ReadOnly(storage),
+            Err(source) => {
+                let error = RecoveryError::Open {
+                    shard: self.index,
+                    dir: self.dir.path().to_path_buf(),
+                    error: wal::Error::Io {
+                        path: self.dir.path().join(""),
+                        op: "create directory",
+                        source,
+                    },
+                };
+                tracing::error!(shard = self.index, error = %error, "cannot rebuild durable state; reads refused too");
+                return Err(error.to_string());
+            }
+        };
+        let path = self.dir.path().to_path_buf();
+        match recover_engine(self.index, &path, storage, self.options.wal, Some(durable)) {
             Ok((engine, _reader)) => Ok(engine),
             Err(e) => {
                 tracing::error!(shard = self.index, error = %e, "cannot rebuild durable state; reads refused too");
@@ -645,35 +675,27 @@ impl<S: Storage> ShardCore<S> {
 
 /// Rebuilds a shard's engine from its newest snapshot plus the log after it, up to
 /// `upto_seq` when given (after a log failure: only what is durable).
-fn recover_engine<S: Storage>(
+fn recover_engine<T: Storage>(
     index: u16,
-    dir: &mut dyn LogDir<S>,
+    path: &Path,
+    storage: T,
     options: wal::Options,
     upto_seq: Option<u64>,
-) -> Result<(Engine, Wal<S>), RecoveryError> {
+) -> Result<(Engine, Wal<T>), RecoveryError> {
     let started = Instant::now();
-    let path = dir.path().to_path_buf();
-    let open_error = |error| RecoveryError::Open {
-        shard: index,
-        dir: path.clone(),
-        error,
-    };
-    let storage = dir.open().map_err(|source| {
-        open_error(wal::Error::Io {
-            path: path.join(""),
-            op: "create directory",
-            source,
-        })
-    })?;
-    let (mut wal, recovery) = Wal::open_with(storage, options).map_err(open_error)?;
+    let (mut wal, recovery) =
+        Wal::open_with(storage, options).map_err(|error| RecoveryError::Open {
+            shard: index,
+            dir: path.to_path_buf(),
+            error,
+        })?;
     let (mut engine, from_seq) = match &recovery.snapshot {
         Some(snapshot) => {
-            let engine =
-                Engine::restore(&snapshot.bytes).map_err(|e| RecoveryError::Snapshot {
-                    shard: index,
-                    path: snapshot.path.clone(),
-                    reason: format!("{e:?}"),
-                })?;
+            let engine = Engine::restore(&snapshot.bytes).map_err(|e| RecoveryError::Snapshot {
+                shard: index,
+                path: snapshot.path.clone(),
+                reason: format!("{e:?}"),
+            })?;
             (engine, snapshot.seq + 1)
         }
         None => (Engine::new(index), 1),
@@ -681,7 +703,7 @@ fn recover_engine<S: Storage>(
     if engine.shard() != index {
         return Err(RecoveryError::WrongShard {
             shard: index,
-            dir: path,
+            dir: path.to_path_buf(),
             found: engine.shard(),
         });
     }
@@ -718,6 +740,52 @@ fn recover_engine<S: Storage>(
         metrics::counter!("boxoffice_wal_torn_tails_total").increment(1);
     }
     Ok((engine, wal))
+}
+
+/// A view of a log directory that reads and never changes anything: the rebuild of the
+/// durable state after a log failure opens the directory through it, so that opening (which
+/// cuts torn tails and reserved zeros, and removes temporary files) cannot make a record
+/// past the durable seq durable (its batch was answered 503), nor race the snapshot writer's
+/// files. Every change is accepted and dropped; the log it opens is only replayed.
+struct ReadOnly<S>(S);
+
+impl<S: Storage> Storage for ReadOnly<S> {
+    fn dir(&self) -> &Path {
+        self.0.dir()
+    }
+    fn list(&self) -> std::io::Result<Vec<String>> {
+        self.0.list()
+    }
+    fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        self.0.read(name)
+    }
+    fn create(&mut self, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn append(&mut self, _: &str, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync(&mut self, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn truncate(&mut self, _: &str, _: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn len(&self, name: &str) -> std::io::Result<u64> {
+        self.0.len(name)
+    }
+    fn rename(&mut self, _: &str, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn remove(&mut self, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync_dir(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn close(&mut self, name: &str) {
+        self.0.close(name);
+    }
 }
 
 /// Decides and applies one command, encoding its decision into the batch's records.

@@ -482,7 +482,7 @@ impl crate::core::SnapshotSource for crate::snapshotter::SnapshotLink {
     fn remove(&mut self, names: Vec<String>) {
         crate::snapshotter::SnapshotLink::remove(self, names)
     }
-    fn dir_lock(&self) -> Arc<Mutex<()>> {
+    fn dir_lock(&self) -> crate::core::DirLock {
         Arc::clone(&self.dir_lock)
     }
 }
