@@ -4,7 +4,11 @@
 use std::collections::BTreeSet;
 
 use crate::command::{Actor, BestAvailable, Command, Idempotency, NewEntry, NewEvent, NewHold};
-use crate::decision::{Decision, EventSpec, IdemTag, Lines, SectionSpec, UserRef};
+use crate::decision::{
+    BookingCancelled, Cascaded, Decision, EventCreated, EventCreatedWith, EventSpec, HoldConfirmed,
+    HoldExtended, HoldPlaced, HoldReleased, IdemTag, Lines, Purchased, SectionSpec, UserRef,
+    WaitlistJoined, WaitlistLeft,
+};
 use crate::engine::{Decided, Engine};
 use crate::ids::{BookingId, HoldId};
 use crate::limits::*;
@@ -128,12 +132,12 @@ impl Engine {
                 } else {
                     (Default::default(), None, Some(counter))
                 };
-                Ok(Decided::Change(Decision::WaitlistLeft {
+                Ok(Decided::Change(Decision::WaitlistLeft(WaitlistLeft {
                     at_ms: now_ms,
                     entry: *entry_id,
                     steps: self.cascade(entry.event, &returned, leaving, delta, now_ms),
                     idem: tag(actor, idempotency),
-                }))
+                })))
             }
             Command::PlaceHold(new) => self.decide_hold(new, now_ms, false, None),
             Command::Purchase(new) => self.decide_hold(new, now_ms, true, None),
@@ -153,13 +157,13 @@ impl Engine {
                 }
                 self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
                 self.check_booking_room(payment_ref)?;
-                Ok(Decided::Change(Decision::HoldConfirmed {
+                Ok(Decided::Change(Decision::HoldConfirmed(HoldConfirmed {
                     at_ms: now_ms,
                     hold: *hold_id,
                     booking: self.next_booking_id(),
                     payment_ref: payment_ref.clone(),
                     idem: tag(actor, idempotency),
-                }))
+                })))
             }
             Command::ReleaseHold {
                 actor,
@@ -172,11 +176,11 @@ impl Engine {
                     return Ok(replay);
                 }
                 self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
-                let base = Decision::HoldReleased {
+                let base = Decision::HoldReleased(HoldReleased {
                     at_ms: now_ms,
                     hold: *hold_id,
                     idem: tag(actor, idempotency),
-                };
+                });
                 let counter = crate::engine::counter32(hold_id.counter());
                 Ok(Decided::Change(self.with_cascade(base, counter, now_ms)))
             }
@@ -193,11 +197,11 @@ impl Engine {
                 if booking.is_cancelled() {
                     return Err(Rejection::BookingNotActive);
                 }
-                let base = Decision::BookingCancelled {
+                let base = Decision::BookingCancelled(BookingCancelled {
                     at_ms: now_ms,
                     booking: *booking_id,
                     idem: tag(actor, idempotency),
-                };
+                });
                 Ok(Decided::Change(self.with_cascade(
                     base,
                     booking.hold,
@@ -222,12 +226,12 @@ impl Engine {
                 if expires_at_ms > latest_ms {
                     return Err(Rejection::ExtensionLimit { latest_ms });
                 }
-                Ok(Decided::Change(Decision::HoldExtended {
+                Ok(Decided::Change(Decision::HoldExtended(HoldExtended {
                     at_ms: now_ms,
                     hold: *hold_id,
                     expires_at_ms,
                     idem: tag(actor, idempotency),
-                }))
+                })))
             }
         }
     }
@@ -484,17 +488,17 @@ impl Engine {
         });
         let idem = tag(&actor, &new.idempotency);
         Ok(Decided::Change(match offer_ttl_ms {
-            None => Decision::EventCreated {
+            None => Decision::EventCreated(EventCreated {
                 at_ms: now_ms,
                 event,
                 idem,
-            },
-            Some(offer_ttl_ms) => Decision::EventCreatedWith {
+            }),
+            Some(offer_ttl_ms) => Decision::EventCreatedWith(EventCreatedWith {
                 at_ms: now_ms,
                 event,
                 offer_ttl_ms,
                 idem,
-            },
+            }),
         }))
     }
 
@@ -656,7 +660,7 @@ impl Engine {
             None => UserRef::New(new.user_id.clone()),
         };
         if purchase {
-            return Ok(Decided::Change(Decision::Purchased {
+            return Ok(Decided::Change(Decision::Purchased(Purchased {
                 at_ms: now_ms,
                 hold: self.next_hold_id(),
                 booking: self.next_booking_id(),
@@ -666,13 +670,13 @@ impl Engine {
                 total_cents,
                 payment_ref: new.payment_ref.clone(),
                 idem,
-            }));
+            })));
         }
         if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
             return Err(Rejection::OverCapacity(ShardLimit::LiveHolds));
         }
         let ttl_ms = new.ttl_ms.unwrap_or(event.hold_ttl_ms);
-        Ok(Decided::Change(Decision::HoldPlaced {
+        Ok(Decided::Change(Decision::HoldPlaced(HoldPlaced {
             at_ms: now_ms,
             hold: self.next_hold_id(),
             event: index,
@@ -681,7 +685,7 @@ impl Engine {
             total_cents,
             expires_at_ms: now_ms + ttl_ms,
             idem,
-        }))
+        })))
     }
 }
 
@@ -812,11 +816,11 @@ impl Engine {
         if steps.is_empty() {
             base
         } else {
-            Decision::Cascaded {
+            Decision::Cascaded(Cascaded {
                 base: Box::new(base),
                 event,
                 steps,
-            }
+            })
         }
     }
 
@@ -885,7 +889,7 @@ impl Engine {
         if live as usize >= WAITLIST_LIVE_PER_EVENT_MAX {
             return Err(Rejection::OverCapacity(ShardLimit::WaitlistPerEvent));
         }
-        Ok(Decided::Change(Decision::WaitlistJoined {
+        Ok(Decided::Change(Decision::WaitlistJoined(WaitlistJoined {
             at_ms: now_ms,
             entry: self.entry_id(self.wait.entries.len() as u32 + 1),
             event: index,
@@ -896,6 +900,6 @@ impl Engine {
             },
             qty: new.qty,
             idem: tag(&new.actor, &new.idempotency),
-        }))
+        })))
     }
 }

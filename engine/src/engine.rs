@@ -2,7 +2,11 @@
 //! mutator, here). Reads are in query.rs, invariants in invariants.rs.
 
 use crate::codec;
-use crate::decision::{Decision, EventSpec, IdemScope, IdemTag, Lines, UserRef, WaitStep};
+use crate::decision::{
+    BookingCancelled, Cascaded, Decision, EventCreated, EventCreatedWith, EventSpec, HoldConfirmed,
+    HoldExpired, HoldExtended, HoldPlaced, HoldReleased, IdemScope, IdemTag, Lines, Purchased,
+    UserRef, WaitStep, WaitlistJoined, WaitlistLeft,
+};
 use crate::ids::{BookingId, EntryId, HoldId};
 use crate::limits::{IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::seat::SeatState;
@@ -145,20 +149,20 @@ impl Engine {
 
     fn apply_one(&mut self, decision: &Decision) -> IdemOutcome {
         match decision {
-            Decision::EventCreated { at_ms, event, .. } => {
+            Decision::EventCreated(EventCreated { at_ms, event, .. }) => {
                 IdemOutcome::EventCreated(self.create_event(event, *at_ms))
             }
-            Decision::EventCreatedWith {
+            Decision::EventCreatedWith(EventCreatedWith {
                 at_ms,
                 event,
                 offer_ttl_ms,
                 ..
-            } => {
+            }) => {
                 let index = self.create_event(event, *at_ms);
                 self.wait.offer_ttl_ms.insert(index, *offer_ttl_ms);
                 IdemOutcome::EventCreated(index)
             }
-            Decision::WaitlistJoined {
+            Decision::WaitlistJoined(WaitlistJoined {
                 at_ms,
                 entry,
                 event,
@@ -166,28 +170,28 @@ impl Engine {
                 user,
                 qty,
                 ..
-            } => {
+            }) => {
                 self.join(*entry, *event, *section, user, *qty, *at_ms);
                 IdemOutcome::Joined(entry.counter())
             }
-            Decision::WaitlistLeft {
+            Decision::WaitlistLeft(WaitlistLeft {
                 at_ms,
                 entry,
                 steps,
                 ..
-            } => {
+            }) => {
                 let counter = counter32(entry.counter());
                 let event = self.wait.entries[counter as usize - 1].event;
                 self.leave(counter);
                 self.apply_steps(event, steps, *at_ms);
                 IdemOutcome::Left(entry.counter())
             }
-            Decision::Cascaded { base, event, steps } => {
+            Decision::Cascaded(Cascaded { base, event, steps }) => {
                 let outcome = self.apply_one(base);
                 self.apply_steps(*event, steps, base.at_ms());
                 outcome
             }
-            Decision::HoldPlaced {
+            Decision::HoldPlaced(HoldPlaced {
                 at_ms,
                 hold,
                 event,
@@ -196,7 +200,7 @@ impl Engine {
                 total_cents,
                 expires_at_ms,
                 ..
-            } => {
+            }) => {
                 let counter = self.place(
                     *hold,
                     *event,
@@ -208,7 +212,7 @@ impl Engine {
                 );
                 IdemOutcome::HoldPlaced(counter.into())
             }
-            Decision::Purchased {
+            Decision::Purchased(Purchased {
                 at_ms,
                 hold,
                 booking,
@@ -218,18 +222,18 @@ impl Engine {
                 total_cents,
                 payment_ref,
                 ..
-            } => {
+            }) => {
                 let counter = self.place(*hold, *event, user, lines, *total_cents, *at_ms, *at_ms);
                 self.confirm(counter, *booking, payment_ref.as_deref(), *at_ms);
                 IdemOutcome::Purchased(booking.counter())
             }
-            Decision::HoldConfirmed {
+            Decision::HoldConfirmed(HoldConfirmed {
                 at_ms,
                 hold,
                 booking,
                 payment_ref,
                 ..
-            } => {
+            }) => {
                 self.confirm(
                     counter32(hold.counter()),
                     *booking,
@@ -239,25 +243,25 @@ impl Engine {
                 self.end_offer(counter32(hold.counter()), EntryStatus::Accepted);
                 IdemOutcome::Confirmed(booking.counter())
             }
-            Decision::HoldReleased { hold, .. } => {
+            Decision::HoldReleased(HoldReleased { hold, .. }) => {
                 self.end_hold(counter32(hold.counter()), Status::Released);
                 self.end_offer(counter32(hold.counter()), EntryStatus::Declined);
                 IdemOutcome::Released(hold.counter())
             }
-            Decision::HoldExpired { hold, .. } => {
+            Decision::HoldExpired(HoldExpired { hold, .. }) => {
                 self.end_hold(counter32(hold.counter()), Status::Expired);
                 self.end_offer(counter32(hold.counter()), EntryStatus::Expired);
                 IdemOutcome::Released(hold.counter())
             }
-            Decision::BookingCancelled { at_ms, booking, .. } => {
+            Decision::BookingCancelled(BookingCancelled { at_ms, booking, .. }) => {
                 self.cancel(counter32(booking.counter()), *at_ms);
                 IdemOutcome::Cancelled(booking.counter())
             }
-            Decision::HoldExtended {
+            Decision::HoldExtended(HoldExtended {
                 hold,
                 expires_at_ms,
                 ..
-            } => {
+            }) => {
                 let counter = counter32(hold.counter());
                 let h = &mut self.state.holds[counter as usize - 1];
                 debug_assert_eq!(h.status, Status::Held);
@@ -514,12 +518,12 @@ impl Engine {
             .expiry
             .earliest(now_ms, max, |e| !self.state.is_current(e))
         {
-            let base = Decision::HoldExpired {
+            let base = Decision::HoldExpired(HoldExpired {
                 at_ms,
                 hold: HoldId::new(self.state.shard, counter.into()),
-            };
+            });
             let decision = self.with_cascade(base, counter, at_ms);
-            if matches!(decision, Decision::Cascaded { .. }) {
+            if matches!(decision, Decision::Cascaded(_)) {
                 // A cascade reads the state the earlier expiries leave: it is decided
                 // alone, first in its own list; the caller asks again for the rest.
                 if out.is_empty() {

@@ -1,7 +1,10 @@
 //! Reads: views of events, seats, holds and bookings, and the reply to a decision.
 
 use crate::command::{Actor, BookingQuery};
-use crate::decision::Decision;
+use crate::decision::{
+    BookingCancelled, Cascaded, Decision, EventCreated, EventCreatedWith, HoldConfirmed,
+    HoldExpired, HoldExtended, HoldPlaced, HoldReleased, Purchased, WaitlistJoined, WaitlistLeft,
+};
 use crate::engine::{counter32, Engine};
 use crate::ids::{BookingId, HoldId};
 use crate::limits::PAGE_LIMIT_MAX;
@@ -270,23 +273,27 @@ impl Engine {
     /// The reply to a decision just applied, with statuses as of `now_ms`.
     pub fn output(&self, decision: &Decision, now_ms: u64) -> Output {
         match decision {
-            Decision::EventCreated { event, .. } | Decision::EventCreatedWith { event, .. } => {
+            Decision::EventCreated(EventCreated { event, .. })
+            | Decision::EventCreatedWith(EventCreatedWith { event, .. }) => {
                 Output::Event(self.event(&event.id).expect("just created"))
             }
-            Decision::WaitlistJoined { entry, .. } | Decision::WaitlistLeft { entry, .. } => {
+            Decision::WaitlistJoined(WaitlistJoined { entry, .. })
+            | Decision::WaitlistLeft(WaitlistLeft { entry, .. }) => {
                 Output::Entry(self.entry_view(counter32(entry.counter()), now_ms))
             }
-            Decision::Cascaded { base, .. } => self.output(base, now_ms),
-            Decision::HoldPlaced { hold, .. } | Decision::HoldExtended { hold, .. } => {
+            Decision::Cascaded(Cascaded { base, .. }) => self.output(base, now_ms),
+            Decision::HoldPlaced(HoldPlaced { hold, .. })
+            | Decision::HoldExtended(HoldExtended { hold, .. }) => {
                 Output::Hold(self.hold_view_as(hold.counter(), HoldStatus::Held))
             }
-            Decision::HoldReleased { hold, .. } | Decision::HoldExpired { hold, .. } => {
+            Decision::HoldReleased(HoldReleased { hold, .. })
+            | Decision::HoldExpired(HoldExpired { hold, .. }) => {
                 let h = &self.state.holds[hold.counter() as usize - 1];
                 Output::Hold(self.hold_view_as(hold.counter(), Self::status_at(h, now_ms)))
             }
-            Decision::Purchased { booking, .. }
-            | Decision::HoldConfirmed { booking, .. }
-            | Decision::BookingCancelled { booking, .. } => {
+            Decision::Purchased(Purchased { booking, .. })
+            | Decision::HoldConfirmed(HoldConfirmed { booking, .. })
+            | Decision::BookingCancelled(BookingCancelled { booking, .. }) => {
                 Output::Booking(self.booking_view(*booking))
             }
         }

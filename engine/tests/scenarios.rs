@@ -1,5 +1,6 @@
 //! Scenario tests that read like the stories they tell. Time is moved by hand.
 
+use engine::decision::{EventCreated, HoldExpired};
 use engine::*;
 
 const T0: u64 = 1_700_000_000_000;
@@ -229,7 +230,7 @@ fn expiry_is_bounded_and_earliest_first() {
     let ids: Vec<u64> = batch
         .iter()
         .map(|d| match d {
-            Decision::HoldExpired { hold, .. } => hold.counter(),
+            Decision::HoldExpired(HoldExpired { hold, .. }) => hold.counter(),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -381,7 +382,7 @@ fn purchase_is_one_decision() {
     let Decided::Change(decision) = e.decide(&Command::Purchase(cmd), T0).unwrap() else {
         panic!()
     };
-    assert!(matches!(decision, Decision::Purchased { .. }));
+    assert!(matches!(decision, Decision::Purchased(_)));
     e.apply(&decision);
     e.check_invariants();
     let floor = section(&e, "floor");
@@ -581,7 +582,7 @@ fn event_validation_names_fields() {
         }),
         "sections[0].capacity"
     );
-    let Decided::Change(Decision::EventCreated { event, .. }) =
+    let Decided::Change(Decision::EventCreated(EventCreated { event, .. })) =
         e.decide(&Command::CreateEvent(base), T0).unwrap()
     else {
         panic!()

@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use engine::decision::{Cascaded, WaitlistLeft};
 use engine::{Command, Decided, Decision, Engine, Output, Rejection};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -508,23 +509,23 @@ struct Tally {
 impl Tally {
     fn count(&mut self, decision: &Decision) {
         match decision {
-            Decision::HoldPlaced { .. } => self.placed += 1,
-            Decision::HoldConfirmed { .. } => self.confirmed += 1,
-            Decision::HoldReleased { .. } => self.released += 1,
-            Decision::HoldExpired { .. } => self.expired += 1,
-            Decision::Purchased { .. } => self.purchased += 1,
-            Decision::BookingCancelled { .. } => self.cancelled += 1,
+            Decision::HoldPlaced(_) => self.placed += 1,
+            Decision::HoldConfirmed(_) => self.confirmed += 1,
+            Decision::HoldReleased(_) => self.released += 1,
+            Decision::HoldExpired(_) => self.expired += 1,
+            Decision::Purchased(_) => self.purchased += 1,
+            Decision::BookingCancelled(_) => self.cancelled += 1,
             // A release, expiry or cancel that fed a waiting list counts as itself, and
             // each offer it made as a hold placed.
-            Decision::Cascaded { base, steps, .. } => {
+            Decision::Cascaded(Cascaded { base, steps, .. }) => {
                 self.count(base);
                 self.count_offers(steps);
             }
-            Decision::WaitlistLeft { steps, .. } => self.count_offers(steps),
-            Decision::EventCreated { .. }
-            | Decision::EventCreatedWith { .. }
-            | Decision::HoldExtended { .. }
-            | Decision::WaitlistJoined { .. } => {}
+            Decision::WaitlistLeft(WaitlistLeft { steps, .. }) => self.count_offers(steps),
+            Decision::EventCreated(_)
+            | Decision::EventCreatedWith(_)
+            | Decision::HoldExtended(_)
+            | Decision::WaitlistJoined(_) => {}
         }
     }
 
