@@ -332,7 +332,7 @@ impl Engine {
                 Output::Entry(self.entry_view(crate::engine::counter32(c), now_ms))
             }
         };
-        Ok(Some(Decided::Replay(output)))
+        Ok(Some(Decided::Remembered(output)))
     }
 
     fn decide_event(

@@ -22,8 +22,9 @@ use crate::waitlist::{Entry, Status as EntryStatus, Waitlists};
 pub enum Decided {
     /// A change: log it, apply it, answer with [`Engine::output`].
     Change(Decision),
-    /// An idempotent retry of an earlier success: answer this, log nothing.
-    Replay(Output),
+    /// An idempotent retry of an earlier success: its remembered answer. Answer this,
+    /// log nothing (the name is not about log replay, which only applies decisions).
+    Remembered(Output),
 }
 
 /// Errors decoding a decision or snapshot.

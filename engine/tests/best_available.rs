@@ -157,7 +157,7 @@ fn run(engine: &mut Engine, command: &Command) -> Result<Output, Rejection> {
             engine.apply(&d);
             engine.output(&d, T0)
         }
-        Decided::Replay(o) => o,
+        Decided::Remembered(o) => o,
     };
     engine.check_invariants();
     Ok(out)

@@ -506,7 +506,7 @@ fn attempt(
             commit(engine, &d, log);
             Ok(engine.output(&d, now))
         }
-        Ok(Decided::Replay(o)) => Ok(o),
+        Ok(Decided::Remembered(o)) => Ok(o),
         Err(r) => Err(r.code()),
     }
 }

@@ -27,7 +27,7 @@ impl Shard {
                 self.apply(&d);
                 Ok(self.engine.output(&d, now))
             }
-            Decided::Replay(o) => Ok(o),
+            Decided::Remembered(o) => Ok(o),
         }
     }
 

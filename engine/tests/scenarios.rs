@@ -54,7 +54,7 @@ fn run(engine: &mut Engine, command: &Command, now: u64) -> Result<Output, Rejec
             engine.apply(&d);
             Ok(engine.output(&d, now))
         }
-        Decided::Replay(o) => Ok(o),
+        Decided::Remembered(o) => Ok(o),
     };
     engine.check_invariants();
     result
@@ -250,7 +250,7 @@ fn idempotent_retry() {
     let decided = e.decide(&Command::PlaceHold(cmd.clone()), T0 + 5).unwrap();
     assert_eq!(
         decided,
-        Decided::Replay(first),
+        Decided::Remembered(first),
         "the retry gets the first answer and logs nothing"
     );
     assert_eq!(section(&e, "floor").held, 2);

@@ -984,7 +984,7 @@ fn execute(
             tally.count(&decision);
             Ok(engine.output(&decision, now))
         }
-        Ok(Decided::Replay(output)) => Ok(output),
+        Ok(Decided::Remembered(output)) => Ok(output),
         Err(rejection) => Err(ShardError::Rejected(rejection)),
     }
 }
