@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::codec;
-use crate::engine::CodecError;
+use crate::codec::CodecError;
 use crate::ids::{BookingId, EntryId, HoldId};
 
 /// Who an idempotency key belongs to.

@@ -11,6 +11,7 @@ use crate::summary::SeatSummary;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::IdemScope;
+use crate::ids::slot;
 use crate::seat::SeatState;
 
 /// A row of a seated section.
@@ -239,6 +240,26 @@ pub struct State {
 }
 
 impl State {
+    /// The hold with this counter.
+    pub fn hold(&self, counter: u32) -> &Hold {
+        &self.holds[slot(counter)]
+    }
+
+    /// The hold with this counter, to change.
+    pub fn hold_mut(&mut self, counter: u32) -> &mut Hold {
+        &mut self.holds[slot(counter)]
+    }
+
+    /// The booking with this counter.
+    pub fn booking(&self, counter: u32) -> &Booking {
+        &self.bookings[slot(counter)]
+    }
+
+    /// The booking with this counter, to change.
+    pub fn booking_mut(&mut self, counter: u32) -> &mut Booking {
+        &mut self.bookings[slot(counter)]
+    }
+
     /// A hold's GA lines and seats.
     pub fn lines_of(&self, hold: &Hold) -> (&[Line], &[Line]) {
         hold_lines(&self.lines, hold)
@@ -253,7 +274,7 @@ impl State {
     /// Whether an expiry entry is current: its hold is live and still expires then (an
     /// extension leaves the entry of the old time behind, stale).
     pub fn is_current(&self, (expires_at_ms, counter): (u64, u32)) -> bool {
-        let hold = &self.holds[counter as usize - 1];
+        let hold = self.hold(counter);
         hold.status == Status::Held && hold.expires_at_ms() == expires_at_ms
     }
 
@@ -387,7 +408,7 @@ impl Derived {
         }
         // A cancelled booking's tickets no longer count.
         for booking in state.bookings.iter().filter(|b| b.is_cancelled()) {
-            let hold = &state.holds[booking.hold as usize - 1];
+            let hold = state.hold(booking.hold);
             if state.events[hold.event as usize].max_per_user.is_some() {
                 let key = (hold.event, hold.user);
                 let count = derived.per_user.get_mut(&key).expect("counted above");

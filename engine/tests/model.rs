@@ -501,14 +501,14 @@ fn attempt(
     command: &Command,
     now: u64,
 ) -> Result<Output, &'static str> {
-    match engine.decide(command, now) {
-        Ok(Decided::Change(d)) => {
-            commit(engine, &d, log);
-            Ok(engine.output(&d, now))
-        }
-        Ok(Decided::Remembered(o)) => Ok(o),
-        Err(r) => Err(r.code()),
+    let mut record = Vec::new();
+    let executed = engine
+        .execute(command, now, &mut record)
+        .map_err(|r| r.code())?;
+    if executed.decision.is_some() {
+        log.push(record);
     }
+    Ok(executed.output)
 }
 
 fn sale_step(engine: &mut Engine, log: &mut Vec<Vec<u8>>, now: &mut u64, op: &SaleOp) {

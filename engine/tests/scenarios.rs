@@ -49,13 +49,9 @@ fn rows(spec: &[(&str, u32)]) -> Layout {
 
 /// decide + apply, invariants checked, output returned.
 fn run(engine: &mut Engine, command: &Command, now: u64) -> Result<Output, Rejection> {
-    let result = match engine.decide(command, now)? {
-        Decided::Change(d) => {
-            engine.apply(&d);
-            Ok(engine.output(&d, now))
-        }
-        Decided::Remembered(o) => Ok(o),
-    };
+    let result = engine
+        .execute(command, now, &mut Vec::new())
+        .map(|e| e.output);
     engine.check_invariants();
     result
 }
