@@ -6,13 +6,13 @@ use crate::decision::{
     HoldExpired, HoldExtended, HoldPlaced, HoldReleased, IdemTag, Lines, Purchased, UserRef,
     WaitStep, WaitlistJoined, WaitlistLeft,
 };
+use crate::derived::Derived;
 use crate::engine::Engine;
 use crate::ids::{BookingId, EntryId, HoldId};
 use crate::limits::{IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::seat::SeatState;
 use crate::state::{
-    hold_lines, tickets, Booking, Derived, Event, Hold, IdemEntry, IdemOutcome, Line, Row, Section,
-    Status,
+    hold_lines, tickets, Booking, Event, Hold, IdemEntry, IdemOutcome, Line, Row, Section, Status,
 };
 use crate::waitlist::{Entry, Status as EntryStatus};
 

@@ -5,8 +5,10 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::decision::Decision;
+use crate::derived::Derived;
 use crate::engine::Engine;
-use crate::state::{Derived, State};
+use crate::state::State;
 use crate::waitlist::Waitlists;
 
 /// Errors decoding a decision or snapshot.
@@ -82,5 +84,24 @@ impl Engine {
             wait,
             derived,
         })
+    }
+}
+
+impl Decision {
+    /// Appends the versioned encoding to `buf`.
+    pub fn encode(&self, buf: &mut Vec<u8>) {
+        buf.push(DECISION_VERSION);
+        encode_into(self, buf);
+    }
+
+    /// Decodes one record written by [`Decision::encode`] (this or an older version).
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        match bytes.split_first() {
+            Some((&DECISION_VERSION, rest)) => decode_all(rest),
+            Some((version, _)) => Err(CodecError(format!(
+                "decision format version {version} is unknown"
+            ))),
+            None => Err(CodecError("empty decision record".into())),
+        }
     }
 }

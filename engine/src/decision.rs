@@ -1,12 +1,11 @@
 //! What changed: the log's records. Each decision is the complete outcome of a command,
 //! so replay applies it without re-running any rule. Variants are append-only; every
-//! encoded decision starts with a format version byte.
+//! encoded decision starts with a format version byte (the encoding is in codec.rs;
+//! `engine/tests/compat.rs` holds the bytes of every variant).
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::codec;
-use crate::codec::CodecError;
 use crate::ids::{BookingId, EntryId, HoldId};
 
 /// Who an idempotency key belongs to.
@@ -338,23 +337,6 @@ pub enum WaitStep {
 }
 
 impl Decision {
-    /// Appends the versioned encoding to `buf`.
-    pub fn encode(&self, buf: &mut Vec<u8>) {
-        buf.push(codec::DECISION_VERSION);
-        codec::encode_into(self, buf);
-    }
-
-    /// Decodes one record written by [`Decision::encode`] (this or an older version).
-    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
-        match bytes.split_first() {
-            Some((&codec::DECISION_VERSION, rest)) => codec::decode_all(rest),
-            Some((version, _)) => Err(CodecError(format!(
-                "decision format version {version} is unknown"
-            ))),
-            None => Err(CodecError("empty decision record".into())),
-        }
-    }
-
     /// Engine time of the decision, ms since the Unix epoch.
     pub fn at_ms(&self) -> u64 {
         match self {

@@ -3,8 +3,9 @@
 //! only mutator: apply.rs), reads (query.rs, describe.rs), snapshots (codec.rs), the
 //! invariants (invariants.rs).
 
+use crate::derived::Derived;
 use crate::ids::{BookingId, EntryId, HoldId};
-use crate::state::{Booking, Derived, Hold, State};
+use crate::state::{Booking, Hold, State};
 use crate::waitlist::Waitlists;
 
 /// One shard's inventory, holds, bookings and idempotency keys.

@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::derived::Derived;
 use crate::engine::Engine;
 use crate::seat::SeatState;
-use crate::state::{Derived, State, Status};
+use crate::state::{State, Status};
 use crate::waitlist::{Status as EntryStatus, Waitlists};
 
 /// What the holds and bookings say the counters should be.

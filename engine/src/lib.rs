@@ -24,6 +24,7 @@ mod codec;
 pub mod command;
 mod decide;
 pub mod decision;
+mod derived;
 mod describe;
 mod engine;
 mod expiry;
