@@ -41,10 +41,11 @@ pub fn is_valid_user_id(id: &str) -> bool {
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), Rejection> {
-    if name.trim().is_empty() || name.len() > NAME_LEN_MAX {
+    // Characters, as JSON Schema's `maxLength` counts them (the API document says 200).
+    if name.trim().is_empty() || name.chars().count() > NAME_LEN_MAX {
         return Err(invalid(
             field,
-            format!("1 to {NAME_LEN_MAX} bytes, not blank"),
+            format!("1 to {NAME_LEN_MAX} characters, not blank"),
         ));
     }
     Ok(())
