@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use engine::decision::{Cascaded, WaitlistLeft};
 use engine::{Command, Decided, Decision, Engine};
 use parking_lot::Mutex;
 use wal::{FileStorage, ReplayError, Storage, Wal};
@@ -170,23 +171,23 @@ pub struct Tally {
 impl Tally {
     fn count(&mut self, decision: &Decision) {
         match decision {
-            Decision::HoldPlaced { .. } => self.placed += 1,
-            Decision::HoldConfirmed { .. } => self.confirmed += 1,
-            Decision::HoldReleased { .. } => self.released += 1,
-            Decision::HoldExpired { .. } => self.expired += 1,
-            Decision::Purchased { .. } => self.purchased += 1,
-            Decision::BookingCancelled { .. } => self.cancelled += 1,
+            Decision::HoldPlaced(_) => self.placed += 1,
+            Decision::HoldConfirmed(_) => self.confirmed += 1,
+            Decision::HoldReleased(_) => self.released += 1,
+            Decision::HoldExpired(_) => self.expired += 1,
+            Decision::Purchased(_) => self.purchased += 1,
+            Decision::BookingCancelled(_) => self.cancelled += 1,
             // A release, expiry or cancel that fed a waiting list counts as itself, and
             // each offer it made as a hold placed.
-            Decision::Cascaded { base, steps, .. } => {
+            Decision::Cascaded(Cascaded { base, steps, .. }) => {
                 self.count(base);
                 self.count_offers(steps);
             }
-            Decision::WaitlistLeft { steps, .. } => self.count_offers(steps),
-            Decision::EventCreated { .. }
-            | Decision::EventCreatedWith { .. }
-            | Decision::HoldExtended { .. }
-            | Decision::WaitlistJoined { .. } => {}
+            Decision::WaitlistLeft(WaitlistLeft { steps, .. }) => self.count_offers(steps),
+            Decision::EventCreated(_)
+            | Decision::EventCreatedWith(_)
+            | Decision::HoldExtended(_)
+            | Decision::WaitlistJoined(_) => {}
         }
     }
 
@@ -771,9 +772,6 @@ impl<S: Storage> Storage for ReadOnly<S> {
     fn truncate(&mut self, _: &str, _: u64) -> std::io::Result<()> {
         Ok(())
     }
-    fn len(&self, name: &str) -> std::io::Result<u64> {
-        self.0.len(name)
-    }
     fn rename(&mut self, _: &str, _: &str) -> std::io::Result<()> {
         Ok(())
     }
@@ -804,7 +802,7 @@ fn execute(
             tally.count(&decision);
             Ok(engine.output(&decision, now))
         }
-        Ok(Decided::Replay(output)) => Ok(output),
+        Ok(Decided::Remembered(output)) => Ok(output),
         Err(rejection) => Err(ShardError::Rejected(rejection)),
     }
 }

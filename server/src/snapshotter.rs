@@ -229,9 +229,6 @@ impl wal::Storage for WriterStorage {
     fn truncate(&mut self, name: &str, len: u64) -> std::io::Result<()> {
         self.files.truncate(name, len)
     }
-    fn len(&self, name: &str) -> std::io::Result<u64> {
-        self.files.len(name)
-    }
     fn rename(&mut self, from: &str, to: &str) -> std::io::Result<()> {
         crate::testhooks::pause_before_snapshot_rename(self.shard);
         self.files.rename(from, to)

@@ -180,8 +180,8 @@ fn recover(
 /// An expiry, alone or feeding a waiting list.
 fn is_expiry(decision: &Decision) -> bool {
     match decision {
-        Decision::HoldExpired { .. } => true,
-        Decision::Cascaded { base, .. } => is_expiry(base),
+        Decision::HoldExpired(_) => true,
+        Decision::Cascaded(cascaded) => is_expiry(&cascaded.base),
         _ => false,
     }
 }
