@@ -24,6 +24,9 @@ use parking_lot::Mutex;
 use wal::{FileStorage, ReplayError, Storage, Wal};
 
 use crate::limits::{WAL_FULL_PROBE_BYTES, WAL_FULL_RETRY_INTERVAL};
+
+/// The core logs as the shard thread always has (its lines and `RUST_LOG` filters stay).
+const LOG_TARGET: &str = "server::shard";
 use crate::shard::{CommandResult, ShardError, ShardStatus};
 
 /// Where a shard's log lives, and how to open another storage handle on it (recovery, and
@@ -495,19 +498,19 @@ impl<S: Storage> ShardCore<S> {
     pub fn shutdown(&mut self) {
         if let State::Serving(_) = self.state {
             if let Err(error) = self.wal.sync() {
-                tracing::error!(shard = self.index, %error, "final sync failed");
+                tracing::error!(target: LOG_TARGET, shard = self.index, %error, "final sync failed");
                 return;
             }
             self.adopt_snapshots();
             self.snapshot();
         }
-        tracing::info!(shard = self.index, "shard stopped");
+        tracing::info!(target: LOG_TARGET, shard = self.index, "shard stopped");
     }
 
     /// Latches the failure and rebuilds the engine from what is durable on disk (the batch
     /// that failed was applied in memory only).
     fn fail(&mut self, reason: String) {
-        tracing::error!(shard = self.index, %reason, "log failure");
+        tracing::error!(target: LOG_TARGET, shard = self.index, %reason, "log failure");
         metrics::counter!("boxoffice_wal_failures_total").increment(1);
         self.status.set_failed(reason.clone());
         let durable_seq = self.wal.durable_seq();
@@ -538,7 +541,7 @@ impl<S: Storage> ShardCore<S> {
                         source,
                     },
                 };
-                tracing::error!(shard = self.index, error = %error, "cannot rebuild durable state; reads refused too");
+                tracing::error!(target: LOG_TARGET, shard = self.index, error = %error, "cannot rebuild durable state; reads refused too");
                 return Err(error.to_string());
             }
         };
@@ -546,7 +549,7 @@ impl<S: Storage> ShardCore<S> {
         match recover_engine(self.index, &path, storage, self.options.wal, Some(durable)) {
             Ok((engine, _reader)) => Ok(engine),
             Err(e) => {
-                tracing::error!(shard = self.index, error = %e, "cannot rebuild durable state; reads refused too");
+                tracing::error!(target: LOG_TARGET, shard = self.index, error = %e, "cannot rebuild durable state; reads refused too");
                 Err(e.to_string())
             }
         }
@@ -556,7 +559,7 @@ impl<S: Storage> ShardCore<S> {
     /// and check for space every [`WAL_FULL_RETRY_INTERVAL`]; reads go on from the durable
     /// state. Nothing latched: a full disk heals without a restart.
     fn wait_for_space(&mut self, reason: String, now: u64) {
-        tracing::warn!(shard = self.index, %reason, "log full; writes refused until there is space");
+        tracing::warn!(target: LOG_TARGET, shard = self.index, %reason, "log full; writes refused until there is space");
         metrics::counter!("boxoffice_wal_full_total", "shard" => self.index.to_string())
             .increment(1);
         let durable_seq = self.wal.durable_seq();
@@ -593,7 +596,7 @@ impl<S: Storage> ShardCore<S> {
         }
         match self.wal.probe_space(WAL_FULL_PROBE_BYTES) {
             Ok(()) => {
-                tracing::info!(
+                tracing::info!(target: LOG_TARGET,
                     shard = self.index,
                     "the log has space again; writes resumed"
                 );
@@ -637,7 +640,7 @@ impl<S: Storage> ShardCore<S> {
                 Maintenance::Adopted(seq)
             }
             Err(error) => {
-                tracing::warn!(shard = self.index, seq, %error, "snapshot not taken in");
+                tracing::warn!(target: LOG_TARGET, shard = self.index, seq, %error, "snapshot not taken in");
                 Maintenance::Nothing
             }
         }
@@ -657,7 +660,7 @@ impl<S: Storage> ShardCore<S> {
         self.decisions_since_snapshot = 0;
         match self.wal.write_snapshot(seq, &bytes) {
             Ok(()) => {
-                tracing::info!(
+                tracing::info!(target: LOG_TARGET,
                     shard = self.index,
                     seq,
                     bytes = bytes.len(),
@@ -667,7 +670,7 @@ impl<S: Storage> ShardCore<S> {
                 Maintenance::Written(seq)
             }
             Err(error) => {
-                tracing::warn!(shard = self.index, %error, "snapshot failed");
+                tracing::warn!(target: LOG_TARGET, shard = self.index, %error, "snapshot failed");
                 Maintenance::WriteFailed(error)
             }
         }
@@ -724,7 +727,7 @@ fn recover_engine<T: Storage>(
             error,
         })?;
     engine.check_invariants();
-    tracing::info!(
+    tracing::info!(target: LOG_TARGET,
         shard = index,
         snapshot_seq = recovery.snapshot.as_ref().map(|s| s.seq),
         replayed,
@@ -733,7 +736,7 @@ fn recover_engine<T: Storage>(
         "shard recovered"
     );
     if let Some(torn) = &recovery.torn_tail {
-        tracing::warn!(
+        tracing::warn!(target: LOG_TARGET,
             shard = index,
             ?torn,
             "cut a torn record at the end of the log"
