@@ -3,13 +3,19 @@
 
 use std::collections::BTreeSet;
 
-use crate::command::{Actor, BestAvailable, Command, Idempotency, NewEntry, NewEvent, NewHold};
-use crate::decision::{Decision, EventSpec, IdemTag, Lines, SectionSpec, UserRef};
-use crate::engine::{Decided, Engine};
-use crate::ids::{BookingId, HoldId};
+use crate::command::{
+    Actor, BestAvailable, Command, Idempotency, Layout, NewEntry, NewEvent, NewHold, NewRow,
+};
+use crate::decision::{
+    BookingCancelled, Decision, EventCreated, EventCreatedWith, EventSpec, HoldConfirmed,
+    HoldExpired, HoldExtended, HoldPlaced, HoldReleased, IdemScope, IdemTag, Lines, Purchased,
+    SectionSpec, UserRef, WaitlistJoined, WaitlistLeft,
+};
+use crate::engine::Engine;
+use crate::ids::{BookingId, EntryId, HoldId};
 use crate::limits::*;
 use crate::rejection::{Rejection, ShardLimit};
-use crate::state::{IdemOutcome, Status};
+use crate::state::{Event, IdemOutcome, Status};
 use crate::view::{EntryStatus, HoldStatus, Output};
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> Rejection {
@@ -35,10 +41,11 @@ pub fn is_valid_user_id(id: &str) -> bool {
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), Rejection> {
-    if name.trim().is_empty() || name.len() > NAME_LEN_MAX {
+    // Characters, as JSON Schema's `maxLength` counts them (the API document says 200).
+    if name.trim().is_empty() || name.chars().count() > NAME_LEN_MAX {
         return Err(invalid(
             field,
-            format!("1 to {NAME_LEN_MAX} bytes, not blank"),
+            format!("1 to {NAME_LEN_MAX} characters, not blank"),
         ));
     }
     Ok(())
@@ -80,14 +87,42 @@ fn check_payment_ref(payment_ref: &Option<String>) -> Result<(), Rejection> {
     }
 }
 
+/// Whose keys an actor's are.
+pub(crate) fn idem_scope(actor: &Actor) -> IdemScope {
+    match actor {
+        Actor::Admin => IdemScope::Admin,
+        Actor::User(u) => IdemScope::User(u.clone()),
+    }
+}
+
+/// What [`Engine::execute`] did with an accepted command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    /// The answer.
+    pub output: Output,
+    /// The decision applied and encoded, or `None` for a remembered answer (nothing
+    /// changed, nothing to log).
+    pub decision: Option<Decision>,
+}
+
 fn tag(actor: &Actor, idem: &Option<Idempotency>) -> Option<Box<IdemTag>> {
     idem.as_ref().map(|i| {
         Box::new(IdemTag {
-            scope: Engine::idem_scope(actor),
+            scope: idem_scope(actor),
             key: i.key.clone(),
             fingerprint: i.fingerprint,
         })
     })
+}
+
+/// What `decide` concluded for an accepted command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decided {
+    /// A change: log it, apply it, answer with [`Engine::output`].
+    Change(Decision),
+    /// An idempotent retry of an earlier success: its remembered answer. Answer this,
+    /// log nothing (the name is not about log replay, which only applies decisions).
+    Remembered(Output),
 }
 
 impl Engine {
@@ -109,127 +144,232 @@ impl Engine {
                 actor,
                 entry_id,
                 idempotency,
-            } => {
-                check_idempotency(idempotency)?;
-                let entry = self.owned_entry(*entry_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                let counter = crate::engine::counter32(entry_id.counter());
-                let view = self.entry_view(counter, now_ms);
-                if !matches!(view.status, EntryStatus::Waiting | EntryStatus::Offered) {
-                    return Err(Rejection::EntryNotActive {
-                        status: view.status.as_str(),
-                    });
-                }
-                let (returned, delta, leaving) = if entry.hold != 0 {
-                    let (r, d) = self.returned_by(entry.hold);
-                    (r, d, None)
-                } else {
-                    (Default::default(), None, Some(counter))
-                };
-                Ok(Decided::Change(Decision::WaitlistLeft {
-                    at_ms: now_ms,
-                    entry: *entry_id,
-                    steps: self.cascade(entry.event, &returned, leaving, delta, now_ms),
-                    idem: tag(actor, idempotency),
-                }))
-            }
-            Command::PlaceHold(new) => self.decide_hold(new, now_ms, false, None),
-            Command::Purchase(new) => self.decide_hold(new, now_ms, true, None),
-            Command::PlaceHoldBest(new, best) => self.decide_hold(new, now_ms, false, Some(best)),
-            Command::PurchaseBest(new, best) => self.decide_hold(new, now_ms, true, Some(best)),
+            } => self.decide_leave(actor, *entry_id, idempotency, now_ms),
+            Command::PlaceHold(new) => self.decide_place(new, now_ms, None),
+            Command::Purchase(new) => self.decide_purchase(new, now_ms, None),
+            Command::PlaceHoldBest(new, best) => self.decide_place(new, now_ms, Some(best)),
+            Command::PurchaseBest(new, best) => self.decide_purchase(new, now_ms, Some(best)),
             Command::ConfirmHold {
                 actor,
                 hold_id,
                 payment_ref,
                 idempotency,
-            } => {
-                check_payment_ref(payment_ref)?;
-                check_idempotency(idempotency)?;
-                let hold = self.owned_hold(*hold_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
-                self.check_booking_room(payment_ref)?;
-                Ok(Decided::Change(Decision::HoldConfirmed {
-                    at_ms: now_ms,
-                    hold: *hold_id,
-                    booking: self.next_booking_id(),
-                    payment_ref: payment_ref.clone(),
-                    idem: tag(actor, idempotency),
-                }))
-            }
+            } => self.decide_confirm(actor, *hold_id, payment_ref, idempotency, now_ms),
             Command::ReleaseHold {
                 actor,
                 hold_id,
                 idempotency,
-            } => {
-                check_idempotency(idempotency)?;
-                let hold = self.owned_hold(*hold_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
-                let base = Decision::HoldReleased {
-                    at_ms: now_ms,
-                    hold: *hold_id,
-                    idem: tag(actor, idempotency),
-                };
-                let counter = crate::engine::counter32(hold_id.counter());
-                Ok(Decided::Change(self.with_cascade(base, counter, now_ms)))
-            }
+            } => self.decide_release(actor, *hold_id, idempotency, now_ms),
             Command::CancelBooking {
                 actor,
                 booking_id,
                 idempotency,
-            } => {
-                check_idempotency(idempotency)?;
-                let booking = self.owned_booking(*booking_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                if booking.is_cancelled() {
-                    return Err(Rejection::BookingNotActive);
-                }
-                let base = Decision::BookingCancelled {
-                    at_ms: now_ms,
-                    booking: *booking_id,
-                    idem: tag(actor, idempotency),
-                };
-                Ok(Decided::Change(self.with_cascade(
-                    base,
-                    booking.hold,
-                    now_ms,
-                )))
-            }
+            } => self.decide_cancel(actor, *booking_id, idempotency, now_ms),
             Command::ExtendHold {
                 actor,
                 hold_id,
                 ttl_ms,
                 idempotency,
-            } => {
-                check_ttl("ttl_seconds", *ttl_ms)?;
-                check_idempotency(idempotency)?;
-                let hold = self.owned_hold(*hold_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
-                let latest_ms = hold.created_at_ms + HOLD_LIFETIME_MS_MAX;
-                let expires_at_ms = now_ms + ttl_ms;
-                if expires_at_ms > latest_ms {
-                    return Err(Rejection::ExtensionLimit { latest_ms });
-                }
-                Ok(Decided::Change(Decision::HoldExtended {
-                    at_ms: now_ms,
-                    hold: *hold_id,
-                    expires_at_ms,
-                    idem: tag(actor, idempotency),
-                }))
-            }
+            } => self.decide_extend(actor, *hold_id, *ttl_ms, idempotency, now_ms),
         }
+    }
+
+    /// Expiry decisions for up to `max` holds whose `expires_at <= now`, earliest first,
+    /// one [`Decision`] per hold, from the ordered expiry index. An expiry whose tickets
+    /// go to a waiting list ([`Decision::Cascaded`]) ends the list (it is decided on the
+    /// state before this list): apply the list, then ask again until it is empty.
+    pub fn decide_expiry(&self, now_ms: u64, max: usize) -> Vec<Decision> {
+        debug_assert!(
+            now_ms >= self.state.now_ms,
+            "time went back: {now_ms} < {}",
+            self.state.now_ms
+        );
+        let at_ms = now_ms.max(self.state.now_ms);
+        let mut out = Vec::new();
+        for (_, counter) in self
+            .derived
+            .expiry
+            .earliest(now_ms, max, |e| !self.state.is_current(e))
+        {
+            let base = Decision::HoldExpired(HoldExpired {
+                at_ms,
+                hold: HoldId::new(self.state.shard, counter.into()),
+            });
+            let decision = self.with_cascade(base, counter, at_ms);
+            if matches!(decision, Decision::Cascaded(_)) {
+                // A cascade reads the state the earlier expiries leave: it is decided
+                // alone, first in its own list; the caller asks again for the rest.
+                if out.is_empty() {
+                    out.push(decision);
+                }
+                break;
+            }
+            out.push(decision);
+        }
+        out
+    }
+
+    /// Decides `command` at `now_ms`, applies the decision and appends its encoding to
+    /// `record` (untouched when nothing changes): what a shard does with each command,
+    /// and what tests and benchmarks call instead of repeating it.
+    pub fn execute(
+        &mut self,
+        command: &Command,
+        now_ms: u64,
+        record: &mut Vec<u8>,
+    ) -> Result<Executed, Rejection> {
+        match self.decide(command, now_ms)? {
+            Decided::Change(decision) => {
+                self.apply(&decision);
+                decision.encode(record);
+                Ok(Executed {
+                    output: self.output(&decision, now_ms),
+                    decision: Some(decision),
+                })
+            }
+            Decided::Remembered(output) => Ok(Executed {
+                output,
+                decision: None,
+            }),
+        }
+    }
+
+    fn decide_leave(
+        &self,
+        actor: &Actor,
+        entry_id: EntryId,
+        idempotency: &Option<Idempotency>,
+        now_ms: u64,
+    ) -> Result<Decided, Rejection> {
+        check_idempotency(idempotency)?;
+        let entry = self.owned_entry(entry_id, actor)?;
+        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
+            return Ok(remembered);
+        }
+        let counter = entry_id.counter32();
+        let view = self.entry_view(counter, now_ms);
+        if !matches!(view.status, EntryStatus::Waiting | EntryStatus::Offered) {
+            return Err(Rejection::EntryNotActive {
+                status: view.status.as_str(),
+            });
+        }
+        let (returned, delta, leaving) = if entry.hold != 0 {
+            let (r, d) = self.returned_by(entry.hold);
+            (r, d, None)
+        } else {
+            (Default::default(), None, Some(counter))
+        };
+        Ok(Decided::Change(Decision::WaitlistLeft(WaitlistLeft {
+            at_ms: now_ms,
+            entry: entry_id,
+            steps: self.cascade(entry.event, &returned, leaving, delta, now_ms),
+            idem: tag(actor, idempotency),
+        })))
+    }
+
+    fn decide_confirm(
+        &self,
+        actor: &Actor,
+        hold_id: HoldId,
+        payment_ref: &Option<String>,
+        idempotency: &Option<Idempotency>,
+        now_ms: u64,
+    ) -> Result<Decided, Rejection> {
+        check_payment_ref(payment_ref)?;
+        check_idempotency(idempotency)?;
+        let hold = self.owned_hold(hold_id, actor)?;
+        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
+            return Ok(remembered);
+        }
+        self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
+        self.check_booking_room(payment_ref)?;
+        Ok(Decided::Change(Decision::HoldConfirmed(HoldConfirmed {
+            at_ms: now_ms,
+            hold: hold_id,
+            booking: self.next_booking_id(),
+            payment_ref: payment_ref.clone(),
+            idem: tag(actor, idempotency),
+        })))
+    }
+
+    fn decide_release(
+        &self,
+        actor: &Actor,
+        hold_id: HoldId,
+        idempotency: &Option<Idempotency>,
+        now_ms: u64,
+    ) -> Result<Decided, Rejection> {
+        check_idempotency(idempotency)?;
+        let hold = self.owned_hold(hold_id, actor)?;
+        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
+            return Ok(remembered);
+        }
+        self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
+        let base = Decision::HoldReleased(HoldReleased {
+            at_ms: now_ms,
+            hold: hold_id,
+            idem: tag(actor, idempotency),
+        });
+        Ok(Decided::Change(self.with_cascade(
+            base,
+            hold_id.counter32(),
+            now_ms,
+        )))
+    }
+
+    fn decide_cancel(
+        &self,
+        actor: &Actor,
+        booking_id: BookingId,
+        idempotency: &Option<Idempotency>,
+        now_ms: u64,
+    ) -> Result<Decided, Rejection> {
+        check_idempotency(idempotency)?;
+        let booking = self.owned_booking(booking_id, actor)?;
+        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
+            return Ok(remembered);
+        }
+        if booking.is_cancelled() {
+            return Err(Rejection::BookingNotActive);
+        }
+        let base = Decision::BookingCancelled(BookingCancelled {
+            at_ms: now_ms,
+            booking: booking_id,
+            idem: tag(actor, idempotency),
+        });
+        Ok(Decided::Change(self.with_cascade(
+            base,
+            booking.hold,
+            now_ms,
+        )))
+    }
+
+    fn decide_extend(
+        &self,
+        actor: &Actor,
+        hold_id: HoldId,
+        ttl_ms: u64,
+        idempotency: &Option<Idempotency>,
+        now_ms: u64,
+    ) -> Result<Decided, Rejection> {
+        check_ttl("ttl_seconds", ttl_ms)?;
+        check_idempotency(idempotency)?;
+        let hold = self.owned_hold(hold_id, actor)?;
+        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
+            return Ok(remembered);
+        }
+        self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
+        let latest_ms = hold.created_at_ms + HOLD_LIFETIME_MS_MAX;
+        let expires_at_ms = now_ms + ttl_ms;
+        if expires_at_ms > latest_ms {
+            return Err(Rejection::ExtensionLimit { latest_ms });
+        }
+        Ok(Decided::Change(Decision::HoldExtended(HoldExtended {
+            at_ms: now_ms,
+            hold: hold_id,
+            expires_at_ms,
+            idem: tag(actor, idempotency),
+        })))
     }
 
     /// Room for one more booking record and its payment reference.
@@ -281,7 +421,7 @@ impl Engine {
         let booking = self
             .booking_at(id)
             .ok_or(Rejection::NotFound { what: "booking" })?;
-        let hold = &self.state.holds[booking.hold as usize - 1];
+        let hold = self.state.hold(booking.hold);
         match actor {
             Actor::User(u) if self.state.users[hold.user as usize] != *u => {
                 Err(Rejection::NotFound { what: "booking" })
@@ -290,15 +430,16 @@ impl Engine {
         }
     }
 
-    /// The first answer of an idempotent retry, or reuse of its key with another request.
-    fn replay(
+    /// The remembered answer of an idempotent retry, or reuse of its key with another
+    /// request.
+    fn remembered(
         &self,
         actor: &Actor,
         idem: &Option<Idempotency>,
         now_ms: u64,
     ) -> Result<Option<Decided>, Rejection> {
         let Some(idem) = idem else { return Ok(None) };
-        let scope = Engine::idem_scope(actor);
+        let scope = idem_scope(actor);
         let Some(entry) = self.state.idem.get(&(scope, idem.key.clone())) else {
             return Ok(None);
         };
@@ -324,11 +465,11 @@ impl Engine {
             IdemOutcome::Cancelled(b) => {
                 Output::Booking(self.booking_view(BookingId::new(shard, b)))
             }
-            IdemOutcome::Joined(c) | IdemOutcome::Left(c) => {
-                Output::Entry(self.entry_view(crate::engine::counter32(c), now_ms))
-            }
+            IdemOutcome::Joined(c) | IdemOutcome::Left(c) => Output::Entry(
+                self.entry_view(u32::try_from(c).expect("counters fit in u32"), now_ms),
+            ),
         };
-        Ok(Some(Decided::Replay(output)))
+        Ok(Some(Decided::Remembered(output)))
     }
 
     fn decide_event(
@@ -337,136 +478,11 @@ impl Engine {
         now_ms: u64,
         offer_ttl_ms: Option<u64>,
     ) -> Result<Decided, Rejection> {
-        if !is_valid_id(&new.id) {
-            return Err(invalid(
-                "id",
-                format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
-            ));
-        }
-        check_name("name", &new.name)?;
-        if let Some(m) = new.max_per_user {
-            if !(1..=MAX_PER_USER_MAX).contains(&m) {
-                return Err(invalid(
-                    "max_per_user",
-                    format!("from 1 to {MAX_PER_USER_MAX}"),
-                ));
-            }
-        }
-        let hold_ttl_ms = new.hold_ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT);
-        check_ttl("hold_ttl_seconds", hold_ttl_ms)?;
-        if let Some(ttl) = offer_ttl_ms {
-            if !(OFFER_TTL_MS_MIN..=OFFER_TTL_MS_MAX).contains(&ttl) {
-                return Err(invalid(
-                    "offer_ttl_seconds",
-                    format!(
-                        "from {} to {} seconds",
-                        OFFER_TTL_MS_MIN / 1000,
-                        OFFER_TTL_MS_MAX / 1000
-                    ),
-                ));
-            }
-        }
-        if new.sections.is_empty() || new.sections.len() > SECTIONS_PER_EVENT_MAX {
-            return Err(invalid(
-                "sections",
-                format!("1 to {SECTIONS_PER_EVENT_MAX} sections"),
-            ));
-        }
-        check_idempotency(&new.idempotency)?;
-        let mut ids = BTreeSet::new();
-        let mut labels = BTreeSet::new();
-        let mut seats_in_event: u32 = 0;
-        let mut sections = Vec::with_capacity(new.sections.len());
-        for (i, s) in new.sections.iter().enumerate() {
-            let id = s.id.clone().unwrap_or_else(|| format!("s{}", i + 1));
-            if !is_valid_id(&id) {
-                return Err(invalid(
-                    format!("sections[{i}].id"),
-                    format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
-                ));
-            }
-            if !ids.insert(id.clone()) {
-                return Err(invalid(
-                    format!("sections[{i}].id"),
-                    format!("{id} is used by another section"),
-                ));
-            }
-            check_name(&format!("sections[{i}].name"), &s.name)?;
-            if s.price_cents > PRICE_CENTS_MAX {
-                return Err(invalid(
-                    format!("sections[{i}].price_cents"),
-                    format!("at most {PRICE_CENTS_MAX}"),
-                ));
-            }
-            let (rows, capacity) = match &s.layout {
-                crate::command::Layout::General { capacity } => {
-                    if !(1..=GA_CAPACITY_MAX).contains(capacity) {
-                        return Err(invalid(
-                            format!("sections[{i}].capacity"),
-                            format!("from 1 to {GA_CAPACITY_MAX}"),
-                        ));
-                    }
-                    (None, *capacity)
-                }
-                crate::command::Layout::Seated { rows } => {
-                    let field = format!("sections[{i}].seats.rows");
-                    if rows.is_empty() || rows.len() > ROWS_PER_SECTION_MAX {
-                        return Err(invalid(field, format!("1 to {ROWS_PER_SECTION_MAX} rows")));
-                    }
-                    let mut seats: u32 = 0;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for (j, row) in rows.iter().enumerate() {
-                        let label_ok = !row.label.is_empty()
-                            && row.label.len() <= ROW_LABEL_LEN_MAX
-                            && row.label.bytes().all(|b| b.is_ascii_alphanumeric());
-                        if !label_ok {
-                            return Err(invalid(
-                                format!("{field}[{j}].label"),
-                                format!("must match [A-Za-z0-9]{{1,{ROW_LABEL_LEN_MAX}}}"),
-                            ));
-                        }
-                        if !labels.insert(row.label.clone()) {
-                            return Err(invalid(
-                                format!("{field}[{j}].label"),
-                                format!("row {} appears twice in the event", row.label),
-                            ));
-                        }
-                        if !(1..=SEATS_PER_ROW_MAX).contains(&row.count) {
-                            return Err(invalid(
-                                format!("{field}[{j}].count"),
-                                format!("from 1 to {SEATS_PER_ROW_MAX}"),
-                            ));
-                        }
-                        seats += row.count;
-                        out.push((row.label.clone(), row.count));
-                    }
-                    if seats > SEATS_PER_SECTION_MAX {
-                        return Err(invalid(
-                            field,
-                            format!("at most {SEATS_PER_SECTION_MAX} seats per section"),
-                        ));
-                    }
-                    seats_in_event += seats;
-                    if seats_in_event > SEATS_PER_EVENT_MAX {
-                        return Err(invalid(
-                            "sections",
-                            format!("at most {SEATS_PER_EVENT_MAX} seats per event"),
-                        ));
-                    }
-                    (Some(out), seats)
-                }
-            };
-            sections.push(SectionSpec {
-                id,
-                name: s.name.clone(),
-                price_cents: s.price_cents,
-                rows,
-                capacity,
-            });
-        }
+        check_event_fields(new, offer_ttl_ms)?;
+        let sections = section_specs(new)?;
         let actor = Actor::Admin;
-        if let Some(replay) = self.replay(&actor, &new.idempotency, now_ms)? {
-            return Ok(replay);
+        if let Some(remembered) = self.remembered(&actor, &new.idempotency, now_ms)? {
+            return Ok(remembered);
         }
         if self.state.event_index.contains_key(&new.id) {
             return Err(Rejection::EventExists);
@@ -479,137 +495,140 @@ impl Engine {
             name: new.name.clone(),
             starts_at_ms: new.starts_at_ms,
             max_per_user: new.max_per_user,
-            hold_ttl_ms,
+            hold_ttl_ms: new.hold_ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT),
             sections,
         });
         let idem = tag(&actor, &new.idempotency);
         Ok(Decided::Change(match offer_ttl_ms {
-            None => Decision::EventCreated {
+            None => Decision::EventCreated(EventCreated {
                 at_ms: now_ms,
                 event,
                 idem,
-            },
-            Some(offer_ttl_ms) => Decision::EventCreatedWith {
+            }),
+            Some(offer_ttl_ms) => Decision::EventCreatedWith(EventCreatedWith {
                 at_ms: now_ms,
                 event,
                 offer_ttl_ms,
                 idem,
-            },
+            }),
         }))
     }
 
-    fn decide_hold(
+    fn decide_place(
         &self,
         new: &NewHold,
         now_ms: u64,
-        purchase: bool,
         best: Option<&BestAvailable>,
     ) -> Result<Decided, Rejection> {
-        if !is_valid_user_id(&new.user_id) {
-            return Err(invalid(
-                "user_id",
-                format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
-            ));
-        }
-        if new.items.is_empty() && new.seats.is_empty() && best.is_none() {
-            return Err(invalid("items", "give items or seats to hold"));
-        }
-        if let Some(best) = best {
-            if !new.seats.is_empty() {
-                return Err(invalid(
-                    "best_available",
-                    "give named seats or best_available, not both",
-                ));
-            }
-            if !(1..=BEST_AVAILABLE_QTY_MAX).contains(&best.qty) {
-                return Err(invalid(
-                    "best_available.qty",
-                    format!("from 1 to {BEST_AVAILABLE_QTY_MAX}"),
-                ));
-            }
-        }
-        if new.items.len() > ITEMS_PER_HOLD_MAX {
-            return Err(invalid(
-                "items",
-                format!("at most {ITEMS_PER_HOLD_MAX} items"),
-            ));
-        }
-        if new.seats.len() > SEATS_PER_HOLD_MAX {
-            return Err(invalid(
-                "seats",
-                format!("at most {SEATS_PER_HOLD_MAX} seats"),
-            ));
-        }
-        let mut tickets: u64 = new.seats.len() as u64 + u64::from(best.map_or(0, |b| b.qty));
-        for (i, item) in new.items.iter().enumerate() {
-            if item.qty == 0 {
-                return Err(invalid(format!("items[{i}].qty"), "at least 1"));
-            }
-            tickets += u64::from(item.qty);
-        }
-        if tickets > u64::from(TICKETS_PER_HOLD_MAX) {
-            return Err(invalid(
-                "items",
-                format!("at most {TICKETS_PER_HOLD_MAX} tickets per hold"),
-            ));
-        }
+        let tickets = check_hold_request(new, best)?;
         if let Some(ttl) = new.ttl_ms {
-            if !purchase {
-                check_ttl("ttl_seconds", ttl)?;
-            }
-        }
-        if purchase {
-            check_payment_ref(&new.payment_ref)?;
+            check_ttl("ttl_seconds", ttl)?;
         }
         check_idempotency(&new.idempotency)?;
+        let t = match self.take(new, now_ms, best, tickets)? {
+            Taken::Tickets(t) => t,
+            Taken::Remembered(remembered) => return Ok(remembered),
+        };
+        if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
+            return Err(Rejection::OverCapacity(ShardLimit::LiveHolds));
+        }
+        let hold_ttl_ms = self.state.events[t.event as usize].hold_ttl_ms;
+        Ok(Decided::Change(Decision::HoldPlaced(HoldPlaced {
+            at_ms: now_ms,
+            hold: self.next_hold_id(),
+            event: t.event,
+            user: t.user,
+            lines: t.lines,
+            total_cents: t.total_cents,
+            expires_at_ms: now_ms + new.ttl_ms.unwrap_or(hold_ttl_ms),
+            idem: t.idem,
+        })))
+    }
+
+    /// A purchase: the checks of a hold (but its TTL, which a purchase has not), then
+    /// room for the booking.
+    fn decide_purchase(
+        &self,
+        new: &NewHold,
+        now_ms: u64,
+        best: Option<&BestAvailable>,
+    ) -> Result<Decided, Rejection> {
+        let tickets = check_hold_request(new, best)?;
+        check_payment_ref(&new.payment_ref)?;
+        check_idempotency(&new.idempotency)?;
+        let t = match self.take(new, now_ms, best, tickets)? {
+            Taken::Tickets(t) => t,
+            Taken::Remembered(remembered) => return Ok(remembered),
+        };
+        self.check_booking_room(&new.payment_ref)?;
+        Ok(Decided::Change(Decision::Purchased(Purchased {
+            at_ms: now_ms,
+            hold: self.next_hold_id(),
+            booking: self.next_booking_id(),
+            event: t.event,
+            user: t.user,
+            lines: t.lines,
+            total_cents: t.total_cents,
+            payment_ref: new.payment_ref.clone(),
+            idem: t.idem,
+        })))
+    }
+
+    /// The rules a hold and a purchase share, from the event on: what the request takes
+    /// (named lines, then best available), checked against the user's cap, the seats and
+    /// the counts, and the shard's room for one more hold.
+    fn take(
+        &self,
+        new: &NewHold,
+        now_ms: u64,
+        best: Option<&BestAvailable>,
+        tickets: u64,
+    ) -> Result<Taken, Rejection> {
         let &index = self
             .state
             .event_index
             .get(&new.event_id)
             .ok_or(Rejection::NotFound { what: "event" })?;
         let event = &self.state.events[index as usize];
-        let mut lines = Lines::default();
-        let mut total_cents: u64 = 0;
-        for (i, item) in new.items.iter().enumerate() {
-            let field = || format!("items[{i}].section_id");
-            let s = event
-                .sections
-                .iter()
-                .position(|s| s.id == item.section_id)
-                .ok_or_else(|| invalid(field(), "no such section in this event"))?;
-            if event.sections[s].is_seated() {
-                return Err(invalid(
-                    field(),
-                    "this section has assigned seats: name them in seats",
-                ));
-            }
-            if lines.items.iter().any(|&(x, _)| x as usize == s) {
-                return Err(invalid(field(), "the same section appears twice"));
-            }
-            lines.items.push((s as u16, item.qty));
-            total_cents += event.sections[s].price_cents * u64::from(item.qty);
-        }
-        for (i, seat) in new.seats.iter().enumerate() {
-            let found = event.find_seat(seat).ok_or_else(|| {
-                invalid(
-                    format!("seats[{i}]"),
-                    format!("no seat {seat:?} in this event"),
-                )
-            })?;
-            if lines.seats.contains(&found) {
-                return Err(invalid(
-                    format!("seats[{i}]"),
-                    format!("seat {seat} appears twice"),
-                ));
-            }
-            lines.seats.push(found);
-            total_cents += event.sections[found.0 as usize].price_cents;
-        }
+        let (mut lines, mut total_cents) = named_lines(event, new)?;
         let best_sections = best.map(|b| self.best_sections(event, b)).transpose()?;
-        if let Some(replay) = self.replay(&new.actor, &new.idempotency, now_ms)? {
-            return Ok(replay);
+        if let Some(remembered) = self.remembered(&new.actor, &new.idempotency, now_ms)? {
+            return Ok(Taken::Remembered(remembered));
         }
         let user = self.user_index(&new.user_id);
+        self.check_takeable(index, user, tickets, new, &lines)?;
+        if let (Some(best), Some(sections)) = (best, best_sections) {
+            let (section, seats) = self.pick_best(index, &sections, best)?;
+            lines
+                .seats
+                .extend(seats.into_iter().map(|seat| (section, seat)));
+            total_cents += event.sections[section as usize].price_cents * u64::from(best.qty);
+        }
+        if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX {
+            return Err(Rejection::OverCapacity(ShardLimit::Holds));
+        }
+        Ok(Taken::Tickets(Tickets {
+            event: index,
+            user: match user {
+                Some(u) => UserRef::Known(u),
+                None => UserRef::New(new.user_id.clone()),
+            },
+            lines,
+            total_cents,
+            idem: tag(&new.actor, &new.idempotency),
+        }))
+    }
+
+    /// The user's cap, then the named seats, then the GA counts.
+    fn check_takeable(
+        &self,
+        index: u32,
+        user: Option<u32>,
+        tickets: u64,
+        new: &NewHold,
+        lines: &Lines,
+    ) -> Result<(), Rejection> {
+        let event = &self.state.events[index as usize];
         if let Some(max) = event.max_per_user {
             let current = user
                 .and_then(|u| self.derived.per_user.get(&(index, u)).copied())
@@ -637,52 +656,269 @@ impl Engine {
                 });
             }
         }
-        if let (Some(best), Some(sections)) = (best, best_sections) {
-            let (section, seats) = self.pick_best(index, &sections, best)?;
-            lines
-                .seats
-                .extend(seats.into_iter().map(|seat| (section, seat)));
-            total_cents += event.sections[section as usize].price_cents * u64::from(best.qty);
-        }
-        if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::Holds));
-        }
-        if purchase {
-            self.check_booking_room(&new.payment_ref)?;
-        }
-        let idem = tag(&new.actor, &new.idempotency);
-        let user = match user {
-            Some(u) => UserRef::Known(u),
-            None => UserRef::New(new.user_id.clone()),
-        };
-        if purchase {
-            return Ok(Decided::Change(Decision::Purchased {
-                at_ms: now_ms,
-                hold: self.next_hold_id(),
-                booking: self.next_booking_id(),
-                event: index,
-                user,
-                lines,
-                total_cents,
-                payment_ref: new.payment_ref.clone(),
-                idem,
-            }));
-        }
-        if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::LiveHolds));
-        }
-        let ttl_ms = new.ttl_ms.unwrap_or(event.hold_ttl_ms);
-        Ok(Decided::Change(Decision::HoldPlaced {
-            at_ms: now_ms,
-            hold: self.next_hold_id(),
-            event: index,
-            user,
-            lines,
-            total_cents,
-            expires_at_ms: now_ms + ttl_ms,
-            idem,
-        }))
+        Ok(())
     }
+}
+
+/// What a hold or purchase takes, every shared rule passed.
+struct Tickets {
+    event: u32,
+    user: UserRef,
+    lines: Lines,
+    total_cents: u64,
+    idem: Option<Box<IdemTag>>,
+}
+
+/// [`Engine::take`]'s answer: the tickets, or an idempotent retry's remembered answer.
+enum Taken {
+    Tickets(Tickets),
+    Remembered(Decided),
+}
+
+/// The request alone, before the event is looked up: who, what, how many. Returns the
+/// tickets asked for.
+fn check_hold_request(new: &NewHold, best: Option<&BestAvailable>) -> Result<u64, Rejection> {
+    if !is_valid_user_id(&new.user_id) {
+        return Err(invalid(
+            "user_id",
+            format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
+        ));
+    }
+    if new.items.is_empty() && new.seats.is_empty() && best.is_none() {
+        return Err(invalid("items", "give items or seats to hold"));
+    }
+    if let Some(best) = best {
+        if !new.seats.is_empty() {
+            return Err(invalid(
+                "best_available",
+                "give named seats or best_available, not both",
+            ));
+        }
+        if !(1..=BEST_AVAILABLE_QTY_MAX).contains(&best.qty) {
+            return Err(invalid(
+                "best_available.qty",
+                format!("from 1 to {BEST_AVAILABLE_QTY_MAX}"),
+            ));
+        }
+    }
+    if new.items.len() > ITEMS_PER_HOLD_MAX {
+        return Err(invalid(
+            "items",
+            format!("at most {ITEMS_PER_HOLD_MAX} items"),
+        ));
+    }
+    if new.seats.len() > SEATS_PER_HOLD_MAX {
+        return Err(invalid(
+            "seats",
+            format!("at most {SEATS_PER_HOLD_MAX} seats"),
+        ));
+    }
+    let mut tickets: u64 = new.seats.len() as u64 + u64::from(best.map_or(0, |b| b.qty));
+    for (i, item) in new.items.iter().enumerate() {
+        if item.qty == 0 {
+            return Err(invalid(format!("items[{i}].qty"), "at least 1"));
+        }
+        tickets += u64::from(item.qty);
+    }
+    if tickets > u64::from(TICKETS_PER_HOLD_MAX) {
+        return Err(invalid(
+            "items",
+            format!("at most {TICKETS_PER_HOLD_MAX} tickets per hold"),
+        ));
+    }
+    Ok(tickets)
+}
+
+/// The GA items and named seats of a request in `event`, and their price.
+fn named_lines(event: &Event, new: &NewHold) -> Result<(Lines, u64), Rejection> {
+    let mut lines = Lines::default();
+    let mut total_cents: u64 = 0;
+    for (i, item) in new.items.iter().enumerate() {
+        let field = || format!("items[{i}].section_id");
+        let s = event
+            .sections
+            .iter()
+            .position(|s| s.id == item.section_id)
+            .ok_or_else(|| invalid(field(), "no such section in this event"))?;
+        if event.sections[s].is_seated() {
+            return Err(invalid(
+                field(),
+                "this section has assigned seats: name them in seats",
+            ));
+        }
+        if lines.items.iter().any(|&(x, _)| x as usize == s) {
+            return Err(invalid(field(), "the same section appears twice"));
+        }
+        lines.items.push((s as u16, item.qty));
+        total_cents += event.sections[s].price_cents * u64::from(item.qty);
+    }
+    for (i, seat) in new.seats.iter().enumerate() {
+        let found = event.find_seat(seat).ok_or_else(|| {
+            invalid(
+                format!("seats[{i}]"),
+                format!("no seat {seat:?} in this event"),
+            )
+        })?;
+        if lines.seats.contains(&found) {
+            return Err(invalid(
+                format!("seats[{i}]"),
+                format!("seat {seat} appears twice"),
+            ));
+        }
+        lines.seats.push(found);
+        total_cents += event.sections[found.0 as usize].price_cents;
+    }
+    Ok((lines, total_cents))
+}
+
+/// An event's own fields, before its sections.
+fn check_event_fields(new: &NewEvent, offer_ttl_ms: Option<u64>) -> Result<(), Rejection> {
+    if !is_valid_id(&new.id) {
+        return Err(invalid(
+            "id",
+            format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
+        ));
+    }
+    check_name("name", &new.name)?;
+    if let Some(m) = new.max_per_user {
+        if !(1..=MAX_PER_USER_MAX).contains(&m) {
+            return Err(invalid(
+                "max_per_user",
+                format!("from 1 to {MAX_PER_USER_MAX}"),
+            ));
+        }
+    }
+    check_ttl(
+        "hold_ttl_seconds",
+        new.hold_ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT),
+    )?;
+    if let Some(ttl) = offer_ttl_ms {
+        if !(OFFER_TTL_MS_MIN..=OFFER_TTL_MS_MAX).contains(&ttl) {
+            return Err(invalid(
+                "offer_ttl_seconds",
+                format!(
+                    "from {} to {} seconds",
+                    OFFER_TTL_MS_MIN / 1000,
+                    OFFER_TTL_MS_MAX / 1000
+                ),
+            ));
+        }
+    }
+    if new.sections.is_empty() || new.sections.len() > SECTIONS_PER_EVENT_MAX {
+        return Err(invalid(
+            "sections",
+            format!("1 to {SECTIONS_PER_EVENT_MAX} sections"),
+        ));
+    }
+    check_idempotency(&new.idempotency)
+}
+
+/// An event's sections, validated in order (ids and row labels unique in the event, the
+/// event's seats within its limit).
+fn section_specs(new: &NewEvent) -> Result<Vec<SectionSpec>, Rejection> {
+    let mut ids = BTreeSet::new();
+    let mut labels = BTreeSet::new();
+    let mut seats_in_event: u32 = 0;
+    let mut sections = Vec::with_capacity(new.sections.len());
+    for (i, s) in new.sections.iter().enumerate() {
+        let id = s.id.clone().unwrap_or_else(|| format!("s{}", i + 1));
+        if !is_valid_id(&id) {
+            return Err(invalid(
+                format!("sections[{i}].id"),
+                format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
+            ));
+        }
+        if !ids.insert(id.clone()) {
+            return Err(invalid(
+                format!("sections[{i}].id"),
+                format!("{id} is used by another section"),
+            ));
+        }
+        check_name(&format!("sections[{i}].name"), &s.name)?;
+        if s.price_cents > PRICE_CENTS_MAX {
+            return Err(invalid(
+                format!("sections[{i}].price_cents"),
+                format!("at most {PRICE_CENTS_MAX}"),
+            ));
+        }
+        let (rows, capacity) = match &s.layout {
+            Layout::General { capacity } => {
+                if !(1..=GA_CAPACITY_MAX).contains(capacity) {
+                    return Err(invalid(
+                        format!("sections[{i}].capacity"),
+                        format!("from 1 to {GA_CAPACITY_MAX}"),
+                    ));
+                }
+                (None, *capacity)
+            }
+            Layout::Seated { rows } => {
+                let (rows, seats) = seated_rows(i, rows, &mut labels)?;
+                seats_in_event += seats;
+                if seats_in_event > SEATS_PER_EVENT_MAX {
+                    return Err(invalid(
+                        "sections",
+                        format!("at most {SEATS_PER_EVENT_MAX} seats per event"),
+                    ));
+                }
+                (Some(rows), seats)
+            }
+        };
+        sections.push(SectionSpec {
+            id,
+            name: s.name.clone(),
+            price_cents: s.price_cents,
+            rows,
+            capacity,
+        });
+    }
+    Ok(sections)
+}
+
+/// The rows of seated section `i`, and its seats; `labels` are the event's row labels
+/// so far.
+fn seated_rows(
+    i: usize,
+    rows: &[NewRow],
+    labels: &mut BTreeSet<String>,
+) -> Result<(Vec<(String, u32)>, u32), Rejection> {
+    let field = format!("sections[{i}].seats.rows");
+    if rows.is_empty() || rows.len() > ROWS_PER_SECTION_MAX {
+        return Err(invalid(field, format!("1 to {ROWS_PER_SECTION_MAX} rows")));
+    }
+    let mut seats: u32 = 0;
+    let mut out = Vec::with_capacity(rows.len());
+    for (j, row) in rows.iter().enumerate() {
+        let label_ok = !row.label.is_empty()
+            && row.label.len() <= ROW_LABEL_LEN_MAX
+            && row.label.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !label_ok {
+            return Err(invalid(
+                format!("{field}[{j}].label"),
+                format!("must match [A-Za-z0-9]{{1,{ROW_LABEL_LEN_MAX}}}"),
+            ));
+        }
+        if !labels.insert(row.label.clone()) {
+            return Err(invalid(
+                format!("{field}[{j}].label"),
+                format!("row {} appears twice in the event", row.label),
+            ));
+        }
+        if !(1..=SEATS_PER_ROW_MAX).contains(&row.count) {
+            return Err(invalid(
+                format!("{field}[{j}].count"),
+                format!("from 1 to {SEATS_PER_ROW_MAX}"),
+            ));
+        }
+        seats += row.count;
+        out.push((row.label.clone(), row.count));
+    }
+    if seats > SEATS_PER_SECTION_MAX {
+        return Err(invalid(
+            field,
+            format!("at most {SEATS_PER_SECTION_MAX} seats per section"),
+        ));
+    }
+    Ok((out, seats))
 }
 
 impl Engine {
@@ -768,58 +1004,6 @@ impl Engine {
 }
 
 impl Engine {
-    /// What ending hold `counter` gives back, by section, and the tickets it takes off
-    /// its user's count (capped events only).
-    pub(crate) fn returned_by(
-        &self,
-        counter: u32,
-    ) -> (crate::waitlist::ReturnedBy, Option<(u32, u32)>) {
-        let hold = &self.state.holds[counter as usize - 1];
-        let (items, seats) = self.state.lines_of(hold);
-        let mut returned = crate::waitlist::ReturnedBy::new();
-        fn slot(returned: &mut crate::waitlist::ReturnedBy, s: u16) -> usize {
-            match returned.iter().position(|(x, _)| *x == s) {
-                Some(i) => i,
-                None => {
-                    returned.push((s, Default::default()));
-                    returned.len() - 1
-                }
-            }
-        }
-        for &(s, q) in items {
-            let i = slot(&mut returned, s);
-            returned[i].1.qty += q;
-        }
-        for &(s, seat) in seats {
-            let i = slot(&mut returned, s);
-            returned[i].1.seats.push(seat);
-        }
-        let delta = self.state.events[hold.event as usize]
-            .max_per_user
-            .map(|_| (hold.user, crate::state::tickets(items, seats)));
-        (returned, delta)
-    }
-
-    /// `base` (a release, expiry or cancellation of hold `counter`'s tickets) alone, or
-    /// wrapped with what the event's waiting lists do next.
-    pub(crate) fn with_cascade(&self, base: Decision, counter: u32, now_ms: u64) -> Decision {
-        let event = self.state.holds[counter as usize - 1].event;
-        if !self.wait.touches(event) {
-            return base;
-        }
-        let (returned, delta) = self.returned_by(counter);
-        let steps = self.cascade_touched(event, &returned, None, delta, now_ms);
-        if steps.is_empty() {
-            base
-        } else {
-            Decision::Cascaded {
-                base: Box::new(base),
-                event,
-                steps,
-            }
-        }
-    }
-
     fn decide_join(&self, new: &NewEntry, now_ms: u64) -> Result<Decided, Rejection> {
         if !is_valid_user_id(&new.user_id) {
             return Err(invalid(
@@ -859,8 +1043,8 @@ impl Engine {
                 ));
             }
         }
-        if let Some(replay) = self.replay(&new.actor, &new.idempotency, now_ms)? {
-            return Ok(replay);
+        if let Some(remembered) = self.remembered(&new.actor, &new.idempotency, now_ms)? {
+            return Ok(remembered);
         }
         let user = self.user_index(&new.user_id);
         if let Some(&c) = user.and_then(|u| self.derived.live_entry.get(&(index, u))) {
@@ -885,7 +1069,7 @@ impl Engine {
         if live as usize >= WAITLIST_LIVE_PER_EVENT_MAX {
             return Err(Rejection::OverCapacity(ShardLimit::WaitlistPerEvent));
         }
-        Ok(Decided::Change(Decision::WaitlistJoined {
+        Ok(Decided::Change(Decision::WaitlistJoined(WaitlistJoined {
             at_ms: now_ms,
             entry: self.entry_id(self.wait.entries.len() as u32 + 1),
             event: index,
@@ -896,6 +1080,6 @@ impl Engine {
             },
             qty: new.qty,
             idem: tag(&new.actor, &new.idempotency),
-        }))
+        })))
     }
 }

@@ -250,9 +250,6 @@ impl Storage for PowerCut {
         self.op()?;
         self.inner.truncate(name, len)
     }
-    fn len(&self, name: &str) -> io::Result<u64> {
-        self.inner.len(name)
-    }
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
         self.op()?;
         self.inner.rename(from, to)

@@ -257,7 +257,7 @@ impl Driver {
                     push_record(&mut self.records, &mut used, &decision);
                     Ok(spec.engine.output(&decision, now))
                 }
-                Ok(Decided::Replay(output)) => Ok(output),
+                Ok(Decided::Remembered(output)) => Ok(output),
                 Err(rejection) => Err(ShardError::Rejected(rejection)),
             };
             answers.replies.push((reply, result));

@@ -18,6 +18,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod cluster;
+pub mod core;
 pub mod datadir;
 pub mod follower;
 pub mod limits;

@@ -37,14 +37,16 @@ pub const SHARD_IDLE_TICK: Duration = Duration::from_millis(250);
 /// second, so this bounds the replay part of a restart to well under a second.
 pub const SNAPSHOT_EVERY_DECISIONS: u64 = 1_000_000;
 
-/// Bytes of zeros a shard's log reserves ahead of its records at a time. Appends into
-/// reserved space leave the file's size alone, so a group commit's fdatasync writes the
-/// data only, not the inode as well (measured in docs/benchmarks.md); one fdatasync per
-/// this many bytes of log also writes the zeros. `--wal-preallocate-kib 0` turns it off.
+/// Bytes of padding (zeros past the last record) a shard's log writes ahead of its
+/// records at a time. Appends into padding leave the file's size alone, so a group
+/// commit's fdatasync writes the data only, not the inode as well (measured in
+/// docs/benchmarks.md); one fdatasync per this many bytes of log also writes the padding. `--wal-preallocate-kib 0` turns it off.
 pub const WAL_PREALLOCATE_BYTES: u64 = 1024 * 1024;
 
-/// Shards a data directory may be created with.
+/// Shards a data directory may be created with (the server's limit: hold, booking and
+/// entry ids carry their shard in 16 bits, which the assertion below keeps it within).
 pub const SHARDS_MAX: usize = 64;
+const _: () = assert!(SHARDS_MAX - 1 <= u16::MAX as usize);
 
 /// Seconds a client is told to wait (`Retry-After`) when a queue is full or a shard is
 /// recovering.

@@ -13,11 +13,11 @@ use crate::storage::{FileStorage, Storage};
 pub struct Options {
     /// A segment rolls once it would grow past this many bytes.
     pub segment_bytes_max: u64,
-    /// Zeros reserved ahead of the records, this many bytes at a time (0: none). An
-    /// append into reserved space leaves the file's size alone, so its fdatasync writes
-    /// the data only; growing the file would make every fdatasync write the inode too
-    /// (a second device round trip on ext4 without a journal). One fdatasync per this
-    /// many bytes also writes the zeros.
+    /// Padding (zeros past the last record) written ahead of the records, this many bytes
+    /// at a time (0: none). An append into padding leaves the file's size alone, so its
+    /// fdatasync writes the data only; growing the file would make every fdatasync write
+    /// the inode too (a second device round trip on ext4 without a journal). One
+    /// fdatasync per this many bytes also writes the padding.
     pub preallocate_bytes: u64,
 }
 
@@ -69,7 +69,7 @@ pub struct Wal<S: Storage = FileStorage> {
     segments: Vec<Segment>,
     /// Bytes in the current (last) segment.
     current_len: u64,
-    /// Bytes of the current segment reserved by `preallocate` (>= `current_len`).
+    /// Bytes of the current segment, its padding included (>= `current_len`).
     reserved_len: u64,
     prev_crc: u32,
     last_seq: u64,
@@ -80,7 +80,7 @@ pub struct Wal<S: Storage = FileStorage> {
     /// Bytes of the current segment known durable (a failed sync cuts back to it).
     durable_len: u64,
     failed: Option<String>,
-    /// The reservation step as configured (a failed reservation turns it off until a
+    /// The padding step as configured (a failed `preallocate` turns it off until a
     /// successful [`Wal::probe_space`]).
     preallocate_configured: u64,
     buf: Vec<u8>,
@@ -219,9 +219,9 @@ impl<S: Storage> Wal<S> {
             });
         }
         if let Some(last) = segments.last().filter(|_| padding > 0) {
-            // Reserved zeros after the last record of the segment appends go to (the last
-            // file, or the one before a torn newest file that was removed): cut them, so the
-            // next append starts right after that record; they are reserved again as needed.
+            // Padding after the last record of the segment appends go to (the last file, or
+            // the one before a torn newest file that was removed): cut it, so the next
+            // append starts right after that record; it is written again as needed.
             storage
                 .truncate(&last.name, current_len)
                 .map_err(io_error(&dir, &last.name, "truncate"))?;
@@ -442,11 +442,11 @@ impl<S: Storage> Wal<S> {
         Ok(first..self.last_seq + 1)
     }
 
-    /// Reserves the current segment's bytes up to at least `end` in steps of
-    /// `preallocate_bytes` (see [`Options::preallocate_bytes`]) before a batch of
-    /// `batch_len` bytes is written. A batch of a quarter step or more is written without
-    /// reserving: zeros before it would double the bytes that reach the disk to save one
-    /// inode write, which pays only next to the device round trip of a small batch.
+    /// Pads the current segment up to at least `end` in steps of `preallocate_bytes` (see
+    /// [`Options::preallocate_bytes`]) before a batch of `batch_len` bytes is written. A
+    /// batch of a quarter step or more is written without padding: padding before it
+    /// would double the bytes that reach the disk to save one inode write, which pays only
+    /// next to the device round trip of a small batch.
     fn reserve(&mut self, end: u64, batch_len: u64) -> Result<(), Error> {
         let step = self.options.preallocate_bytes;
         if step == 0 || end <= self.reserved_len || batch_len.saturating_mul(4) >= step {
@@ -455,10 +455,10 @@ impl<S: Storage> Wal<S> {
         let target = end.next_multiple_of(step);
         let name = self.current_name();
         if let Err(error) = self.storage.preallocate(&name, target) {
-            // The zeros are an optimization, not content: without them the records still
-            // fit (a disk with less than a step free, a file-size limit), so go on without
-            // reserving, after cutting back what the failed reservation wrote. Only if that
-            // cut fails is the file's end unknown, and the log latches.
+            // Padding is an optimization, not content: without it the records still fit (a
+            // disk with less than a step free, a file-size limit), so go on without it,
+            // after cutting back what the failed `preallocate` wrote. Only if that cut
+            // fails is the file's end unknown, and the log latches.
             tracing::warn!(segment = %name, %error, "cannot reserve log space; writing without it");
             self.options.preallocate_bytes = 0;
             if let Err(error) = self.storage.truncate(&name, self.current_len) {
@@ -472,12 +472,12 @@ impl<S: Storage> Wal<S> {
         Ok(())
     }
 
-    /// After an [`Error::NoSpace`]: checks that `bytes` more bytes fit, by reserving that
-    /// many zeros after the last record and making them durable with one fdatasync (zeros
-    /// after the last record are padding, never content: later appends overwrite them).
-    /// `Ok` means appends may go on; `Error::NoSpace` means still no space (the zeros were
-    /// cut again); any other error latched the log (a failed fdatasync is never retried).
-    /// The reservation step turned off by a failed reservation is turned back on.
+    /// After an [`Error::NoSpace`]: checks that `bytes` more bytes fit, by writing that
+    /// much padding after the last record and making it durable with one fdatasync
+    /// (padding is never content: later appends overwrite it). `Ok` means appends may go
+    /// on; `Error::NoSpace` means still no space (the padding was cut again); any other
+    /// error latched the log (a failed fdatasync is never retried). The padding step
+    /// turned off by a failed `preallocate` is turned back on.
     pub fn probe_space(&mut self, bytes: u64) -> Result<(), Error> {
         self.check_failed()?;
         let name = self.current_name();

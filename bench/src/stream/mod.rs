@@ -36,8 +36,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::load::cli::parse_duration;
+use crate::load::client::Method;
 use crate::load::client::{once, AuthMode, Client, Target};
-use crate::load::workload::Method;
 use server::Server;
 use sse::{Message, Parser, Stream};
 
