@@ -34,6 +34,7 @@ impl Engine {
     }
 
     /// [`Engine::cascade`] for an event the waiting lists touch (the caller checked).
+    #[allow(clippy::too_many_lines)]
     pub(crate) fn cascade_touched(
         &self,
         event: u32,

@@ -146,6 +146,7 @@ impl Engine {
     }
 
     /// The waiting lists' invariants (design.md, "Waiting list").
+    #[allow(clippy::too_many_lines)]
     fn check_waitlists(&self) {
         let (state, wait) = (&self.state, &self.wait);
         for (&(e, s), pool) in &wait.set_aside {

@@ -103,6 +103,7 @@ impl<S: Storage> Wal<S> {
     /// Recovers the log on `storage`: loads the newest valid snapshot (an older one if
     /// the newest is damaged), checks every segment, cuts a torn tail of the newest one
     /// (logged and reported), and refuses corruption anywhere else with file and offset.
+    #[allow(clippy::too_many_lines)]
     pub fn open_with(mut storage: S, options: Options) -> Result<(Self, Recovery), Error> {
         let dir = storage.dir().to_path_buf();
         let names = storage.list().map_err(io_error(&dir, "", "list"))?;
