@@ -18,23 +18,11 @@ impl Engine {
     /// What the waiting lists of `event` do after a decision that gives back `returned`
     /// (by section, in section order) and removes the waiting entry `leaving` from its
     /// queue; `user_delta` is the tickets the decision takes off one user's count.
-    /// Empty when no waiting list is involved.
+    /// Only for an event the waiting lists touch
+    /// ([`crate::waitlist::Waitlists::touches`]: the callers check it, so that a decision
+    /// with no waiting list skips the lookups).
+    #[allow(clippy::too_many_lines)]
     pub(crate) fn cascade(
-        &self,
-        event: u32,
-        returned: &[(u16, Returned)],
-        leaving: Option<u32>,
-        user_delta: Option<(u32, u32)>,
-        now_ms: u64,
-    ) -> Vec<WaitStep> {
-        if !self.wait.touches(event) {
-            return Vec::new();
-        }
-        self.cascade_touched(event, returned, leaving, user_delta, now_ms)
-    }
-
-    /// [`Engine::cascade`] for an event the waiting lists touch (the caller checked).
-    pub(crate) fn cascade_touched(
         &self,
         event: u32,
         returned: &[(u16, Returned)],
@@ -271,7 +259,7 @@ impl Engine {
             return base;
         }
         let (returned, delta) = self.returned_by(counter);
-        let steps = self.cascade_touched(event, &returned, None, delta, now_ms);
+        let steps = self.cascade(event, &returned, None, delta, now_ms);
         if steps.is_empty() {
             base
         } else {

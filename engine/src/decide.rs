@@ -134,7 +134,12 @@ impl Engine {
             self.now_ms()
         );
         let now_ms = now_ms.max(self.now_ms());
-        match command {
+        let asked = |actor, idempotency| Asked {
+            actor,
+            idempotency,
+            now_ms,
+        };
+        let decided = match command {
             Command::CreateEvent(new) => self.decide_event(new, now_ms, None),
             Command::CreateEventWith(new, options) => {
                 self.decide_event(new, now_ms, options.offer_ttl_ms)
@@ -144,7 +149,7 @@ impl Engine {
                 actor,
                 entry_id,
                 idempotency,
-            } => self.decide_leave(actor, *entry_id, idempotency, now_ms),
+            } => self.decide_leave(&asked(actor, idempotency), *entry_id),
             Command::PlaceHold(new) => self.decide_place(new, now_ms, None),
             Command::Purchase(new) => self.decide_purchase(new, now_ms, None),
             Command::PlaceHoldBest(new, best) => self.decide_place(new, now_ms, Some(best)),
@@ -154,23 +159,28 @@ impl Engine {
                 hold_id,
                 payment_ref,
                 idempotency,
-            } => self.decide_confirm(actor, *hold_id, payment_ref, idempotency, now_ms),
+            } => self.decide_confirm(&asked(actor, idempotency), *hold_id, payment_ref),
             Command::ReleaseHold {
                 actor,
                 hold_id,
                 idempotency,
-            } => self.decide_release(actor, *hold_id, idempotency, now_ms),
+            } => self.decide_release(&asked(actor, idempotency), *hold_id),
             Command::CancelBooking {
                 actor,
                 booking_id,
                 idempotency,
-            } => self.decide_cancel(actor, *booking_id, idempotency, now_ms),
+            } => self.decide_cancel(&asked(actor, idempotency), *booking_id),
             Command::ExtendHold {
                 actor,
                 hold_id,
                 ttl_ms,
                 idempotency,
-            } => self.decide_extend(actor, *hold_id, *ttl_ms, idempotency, now_ms),
+            } => self.decide_extend(&asked(actor, idempotency), *hold_id, *ttl_ms),
+        };
+        match decided {
+            Ok(decided) => Ok(decided),
+            Err(Stop::Remembered(output)) => Ok(Decided::Remembered(*output)),
+            Err(Stop::Rejected(rejection)) => Err(rejection),
         }
     }
 
@@ -234,24 +244,15 @@ impl Engine {
         }
     }
 
-    fn decide_leave(
-        &self,
-        actor: &Actor,
-        entry_id: EntryId,
-        idempotency: &Option<Idempotency>,
-        now_ms: u64,
-    ) -> Result<Decided, Rejection> {
-        check_idempotency(idempotency)?;
-        let entry = self.owned_entry(entry_id, actor)?;
-        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
-            return Ok(remembered);
-        }
+    fn decide_leave(&self, asked: &Asked<'_>, entry_id: EntryId) -> Result<Decided, Stop> {
+        let entry = self.owned(asked, |e| e.owned_entry(entry_id, asked.actor))?;
         let counter = entry_id.counter32();
-        let view = self.entry_view(counter, now_ms);
+        let view = self.entry_view(counter, asked.now_ms);
         if !matches!(view.status, EntryStatus::Waiting | EntryStatus::Offered) {
             return Err(Rejection::EntryNotActive {
                 status: view.status.as_str(),
-            });
+            }
+            .into());
         }
         let (returned, delta, leaving) = if entry.hold != 0 {
             let (r, d) = self.returned_by(entry.hold);
@@ -259,116 +260,87 @@ impl Engine {
         } else {
             (Default::default(), None, Some(counter))
         };
+        let steps = if self.wait.touches(entry.event) {
+            self.cascade(entry.event, &returned, leaving, delta, asked.now_ms)
+        } else {
+            Vec::new()
+        };
         Ok(Decided::Change(Decision::WaitlistLeft(WaitlistLeft {
-            at_ms: now_ms,
+            at_ms: asked.now_ms,
             entry: entry_id,
-            steps: self.cascade(entry.event, &returned, leaving, delta, now_ms),
-            idem: tag(actor, idempotency),
+            steps,
+            idem: asked.tag(),
         })))
     }
 
     fn decide_confirm(
         &self,
-        actor: &Actor,
+        asked: &Asked<'_>,
         hold_id: HoldId,
         payment_ref: &Option<String>,
-        idempotency: &Option<Idempotency>,
-        now_ms: u64,
-    ) -> Result<Decided, Rejection> {
+    ) -> Result<Decided, Stop> {
         check_payment_ref(payment_ref)?;
-        check_idempotency(idempotency)?;
-        let hold = self.owned_hold(hold_id, actor)?;
-        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
-            return Ok(remembered);
-        }
-        self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
+        let hold = self.owned(asked, |e| e.owned_hold(hold_id, asked.actor))?;
+        self.check_live(hold.status, hold.expires_at_ms(), asked.now_ms)?;
         self.check_booking_room(payment_ref)?;
         Ok(Decided::Change(Decision::HoldConfirmed(HoldConfirmed {
-            at_ms: now_ms,
+            at_ms: asked.now_ms,
             hold: hold_id,
             booking: self.next_booking_id(),
             payment_ref: payment_ref.clone(),
-            idem: tag(actor, idempotency),
+            idem: asked.tag(),
         })))
     }
 
-    fn decide_release(
-        &self,
-        actor: &Actor,
-        hold_id: HoldId,
-        idempotency: &Option<Idempotency>,
-        now_ms: u64,
-    ) -> Result<Decided, Rejection> {
-        check_idempotency(idempotency)?;
-        let hold = self.owned_hold(hold_id, actor)?;
-        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
-            return Ok(remembered);
-        }
-        self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
+    fn decide_release(&self, asked: &Asked<'_>, hold_id: HoldId) -> Result<Decided, Stop> {
+        let hold = self.owned(asked, |e| e.owned_hold(hold_id, asked.actor))?;
+        self.check_live(hold.status, hold.expires_at_ms(), asked.now_ms)?;
         let base = Decision::HoldReleased(HoldReleased {
-            at_ms: now_ms,
+            at_ms: asked.now_ms,
             hold: hold_id,
-            idem: tag(actor, idempotency),
+            idem: asked.tag(),
         });
+        let counter = hold_id.counter32();
         Ok(Decided::Change(self.with_cascade(
             base,
-            hold_id.counter32(),
-            now_ms,
+            counter,
+            asked.now_ms,
         )))
     }
 
-    fn decide_cancel(
-        &self,
-        actor: &Actor,
-        booking_id: BookingId,
-        idempotency: &Option<Idempotency>,
-        now_ms: u64,
-    ) -> Result<Decided, Rejection> {
-        check_idempotency(idempotency)?;
-        let booking = self.owned_booking(booking_id, actor)?;
-        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
-            return Ok(remembered);
-        }
+    fn decide_cancel(&self, asked: &Asked<'_>, booking_id: BookingId) -> Result<Decided, Stop> {
+        let booking = self.owned(asked, |e| e.owned_booking(booking_id, asked.actor))?;
         if booking.is_cancelled() {
-            return Err(Rejection::BookingNotActive);
+            return Err(Rejection::BookingNotActive.into());
         }
         let base = Decision::BookingCancelled(BookingCancelled {
-            at_ms: now_ms,
+            at_ms: asked.now_ms,
             booking: booking_id,
-            idem: tag(actor, idempotency),
+            idem: asked.tag(),
         });
-        Ok(Decided::Change(self.with_cascade(
-            base,
-            booking.hold,
-            now_ms,
-        )))
+        let decision = self.with_cascade(base, booking.hold, asked.now_ms);
+        Ok(Decided::Change(decision))
     }
 
     fn decide_extend(
         &self,
-        actor: &Actor,
+        asked: &Asked<'_>,
         hold_id: HoldId,
         ttl_ms: u64,
-        idempotency: &Option<Idempotency>,
-        now_ms: u64,
-    ) -> Result<Decided, Rejection> {
+    ) -> Result<Decided, Stop> {
         check_ttl("ttl_seconds", ttl_ms)?;
-        check_idempotency(idempotency)?;
-        let hold = self.owned_hold(hold_id, actor)?;
-        if let Some(remembered) = self.remembered(actor, idempotency, now_ms)? {
-            return Ok(remembered);
-        }
-        self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
+        let hold = self.owned(asked, |e| e.owned_hold(hold_id, asked.actor))?;
+        self.check_live(hold.status, hold.expires_at_ms(), asked.now_ms)?;
         let latest_ms = hold.created_at_ms + HOLD_LIFETIME_MS_MAX;
-        let expires_at_ms = now_ms + ttl_ms;
+        let expires_at_ms = asked.now_ms + ttl_ms;
         if expires_at_ms > latest_ms {
-            return Err(Rejection::ExtensionLimit { latest_ms });
+            return Err(Rejection::ExtensionLimit { latest_ms }.into());
         }
         Ok(Decided::Change(Decision::HoldExtended(HoldExtended {
-            at_ms: now_ms,
+            at_ms: asked.now_ms,
             hold: hold_id,
             expires_at_ms,
-            idem: tag(actor, idempotency),
+            idem: asked.tag(),
         })))
     }
 
@@ -430,24 +402,38 @@ impl Engine {
         }
     }
 
-    /// The remembered answer of an idempotent retry, or reuse of its key with another
-    /// request.
+    /// What every command on an existing hold, booking or entry checks first, in this
+    /// order: the idempotency key's shape, the object (`find`: not found unless it is the
+    /// actor's), then a remembered answer.
+    fn owned<'a, T>(
+        &'a self,
+        asked: &Asked<'_>,
+        find: impl FnOnce(&'a Self) -> Result<T, Rejection>,
+    ) -> Result<T, Stop> {
+        check_idempotency(asked.idempotency)?;
+        let found = find(self)?;
+        self.remembered(asked.actor, asked.idempotency, asked.now_ms)?;
+        Ok(found)
+    }
+
+    /// Stops at the remembered answer of an idempotent retry, or at the reuse of its key
+    /// with another request.
     fn remembered(
         &self,
         actor: &Actor,
         idem: &Option<Idempotency>,
         now_ms: u64,
-    ) -> Result<Option<Decided>, Rejection> {
-        let Some(idem) = idem else { return Ok(None) };
+    ) -> Result<(), Stop> {
+        let Some(idem) = idem else { return Ok(()) };
         let scope = idem_scope(actor);
         let Some(entry) = self.state.idem.get(&(scope, idem.key.clone())) else {
-            return Ok(None);
+            return Ok(());
         };
         if entry.at_ms + IDEMPOTENCY_RETENTION_MS <= now_ms {
-            return Ok(None);
+            return Ok(());
         }
         if entry.fingerprint != idem.fingerprint {
-            return Err(Rejection::IdempotencyKeyReused);
+            return Err(Rejection::IdempotencyKeyReused.into());
         }
         let shard = self.shard();
         let output = match entry.outcome {
@@ -469,7 +455,7 @@ impl Engine {
                 self.entry_view(u32::try_from(c).expect("counters fit in u32"), now_ms),
             ),
         };
-        Ok(Some(Decided::Remembered(output)))
+        Err(Stop::Remembered(Box::new(output)))
     }
 
     fn decide_event(
@@ -477,18 +463,16 @@ impl Engine {
         new: &NewEvent,
         now_ms: u64,
         offer_ttl_ms: Option<u64>,
-    ) -> Result<Decided, Rejection> {
+    ) -> Result<Decided, Stop> {
         check_event_fields(new, offer_ttl_ms)?;
         let sections = section_specs(new)?;
         let actor = Actor::Admin;
-        if let Some(remembered) = self.remembered(&actor, &new.idempotency, now_ms)? {
-            return Ok(remembered);
-        }
+        self.remembered(&actor, &new.idempotency, now_ms)?;
         if self.state.event_index.contains_key(&new.id) {
-            return Err(Rejection::EventExists);
+            return Err(Rejection::EventExists.into());
         }
         if self.state.events.len() >= EVENTS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::Events));
+            return Err(Rejection::OverCapacity(ShardLimit::Events).into());
         }
         let event = Box::new(EventSpec {
             id: new.id.clone(),
@@ -519,18 +503,15 @@ impl Engine {
         new: &NewHold,
         now_ms: u64,
         best: Option<&BestAvailable>,
-    ) -> Result<Decided, Rejection> {
+    ) -> Result<Decided, Stop> {
         let tickets = check_hold_request(new, best)?;
         if let Some(ttl) = new.ttl_ms {
             check_ttl("ttl_seconds", ttl)?;
         }
         check_idempotency(&new.idempotency)?;
-        let t = match self.take(new, now_ms, best, tickets)? {
-            Taken::Tickets(t) => t,
-            Taken::Remembered(remembered) => return Ok(remembered),
-        };
+        let t = self.take(new, now_ms, best, tickets)?;
         if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::LiveHolds));
+            return Err(Rejection::OverCapacity(ShardLimit::LiveHolds).into());
         }
         let hold_ttl_ms = self.state.events[t.event as usize].hold_ttl_ms;
         Ok(Decided::Change(Decision::HoldPlaced(HoldPlaced {
@@ -552,14 +533,11 @@ impl Engine {
         new: &NewHold,
         now_ms: u64,
         best: Option<&BestAvailable>,
-    ) -> Result<Decided, Rejection> {
+    ) -> Result<Decided, Stop> {
         let tickets = check_hold_request(new, best)?;
         check_payment_ref(&new.payment_ref)?;
         check_idempotency(&new.idempotency)?;
-        let t = match self.take(new, now_ms, best, tickets)? {
-            Taken::Tickets(t) => t,
-            Taken::Remembered(remembered) => return Ok(remembered),
-        };
+        let t = self.take(new, now_ms, best, tickets)?;
         self.check_booking_room(&new.payment_ref)?;
         Ok(Decided::Change(Decision::Purchased(Purchased {
             at_ms: now_ms,
@@ -583,7 +561,7 @@ impl Engine {
         now_ms: u64,
         best: Option<&BestAvailable>,
         tickets: u64,
-    ) -> Result<Taken, Rejection> {
+    ) -> Result<Tickets, Stop> {
         let &index = self
             .state
             .event_index
@@ -592,9 +570,7 @@ impl Engine {
         let event = &self.state.events[index as usize];
         let (mut lines, mut total_cents) = named_lines(event, new)?;
         let best_sections = best.map(|b| self.best_sections(event, b)).transpose()?;
-        if let Some(remembered) = self.remembered(&new.actor, &new.idempotency, now_ms)? {
-            return Ok(Taken::Remembered(remembered));
-        }
+        self.remembered(&new.actor, &new.idempotency, now_ms)?;
         let user = self.user_index(&new.user_id);
         self.check_takeable(index, user, tickets, new, &lines)?;
         if let (Some(best), Some(sections)) = (best, best_sections) {
@@ -605,9 +581,9 @@ impl Engine {
             total_cents += event.sections[section as usize].price_cents * u64::from(best.qty);
         }
         if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::Holds));
+            return Err(Rejection::OverCapacity(ShardLimit::Holds).into());
         }
-        Ok(Taken::Tickets(Tickets {
+        Ok(Tickets {
             event: index,
             user: match user {
                 Some(u) => UserRef::Known(u),
@@ -616,7 +592,7 @@ impl Engine {
             lines,
             total_cents,
             idem: tag(&new.actor, &new.idempotency),
-        }))
+        })
     }
 
     /// The user's cap, then the named seats, then the GA counts.
@@ -669,10 +645,33 @@ struct Tickets {
     idem: Option<Box<IdemTag>>,
 }
 
-/// [`Engine::take`]'s answer: the tickets, or an idempotent retry's remembered answer.
-enum Taken {
-    Tickets(Tickets),
-    Remembered(Decided),
+/// Who asks, with which idempotency key, and when: what every command on an existing
+/// hold, booking or entry carries.
+struct Asked<'a> {
+    actor: &'a Actor,
+    idempotency: &'a Option<Idempotency>,
+    now_ms: u64,
+}
+
+impl Asked<'_> {
+    /// The idempotency key to remember with the decision.
+    fn tag(&self) -> Option<Box<IdemTag>> {
+        tag(self.actor, self.idempotency)
+    }
+}
+
+/// Why `decide` stops before a decision: a rule refused the command, or it is an
+/// idempotent retry whose remembered answer is the answer. Either way nothing changes.
+enum Stop {
+    Rejected(Rejection),
+    /// Boxed: an answer is large, and a retry is the rare path.
+    Remembered(Box<Output>),
+}
+
+impl From<Rejection> for Stop {
+    fn from(rejection: Rejection) -> Self {
+        Stop::Rejected(rejection)
+    }
 }
 
 /// The request alone, before the event is looked up: who, what, how many. Returns the
@@ -1004,15 +1003,16 @@ impl Engine {
 }
 
 impl Engine {
-    fn decide_join(&self, new: &NewEntry, now_ms: u64) -> Result<Decided, Rejection> {
+    fn decide_join(&self, new: &NewEntry, now_ms: u64) -> Result<Decided, Stop> {
         if !is_valid_user_id(&new.user_id) {
             return Err(invalid(
                 "user_id",
                 format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
-            ));
+            )
+            .into());
         }
         if new.qty == 0 {
-            return Err(invalid("qty", "at least 1"));
+            return Err(invalid("qty", "at least 1").into());
         }
         check_idempotency(&new.idempotency)?;
         let &index = self
@@ -1033,32 +1033,31 @@ impl Engine {
             TICKETS_PER_HOLD_MAX
         };
         if new.qty > most {
-            return Err(invalid("qty", format!("at most {most} in this section")));
+            return Err(invalid("qty", format!("at most {most} in this section")).into());
         }
         if let Some(max) = event.max_per_user {
             if new.qty > max {
-                return Err(invalid(
-                    "qty",
-                    format!("at most the event's max_per_user, {max}"),
-                ));
+                return Err(
+                    invalid("qty", format!("at most the event's max_per_user, {max}")).into(),
+                );
             }
         }
-        if let Some(remembered) = self.remembered(&new.actor, &new.idempotency, now_ms)? {
-            return Ok(remembered);
-        }
+        self.remembered(&new.actor, &new.idempotency, now_ms)?;
         let user = self.user_index(&new.user_id);
         if let Some(&c) = user.and_then(|u| self.derived.live_entry.get(&(index, u))) {
             return Err(Rejection::AlreadyWaiting {
                 entry_id: self.entry_id(c),
-            });
+            }
+            .into());
         }
         if section.available() >= new.qty {
             return Err(Rejection::TicketsAvailable {
                 available: section.available(),
-            });
+            }
+            .into());
         }
         if self.wait.entries.len() >= WAITLIST_ENTRIES_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::WaitlistEntries));
+            return Err(Rejection::OverCapacity(ShardLimit::WaitlistEntries).into());
         }
         let live = self
             .derived
@@ -1067,7 +1066,7 @@ impl Engine {
             .copied()
             .unwrap_or(0);
         if live as usize >= WAITLIST_LIVE_PER_EVENT_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::WaitlistPerEvent));
+            return Err(Rejection::OverCapacity(ShardLimit::WaitlistPerEvent).into());
         }
         Ok(Decided::Change(Decision::WaitlistJoined(WaitlistJoined {
             at_ms: now_ms,

@@ -145,7 +145,8 @@ impl Engine {
         self.check_indexes();
     }
 
-    /// The waiting lists' invariants (design.md, "Waiting list").
+    /// The waiting lists' invariants (docs/api.md, "Waiting list").
+    #[allow(clippy::too_many_lines)]
     fn check_waitlists(&self) {
         let (state, wait) = (&self.state, &self.wait);
         for (&(e, s), pool) in &wait.set_aside {

@@ -17,6 +17,7 @@
 //!
 //! Limits live in [`limits`]; the invariants of docs/architecture.md are asserted by
 //! [`Engine::check_invariants`].
+#![warn(clippy::too_many_lines)]
 
 mod apply;
 mod cascade;

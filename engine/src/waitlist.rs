@@ -1,7 +1,7 @@
 //! The waiting lists' state and rules. The cascade that `decide` computes when tickets
 //! return or an entry leaves is in cascade.rs; `apply` carries out its steps (apply.rs).
 //!
-//! Rules (design.md, "Waiting list"): strict join order per section; tickets of a section
+//! Rules (docs/api.md, "Waiting list"): strict join order per section; tickets of a section
 //! that return while entries wait are set aside (they count as held) instead of going
 //! back on sale; as soon as the set-aside tickets plus the section's available ones reach
 //! the first waiting entry's `qty`, the available ones are set aside too and the entry is

@@ -29,6 +29,7 @@
 //! **The storage seam.** All I/O goes through [`storage::Storage`], so tests run the same
 //! code over [`storage::CrashStorage`] (crash: unsynced bytes vanish or tear) and
 //! [`storage::FaultStorage`] (the Nth operation fails with EIO, ENOSPC or a short write).
+#![warn(clippy::too_many_lines)]
 
 mod error;
 mod format;

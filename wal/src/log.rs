@@ -112,6 +112,7 @@ impl<S: Storage> Wal<S> {
     /// The first segment may then start anywhere up to `purged + 1`; segments holding only
     /// records up to `purged` (left by a purge a crash cut short) are deleted; an empty log
     /// continues at `purged + 1`. With `purged == 0` this is exactly [`Wal::open_with`].
+    #[allow(clippy::too_many_lines)]
     pub fn open_with_purged(
         mut storage: S,
         options: Options,

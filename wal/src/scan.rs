@@ -52,6 +52,7 @@ pub struct SegmentScan {
 
 /// Scans segment `bytes` (named `path`), calling `visit(offset, seq, payload)` for every
 /// valid record. `newest` allows a torn tail; `expected_first` checks continuity.
+#[allow(clippy::too_many_lines)]
 pub fn scan_segment(
     path: &std::path::Path,
     bytes: &[u8],

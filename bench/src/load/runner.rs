@@ -140,6 +140,7 @@ struct Worker {
 }
 
 impl Worker {
+    #[allow(clippy::too_many_lines)]
     async fn run(mut self, mut script: super::workload::Script) -> Worker {
         let shared = self.shared.clone();
         let mut sent: u32 = 0;

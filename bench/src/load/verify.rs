@@ -558,6 +558,7 @@ type Waited<'a> = (Instant, Option<Instant>, &'a str);
 /// sold as told, nothing sold to the public while a fitting entry waited, offers in join
 /// order, every confirmed offer a booking of its entry's user, and the entries' final
 /// states consistent with each other, with what the run saw and with the section.
+#[allow(clippy::too_many_lines)]
 fn check_waitlist(
     id: &str,
     capacity: u64,

@@ -543,6 +543,7 @@ impl Script {
         format!("q{}-{}", self.wait.worker, self.wait.session)
     }
 
+    #[allow(clippy::too_many_lines)]
     fn waitlist_op(&mut self) -> Op {
         let user = self.wait_user();
         let now = Instant::now();
@@ -857,6 +858,7 @@ impl Script {
         }
     }
 
+    #[allow(clippy::too_many_lines)]
     fn lifecycle_op(&mut self) -> Op {
         match self.life.clone() {
             Life::Start | Life::Placing { .. } => {
