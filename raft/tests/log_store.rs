@@ -267,6 +267,9 @@ impl Storage for PowerCut {
     }
 }
 
+/// Appends queued (their indices) with the receiver of their durability callback.
+type Waiting = (Vec<u64>, OneshotReceiverOf<TypeConfig, Result<(), io::Error>>);
+
 /// What the script did, as far as the store answered: the model the recovered log is
 /// checked against.
 #[derive(Default, Debug)]
@@ -278,10 +281,7 @@ struct Model {
     /// truncation removed since.
     flushed: BTreeSet<u64>,
     /// Appends queued whose callback was not awaited yet.
-    waiting: Vec<(
-        Vec<u64>,
-        OneshotReceiverOf<TypeConfig, Result<(), io::Error>>,
-    )>,
+    waiting: Vec<Waiting>,
     vote: Option<Vote>,
     /// A vote whose save was cut: it may or may not have reached the disk.
     vote_in_flight: Option<Vote>,

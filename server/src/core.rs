@@ -380,6 +380,7 @@ impl<S: Storage> ShardCore<S> {
 
     /// One batch at time `now_ms` (see the module documentation): appends to `replies` one
     /// answer per command, in order, each final (durable, or 503).
+    #[allow(clippy::too_many_lines)]
     pub fn decide<R>(
         &mut self,
         now_ms: u64,

@@ -15,9 +15,6 @@
 //! bytes on disk (they are the log's).
 #![warn(clippy::too_many_lines)]
 
-// `api/openapi.rs`'s `operations()` is over the line limit; its file is being changed
-// elsewhere, so the allowance sits here until it moves onto that function.
-#[allow(clippy::too_many_lines)]
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -30,9 +27,6 @@ pub mod metrics;
 pub mod page;
 pub mod routing;
 pub mod serve;
-// `Shard::process` is over the line limit; its file is being changed elsewhere, so the
-// allowance sits here until it moves onto that function.
-#[allow(clippy::too_many_lines)]
 pub mod shard;
 pub mod snapshotter;
 pub mod stream;

@@ -521,6 +521,7 @@ const STREAM_DOC: &str = "`text/event-stream`. The first message is `event: snap
     keeps an idle stream open; a client that cannot keep up is disconnected.";
 
 /// Every operation of the API, in the order of the design's table.
+#[allow(clippy::too_many_lines)]
 fn operations() -> Vec<Op> {
     let text = Schema::Object(ObjectBuilder::new().schema_type(Type::String).build());
     let object = Schema::Object(ObjectBuilder::new().schema_type(Type::Object).build());
