@@ -491,6 +491,10 @@ where
     }
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
+        if self.shared.state.read().last_purged.as_ref() >= Some(&log_id) {
+            // Purged already (the purged file never goes back).
+            return Ok(());
+        }
         let payload = meta::encode(&log_id, "log id")?;
         let seq = log_id.index() + 1;
         self.call(|done| Command::Purge { seq, payload, done })

@@ -598,3 +598,91 @@ async fn damage_in_a_small_file_stops_start_up_with_its_name() {
     assert!(matches!(error, LogStoreError::Corrupt { .. }), "{error}");
     assert!(error.to_string().contains("vote"), "{error}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Group commit, measured (not asserted): `cargo test --release -p boxoffice-raft --test
+// log_store -- --ignored --nocapture group_commit`.
+
+/// Counts the fdatasyncs of the storage below.
+struct CountSyncs<S> {
+    inner: S,
+    syncs: Arc<AtomicU64>,
+}
+
+impl<S: Storage> Storage for CountSyncs<S> {
+    fn dir(&self) -> &Path {
+        self.inner.dir()
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.inner.read(name)
+    }
+    fn create(&mut self, name: &str) -> io::Result<()> {
+        self.inner.create(name)
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.inner.append(name, bytes)
+    }
+    fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        self.inner.preallocate(name, len)
+    }
+    fn sync(&mut self, name: &str) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.inner.sync(name)
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        self.inner.truncate(name, len)
+    }
+    fn len(&self, name: &str) -> io::Result<u64> {
+        self.inner.len(name)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&mut self, name: &str) -> io::Result<()> {
+        self.inner.remove(name)
+    }
+    fn sync_dir(&mut self) -> io::Result<()> {
+        self.inner.sync_dir()
+    }
+    fn close(&mut self, name: &str) {
+        self.inner.close(name);
+    }
+}
+
+#[tokio::test]
+#[ignore = "a measurement: prints appends/s and fdatasyncs per append on files"]
+async fn group_commit_figures() {
+    const APPENDS: u64 = 2_000;
+    for in_flight in [1usize, 4, 16, 64] {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = Arc::new(AtomicU64::new(0));
+        let storage = CountSyncs {
+            inner: wal::FileStorage::new(dir.path()).unwrap(),
+            syncs: syncs.clone(),
+        };
+        let mut store = LogStore::<TypeConfig, _>::open_with(storage, Options::default()).unwrap();
+        let mut model = Model::default();
+        let start = std::time::Instant::now();
+        let before = syncs.load(Ordering::Relaxed);
+        for i in 0..APPENDS {
+            model.append(&mut store, 1, i..=i).await.unwrap();
+            if model.waiting.len() >= in_flight {
+                let (indices, rx) = model.waiting.remove(0);
+                rx.await.unwrap().unwrap();
+                model.flushed.extend(indices);
+            }
+        }
+        model.wait().await.unwrap();
+        let elapsed = start.elapsed();
+        let synced = syncs.load(Ordering::Relaxed) - before;
+        println!(
+            "{in_flight:>3} appends in flight: {:>8.0} appends/s, {:.3} fdatasyncs per append",
+            APPENDS as f64 / elapsed.as_secs_f64(),
+            synced as f64 / APPENDS as f64
+        );
+        store.close().await.unwrap();
+    }
+}
