@@ -569,7 +569,7 @@ impl<S: Storage> Wal<S> {
             }
         }
         let segment = self.segments[keep].clone();
-        let (offset, crc) = match self.record_offset(&segment, seq + 1) {
+        let (offset, crc, version) = match self.record_offset(&segment, seq + 1) {
             Ok(found) => found,
             Err(error) => return Err(self.latch(error)),
         };
@@ -593,12 +593,27 @@ impl<S: Storage> Wal<S> {
         self.reserved_len = offset;
         self.prev_crc = crc;
         self.last_seq = seq;
+        if version < format::FORMAT_VERSION {
+            // Only segments of this build's version are appended to (as at open): the
+            // next records start a new segment; an emptied old one is replaced.
+            self.sync()?;
+            if let Some(old) = self.segments.pop_if(|s| s.last_seq < s.first_seq) {
+                if let Err(error) = self
+                    .storage
+                    .remove(&old.name)
+                    .map_err(io_error(&dir, &old.name, "remove"))
+                {
+                    return Err(self.latch(error));
+                }
+            }
+            self.new_segment(seq + 1)?;
+        }
         Ok(())
     }
 
     /// Where record `seq` starts in `segment` (its end when `seq` is one past its last
-    /// record) and the chain's CRC before it.
-    fn record_offset(&self, segment: &Segment, seq: u64) -> Result<(u64, u32), Error> {
+    /// record), the chain's CRC before it, and the segment's format version.
+    fn record_offset(&self, segment: &Segment, seq: u64) -> Result<(u64, u32, u32), Error> {
         let dir = self.dir();
         let bytes =
             self.storage
@@ -626,7 +641,7 @@ impl<S: Storage> Wal<S> {
                 }
             }
         }
-        Ok((offset as u64, crc))
+        Ok((offset as u64, crc, header.version))
     }
 
     /// Deletes the segments holding only records up to `seq` (never the one appends go
