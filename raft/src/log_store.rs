@@ -9,7 +9,7 @@
 //! files, each replaced whole by temporary file + fsync + rename + directory fsync:
 //! `vote`, `committed`, `purged` (the last purged log id, written before the segments it
 //! covers are deleted) and `start` (the wal seq before the first entry, when an empty log
-//! was started at a later index than the next one). The wal's rules carry over: a CRC chain over the records, a torn
+//! was started at another index than its next one: openraft's conformance suite does so). The wal's rules carry over: a CRC chain over the records, a torn
 //! tail cut at open, and damage anywhere else stops start-up naming the file and the byte
 //! offset ([`LogStoreError::Wal`]); a damaged small file stops it too
 //! ([`LogStoreError::Corrupt`]).
@@ -250,6 +250,7 @@ where
             committed_written_at: None,
             failed: None,
             floor,
+            purged_seq,
         };
         let thread = std::thread::Builder::new()
             .name("raft-log".into())
@@ -444,9 +445,10 @@ where
         }
         {
             let mut state = self.shared.state.write();
-            if state.entries.is_empty() && first_index > state.first {
-                // An empty log may start at a later index (the log thread moves the wal's
-                // start durably before writing the entries).
+            let purged_to = state.last_purged.as_ref().map_or(0, |id| id.index() + 1);
+            if state.entries.is_empty() && first_index >= purged_to {
+                // An empty log may start at another index than its next one, never inside
+                // the purged part (the log thread moves the wal's start durably first).
                 state.first = first_index;
             }
             if first_index != state.next_index() {

@@ -685,6 +685,45 @@ impl<S: Storage> Wal<S> {
         Ok(())
     }
 
+    /// Drops every record and continues at `seq + 1`, whether that is before or after the
+    /// last seq: deletes every segment (then a directory fsync), then creates the empty
+    /// segment `seq + 1` durably. For a log none of whose records is wanted (a Raft log
+    /// that holds no entry and is to start at another index). As with [`Wal::purge`], the
+    /// caller keeps `seq` durably and reopens with [`Wal::open_with_purged`]; a crash
+    /// between the deletions and the new segment leaves no segment, which such an open
+    /// takes as an empty log continuing after its purged seq.
+    pub fn reset(&mut self, seq: u64) -> Result<(), Error> {
+        self.check_failed()?;
+        if self.segments.len() == 1 && self.segments[0].first_seq == seq + 1 && self.last_seq == seq
+        {
+            return Ok(());
+        }
+        let dir = self.dir();
+        for segment in std::mem::take(&mut self.segments) {
+            if let Err(error) =
+                self.storage
+                    .remove(&segment.name)
+                    .map_err(io_error(&dir, &segment.name, "remove"))
+            {
+                return Err(self.latch(error));
+            }
+        }
+        if let Err(error) = self
+            .storage
+            .sync_dir()
+            .map_err(io_error(&dir, "", "fsync directory"))
+        {
+            return Err(self.latch(error));
+        }
+        if let Err(error) = self.new_segment(seq + 1) {
+            // Without a segment there is nowhere to append: latch even on a full disk.
+            return Err(self.latch(error));
+        }
+        self.last_seq = seq;
+        self.durable_seq = seq;
+        Ok(())
+    }
+
     /// The first seq still in the log's segments (records before it were purged or are
     /// covered by a snapshot); `last_seq() + 1` when no segment holds a record.
     pub fn first_seq(&self) -> u64 {

@@ -280,3 +280,25 @@ fn a_truncation_into_a_segment_of_an_older_format_appends_to_a_new_one() {
         vec![(4, b"record 4".to_vec()), (5, b"five".to_vec())]
     );
 }
+
+#[test]
+fn reset_drops_every_record_and_continues_at_the_given_seq_either_way() {
+    let disk = CrashStorage::new();
+    let (mut wal, _) = Wal::open_with(disk.clone(), OPTIONS).unwrap();
+    append_range(&mut wal, 1..=20, 0);
+    wal.reset(50).unwrap();
+    assert_eq!((wal.last_seq(), wal.first_seq()), (50, 51));
+    assert_eq!(
+        segments(&wal),
+        vec!["seg-00000000000000000051.wal".to_string()]
+    );
+    // Back again, below where it was.
+    wal.reset(3).unwrap();
+    assert_eq!(wal.append(&[b"four"]).unwrap(), 4..5);
+    wal.sync().unwrap();
+    drop(wal);
+    disk.crash(TearMode::DropUnsynced);
+    let (mut wal, recovery) = Wal::open_with_purged(disk, OPTIONS, 3).unwrap();
+    assert_eq!(recovery.last_seq, 4);
+    assert_eq!(records(&mut wal, 1), vec![(4, b"four".to_vec())]);
+}
