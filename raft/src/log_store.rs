@@ -5,14 +5,17 @@
 //!
 //! **Files.** One directory per replica holds the wal's segments, one wal record per Raft
 //! entry (the entry encoded with bincode 2's serde API, standard configuration), with
-//! **wal seq = Raft index + 1** (the wal counts from 1, Raft from 0), plus three small
-//! files, each replaced whole by temporary file + fsync + rename + directory fsync:
-//! `vote`, `committed`, `purged` (the last purged log id, written before the segments it
-//! covers are deleted) and `start` (the wal seq before the first entry, when an empty log
-//! was started at another index than its next one: openraft's conformance suite does so). The wal's rules carry over: a CRC chain over the records, a torn
-//! tail cut at open, and damage anywhere else stops start-up naming the file and the byte
-//! offset ([`LogStoreError::Wal`]); a damaged small file stops it too
-//! ([`LogStoreError::Corrupt`]).
+//! **wal seq = Raft index + 1** (the wal counts from 1, Raft from 0), plus up to four small
+//! files, each replaced whole by temporary file + fsync + rename + directory fsync and
+//! checked by a CRC: `vote`, `committed`, `purged` (the last purged log id, written before
+//! the segments it covers are deleted) and `start` (the wal seq before the first entry,
+//! when an empty log was started at another index than its next one, as openraft's
+//! conformance suite does). The directory is the store's alone (give it its own, e.g.
+//! `shard-<n>/log`): the wal would take a snapshot file in it for its own. The wal's rules
+//! carry over: a CRC chain over the records, a torn tail cut at open, and damage anywhere
+//! else stops start-up naming the file and the byte offset ([`LogStoreError::Wal`]); a
+//! damaged small file, or a record that is not the entry of its index, stops it too
+//! ([`LogStoreError::Corrupt`]). An entry is at most [`wal::RECORD_LEN_MAX`] bytes encoded.
 //!
 //! **Order and durability.** One log thread does every write, in the order the calls were
 //! made (openraft requires vote and log writes to be serialized). [`RaftLogStorage::append`]
@@ -268,7 +271,8 @@ where
     }
 
     /// Makes everything durable (appends and the committed id), stops the log thread and
-    /// gives the storage back. Dropping the store does the same without the answer.
+    /// gives the storage back. Dropping the store does the same without the answer (both
+    /// wait for the thread, at most one fdatasync and one small file write).
     pub async fn close(mut self) -> Result<S, LogStoreError> {
         let (done, rx) = oneshot::channel();
         let sent = self.send(Command::Close { done });
