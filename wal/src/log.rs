@@ -570,7 +570,7 @@ impl<S: Storage> Wal<S> {
             }
         }
         let segment = self.segments[keep].clone();
-        let (offset, crc) = match self.record_offset(&segment, seq + 1) {
+        let (offset, crc, version) = match self.record_offset(&segment, seq + 1) {
             Ok(found) => found,
             Err(error) => return Err(self.latch(error)),
         };
@@ -594,12 +594,27 @@ impl<S: Storage> Wal<S> {
         self.reserved_len = offset;
         self.prev_crc = crc;
         self.last_seq = seq;
+        if version < format::FORMAT_VERSION {
+            // Only segments of this build's version are appended to (as at open): the
+            // next records start a new segment; an emptied old one is replaced.
+            self.sync()?;
+            if let Some(old) = self.segments.pop_if(|s| s.last_seq < s.first_seq) {
+                if let Err(error) = self
+                    .storage
+                    .remove(&old.name)
+                    .map_err(io_error(&dir, &old.name, "remove"))
+                {
+                    return Err(self.latch(error));
+                }
+            }
+            self.new_segment(seq + 1)?;
+        }
         Ok(())
     }
 
     /// Where record `seq` starts in `segment` (its end when `seq` is one past its last
-    /// record) and the chain's CRC before it.
-    fn record_offset(&self, segment: &Segment, seq: u64) -> Result<(u64, u32), Error> {
+    /// record), the chain's CRC before it, and the segment's format version.
+    fn record_offset(&self, segment: &Segment, seq: u64) -> Result<(u64, u32, u32), Error> {
         let dir = self.dir();
         let bytes =
             self.storage
@@ -627,7 +642,7 @@ impl<S: Storage> Wal<S> {
                 }
             }
         }
-        Ok((offset as u64, crc))
+        Ok((offset as u64, crc, header.version))
     }
 
     /// Deletes the segments holding only records up to `seq` (never the one appends go
@@ -668,6 +683,45 @@ impl<S: Storage> Wal<S> {
                 return Err(self.latch(error));
             }
         }
+        Ok(())
+    }
+
+    /// Drops every record and continues at `seq + 1`, whether that is before or after the
+    /// last seq: deletes every segment (then a directory fsync), then creates the empty
+    /// segment `seq + 1` durably. For a log none of whose records is wanted (a Raft log
+    /// that holds no entry and is to start at another index). As with [`Wal::purge`], the
+    /// caller keeps `seq` durably and reopens with [`Wal::open_with_purged`]; a crash
+    /// between the deletions and the new segment leaves no segment, which such an open
+    /// takes as an empty log continuing after its purged seq.
+    pub fn reset(&mut self, seq: u64) -> Result<(), Error> {
+        self.check_failed()?;
+        if self.segments.len() == 1 && self.segments[0].first_seq == seq + 1 && self.last_seq == seq
+        {
+            return Ok(());
+        }
+        let dir = self.dir();
+        for segment in std::mem::take(&mut self.segments) {
+            if let Err(error) =
+                self.storage
+                    .remove(&segment.name)
+                    .map_err(io_error(&dir, &segment.name, "remove"))
+            {
+                return Err(self.latch(error));
+            }
+        }
+        if let Err(error) = self
+            .storage
+            .sync_dir()
+            .map_err(io_error(&dir, "", "fsync directory"))
+        {
+            return Err(self.latch(error));
+        }
+        if let Err(error) = self.new_segment(seq + 1) {
+            // Without a segment there is nowhere to append: latch even on a full disk.
+            return Err(self.latch(error));
+        }
+        self.last_seq = seq;
+        self.durable_seq = seq;
         Ok(())
     }
 
