@@ -20,6 +20,7 @@ use engine::{Decided, Engine};
 use raft::{ClusterNode, LeaderToken, ProposeError};
 use tokio::runtime::Handle;
 
+use crate::core::push_record;
 use crate::limits::{SHARD_BATCH_MAX, SHARD_IDLE_TICK};
 use crate::shard::{
     CommandResult, ReadFn, Request, ShardClock, ShardError, ShardHandle, ShardStatus,
@@ -314,15 +315,4 @@ impl Driver {
             }
         }
     }
-}
-
-/// Encodes a decision into the next record buffer, reusing the buffers' allocations.
-fn push_record(records: &mut Vec<Vec<u8>>, used: &mut usize, decision: &engine::Decision) {
-    if records.len() == *used {
-        records.push(Vec::with_capacity(128));
-    }
-    let buf = &mut records[*used];
-    buf.clear();
-    decision.encode(buf);
-    *used += 1;
 }

@@ -812,7 +812,7 @@ fn execute(
 }
 
 /// Encodes a decision into the next record buffer, reusing the buffers' allocations.
-fn push_record(records: &mut Vec<Vec<u8>>, used: &mut usize, decision: &Decision) {
+pub(crate) fn push_record(records: &mut Vec<Vec<u8>>, used: &mut usize, decision: &Decision) {
     if records.len() == *used {
         records.push(Vec::with_capacity(128));
     }
