@@ -16,7 +16,7 @@ pub mod state_machine;
 pub mod types;
 
 pub use cluster_file::{ClusterFile, ClusterFileError};
-pub use group::{Group, LeaderToken, Leadership, ProposeError};
+pub use group::{Group, LeaderToken, Leadership, Pending, ProposeError};
 pub use node::{ClusterNode, NodeOptions, StartError};
 pub use types::NodeId;
 

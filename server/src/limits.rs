@@ -145,3 +145,7 @@ pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much longer than the outcome wait a node waits for the leader's answer to a
 /// request it forwarded (cluster mode).
 pub const FORWARD_WAIT_EXTRA: Duration = Duration::from_secs(2);
+
+/// Batches a cluster shard leader keeps in flight at once (decided, not yet committed):
+/// the next batch is decided while earlier ones replicate.
+pub const PIPELINE_DEPTH: usize = 8;
