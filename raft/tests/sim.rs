@@ -31,19 +31,19 @@ use net::{Fabric, Weather};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{Config, EntryPayload, RaftLogReader, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use raft::mem_log::MemLog;
 use raft::state_machine::StateMachine;
 use raft::types::Node;
 use raft::{Group, NodeId, Raft};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use workload::{Driver, Effect, Record, Sabotage};
 
 /// The nodes of the simulated cluster.
 const NODES: [NodeId; 3] = [1, 2, 3];
 /// Seeds run when `BOXOFFICE_SIM_SEEDS` is not set (sized for about a minute on two
 /// shared cores in release).
-const DEFAULT_SEEDS: u64 = 600;
+const DEFAULT_SEEDS: u64 = 1_000;
 /// The longest (virtual) wait for the replicas to converge after the heal.
 const CONVERGE_WAIT: Duration = Duration::from_secs(30);
 /// Seeds the sabotage tests may try before concluding the checker misses the bug.
@@ -64,7 +64,11 @@ fn sim_config(rng: &mut StdRng) -> Arc<Config> {
         max_in_snapshot_log_to_keep: rng.random_range(0..=8),
         ..raft::node::raft_config()
     };
-    Arc::new(config.validate().expect("the simulation's Raft config is valid"))
+    Arc::new(
+        config
+            .validate()
+            .expect("the simulation's Raft config is valid"),
+    )
 }
 
 /// What one seed did.
@@ -75,6 +79,7 @@ struct Summary {
     terms: u64,
     compared: u64,
     log_checked: u64,
+    sampled: u64,
     crashes: u64,
     isolations: u64,
     elections: u64,
@@ -89,6 +94,7 @@ impl Summary {
         self.terms += o.terms;
         self.compared += o.compared;
         self.log_checked += o.log_checked;
+        self.sampled += o.sampled;
         self.crashes += o.crashes;
         self.isolations += o.isolations;
         self.elections += o.elections;
@@ -118,6 +124,10 @@ struct Cluster {
     stop: Arc<AtomicBool>,
     t0: tokio::time::Instant,
     starts: u64,
+    /// Engine bytes seen at each (shard, applied index), and on which node first.
+    seen: BTreeMap<(u16, u64), (NodeId, Vec<u8>)>,
+    /// The first breach found while the faults ran.
+    breach: Option<String>,
     summary: Summary,
 }
 
@@ -171,6 +181,41 @@ impl Cluster {
         self.summary.crashes += 1;
     }
 
+    /// Lets `d` of virtual time pass, sampling the replicas four times on the way; the first
+    /// breach found is kept for [`Cluster::check`].
+    async fn wait(&mut self, d: Duration) {
+        for _ in 0..4 {
+            tokio::time::sleep(d / 4).await;
+            if let Err(e) = self.sample() {
+                self.breach.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Samples every live replica now: two replicas (or one at two moments) at the same
+    /// applied index must hold byte-equal engines, whatever happened in between.
+    fn sample(&mut self) -> Result<(), String> {
+        for (&(shard, node), replica) in &self.up {
+            let (index, bytes) = replica
+                .sm
+                .with(|c| (c.applied_index(), c.engine.snapshot()));
+            self.summary.sampled += 1;
+            match self.seen.get(&(shard, index)) {
+                Some((first, seen)) if *seen != bytes => {
+                    return Err(format!(
+                        "shard {shard}: nodes {first} and {node} applied index {index} with \
+                         different engines"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.seen.insert((shard, index), (node, bytes));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The node that leads `shard` in the highest term any live node knows of.
     fn leader(&self, shard: u16) -> Option<NodeId> {
         self.up
@@ -204,7 +249,7 @@ impl Cluster {
                     drop_per_mille: rng.random_range(50..400),
                     delay_max_ms: rng.random_range(0..80),
                 });
-                tokio::time::sleep(hold).await;
+                self.wait(hold).await;
                 self.fabric.set_weather(baseline);
             }
             1 | 2 => {
@@ -216,7 +261,7 @@ impl Cluster {
                 if let Some(node) = target {
                     self.summary.isolations += 1;
                     self.fabric.isolate(node, &NODES);
-                    tokio::time::sleep(hold).await;
+                    self.wait(hold).await;
                     self.fabric.heal();
                 }
             }
@@ -230,7 +275,7 @@ impl Cluster {
                         } else {
                             self.fabric.cut(other, leader);
                         }
-                        tokio::time::sleep(hold).await;
+                        self.wait(hold).await;
                         self.fabric.heal();
                     }
                 }
@@ -244,7 +289,7 @@ impl Cluster {
                 };
                 if let Some(node) = target {
                     self.crash(node).await;
-                    tokio::time::sleep(hold).await;
+                    self.wait(hold).await;
                     if rng.random_bool(0.7) {
                         self.start_node(node).await;
                     }
@@ -265,7 +310,7 @@ impl Cluster {
                         let _ = r.raft.trigger().elect(false).await;
                     }
                 }
-                tokio::time::sleep(hold / 4).await;
+                self.wait(hold / 4).await;
             }
             _ => {
                 // Restart every crashed node (or just let the workload run).
@@ -273,7 +318,7 @@ impl Cluster {
                 for node in down {
                     self.start_node(node).await;
                 }
-                tokio::time::sleep(hold).await;
+                self.wait(hold).await;
             }
         }
     }
@@ -288,7 +333,7 @@ impl Cluster {
             self.start_node(node).await;
         }
         // Let the workload run on the healed cluster for a moment, then stop it.
-        tokio::time::sleep(ms(300)).await;
+        self.wait(ms(300)).await;
         self.stop.store(true, Ordering::Relaxed);
         for replica in self.up.values() {
             replica.driver.abort();
@@ -299,7 +344,13 @@ impl Cluster {
             for shard in 0..self.shards {
                 let metrics: Vec<_> = NODES
                     .iter()
-                    .map(|n| self.up[&(shard, *n)].raft.metrics().borrow_watched().clone())
+                    .map(|n| {
+                        self.up[&(shard, *n)]
+                            .raft
+                            .metrics()
+                            .borrow_watched()
+                            .clone()
+                    })
                     .collect();
                 let leader = metrics.iter().find(|m| m.state == ServerState::Leader);
                 let done = leader.is_some_and(|l| {
@@ -328,6 +379,7 @@ impl Cluster {
                     ));
                 }
             }
+            self.sample()?;
             if lagging.is_empty() {
                 return Ok(());
             }
@@ -344,6 +396,9 @@ impl Cluster {
 
     /// Every check of the seed, on every replica of every shard.
     async fn check(&mut self) -> Result<(), String> {
+        if let Some(breach) = self.breach.take() {
+            return Err(breach);
+        }
         for shard in 0..self.shards {
             let record = Arc::clone(&self.records[usize::from(shard)]);
             let record = record.lock();
@@ -435,7 +490,9 @@ impl Cluster {
                 let now = engine.now_ms();
                 for (id, acked) in &holds {
                     let hold = engine.hold(*id, &Actor::Admin, now).map_err(|e| {
-                        format!("shard {shard} node {node}: acknowledged hold {id} is missing: {e:?}")
+                        format!(
+                            "shard {shard} node {node}: acknowledged hold {id} is missing: {e:?}"
+                        )
                     })?;
                     let same = hold.user_id == acked.user_id
                         && hold.items == acked.items
@@ -517,6 +574,8 @@ async fn scenario(seed: u64, sabotage: Sabotage, root: PathBuf) -> Result<Summar
         stop: Arc::new(AtomicBool::new(false)),
         t0: tokio::time::Instant::now(),
         starts: 0,
+        seen: BTreeMap::new(),
+        breach: None,
         summary: Summary::default(),
     };
     for node in NODES {
@@ -551,10 +610,10 @@ async fn scenario(seed: u64, sabotage: Sabotage, root: PathBuf) -> Result<Summar
         Weather::default()
     };
     cluster.fabric.set_weather(baseline);
-    tokio::time::sleep(ms(rng.random_range(200..600))).await;
+    cluster.wait(ms(rng.random_range(200..600))).await;
     for _ in 0..rng.random_range(2..=5) {
         cluster.fault(&mut rng, baseline).await;
-        tokio::time::sleep(ms(rng.random_range(0..300))).await;
+        cluster.wait(ms(rng.random_range(0..300))).await;
     }
     let outcome = match cluster.heal_and_converge().await {
         Ok(()) => cluster.check().await,
@@ -577,7 +636,25 @@ fn run_seed(seed: u64, sabotage: Sabotage) -> Result<Summary, String> {
         .start_paused(true)
         .build()
         .expect("a runtime");
-    runtime.block_on(scenario(seed, sabotage, dir.path().to_path_buf()))
+    // A replica that panics while applying (openraft applies on the caller's task when a
+    // node starts) fails the seed like any other breach.
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(scenario(seed, sabotage, dir.path().to_path_buf()))
+    }));
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => Err(format!("a panic: {}", panic_message(&*panic))),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".into()
+    }
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -630,8 +707,11 @@ fn seeded_simulation() {
     if seeds.len() >= 50 {
         // Over many seeds every kind of fault happened and was survived.
         assert!(total.crashes > 0 && total.isolations > 0 && total.elections > 0);
-        assert!(total.failed > 0, "no proposal ever failed: the faults did nothing");
-        assert!(total.compared > 0 && total.log_checked > 0);
+        assert!(
+            total.failed > 0,
+            "no proposal ever failed: the faults did nothing"
+        );
+        assert!(total.compared > 0 && total.log_checked > 0 && total.sampled > 0);
     }
 }
 

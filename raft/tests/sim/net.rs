@@ -16,10 +16,10 @@ use openraft::raft::{
 };
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use parking_lot::Mutex;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use raft::types::{Node, NodeId, TypeConfig};
 use raft::Raft;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// How bad the network is for every message (changed by the fault schedule).
 #[derive(Debug, Default, Clone, Copy)]
@@ -206,7 +206,11 @@ fn network(why: impl ToString) -> RPCError<TypeConfig> {
 impl SimPeer {
     /// Sends one request through the fabric and hands it to the target with `deliver`.
     /// A lost message costs the sender its wait (the soft TTL), as a real one would.
-    async fn call<T, F, Fut>(&self, option: &RPCOption, deliver: F) -> Result<T, RPCError<TypeConfig>>
+    async fn call<T, F, Fut>(
+        &self,
+        option: &RPCOption,
+        deliver: F,
+    ) -> Result<T, RPCError<TypeConfig>>
     where
         F: FnOnce(Raft) -> Fut,
         Fut: Future<Output = Result<T, String>>,
@@ -214,7 +218,10 @@ impl SimPeer {
         let wait = option.soft_ttl();
         let Some(plan) = self.fabric.plan(self.from, self.to) else {
             tokio::time::sleep(wait).await;
-            return Err(unreachable(format!("link {} -> {} is cut", self.from, self.to)));
+            return Err(unreachable(format!(
+                "link {} -> {} is cut",
+                self.from, self.to
+            )));
         };
         let exchange = async {
             tokio::time::sleep(plan.delay).await;

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{
-    Actor, BookingId, BookingView, Command, Decided, Engine, HoldId, HoldView, ItemRequest,
-    Layout, NewEvent, NewHold, NewRow, NewSection, Output,
+    Actor, BookingId, BookingView, Command, Decided, Engine, HoldId, HoldView, ItemRequest, Layout,
+    NewEvent, NewHold, NewRow, NewSection, Output,
 };
 use parking_lot::Mutex;
+use raft::{Group, NodeId};
 use rand::rngs::StdRng;
 use rand::Rng;
-use raft::{Group, NodeId};
 
 /// Engine time at the simulation's start (engine time = this + virtual elapsed time).
 pub const T0_MS: u64 = 1_700_000_000_000;
