@@ -94,6 +94,7 @@ struct Summary {
     elections: u64,
     messages: u64,
     lost: u64,
+    snapshots: u64,
 }
 
 impl Summary {
@@ -109,6 +110,7 @@ impl Summary {
         self.elections += o.elections;
         self.messages += o.messages;
         self.lost += o.lost;
+        self.snapshots += o.snapshots;
     }
 }
 
@@ -550,6 +552,7 @@ impl Cluster {
         let traffic = self.fabric.traffic();
         self.summary.messages = traffic.sent;
         self.summary.lost = traffic.lost;
+        self.summary.snapshots = traffic.snapshots;
         Ok(())
     }
 
@@ -721,6 +724,10 @@ fn seeded_simulation() {
             "no proposal ever failed: the faults did nothing"
         );
         assert!(total.compared > 0 && total.log_checked > 0 && total.sampled > 0);
+        assert!(
+            total.snapshots > 0,
+            "no follower ever caught up from a snapshot"
+        );
     }
 }
 

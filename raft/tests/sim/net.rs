@@ -38,6 +38,8 @@ pub struct Traffic {
     pub sent: u64,
     /// Requests or responses lost (dropped, or over a cut link).
     pub lost: u64,
+    /// Snapshots installed on a follower by the leader.
+    pub snapshots: u64,
 }
 
 struct Inner {
@@ -160,6 +162,10 @@ impl Fabric {
             return None;
         }
         inner.live.get(&(shard, to)).cloned()
+    }
+
+    fn snapshot_installed(&self) {
+        self.inner.lock().traffic.snapshots += 1;
     }
 
     fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
@@ -291,10 +297,14 @@ impl RaftNetworkV2<TypeConfig> for SimPeer {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let fabric = Arc::clone(&self.fabric);
         let send = self.call(&option, |raft| async move {
-            raft.install_full_snapshot(vote, snapshot)
+            let resp = raft
+                .install_full_snapshot(vote, snapshot)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            fabric.snapshot_installed();
+            Ok(resp)
         });
         tokio::pin!(cancel);
         tokio::select! {
