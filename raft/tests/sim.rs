@@ -52,7 +52,7 @@ use workload::{Driver, Effect, Record, Sabotage};
 const NODES: [NodeId; 3] = [1, 2, 3];
 /// Seeds run when `BOXOFFICE_SIM_SEEDS` is not set (sized for about a minute on two
 /// shared cores in release).
-const DEFAULT_SEEDS: u64 = 1_500;
+const DEFAULT_SEEDS: u64 = 1_000;
 /// The longest (virtual) wait for the replicas to converge after the heal.
 const CONVERGE_WAIT: Duration = Duration::from_secs(30);
 /// Seeds the sabotage tests may try before concluding the checker misses the bug.
