@@ -148,4 +148,4 @@ pub const FORWARD_WAIT_EXTRA: Duration = Duration::from_secs(2);
 
 /// Batches a cluster shard leader keeps in flight at once (decided, not yet committed):
 /// the next batch is decided while earlier ones replicate.
-pub const PIPELINE_DEPTH: usize = 8;
+pub const PIPELINE_DEPTH: usize = 4;
