@@ -7,11 +7,10 @@ use axum::response::Response;
 use axum::Json;
 use engine::{Command, EntryId, NewEntry, Output};
 
-use super::convert::idempotency;
+use super::convert::{idempotency, user_for};
 use super::dto_sale::{EntryJson, JoinBody};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
-use super::holds::user_for;
 use super::{created, AppState};
 use crate::auth::Principal;
 
