@@ -248,18 +248,12 @@ pub fn user_for(principal: &Principal, user_id: Option<String>) -> Result<String
 
 /// Converts a hold output (the engine answers a hold command with a hold).
 pub fn hold_json(output: Output) -> HoldJson {
-    match output {
-        Output::Hold(view) => HoldJson::from(&view),
-        other => unreachable!("a hold command answered {other:?}"),
-    }
+    HoldJson::from(&output.into_hold())
 }
 
 /// Converts a booking output.
 pub fn booking_json(output: Output) -> BookingJson {
-    match output {
-        Output::Booking(view) => BookingJson::from(&view),
-        other => unreachable!("a booking command answered {other:?}"),
-    }
+    BookingJson::from(&output.into_booking())
 }
 
 // The API's shapes from the engine's views (dto.rs and dto_sale.rs hold the shapes alone).

@@ -22,10 +22,7 @@ fn route_entry(state: &AppState, text: &str) -> Result<(EntryId, usize), ApiErro
 }
 
 fn entry_json(output: Output) -> EntryJson {
-    match output {
-        Output::Entry(view) => EntryJson::from(&view),
-        other => unreachable!("a waiting-list command answered {other:?}"),
-    }
+    EntryJson::from(&output.into_entry())
 }
 
 /// Joins a section's waiting list (when it has fewer than `qty` tickets available).
