@@ -239,6 +239,33 @@ pub enum Output {
     Entry(EntryView),
 }
 
+/// `Output::into_event()` and its kin: the answer of a command of that kind. Each command
+/// answers with one kind of view (an event command with an event, a hold command with a
+/// hold, a confirm, purchase or cancel with a booking, a waiting-list command with an
+/// entry), so the narrowing is checked here once, not by each caller.
+macro_rules! narrow {
+    ($($name:ident: $variant:ident($view:ty), $what:literal;)*) => {
+        impl Output {
+            $(
+                #[doc = concat!("The ", $what, " a command of its kind answers.")]
+                pub fn $name(self) -> $view {
+                    match self {
+                        Output::$variant(view) => view,
+                        other => unreachable!(concat!("not the ", $what, " its command answers: {:?}"), other),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+narrow! {
+    into_event: Event(EventView), "event";
+    into_hold: Hold(HoldView), "hold";
+    into_booking: Booking(BookingView), "booking";
+    into_entry: Entry(EntryView), "entry";
+}
+
 /// A waiting-list entry's status as a reader sees it at `now` (an offer past its
 /// `expires_at` shows `Expired` before the sweep).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

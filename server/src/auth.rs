@@ -1,18 +1,48 @@
 //! Who is asking: the admin (a static bearer token) or a user (an HS256 JWT whose `sub`
-//! is the user id). Routes decide what each may do; the engine checks ownership.
+//! is the user id). Routes decide what each may do; the engine checks ownership. This
+//! module knows tokens only: it answers with its own [`AuthError`], which the API turns
+//! into its error shape (api/error.rs), and the API's extractor calls [`Auth::verify`]
+//! (api/extract.rs).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::api::error::ApiError;
-use crate::api::AppState;
 use crate::limits::{TOKEN_IAT_SKEW_MAX, TOKEN_LEN_MAX};
+
+/// Why a caller is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthError {
+    /// No credentials this server accepts (401 `unauthorized`), in the caller's words.
+    Unauthorized(String),
+    /// Good credentials, not allowed here (403 `forbidden`): a user token on an admin
+    /// route, or a user acting for another.
+    Forbidden(&'static str),
+}
+
+impl AuthError {
+    /// The API's error code for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Unauthorized(_) => "unauthorized",
+            AuthError::Forbidden(_) => "forbidden",
+        }
+    }
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthError::Unauthorized(message) => f.write_str(message),
+            AuthError::Forbidden(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
 
 /// A verified caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,10 +63,10 @@ impl Principal {
     }
 
     /// Refuses a user token on an admin route (403).
-    pub fn require_admin(&self) -> Result<(), ApiError> {
+    pub fn require_admin(&self) -> Result<(), AuthError> {
         match self {
             Principal::Admin => Ok(()),
-            Principal::User(_) => Err(ApiError::forbidden("this route needs the admin token")),
+            Principal::User(_) => Err(AuthError::Forbidden("this route needs the admin token")),
         }
     }
 }
@@ -110,10 +140,11 @@ impl Auth {
 
     /// Verifies the `Authorization: Bearer` header. Missing, malformed, wrongly signed,
     /// expired or not yet valid: 401, with a message in the caller's words.
-    pub fn verify(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    pub fn verify(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let unauthorized = |message: &str| AuthError::Unauthorized(message.into());
         let value = headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
+            .ok_or_else(|| unauthorized("missing Authorization: Bearer token"))?;
         let token = value
             .to_str()
             .ok()
@@ -124,13 +155,13 @@ impl Auth {
             })
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= TOKEN_LEN_MAX)
-            .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;
+            .ok_or_else(|| unauthorized("Authorization must be `Bearer <token>`"))?;
         if constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
             return Ok(Principal::Admin);
         }
         self.verify_user_token(token)
             .map(Principal::User)
-            .map_err(ApiError::unauthorized)
+            .map_err(AuthError::Unauthorized)
     }
 
     /// Checks a user token: its header (HS256 only), its signature, then its claims (`exp`
@@ -193,7 +224,7 @@ impl Auth {
             .get("sub")
             .and_then(serde_json::Value::as_str)
             .ok_or("the token has no sub claim (the user id)")?;
-        if !crate::api::convert::is_valid_user_id(sub) {
+        if !engine::is_valid_user_id(sub) {
             return Err("the token's sub is not a valid user id".into());
         }
         Ok(sub.to_string())
@@ -248,14 +279,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.auth().verify(&parts.headers)
-    }
 }
 
 #[cfg(test)]

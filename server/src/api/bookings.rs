@@ -9,12 +9,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::convert::{
-    booking_cursor, idempotency, item_requests, page_limit, parse_booking_cursor, seat_ids, ttl_ms,
+    booking_cursor, booking_json, idempotency, item_requests, page_limit, parse_booking_cursor,
+    seat_ids, ttl_ms, user_for,
 };
 use super::dto::{BookingJson, BookingPage, PurchaseBody};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::holds::{booking_json, user_for};
 use super::{created, AppState};
 use crate::auth::Principal;
 

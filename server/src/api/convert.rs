@@ -1,14 +1,24 @@
-//! Translating between HTTP and the engine: bodies into commands, times into RFC 3339,
+//! Translating between HTTP and the engine: bodies into commands, the engine's views into
+//! the API's shapes (dto.rs and dto_sale.rs hold the shapes alone), times into RFC 3339,
 //! cursors, idempotency keys. Business rules stay in the engine; this only checks what
 //! the engine cannot see (the shape of a time string, a header, a cursor).
 
 use axum::http::HeaderMap;
-use engine::{BookingId, Idempotency, ItemRequest, Layout, NewEvent, NewRow, NewSection};
+use engine::{
+    BookingId, BookingView, EntryView, EventView, HoldView, Idempotency, ItemRequest, Layout,
+    NewEvent, NewRow, NewSection, Output, SeatMapView,
+};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::dto::{CreateEventBody, ItemJson, SectionBody};
+use super::dto::{
+    BookingJson, BookingStatus, CreateEventBody, EventJson, HoldJson, HoldStatus, ItemJson,
+    RowJson, SeatJson, SeatMapJson, SeatRowJson, SeatSectionJson, SeatStatus, SectionBody,
+    SectionJson, SectionKind,
+};
+use super::dto_sale::{EntryJson, EntryStatus};
 use super::error::ApiError;
+use crate::auth::Principal;
 use crate::limits::IDEMPOTENCY_KEY_LEN_MAX;
 
 /// RFC 3339 UTC for ms since the Unix epoch, e.g. `2026-11-23T10:00:00.250Z`.
@@ -209,6 +219,225 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
             "limit",
             format!("from 1 to {}", engine::limits::PAGE_LIMIT_MAX),
         )),
+    }
+}
+
+/// Resolves for whom a hold or purchase is: a user acts for themselves (naming another
+/// user is 403); the admin must name the user.
+pub fn user_for(principal: &Principal, user_id: Option<String>) -> Result<String, ApiError> {
+    match (principal, user_id) {
+        (Principal::User(me), None) => Ok(me.clone()),
+        (Principal::User(me), Some(named)) if named == *me => Ok(named),
+        (Principal::User(_), Some(_)) => Err(ApiError::forbidden("user_id names another user")),
+        (Principal::Admin, Some(named)) => {
+            if is_valid_user_id(&named) {
+                Ok(named)
+            } else {
+                Err(ApiError::invalid(
+                    "user_id",
+                    "must match [A-Za-z0-9_.@+-]{1,128}",
+                ))
+            }
+        }
+        (Principal::Admin, None) => Err(ApiError::invalid(
+            "user_id",
+            "required when the admin places a hold or purchase",
+        )),
+    }
+}
+
+/// Converts a hold output (the engine answers a hold command with a hold).
+pub fn hold_json(output: Output) -> HoldJson {
+    HoldJson::from(&output.into_hold())
+}
+
+/// Converts a booking output.
+pub fn booking_json(output: Output) -> BookingJson {
+    BookingJson::from(&output.into_booking())
+}
+
+// The API's shapes from the engine's views (dto.rs and dto_sale.rs hold the shapes alone).
+
+impl From<engine::HoldStatus> for HoldStatus {
+    fn from(status: engine::HoldStatus) -> Self {
+        match status {
+            engine::HoldStatus::Held => HoldStatus::Held,
+            engine::HoldStatus::Confirmed => HoldStatus::Confirmed,
+            engine::HoldStatus::Released => HoldStatus::Released,
+            engine::HoldStatus::Expired => HoldStatus::Expired,
+        }
+    }
+}
+
+impl From<engine::BookingStatus> for BookingStatus {
+    fn from(status: engine::BookingStatus) -> Self {
+        match status {
+            engine::BookingStatus::Confirmed => BookingStatus::Confirmed,
+            engine::BookingStatus::Cancelled => BookingStatus::Cancelled,
+        }
+    }
+}
+
+impl From<engine::SeatStatus> for SeatStatus {
+    fn from(status: engine::SeatStatus) -> Self {
+        match status {
+            engine::SeatStatus::Free => SeatStatus::Free,
+            engine::SeatStatus::Held => SeatStatus::Held,
+            engine::SeatStatus::Sold => SeatStatus::Sold,
+        }
+    }
+}
+
+impl From<engine::SectionKind> for SectionKind {
+    fn from(kind: engine::SectionKind) -> Self {
+        match kind {
+            engine::SectionKind::General => SectionKind::General,
+            engine::SectionKind::Seated => SectionKind::Seated,
+        }
+    }
+}
+
+fn items(items: &[engine::ItemView]) -> Vec<ItemJson> {
+    items
+        .iter()
+        .map(|i| ItemJson {
+            section_id: i.section_id.clone(),
+            qty: i.qty,
+        })
+        .collect()
+}
+
+impl From<&EventView> for EventJson {
+    fn from(e: &EventView) -> Self {
+        EventJson {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            starts_at: e.starts_at_ms.map(rfc3339_signed),
+            max_per_user: e.max_per_user,
+            hold_ttl_seconds: e.hold_ttl_ms / 1000,
+            offer_ttl_seconds: e.offer_ttl_ms / 1000,
+            created_at: rfc3339(e.created_at_ms),
+            sections: e
+                .sections
+                .iter()
+                .map(|s| SectionJson {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    price_cents: s.price_cents,
+                    kind: s.kind.into(),
+                    capacity: s.capacity,
+                    available: s.available,
+                    held: s.held,
+                    sold: s.sold,
+                    rows: s
+                        .rows
+                        .iter()
+                        .map(|r| RowJson {
+                            label: r.label.clone(),
+                            count: r.count,
+                        })
+                        .collect(),
+                    waiting: s.waiting,
+                    set_aside: s.set_aside,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&SeatMapView> for SeatMapJson {
+    fn from(m: &SeatMapView) -> Self {
+        SeatMapJson {
+            event_id: m.event_id.clone(),
+            sections: m
+                .sections
+                .iter()
+                .map(|s| SeatSectionJson {
+                    section_id: s.section_id.clone(),
+                    name: s.name.clone(),
+                    rows: s
+                        .rows
+                        .iter()
+                        .map(|r| SeatRowJson {
+                            label: r.label.clone(),
+                            seats: r
+                                .seats
+                                .iter()
+                                .enumerate()
+                                .map(|(i, st)| SeatJson {
+                                    id: format!("{}-{}", r.label, i + 1),
+                                    status: (*st).into(),
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&HoldView> for HoldJson {
+    fn from(h: &HoldView) -> Self {
+        HoldJson {
+            id: h.id.to_string(),
+            event_id: h.event_id.clone(),
+            user_id: h.user_id.clone(),
+            status: h.status.into(),
+            items: items(&h.items),
+            seats: h.seats.clone(),
+            total_cents: h.total_cents,
+            created_at: rfc3339(h.created_at_ms),
+            expires_at: rfc3339(h.expires_at_ms),
+        }
+    }
+}
+
+impl From<&BookingView> for BookingJson {
+    fn from(b: &BookingView) -> Self {
+        BookingJson {
+            id: b.id.to_string(),
+            hold_id: b.hold_id.to_string(),
+            event_id: b.event_id.clone(),
+            user_id: b.user_id.clone(),
+            status: b.status.into(),
+            items: items(&b.items),
+            seats: b.seats.clone(),
+            total_cents: b.total_cents,
+            payment_ref: b.payment_ref.clone(),
+            created_at: rfc3339(b.created_at_ms),
+            cancelled_at: b.cancelled_at_ms.map(rfc3339),
+        }
+    }
+}
+
+impl From<engine::EntryStatus> for EntryStatus {
+    fn from(status: engine::EntryStatus) -> Self {
+        match status {
+            engine::EntryStatus::Waiting => EntryStatus::Waiting,
+            engine::EntryStatus::Offered => EntryStatus::Offered,
+            engine::EntryStatus::Accepted => EntryStatus::Accepted,
+            engine::EntryStatus::Expired => EntryStatus::Expired,
+            engine::EntryStatus::Declined => EntryStatus::Declined,
+            engine::EntryStatus::Left => EntryStatus::Left,
+        }
+    }
+}
+
+impl From<&EntryView> for EntryJson {
+    fn from(e: &EntryView) -> Self {
+        EntryJson {
+            id: e.id.to_string(),
+            event_id: e.event_id.clone(),
+            user_id: e.user_id.clone(),
+            section_id: e.section_id.clone(),
+            qty: e.qty,
+            status: e.status.into(),
+            position: e.position,
+            created_at: rfc3339(e.created_at_ms),
+            hold_id: e.hold_id.map(|h| h.to_string()),
+            offer_expires_at: e.offer_expires_at_ms.map(rfc3339),
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! The JSON shapes of the sale-day additions: hold extension, best available, the
 //! waiting list. Times are RFC 3339 UTC strings.
 
-use engine::EntryView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -99,34 +98,4 @@ pub enum EntryStatus {
     Declined,
     /// Its user left the list.
     Left,
-}
-
-impl From<engine::EntryStatus> for EntryStatus {
-    fn from(status: engine::EntryStatus) -> Self {
-        match status {
-            engine::EntryStatus::Waiting => EntryStatus::Waiting,
-            engine::EntryStatus::Offered => EntryStatus::Offered,
-            engine::EntryStatus::Accepted => EntryStatus::Accepted,
-            engine::EntryStatus::Expired => EntryStatus::Expired,
-            engine::EntryStatus::Declined => EntryStatus::Declined,
-            engine::EntryStatus::Left => EntryStatus::Left,
-        }
-    }
-}
-
-impl From<&EntryView> for EntryJson {
-    fn from(e: &EntryView) -> Self {
-        EntryJson {
-            id: e.id.to_string(),
-            event_id: e.event_id.clone(),
-            user_id: e.user_id.clone(),
-            section_id: e.section_id.clone(),
-            qty: e.qty,
-            status: e.status.into(),
-            position: e.position,
-            created_at: super::convert::rfc3339(e.created_at_ms),
-            hold_id: e.hold_id.map(|h| h.to_string()),
-            offer_expires_at: e.offer_expires_at_ms.map(super::convert::rfc3339),
-        }
-    }
 }

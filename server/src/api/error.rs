@@ -172,6 +172,15 @@ fn rejection_message(rejection: &Rejection) -> String {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(error: crate::auth::AuthError) -> Self {
+        match error {
+            crate::auth::AuthError::Unauthorized(message) => ApiError::unauthorized(message),
+            crate::auth::AuthError::Forbidden(message) => ApiError::forbidden(message),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         metrics::counter!("boxoffice_rejections_total", "code" => self.code).increment(1);

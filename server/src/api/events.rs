@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
-use engine::{Command, Output};
+use engine::Command;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -40,10 +40,8 @@ pub async fn create(
             },
         ),
     };
-    match state.submit(shard, command).await? {
-        Output::Event(view) => Ok(created(EventJson::from(&view))),
-        other => unreachable!("an event command answered {other:?}"),
-    }
+    let view = state.submit(shard, command).await?.into_event();
+    Ok(created(EventJson::from(&view)))
 }
 
 /// Paging of the event list.

@@ -8,6 +8,8 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::AppState;
+use crate::auth::Principal;
 
 /// A JSON body. An empty body reads as `{}`, so optional bodies need no special case.
 #[derive(Debug)]
@@ -87,6 +89,16 @@ where
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(v)| ApiQuery(v))
             .map_err(|e| ApiError::invalid("query", e.body_text()))
+    }
+}
+
+/// The verified caller of a route: its `Authorization` header checked by the server's
+/// [`crate::auth::Auth`] (401 or 403 in the API's error shape otherwise).
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(state.auth().verify(&parts.headers)?)
     }
 }
 

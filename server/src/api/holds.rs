@@ -4,60 +4,23 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
-use engine::{Command, HoldId, NewHold, Output};
+use engine::{Command, HoldId, NewHold};
 
-use super::convert::{idempotency, item_requests, seat_ids, ttl_ms};
-use super::dto::{BookingJson, ConfirmBody, HoldBody, HoldJson};
+use super::convert::{
+    booking_json, hold_json, idempotency, item_requests, seat_ids, ttl_ms, user_for,
+};
+use super::dto::{ConfirmBody, HoldBody, HoldJson};
 use super::dto_sale::ExtendBody;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
 use super::{created, AppState};
 use crate::auth::Principal;
 
-/// Resolves for whom a hold or purchase is: a user acts for themselves (naming another
-/// user is 403); the admin must name the user.
-pub fn user_for(principal: &Principal, user_id: Option<String>) -> Result<String, ApiError> {
-    match (principal, user_id) {
-        (Principal::User(me), None) => Ok(me.clone()),
-        (Principal::User(me), Some(named)) if named == *me => Ok(named),
-        (Principal::User(_), Some(_)) => Err(ApiError::forbidden("user_id names another user")),
-        (Principal::Admin, Some(named)) => {
-            if super::convert::is_valid_user_id(&named) {
-                Ok(named)
-            } else {
-                Err(ApiError::invalid(
-                    "user_id",
-                    "must match [A-Za-z0-9_.@+-]{1,128}",
-                ))
-            }
-        }
-        (Principal::Admin, None) => Err(ApiError::invalid(
-            "user_id",
-            "required when the admin places a hold or purchase",
-        )),
-    }
-}
-
 /// Routes a hold id to its shard; an id of no shard of this server is simply not found.
 pub fn route_hold(state: &AppState, text: &str) -> Result<(HoldId, usize), ApiError> {
     HoldId::parse(text)
         .and_then(|id| Some((id, state.shard_of_id(id.shard())?)))
         .ok_or_else(|| ApiError::not_found("hold"))
-}
-
-fn hold_json(output: Output) -> HoldJson {
-    match output {
-        Output::Hold(view) => HoldJson::from(&view),
-        other => unreachable!("a hold command answered {other:?}"),
-    }
-}
-
-/// Converts a booking output.
-pub fn booking_json(output: Output) -> BookingJson {
-    match output {
-        Output::Booking(view) => BookingJson::from(&view),
-        other => unreachable!("a booking command answered {other:?}"),
-    }
 }
 
 /// Holds GA quantities and/or named seats, all or nothing, until `expires_at`.

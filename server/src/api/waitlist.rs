@@ -7,11 +7,10 @@ use axum::response::Response;
 use axum::Json;
 use engine::{Command, EntryId, NewEntry, Output};
 
-use super::convert::idempotency;
+use super::convert::{idempotency, user_for};
 use super::dto_sale::{EntryJson, JoinBody};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
-use super::holds::user_for;
 use super::{created, AppState};
 use crate::auth::Principal;
 
@@ -23,10 +22,7 @@ fn route_entry(state: &AppState, text: &str) -> Result<(EntryId, usize), ApiErro
 }
 
 fn entry_json(output: Output) -> EntryJson {
-    match output {
-        Output::Entry(view) => EntryJson::from(&view),
-        other => unreachable!("a waiting-list command answered {other:?}"),
-    }
+    EntryJson::from(&output.into_entry())
 }
 
 /// Joins a section's waiting list (when it has fewer than `qty` tickets available).
