@@ -4,4 +4,27 @@
 //! shard leader decides as in single-node mode and one batch of decisions is one log entry;
 //! followers only apply. The single-node server never starts any of this.
 
+pub mod cluster_file;
+pub mod group;
+pub mod limits;
+pub mod mem_log;
+mod network;
+pub mod node;
+pub mod state_machine;
 pub mod types;
+
+pub use cluster_file::{ClusterFile, ClusterFileError};
+pub use group::{Group, LeaderToken, Leadership, ProposeError};
+pub use node::{ClusterNode, NodeOptions, StartError};
+pub use types::NodeId;
+
+/// One shard's Raft instance.
+pub type Raft = openraft::Raft<types::TypeConfig, state_machine::StateMachine>;
+
+/// The file-backed log, until the wal-backed one is in: for now, the in-memory log.
+pub mod log_store {
+    /// Opens the log of one shard replica.
+    pub fn open(_dir: &std::path::Path) -> std::io::Result<crate::mem_log::MemLog> {
+        Ok(crate::mem_log::MemLog::default())
+    }
+}

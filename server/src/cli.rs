@@ -90,6 +90,14 @@ pub struct ServeArgs {
     /// `outcome_unknown` (retry with the same Idempotency-Key), e.g. `10s`, `1m`.
     #[arg(long, env = "BOXOFFICE_OUTCOME_WAIT", default_value = "10s", value_parser = parse_outcome_wait)]
     pub outcome_wait: Duration,
+    /// Run as a node of a cluster described by this TOML file (the same on every node):
+    /// every shard replicated on its three nodes. The node listens on its own `http` and
+    /// `raft` addresses from the file (`--listen` and `--shards` are not used).
+    #[arg(long, env = "BOXOFFICE_CLUSTER", requires = "node_id")]
+    pub cluster: Option<PathBuf>,
+    /// This node's id in the cluster file.
+    #[arg(long, env = "BOXOFFICE_NODE_ID", requires = "cluster")]
+    pub node_id: Option<u64>,
 }
 
 /// Parses a CORS origin: `*`, or `http(s)://host[:port]` with no path (browsers send the

@@ -54,6 +54,12 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// Marks the follower as behind: the next [`Feed::durable`] sends it a copy of the
+    /// engine instead of records (cluster mode, after a snapshot replaced the state).
+    pub fn mark_lagging(&self) {
+        self.lagging.store(true, Ordering::Release);
+    }
+
     /// Called by the shard after each successful fdatasync with the batch's records and
     /// its engine (which has applied them): the log is durable up to `seq`.
     pub fn durable(&mut self, seq: u64, records: &[Vec<u8>], engine: &Engine) {

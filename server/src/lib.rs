@@ -17,6 +17,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod datadir;
 pub mod follower;
 pub mod limits;
@@ -30,4 +31,9 @@ pub mod stream;
 pub mod testhooks;
 pub mod walcmd;
 
-pub use serve::{run, run_with, Config, RunError, Running};
+pub use serve::{run, run_cluster, run_with, ClusterSetup, Config, RunError, Running};
+
+/// Reads and checks a cluster file (`serve --cluster FILE`).
+pub fn raft_file(path: &std::path::Path) -> Result<raft::ClusterFile, String> {
+    raft::ClusterFile::load(path, limits::SHARDS_MAX as u16).map_err(|e| e.to_string())
+}

@@ -139,3 +139,7 @@ pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Longest time a write to a client may make no progress before the connection is
 /// closed, so a client that stops reading cannot pin a connection and its buffers.
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much longer than the outcome wait a node waits for the leader's answer to a
+/// request it forwarded (cluster mode).
+pub const FORWARD_WAIT_EXTRA: Duration = Duration::from_secs(2);

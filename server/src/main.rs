@@ -62,9 +62,30 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let _file_size_signal =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
                 .map_err(|e| format!("cannot handle SIGXFSZ: {e}"))?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let cluster = match (&args.cluster, args.node_id) {
+            (Some(path), Some(node_id)) => {
+                let file = server::raft_file(path)?;
+                if file.node(node_id).is_none() {
+                    return Err(format!(
+                        "--node-id {node_id}: the cluster file {} has no node {node_id}",
+                        path.display()
+                    ));
+                }
+                Some(server::ClusterSetup { file, node_id })
+            }
+            _ => None,
+        };
+        let listen = match &cluster {
+            Some(setup) => {
+                let http = &setup.file.node(setup.node_id).expect("checked above").http;
+                http.parse()
+                    .map_err(|_| format!("the cluster file's http address {http} is not ip:port"))?
+            }
+            None => args.listen,
+        };
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!("listening on {address}");
         let config = server::Config {
@@ -80,9 +101,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             cors_origins: args.cors_origins,
             outcome_wait: args.outcome_wait,
         };
-        server::run_with(listener, config, options, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())
+        match cluster {
+            Some(setup) => server::run_cluster(listener, config, options, setup, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string()),
+            None => server::run_with(listener, config, options, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string()),
+        }
     })
 }
 

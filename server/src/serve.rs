@@ -66,6 +66,17 @@ pub struct Running {
     pub state: AppState,
     threads: Vec<std::thread::JoinHandle<()>>,
     data: DataDir,
+    /// Cluster mode's node (its Raft groups), if this server is one.
+    cluster: Option<Arc<raft::ClusterNode>>,
+}
+
+/// What makes `serve` a node of a cluster (`--cluster FILE --node-id N`).
+#[derive(Debug, Clone)]
+pub struct ClusterSetup {
+    /// The cluster file, parsed and checked.
+    pub file: raft::ClusterFile,
+    /// This node's id in it.
+    pub node_id: raft::NodeId,
 }
 
 impl Running {
@@ -100,6 +111,53 @@ impl Running {
             state,
             threads,
             data,
+            cluster: None,
+        })
+    }
+
+    /// Cluster mode: locks the data directory, settles the secrets, starts this node's Raft
+    /// group of every shard (logs and snapshots under `shard-<n>/`) and one driver thread per
+    /// shard.
+    pub async fn start_cluster(config: &Config, setup: &ClusterSetup) -> Result<Self, RunError> {
+        let data = DataDir::open(&config.data_dir, Some(usize::from(setup.file.shards)))?;
+        let admin_token = settle_secret(&data, "admin_token", config.admin_token.as_deref())?;
+        let jwt_secret = settle_secret(&data, "jwt_secret", config.jwt_secret.as_deref())?;
+        let prometheus = crate::metrics::install();
+        let node = raft::ClusterNode::start(
+            setup.file.clone(),
+            setup.node_id,
+            data.root(),
+            raft::NodeOptions::default(),
+        )
+        .await
+        .map_err(|e| RunError::Recovery(e.to_string()))?;
+        let node = Arc::new(node);
+        let runtime = tokio::runtime::Handle::current();
+        let mut handles = Vec::with_capacity(data.shards());
+        let mut threads = Vec::with_capacity(data.shards());
+        for index in 0..data.shards() {
+            let (handle, thread) = crate::cluster::spawn(
+                index as u16,
+                Arc::clone(&node),
+                runtime.clone(),
+                config.shard_queue,
+            )?;
+            handles.push(handle);
+            threads.push(thread);
+        }
+        let auth = Auth::new(&admin_token, &jwt_secret);
+        let state = AppState::new(handles, auth, Some(prometheus)).with_cluster(Arc::clone(&node));
+        tracing::info!(
+            node = setup.node_id,
+            shards = data.shards(),
+            data_dir = %data.root().display(),
+            "cluster node started"
+        );
+        Ok(Running {
+            state,
+            threads,
+            data,
+            cluster: Some(node),
         })
     }
 
@@ -141,6 +199,7 @@ impl Running {
             state,
             threads,
             data,
+            cluster,
         } = self;
         tracing::info!("draining shard queues");
         tokio::task::spawn_blocking(move || {
@@ -153,6 +212,9 @@ impl Running {
         })
         .await
         .expect("the shutdown task does not panic");
+        if let Some(node) = cluster {
+            node.shutdown().await;
+        }
         drop(data);
         tracing::info!("stopped");
     }
@@ -186,7 +248,31 @@ pub async fn run_with(
     options: api::ApiOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let mut running = Running::start(&config)?;
+    run_running(listener, config, options, None, shutdown).await
+}
+
+/// [`run_with`] as a node of a cluster: the API on `listener` (the node's `http` address).
+pub async fn run_cluster(
+    listener: TcpListener,
+    config: Config,
+    options: api::ApiOptions,
+    setup: ClusterSetup,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    run_running(listener, config, options, Some(setup), shutdown).await
+}
+
+async fn run_running(
+    listener: TcpListener,
+    config: Config,
+    options: api::ApiOptions,
+    setup: Option<ClusterSetup>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let mut running = match &setup {
+        None => Running::start(&config)?,
+        Some(setup) => Running::start_cluster(&config, setup).await?,
+    };
     running.state = running.state.with_options(options);
     let upkeep = tokio::spawn(async move {
         let prometheus = crate::metrics::install();

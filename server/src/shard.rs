@@ -61,6 +61,9 @@ pub enum ShardError {
     Rejected(Rejection),
     /// The shard cannot write (log failure, or recovery failed); the reason is logged.
     Unavailable(String),
+    /// The command's decision was written but whether it took effect is not known (a
+    /// cluster failover left it open): retry with the same idempotency key.
+    OutcomeUnknown(String),
 }
 
 /// Why a request could not even be queued.
@@ -147,7 +150,7 @@ impl ShardStatus {
     pub fn take_loop_gap(&self) -> Duration {
         Duration::from_micros(self.loop_gap_max_us.swap(0, Ordering::AcqRel))
     }
-    fn note_loop_gap(&self, gap: Duration) {
+    pub(crate) fn note_loop_gap(&self, gap: Duration) {
         self.loop_gap_max_us
             .fetch_max(gap.as_micros() as u64, Ordering::AcqRel);
     }
@@ -167,7 +170,7 @@ impl ShardStatus {
     pub fn failure(&self) -> Option<String> {
         self.reason.lock().clone()
     }
-    fn set_ready(&self) {
+    pub(crate) fn set_ready(&self) {
         *self.reason.lock() = None;
         self.state.store(READY, Ordering::Release);
     }
@@ -183,7 +186,7 @@ impl ShardStatus {
         self.at_recovery.store(true, Ordering::Release);
         self.set_failed(reason);
     }
-    fn set_failed(&self, reason: String) {
+    pub(crate) fn set_failed(&self, reason: String) {
         *self.reason.lock() = Some(reason);
         self.state.store(FAILED, Ordering::Release);
     }
@@ -219,6 +222,17 @@ impl ShardHandle {
     /// The shard's live-availability fan-out (fed by its follower).
     pub fn stream(&self) -> &Arc<crate::stream::Hub> {
         &self.stream
+    }
+}
+
+impl ShardHandle {
+    /// A handle on a shard thread started elsewhere (cluster mode's shard driver).
+    pub(crate) fn from_parts(
+        tx: Sender<Request>,
+        status: Arc<ShardStatus>,
+        stream: Arc<crate::stream::Hub>,
+    ) -> Self {
+        ShardHandle { tx, status, stream }
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`submit` a command, `read` durable state). Handlers only translate.
 
 pub mod bookings;
+pub mod cluster;
 pub mod convert;
 pub mod dto;
 pub mod dto_sale;
@@ -46,6 +47,8 @@ struct Inner {
     auth: Auth,
     metrics: Option<PrometheusHandle>,
     options: ApiOptions,
+    /// Cluster mode's node: requests for a shard led elsewhere are forwarded there.
+    cluster: Option<Arc<raft::ClusterNode>>,
 }
 
 /// How the API answers, besides its routes: which browser origins may call it (CORS) and
@@ -90,7 +93,21 @@ impl AppState {
             auth,
             metrics,
             options: ApiOptions::default(),
+            cluster: None,
         }))
+    }
+
+    /// The same state as a node of a cluster. Call it before the state is shared.
+    pub fn with_cluster(mut self, node: Arc<raft::ClusterNode>) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("the cluster is set before the state is shared")
+            .cluster = Some(node);
+        self
+    }
+
+    /// Cluster mode's node, if this server is one.
+    pub fn cluster(&self) -> Option<&Arc<raft::ClusterNode>> {
+        self.0.cluster.as_ref()
     }
 
     /// The same state with these options. Call it before the state is shared.
@@ -123,6 +140,9 @@ impl AppState {
     }
 
     fn handle(&self, shard: usize) -> Result<&ShardHandle, ApiError> {
+        if let Some(node) = &self.0.cluster {
+            cluster::route(node, shard)?;
+        }
         let handle = &self.0.shards[shard];
         if handle.status().is_recovering() {
             return Err(ApiError::unavailable(
@@ -167,6 +187,10 @@ impl AppState {
                 Err(ApiError::unavailable(
                     "the shard cannot write at the moment",
                 ))
+            }
+            Ok(Err(ShardError::OutcomeUnknown(why))) => {
+                metrics::counter!("boxoffice_outcome_unknown_total").increment(1);
+                Err(ApiError::outcome_unknown(why))
             }
             Err(_) => Err(ApiError::outcome_unknown(
                 "its shard stopped before answering".to_string(),
@@ -240,6 +264,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bookings/{booking_id}/cancel", post(bookings::cancel))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
+        .route("/v1/cluster", get(cluster::status))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/v1/events/{event_id}/stream", get(stream::stream))
@@ -250,6 +275,10 @@ pub fn router(state: AppState) -> Router {
         .route("/page/seatmap.js", get(crate::page::seatmap_js))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cluster::forward,
+        ))
         .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .layer(axum::middleware::from_fn(record_request))

@@ -1,0 +1,26 @@
+//! Every limit and timing of cluster mode, in one place.
+
+use std::time::Duration;
+
+/// Nodes in a cluster: three voters per shard group (static membership).
+pub const CLUSTER_NODES: usize = 3;
+/// The largest replication request body (a snapshot travels in one request).
+pub const RAFT_BODY_BYTES_MAX: usize = 1 << 30;
+/// How long a connection to a peer may take to open.
+pub const RAFT_CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+/// Openraft's heartbeat interval (ms).
+pub const HEARTBEAT_MS: u64 = 100;
+/// Openraft's election timeout range (ms): a leader silent this long is replaced.
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
+/// See [`ELECTION_TIMEOUT_MIN_MS`].
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
+/// A snapshot is built after this many log entries (each entry is one batch).
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 20_000;
+/// Entries kept in the log behind a snapshot, for lagging followers.
+pub const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 2_000;
+/// Cluster snapshot files kept per shard.
+pub const SNAPSHOTS_KEPT: usize = 2;
+/// How long a new leader waits for its term's first entry to be applied before serving.
+pub const LEADER_READY_WAIT: Duration = Duration::from_secs(3);
+/// How long a proposal or a read barrier may wait for its quorum.
+pub const QUORUM_WAIT: Duration = Duration::from_secs(5);

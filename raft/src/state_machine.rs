@@ -1,0 +1,340 @@
+//! The committed state of one shard on one node: an engine fed every committed batch, in
+//! log order, on every replica (the leader included). The shard leader decides on its own
+//! copy ahead of commit; this one is what is committed, what reads see, and what snapshots
+//! and followers hold. Applying never re-runs business rules: it applies decisions.
+
+use std::io::{self, Cursor};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use engine::{Decision, Engine};
+use futures::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use openraft::{EntryPayload, RaftSnapshotBuilder};
+use parking_lot::Mutex;
+
+use crate::limits::SNAPSHOTS_KEPT;
+use crate::types::{Applied, TypeConfig};
+
+/// What changed in the committed state.
+pub enum Change<'a> {
+    /// A batch was applied: its encoded decisions, in order.
+    Batch(&'a [Vec<u8>]),
+    /// The state was replaced (by a snapshot from the leader), or this is the first call.
+    Reset,
+}
+
+/// Called after every change, with the engine after it (the live stream's feed).
+pub type Observer = Box<dyn FnMut(&Engine, Change<'_>) + Send>;
+
+/// What is committed and applied.
+pub struct Committed {
+    /// The engine after every applied decision.
+    pub engine: Engine,
+    /// The last applied log id.
+    pub applied: Option<LogIdOf<TypeConfig>>,
+    /// The last applied membership.
+    pub membership: StoredMembershipOf<TypeConfig>,
+}
+
+impl Committed {
+    /// The index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.applied.as_ref().map_or(0, |id| id.index)
+    }
+}
+
+struct Shared {
+    shard: u16,
+    dir: PathBuf,
+    committed: Mutex<Committed>,
+    observer: Mutex<Option<Observer>>,
+}
+
+/// One shard's state machine (cheap to clone: shared).
+#[derive(Clone)]
+pub struct StateMachine(Arc<Shared>);
+
+impl StateMachine {
+    /// Opens the state machine of `shard` with its snapshots in `dir`: the newest good
+    /// snapshot, or an empty engine. The log after it is re-applied by openraft.
+    pub fn open(shard: u16, dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let committed = match newest_snapshot(dir)? {
+            Some((_, meta, bytes)) => Committed {
+                engine: Engine::restore(&bytes).map_err(invalid)?,
+                applied: meta.last_log_id,
+                membership: meta.last_membership,
+            },
+            None => Committed {
+                engine: Engine::new(shard),
+                applied: None,
+                membership: StoredMembershipOf::<TypeConfig>::default(),
+            },
+        };
+        Ok(StateMachine(Arc::new(Shared {
+            shard,
+            dir: dir.to_path_buf(),
+            committed: Mutex::new(committed),
+            observer: Mutex::new(None),
+        })))
+    }
+
+    /// The shard.
+    pub fn shard(&self) -> u16 {
+        self.0.shard
+    }
+
+    /// Runs `f` on the committed state.
+    pub fn with<T>(&self, f: impl FnOnce(&Committed) -> T) -> T {
+        f(&self.0.committed.lock())
+    }
+
+    /// Sets the observer of applied batches; it is first called once with the current
+    /// state and no decisions.
+    pub fn observe(&self, mut observer: Observer) {
+        let committed = self.0.committed.lock();
+        observer(&committed.engine, Change::Reset);
+        *self.0.observer.lock() = Some(observer);
+    }
+
+    fn notify(&self, committed: &Committed, change: Change<'_>) {
+        if let Some(observer) = self.0.observer.lock().as_mut() {
+            observer(&committed.engine, change);
+        }
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+fn snapshot_name(index: u64) -> String {
+    format!("snapshot-{index:020}.bin")
+}
+
+/// The newest snapshot file of `dir` that reads back whole: (index, meta, engine bytes).
+fn newest_snapshot(dir: &Path) -> io::Result<Option<(u64, SnapshotMetaOf<TypeConfig>, Vec<u8>)>> {
+    let mut files = snapshot_files(dir)?;
+    files.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    for (index, path) in files {
+        let bytes = std::fs::read(&path)?;
+        match parse_snapshot_file(&bytes) {
+            Ok((meta, engine)) => return Ok(Some((index, meta, engine))),
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "snapshot skipped"),
+        }
+    }
+    Ok(None)
+}
+
+fn snapshot_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(index) = name
+            .strip_prefix("snapshot-")
+            .and_then(|n| n.strip_suffix(".bin"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        files.push((index, entry.path()));
+    }
+    Ok(files)
+}
+
+/// The first bytes of a cluster snapshot file.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"BOXRSNP1";
+/// Magic, payload length (u64 LE), CRC32C of the payload (u32 LE).
+const SNAPSHOT_HEADER_LEN: usize = 20;
+
+/// A snapshot file: a checksummed frame around `bincode((meta, engine bytes))`.
+fn parse_snapshot_file(bytes: &[u8]) -> Result<(SnapshotMetaOf<TypeConfig>, Vec<u8>), String> {
+    if bytes.len() < SNAPSHOT_HEADER_LEN || &bytes[..8] != SNAPSHOT_MAGIC {
+        return Err("not a cluster snapshot (no header)".into());
+    }
+    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+    let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+    let payload = &bytes[SNAPSHOT_HEADER_LEN..];
+    if payload.len() != len {
+        return Err(format!(
+            "truncated: {} of {len} payload bytes",
+            payload.len()
+        ));
+    }
+    if crc32c::crc32c(payload) != crc {
+        return Err("the checksum does not match".into());
+    }
+    bincode::serde::decode_from_slice(payload, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| e.to_string())
+}
+
+fn frame_snapshot(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + payload.len());
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Writes a snapshot durably (temporary file, fsync, rename, directory fsync) and keeps
+/// only the newest [`SNAPSHOTS_KEPT`].
+fn write_snapshot(dir: &Path, meta: &SnapshotMetaOf<TypeConfig>, engine: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let index = meta.last_log_id.as_ref().map_or(0, |id| id.index);
+    let payload = bincode::serde::encode_to_vec((meta, engine), bincode::config::standard())
+        .map_err(invalid)?;
+    let framed = frame_snapshot(&payload);
+    let tmp = dir.join(format!("{}.tmp", snapshot_name(index)));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&framed)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(snapshot_name(index)))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    let mut files = snapshot_files(dir)?;
+    files.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    for (_, path) in files.into_iter().skip(SNAPSHOTS_KEPT) {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<SnapshotOf<TypeConfig, Self::SnapshotData>, io::Error> {
+        // Copy under the lock, encode and write outside it: applying goes on meanwhile.
+        let (engine, meta) = {
+            let committed = self.0.committed.lock();
+            let meta = SnapshotMetaOf::<TypeConfig> {
+                last_log_id: committed.applied,
+                last_membership: committed.membership.clone(),
+            };
+            (committed.engine.clone(), meta)
+        };
+        let dir = self.0.dir.clone();
+        let shard = self.0.shard;
+        let (meta, bytes) = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let bytes = engine.snapshot();
+            write_snapshot(&dir, &meta, &bytes)?;
+            tracing::info!(
+                shard,
+                index = meta.last_log_id.as_ref().map_or(0, |id| id.index),
+                bytes = bytes.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "cluster snapshot written"
+            );
+            Ok::<_, io::Error>((meta, bytes))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(SnapshotOf::<TypeConfig, Self::SnapshotData> {
+            meta,
+            snapshot: Cursor::new(bytes),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
+        let committed = self.0.committed.lock();
+        Ok((committed.applied, committed.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let index = entry.log_id.index;
+            let mut committed = self.0.committed.lock();
+            match &entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(batch) => {
+                    for record in &batch.decisions {
+                        // A committed record that does not decode is damage: stop here
+                        // rather than diverge from the other replicas.
+                        let decision = Decision::decode(record).map_err(|e| {
+                            invalid(format!(
+                                "shard {}: log entry {index}: a decision does not decode: {e}",
+                                self.0.shard
+                            ))
+                        })?;
+                        committed.engine.apply(&decision);
+                    }
+                    committed.applied = Some(entry.log_id);
+                    self.notify(&committed, Change::Batch(&batch.decisions));
+                }
+                EntryPayload::Membership(membership) => {
+                    committed.membership = StoredMembershipOf::<TypeConfig>::new(
+                        Some(entry.log_id),
+                        membership.clone(),
+                    );
+                }
+            }
+            committed.applied = Some(entry.log_id);
+            drop(committed);
+            if let Some(responder) = responder {
+                responder.send(Applied { index });
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        snapshot: Self::SnapshotData,
+    ) -> Result<(), io::Error> {
+        let bytes = snapshot.into_inner();
+        let engine = Engine::restore(&bytes).map_err(invalid)?;
+        let dir = self.0.dir.clone();
+        let written_meta = meta.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            write_snapshot(&dir, &written_meta, &bytes).map(|_| bytes)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        drop(bytes);
+        let mut committed = self.0.committed.lock();
+        committed.engine = engine;
+        committed.applied = meta.last_log_id;
+        committed.membership = meta.last_membership.clone();
+        self.notify(&committed, Change::Reset);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, Self::SnapshotData>>, io::Error> {
+        let dir = self.0.dir.clone();
+        let newest = tokio::task::spawn_blocking(move || newest_snapshot(&dir))
+            .await
+            .map_err(io::Error::other)??;
+        Ok(newest.map(
+            |(_, meta, bytes)| SnapshotOf::<TypeConfig, Self::SnapshotData> {
+                meta,
+                snapshot: Cursor::new(bytes),
+            },
+        ))
+    }
+}
