@@ -271,6 +271,11 @@ impl History {
         ops.len() - 1
     }
 
+    /// Runs `f` on the operations so far, without copying them.
+    pub fn scan<R>(&self, f: impl FnOnce(&[Op]) -> R) -> R {
+        f(&self.ops.lock().unwrap())
+    }
+
     /// A copy of every operation.
     pub fn ops(&self) -> Vec<Op> {
         self.ops.lock().unwrap().clone()

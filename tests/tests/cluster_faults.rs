@@ -193,6 +193,37 @@ impl Cluster {
             .collect()
     }
 
+    /// Waits (≤ 30 s) until restarted node `i` has applied, on every shard, what that
+    /// shard's leader had applied when `i` first answered.
+    fn rejoin(&self, i: u64) {
+        let deadline = Instant::now() + SETTLE_DEADLINE;
+        let mut target: Option<Vec<u64>> = None;
+        loop {
+            if target.is_none() && self.view(i).is_some() {
+                let leaders = self.leaders();
+                let applied: Option<Vec<u64>> = leaders
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &l)| self.applied(l).map(|a| a[s]))
+                    .collect();
+                target = applied;
+            }
+            if let (Some(target), Some(now)) = (&target, self.applied(i)) {
+                if now.iter().zip(target).all(|(n, t)| n >= t) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} did not catch up within {SETTLE_DEADLINE:?} (target {target:?}, \
+                 applied {:?}):\n{}",
+                self.applied(i),
+                self.hosts.log_tail(i)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits (≤ 30 s) until every node answers with the same `applied`; the time it took.
     fn converge(&self) -> Duration {
         let started = Instant::now();
@@ -705,14 +736,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// The first acknowledged write on `shard` whose answer came after `since`, and when.
 fn first_ack_after(sale: &Sale, shard: usize, since: Micros) -> Option<Micros> {
-    sale.history
-        .ops()
-        .iter()
-        .filter(|op| op.request.is_write() && op.end != Micros::MAX && op.end > since)
-        .filter(|op| matches!(op.outcome, Outcome::Ok(_)))
-        .filter(|op| sale.shard_of(op) == Some(shard))
-        .map(|op| op.end)
-        .min()
+    sale.history.scan(|ops| {
+        ops.iter()
+            .rev()
+            .take_while(|op| {
+                op.start >= since.saturating_sub(2 * REQUEST_TIMEOUT.as_micros() as u64)
+            })
+            .filter(|op| op.request.is_write() && op.end != Micros::MAX && op.end > since)
+            .filter(|op| matches!(op.outcome, Outcome::Ok(_)))
+            .filter(|op| sale.shard_of(op) == Some(shard))
+            .map(|op| op.end)
+            .min()
+    })
 }
 
 /// Waits (≤ 30 s) for an acknowledged write on `shard` after `since`.
@@ -811,8 +846,7 @@ fn faults_lose_no_acknowledgement() {
                     std::thread::sleep(DOWN.saturating_sub(failover.unwrap_or(Duration::ZERO)));
                     let back = Instant::now();
                     sale.cluster.spawn(leader);
-                    sale.cluster.leaders();
-                    sale.cluster.converge();
+                    sale.cluster.rejoin(leader);
                     let rejoin = back.elapsed();
                     println!(
                         "kill {}: shard {shard} leader node {leader}: first acknowledged \
