@@ -69,7 +69,9 @@ pub struct Group {
 }
 
 impl Group {
-    pub(crate) fn new(shard: u16, id: NodeId, raft: Raft, sm: StateMachine) -> Self {
+    /// A group over a started Raft instance and its state machine (the node does this; tests
+    /// build groups over their own networks).
+    pub fn new(shard: u16, id: NodeId, raft: Raft, sm: StateMachine) -> Self {
         Group {
             shard,
             id,
@@ -88,7 +90,8 @@ impl Group {
         &self.sm
     }
 
-    pub(crate) fn raft(&self) -> &Raft {
+    /// The group's Raft instance (for tests and the node).
+    pub fn raft(&self) -> &Raft {
         &self.raft
     }
 

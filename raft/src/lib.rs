@@ -7,6 +7,7 @@
 pub mod cluster_file;
 pub mod group;
 pub mod limits;
+pub mod log_store;
 pub mod mem_log;
 mod network;
 pub mod node;
@@ -20,11 +21,3 @@ pub use types::NodeId;
 
 /// One shard's Raft instance.
 pub type Raft = openraft::Raft<types::TypeConfig, state_machine::StateMachine>;
-
-/// The file-backed log, until the wal-backed one is in: for now, the in-memory log.
-pub mod log_store {
-    /// Opens the log of one shard replica.
-    pub fn open(_dir: &std::path::Path) -> std::io::Result<crate::mem_log::MemLog> {
-        Ok(crate::mem_log::MemLog::default())
-    }
-}

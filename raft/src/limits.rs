@@ -24,3 +24,9 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 pub const LEADER_READY_WAIT: Duration = Duration::from_secs(3);
 /// How long a proposal or a read barrier may wait for its quorum.
 pub const QUORUM_WAIT: Duration = Duration::from_secs(5);
+/// How often a node pings its peers (for `GET /v1/cluster`'s `reachable`).
+pub const PEER_PING_EVERY: Duration = Duration::from_millis(500);
+/// A peer that has not answered a ping for this long is shown unreachable.
+pub const PEER_SILENT_MAX: Duration = Duration::from_secs(2);
+/// How often a leader checks whether its shard's preferred node can take over.
+pub const BALANCE_EVERY: Duration = Duration::from_secs(2);

@@ -19,7 +19,8 @@ use openraft::errors::{
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::Snapshot;
@@ -168,6 +169,16 @@ impl RaftNetworkV2<TypeConfig> for Peer {
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call("transfer-leader", &req, option.hard_ttl())
+            .await?
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<TypeConfig>,
@@ -195,6 +206,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
 pub fn router(groups: Arc<Vec<Raft>>) -> Router {
     Router::new()
         .route("/raft/{shard}/{rpc}", post(handle))
+        .route("/raft/ping", axum::routing::get(|| async { "pong" }))
         .layer(axum::extract::DefaultBodyLimit::max(RAFT_BODY_BYTES_MAX))
         .with_state(groups)
 }
@@ -218,6 +230,16 @@ async fn handle(
         },
         "pre-vote" => match decode::<VoteRequest<TypeConfig>>(&body) {
             Ok(req) => encode(&raft.pre_vote(req).await),
+            Err(e) => Err(e),
+        },
+        "transfer-leader" => match decode::<TransferLeaderRequest<TypeConfig>>(&body) {
+            Ok(req) => {
+                let res: Result<TransferLeaderResponse<TypeConfig>, RaftError<TypeConfig>> = raft
+                    .handle_transfer_leader(req)
+                    .await
+                    .map_err(RaftError::Fatal);
+                encode(&res)
+            }
             Err(e) => Err(e),
         },
         "snapshot" => {

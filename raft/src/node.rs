@@ -11,8 +11,8 @@ use openraft::{Config, SnapshotPolicy};
 use crate::cluster_file::ClusterFile;
 use crate::group::Group;
 use crate::limits::{
-    ELECTION_TIMEOUT_MAX_MS, ELECTION_TIMEOUT_MIN_MS, HEARTBEAT_MS, LOG_KEPT_BEHIND_SNAPSHOT,
-    SNAPSHOT_EVERY_ENTRIES,
+    BALANCE_EVERY, ELECTION_TIMEOUT_MAX_MS, ELECTION_TIMEOUT_MIN_MS, HEARTBEAT_MS,
+    LOG_KEPT_BEHIND_SNAPSHOT, PEER_PING_EVERY, PEER_SILENT_MAX, SNAPSHOT_EVERY_ENTRIES,
 };
 use crate::network::{self, Network};
 use crate::state_machine::StateMachine;
@@ -58,6 +58,9 @@ pub struct ClusterNode {
     groups: Arc<Vec<Raft>>,
     shards: Vec<Group>,
     http: reqwest::Client,
+    /// When each peer last answered a ping.
+    heard: Arc<parking_lot::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// How a node runs; the defaults are production's.
@@ -67,7 +70,8 @@ pub struct NodeOptions {
     pub rpc_delay: Option<Duration>,
 }
 
-fn raft_config() -> Config {
+/// The Raft settings of every group (timings from [`crate::limits`]).
+pub fn raft_config() -> Config {
     Config {
         cluster_name: "boxoffice".into(),
         heartbeat_interval: HEARTBEAT_MS,
@@ -103,8 +107,9 @@ impl ClusterNode {
             let storage = |message: String| StartError::Storage { shard, message };
             let sm = StateMachine::open(shard, &dir.join("snapshots"))
                 .map_err(|e| storage(format!("snapshots: {e}")))?;
-            let log = crate::log_store::open(&dir.join("raft-log"))
-                .map_err(|e| storage(format!("log: {e}")))?;
+            let log =
+                crate::log_store::LogStore::<crate::types::TypeConfig>::open(&dir.join("raft-log"))
+                    .map_err(|e| storage(format!("log: {e}")))?;
             let network = Network::new(shard, http.clone(), options.rpc_delay);
             let raft = Raft::new(id, Arc::clone(&config), network, log, sm.clone())
                 .await
@@ -140,12 +145,28 @@ impl ClusterNode {
                 }
             }
         }
+        let heard = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::new()));
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(ping_peers(
+            file.clone(),
+            id,
+            http.clone(),
+            Arc::clone(&heard),
+        )));
+        tasks.push(tokio::spawn(balance_leaders(
+            file.clone(),
+            id,
+            Arc::clone(&groups),
+            Arc::clone(&heard),
+        )));
         Ok(ClusterNode {
             id,
             file,
             groups,
             shards,
             http,
+            heard,
+            tasks,
         })
     }
 
@@ -174,29 +195,99 @@ impl ClusterNode {
         &self.http
     }
 
-    /// Whether the peer answered a replication heartbeat lately, as this node's groups see it
-    /// (the node itself is always reachable).
+    /// Whether the peer answered a ping on its replication address within
+    /// [`PEER_SILENT_MAX`] (the node itself is always reachable).
     pub fn reachable(&self, peer: NodeId) -> bool {
-        if peer == self.id {
-            return true;
-        }
-        self.shards.iter().any(|g| {
-            let metrics = g.raft().metrics();
-            let m = metrics.borrow_watched();
-            if m.current_leader == Some(peer) {
-                return true;
-            }
-            m.heartbeat
-                .as_ref()
-                .and_then(|h| h.get(&peer))
-                .is_some_and(|t| t.is_some())
-        })
+        peer == self.id
+            || self
+                .heard
+                .lock()
+                .get(&peer)
+                .is_some_and(|t| t.elapsed() < PEER_SILENT_MAX)
     }
 
     /// Stops every group.
     pub async fn shutdown(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
         for raft in self.groups.iter() {
             let _ = raft.shutdown().await;
+        }
+    }
+}
+
+/// Pings every peer's replication address, recording when each last answered.
+async fn ping_peers(
+    file: ClusterFile,
+    me: NodeId,
+    http: reqwest::Client,
+    heard: Arc<parking_lot::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>>,
+) {
+    loop {
+        for (id, node) in file.nodes.iter().filter(|(id, _)| *id != me) {
+            let url = format!("http://{}/raft/ping", node.raft);
+            let answered = http
+                .get(&url)
+                .timeout(PEER_PING_EVERY)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if answered {
+                heard.lock().insert(*id, std::time::Instant::now());
+            }
+        }
+        tokio::time::sleep(PEER_PING_EVERY).await;
+    }
+}
+
+/// The node that should lead `shard` when it is up: shards are spread round the nodes in
+/// id order, so the leaders of a cluster's shards sit on different nodes.
+pub fn preferred_leader(file: &ClusterFile, shard: usize) -> NodeId {
+    file.nodes[shard % file.nodes.len()].0
+}
+
+/// Hands the leadership of each shard this node leads to its preferred node once that
+/// node is reachable and has applied as far as this one (a transfer, not an election: no
+/// write is lost, writes pause for about one round trip).
+async fn balance_leaders(
+    file: ClusterFile,
+    me: NodeId,
+    groups: Arc<Vec<Raft>>,
+    heard: Arc<parking_lot::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>>,
+) {
+    loop {
+        tokio::time::sleep(BALANCE_EVERY).await;
+        for (shard, raft) in groups.iter().enumerate() {
+            let want = preferred_leader(&file, shard);
+            if want == me {
+                continue;
+            }
+            let caught_up = {
+                let metrics = raft.metrics();
+                let m = metrics.borrow_watched();
+                if m.current_leader != Some(me) {
+                    continue;
+                }
+                let applied = m.last_applied.as_ref().map_or(0, |id| id.index);
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&want))
+                    .and_then(|matched| matched.as_ref())
+                    .is_some_and(|id| id.index >= applied)
+            };
+            let up = heard
+                .lock()
+                .get(&want)
+                .is_some_and(|t| t.elapsed() < PEER_SILENT_MAX);
+            if caught_up && up {
+                tracing::info!(
+                    shard,
+                    to = want,
+                    "handing the shard's leadership to its preferred node"
+                );
+                let _ = raft.trigger().transfer_leader(want).await;
+            }
         }
     }
 }

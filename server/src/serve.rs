@@ -82,6 +82,12 @@ pub struct ClusterSetup {
 impl Running {
     /// Locks the data directory, settles the secrets, and starts one thread per shard.
     pub fn start(config: &Config) -> Result<Self, RunError> {
+        if config.data_dir.join("shard-0").join("raft-log").exists() {
+            return Err(RunError::Recovery(format!(
+                "{} holds a cluster node's data: start it with --cluster FILE --node-id N",
+                config.data_dir.display()
+            )));
+        }
         let data = DataDir::open(&config.data_dir, config.shards)?;
         let admin_token = settle_secret(&data, "admin_token", config.admin_token.as_deref())?;
         let jwt_secret = settle_secret(&data, "jwt_secret", config.jwt_secret.as_deref())?;
@@ -120,6 +126,16 @@ impl Running {
     /// shard.
     pub async fn start_cluster(config: &Config, setup: &ClusterSetup) -> Result<Self, RunError> {
         let data = DataDir::open(&config.data_dir, Some(usize::from(setup.file.shards)))?;
+        for index in 0..data.shards() {
+            let dir = data.shard_dir(index);
+            if matches!(wal::presence(&dir), Ok(wal::Presence::History)) {
+                return Err(RunError::Recovery(format!(
+                    "{} holds a single-node server's log: a cluster node does not start on it \
+                     (start it without --cluster, or give the node a new data directory)",
+                    dir.display()
+                )));
+            }
+        }
         let admin_token = settle_secret(&data, "admin_token", config.admin_token.as_deref())?;
         let jwt_secret = settle_secret(&data, "jwt_secret", config.jwt_secret.as_deref())?;
         let prometheus = crate::metrics::install();

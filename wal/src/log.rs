@@ -103,7 +103,20 @@ impl<S: Storage> Wal<S> {
     /// Recovers the log on `storage`: loads the newest valid snapshot (an older one if
     /// the newest is damaged), checks every segment, cuts a torn tail of the newest one
     /// (logged and reported), and refuses corruption anywhere else with file and offset.
-    pub fn open_with(mut storage: S, options: Options) -> Result<(Self, Recovery), Error> {
+    pub fn open_with(storage: S, options: Options) -> Result<(Self, Recovery), Error> {
+        Self::open_with_purged(storage, options, 0)
+    }
+
+    /// [`Wal::open_with`] for a log whose records up to `purged` were removed on purpose
+    /// by [`Wal::purge`] (the caller keeps `purged` durably, written before the purge).
+    /// The first segment may then start anywhere up to `purged + 1`; segments holding only
+    /// records up to `purged` (left by a purge a crash cut short) are deleted; an empty log
+    /// continues at `purged + 1`. With `purged == 0` this is exactly [`Wal::open_with`].
+    pub fn open_with_purged(
+        mut storage: S,
+        options: Options,
+        purged: u64,
+    ) -> Result<(Self, Recovery), Error> {
         let dir = storage.dir().to_path_buf();
         let names = storage.list().map_err(io_error(&dir, "", "list"))?;
         for tmp in names.iter().filter(|n| n.ends_with(".tmp")) {
@@ -143,6 +156,23 @@ impl<S: Storage> Wal<S> {
             .filter_map(|n| format::parse_segment_name(n).map(|s| (s, n.clone())))
             .collect();
         segment_names.sort_unstable();
+        if purged > 0 {
+            // A segment followed by one starting at or before `purged + 1` holds purged
+            // records only: a purge removed it, or was about to.
+            let mut removed = false;
+            while segment_names.len() > 1 && segment_names[1].0 <= purged + 1 {
+                let (_, name) = segment_names.remove(0);
+                storage
+                    .remove(&name)
+                    .map_err(io_error(&dir, &name, "remove"))?;
+                removed = true;
+            }
+            if removed {
+                storage
+                    .sync_dir()
+                    .map_err(io_error(&dir, "", "fsync directory"))?;
+            }
+        }
         let snapshot_seq = recovery.snapshot.as_ref().map_or(0, |s| s.seq);
         let mut segments = Vec::new();
         let mut expected: Option<u64> = None;
@@ -196,6 +226,19 @@ impl<S: Storage> Wal<S> {
                 .truncate(&last.name, current_len)
                 .map_err(io_error(&dir, &last.name, "truncate"))?;
         }
+        if purged > 0 && segments.last().is_some_and(|s| s.last_seq < purged) {
+            // Every record left is purged (a purge past the end that a crash cut short
+            // before its new segment): drop them all, and continue at `purged + 1`.
+            for segment in segments.drain(..) {
+                storage
+                    .remove(&segment.name)
+                    .map_err(io_error(&dir, &segment.name, "remove"))?;
+            }
+            current_len = 0;
+            prev_crc = 0;
+            newest_version = format::FORMAT_VERSION;
+        }
+        let snapshot_seq = snapshot_seq.max(purged);
         if let Some(first) = segments.first() {
             if first.first_seq > snapshot_seq + 1 {
                 return Err(Error::Corrupt {
@@ -490,6 +533,151 @@ impl<S: Storage> Wal<S> {
         Ok(())
     }
 
+    /// Removes every record after `seq` (all of them with `seq == 0`), durably before it
+    /// returns: later segments are deleted newest first (each deletion made durable before
+    /// the next, so a crash in between leaves a shorter log, never a hole), then the segment
+    /// holding `seq + 1` is cut right before it. The next append gets `seq + 1`. Records up
+    /// to `seq` keep their durability (unsynced ones still need [`Wal::sync`]). Nothing to
+    /// do when `seq` is the last seq or beyond; `seq + 1` before the first record still in
+    /// the log is [`Error::Invalid`].
+    pub fn truncate_after(&mut self, seq: u64) -> Result<(), Error> {
+        self.check_failed()?;
+        if seq >= self.last_seq {
+            return Ok(());
+        }
+        let Some(keep) = self.segments.iter().rposition(|s| s.first_seq <= seq + 1) else {
+            return Err(Error::Invalid(format!(
+                "cannot truncate after seq {seq}: the log starts at seq {}",
+                self.segments.first().map_or(0, |s| s.first_seq)
+            )));
+        };
+        let dir = self.dir();
+        let current = self.segments.len() - 1;
+        while self.segments.len() > keep + 1 {
+            let segment = self.segments.pop().expect("a later segment");
+            let removed = self
+                .storage
+                .remove(&segment.name)
+                .map_err(io_error(&dir, &segment.name, "remove"))
+                .and_then(|()| {
+                    self.storage
+                        .sync_dir()
+                        .map_err(io_error(&dir, "", "fsync directory"))
+                });
+            if let Err(error) = removed {
+                return Err(self.latch(error));
+            }
+        }
+        let segment = self.segments[keep].clone();
+        let (offset, crc) = match self.record_offset(&segment, seq + 1) {
+            Ok(found) => found,
+            Err(error) => return Err(self.latch(error)),
+        };
+        if let Err(error) = self
+            .storage
+            .truncate(&segment.name, offset)
+            .map_err(io_error(&dir, &segment.name, "truncate"))
+        {
+            return Err(self.latch(error));
+        }
+        if keep == current {
+            self.durable_len = self.durable_len.min(offset);
+            self.durable_seq = self.durable_seq.min(seq);
+        } else {
+            // An earlier segment was synced in full before the log rolled past it.
+            self.durable_len = offset;
+            self.durable_seq = seq;
+        }
+        self.segments[keep].last_seq = seq;
+        self.current_len = offset;
+        self.reserved_len = offset;
+        self.prev_crc = crc;
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    /// Where record `seq` starts in `segment` (its end when `seq` is one past its last
+    /// record) and the chain's CRC before it.
+    fn record_offset(&self, segment: &Segment, seq: u64) -> Result<(u64, u32), Error> {
+        let dir = self.dir();
+        let bytes =
+            self.storage
+                .read(&segment.name)
+                .map_err(io_error(&dir, &segment.name, "read"))?;
+        let corrupt = |offset: usize, reason: String| Error::Corrupt {
+            path: dir.join(&segment.name),
+            offset: offset as u64,
+            reason,
+        };
+        let header = format::parse_segment_header(&bytes).map_err(|reason| corrupt(0, reason))?;
+        let (mut offset, mut crc, mut at) = (SEGMENT_HEADER_LEN, header.crc, header.first_seq);
+        while at < seq {
+            match format::read_frame(&bytes[offset..], crc, at) {
+                Frame::Record { crc: next, len, .. } => {
+                    crc = next;
+                    offset += len;
+                    at += 1;
+                }
+                _ => {
+                    return Err(corrupt(
+                        offset,
+                        format!("record {at} changed since the log was opened"),
+                    ))
+                }
+            }
+        }
+        Ok((offset as u64, crc))
+    }
+
+    /// Deletes the segments holding only records up to `seq` (never the one appends go
+    /// to), then fsyncs the directory. When `seq` is past the last record, the log jumps:
+    /// a new empty segment starting at `seq + 1` is made durable first, then every older
+    /// segment is deleted, and the next append gets `seq + 1`. Records up to `seq` left in
+    /// a kept segment stay readable by [`Wal::replay`]; the caller reads from `seq + 1`.
+    /// The caller must keep `seq` durably *before* calling this and reopen with
+    /// [`Wal::open_with_purged`]: a log whose first segment starts past the newest snapshot
+    /// is otherwise refused as missing records.
+    pub fn purge(&mut self, seq: u64) -> Result<(), Error> {
+        self.check_failed()?;
+        let dir = self.dir();
+        if seq > self.last_seq {
+            self.new_segment(seq + 1)?;
+            self.last_seq = seq;
+            self.durable_seq = seq;
+        }
+        let mut names = Vec::new();
+        while self.segments.len() > 1 && self.segments[0].last_seq <= seq {
+            let segment = self.segments.remove(0);
+            self.storage.close(&segment.name);
+            names.push(segment.name);
+        }
+        for name in &names {
+            match self.storage.remove(name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.latch(io_error(&dir, name, "remove")(e))),
+            }
+        }
+        if !names.is_empty() {
+            if let Err(error) =
+                self.storage
+                    .sync_dir()
+                    .map_err(io_error(&dir, "", "fsync directory"))
+            {
+                return Err(self.latch(error));
+            }
+        }
+        Ok(())
+    }
+
+    /// The first seq still in the log's segments (records before it were purged or are
+    /// covered by a snapshot); `last_seq() + 1` when no segment holds a record.
+    pub fn first_seq(&self) -> u64 {
+        self.segments
+            .first()
+            .map_or(self.last_seq + 1, |s| s.first_seq)
+    }
+
     /// Calls `f(seq, payload)` for every record with seq >= `from_seq`, in order.
     pub fn replay<E>(
         &mut self,
@@ -620,6 +808,13 @@ impl<S: Storage> Wal<S> {
     /// The storage (tests use it to crash or inspect).
     pub fn storage(&self) -> &S {
         &self.storage
+    }
+
+    /// The storage, to keep small files of the caller's own next to the log (any name that
+    /// is not a segment `seg-*.wal`, a snapshot `snap-*.snap` or a temporary `*.tmp` that
+    /// must survive an open: open deletes leftover `*.tmp` files).
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
     }
 
     /// Gives the storage back.
