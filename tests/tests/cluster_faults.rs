@@ -143,6 +143,25 @@ impl Cluster {
             .ok()
     }
 
+    /// GET `path` from node `i` as the admin, retrying (≤ 30 s) while it does not answer
+    /// or answers 503 (a leader change under way); the answer.
+    fn read(&self, i: u64, path: &str) -> Answer {
+        let deadline = Instant::now() + SETTLE_DEADLINE;
+        loop {
+            let answer = self.get(i, path, Some(ADMIN));
+            if let Some(answer) = &answer {
+                if answer.status != 503 {
+                    return answer.clone();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i}: GET {path} got no answer but 503 within {SETTLE_DEADLINE:?}: {answer:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `GET /v1/cluster` of node `i`, if it answers.
     fn view(&self, i: u64) -> Option<Value> {
         self.get(i, "/v1/cluster", None)
@@ -481,13 +500,10 @@ struct States {
 /// last check; the others keep their last reading).
 fn read_node(sale: &Sale, i: u64, state: &mut NodeState, ops: &[Op], from: usize, full: bool) {
     let c = &sale.cluster;
-    let admin = Some(ADMIN);
     state.node = i;
     state.applied = c.applied(i).unwrap_or_default();
     let ok = |path: &str| -> Value {
-        let answer = c
-            .get(i, path, admin)
-            .unwrap_or_else(|| panic!("node {i}: GET {path} did not answer"));
+        let answer = c.read(i, path);
         assert_eq!(answer.status, 200, "node {i}: GET {path}: {}", answer.body);
         answer.body
     };
@@ -577,9 +593,7 @@ fn read_node(sale: &Sale, i: u64, state: &mut NodeState, ops: &[Op], from: usize
         );
     }
     let read = |path: String| -> Option<ObjectState> {
-        let answer = c
-            .get(i, &path, admin)
-            .unwrap_or_else(|| panic!("node {i}: GET {path} did not answer"));
+        let answer = c.read(i, &path);
         match answer.status {
             200 => Some(ObjectState::from_json(&answer.body)),
             404 => None,
@@ -629,11 +643,17 @@ fn heal_and_check(sale: &Sale, states: &mut States, what: &str, full: bool) {
         .iter()
         .filter(|o| o.request.is_write() && o.ok().is_some())
         .count();
+    let listed = states.nodes[0]
+        .listed_bookings
+        .as_ref()
+        .map_or(0, BTreeSet::len);
     println!(
         "check after {what}: {} ops, {acked} writes acknowledged, {retried} unknown retried, \
-         converged in {caught_up:?}, applied {:?}: {}",
+         converged in {caught_up:?}, applied {:?}, {listed} bookings listed, {} holds read \
+         per node: {}",
         ops.len(),
         states.nodes[0].applied,
+        states.nodes[0].holds.len(),
         if violations.is_empty() {
             "ok".to_string()
         } else {
