@@ -62,7 +62,16 @@ echo "== cluster campaign: $BOXOFFICE_CAMPAIGN_KILLS kills, $BOXOFFICE_CAMPAIGN_
 "$test_bin" faults_lose_no_acknowledgement --exact --nocapture --test-threads 1 >"$log" 2>&1 &
 pid=$!
 run_pid=$pid
-( sleep "$hard_limit"; echo "cluster-campaign: killed after $hard_limit s" >>"$log"; kill -9 "$pid" 2>/dev/null ) &
+# The watchdog: kills the test (by its PID) after the hard limit. Its sleep is killed with
+# it (the TERM trap), and it holds none of this script's output open.
+(
+  sleep "$hard_limit" &
+  sleeper=$!
+  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  wait "$sleeper"
+  echo "cluster-campaign: killed after $hard_limit s" >>"$log"
+  kill -9 "$pid" 2>/dev/null
+) </dev/null >/dev/null 2>&1 &
 watchdog=$!
 status=0
 wait "$pid" || status=$?
@@ -72,6 +81,6 @@ grep -E '^(seed|kill [0-9]+:|time budget)' "$log" | tail -n 200 || true
 echo "== summary"
 grep -E '^(check after|campaign verdict|failover|  [A-Z][A-Za-z]+:)' "$log" | grep -v '^check after' || true
 grep -c '^check after.*: ok$' "$log" | sed 's/^/checks passed: /'
-grep -E "panicked|violations" "$log" | head -5 || true
+grep -E "panicked|the checker found" "$log" | head -5 || true
 echo "== exit $status (full log: $log)"
 exit "$status"
