@@ -5,8 +5,8 @@
 //! history checker (tests/src/history.rs) compares every request with every node's state:
 //! zero lost acknowledgements, zero double sales, conserved counts, equal state at equal
 //! applied positions, no stale read, every unknown outcome settled by its Idempotency-Key.
-//! Per kill it prints the time from kill -9 to the first acknowledged write on that shard
-//! (measured, never asserted).
+//! Per kill it prints the time from kill -9 to the first acknowledged write sent after it on
+//! that shard (measured, never asserted).
 //!
 //! Sizes come from the environment, so `bench/cluster-campaign.sh` runs the full campaign
 //! with this same test: `BOXOFFICE_CAMPAIGN_KILLS` (default 5), `_ISOLATIONS` (1),
@@ -754,7 +754,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank - 1]
 }
 
-/// The first acknowledged write on `shard` whose answer came after `since`, and when.
+/// The first acknowledged write on `shard` sent after `since`, and when its answer came.
 fn first_ack_after(sale: &Sale, shard: usize, since: Micros) -> Option<Micros> {
     sale.history.scan(|ops| {
         ops.iter()
@@ -762,11 +762,35 @@ fn first_ack_after(sale: &Sale, shard: usize, since: Micros) -> Option<Micros> {
             .take_while(|op| {
                 op.start >= since.saturating_sub(2 * REQUEST_TIMEOUT.as_micros() as u64)
             })
-            .filter(|op| op.request.is_write() && op.end != Micros::MAX && op.end > since)
+            .filter(|op| op.request.is_write() && op.end != Micros::MAX && op.start >= since)
             .filter(|op| matches!(op.outcome, Outcome::Ok(_)))
             .filter(|op| sale.shard_of(op) == Some(shard))
             .map(|op| op.end)
             .min()
+    })
+}
+
+/// How the writes on `shard` sent after `since` ended: (node, status or error) → count.
+fn outcomes_since(sale: &Sale, shard: usize, since: Micros) -> BTreeMap<(u64, String), usize> {
+    sale.history.scan(|ops| {
+        let mut counts = BTreeMap::new();
+        for op in ops
+            .iter()
+            .filter(|op| op.start >= since && op.request.is_write())
+        {
+            if sale.shard_of(op) != Some(shard) {
+                continue;
+            }
+            let what = match &op.outcome {
+                Outcome::Ok(_) => "ok".to_string(),
+                Outcome::Failed { status, code } => format!("{status} {code}"),
+                Outcome::Unknown { why } => format!("unknown: {why}"),
+                Outcome::Pending => "pending".to_string(),
+            };
+            let what: String = what.chars().take(120).collect();
+            *counts.entry((op.node, what)).or_default() += 1;
+        }
+        counts
     })
 }
 
@@ -875,7 +899,11 @@ fn faults_lose_no_acknowledgement() {
                         done.get("kill").copied().unwrap_or(0) + 1
                     );
                     let failover = failover.unwrap_or_else(|| {
-                        panic!("no write acknowledged on shard {shard} within 30 s of the kill")
+                        panic!(
+                            "no write acknowledged on shard {shard} within 30 s of the kill; \
+                             its writes since, by node and outcome: {:?}",
+                            outcomes_since(&sale, shard, at)
+                        )
                     });
                     failovers.push(failover);
                     rejoins.push(rejoin);
