@@ -1,9 +1,27 @@
-//! The one bincode configuration of the engine, and the format versions.
+//! The engine's bytes: the one bincode configuration, the format versions, the snapshot
+//! codec ([`Engine::snapshot`], [`Engine::restore`]) and [`CodecError`]. Decisions encode
+//! themselves with these (decision.rs).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::engine::CodecError;
+use crate::decision::Decision;
+use crate::derived::Derived;
+use crate::engine::Engine;
+use crate::state::State;
+use crate::waitlist::Waitlists;
+
+/// Errors decoding a decision or snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecError(pub String);
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot decode: {}", self.0)
+    }
+}
+
+impl std::error::Error for CodecError {}
 
 /// Version byte that starts every encoded decision.
 pub const DECISION_VERSION: u8 = 1;
@@ -31,4 +49,59 @@ pub fn decode_all<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         return Err(CodecError(format!("{} trailing bytes", bytes.len() - used)));
     }
     Ok(value)
+}
+
+impl Engine {
+    /// The whole state, versioned and deterministic: equal states give equal bytes.
+    /// A shard that never used a waiting list or an offer TTL writes format version 1
+    /// (the state alone); otherwise version 2 (the state, then the waiting lists).
+    pub fn snapshot(&self) -> Vec<u8> {
+        if self.wait == Waitlists::default() {
+            let mut buf = vec![SNAPSHOT_VERSION_1];
+            encode_into(&self.state, &mut buf);
+            return buf;
+        }
+        let mut buf = vec![SNAPSHOT_VERSION];
+        encode_into(&(&self.state, &self.wait), &mut buf);
+        buf
+    }
+
+    /// Rebuilds an engine from [`Engine::snapshot`] bytes (either version).
+    pub fn restore(bytes: &[u8]) -> Result<Self, CodecError> {
+        let (state, wait): (State, Waitlists) = match bytes.split_first() {
+            Some((&SNAPSHOT_VERSION_1, rest)) => (decode_all(rest)?, Waitlists::default()),
+            Some((&SNAPSHOT_VERSION, rest)) => decode_all(rest)?,
+            Some((v, _)) => {
+                return Err(CodecError(format!(
+                    "snapshot format version {v} is unknown"
+                )))
+            }
+            None => return Err(CodecError("empty snapshot".into())),
+        };
+        let derived = Derived::rebuild(&state, &wait);
+        Ok(Engine {
+            state,
+            wait,
+            derived,
+        })
+    }
+}
+
+impl Decision {
+    /// Appends the versioned encoding to `buf`.
+    pub fn encode(&self, buf: &mut Vec<u8>) {
+        buf.push(DECISION_VERSION);
+        encode_into(self, buf);
+    }
+
+    /// Decodes one record written by [`Decision::encode`] (this or an older version).
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        match bytes.split_first() {
+            Some((&DECISION_VERSION, rest)) => decode_all(rest),
+            Some((version, _)) => Err(CodecError(format!(
+                "decision format version {version} is unknown"
+            ))),
+            None => Err(CodecError("empty decision record".into())),
+        }
+    }
 }

@@ -134,7 +134,7 @@ pub struct NewEntry {
 pub struct NewEvent {
     /// `[A-Za-z0-9_-]{1,64}`, unique on its shard.
     pub id: String,
-    /// Display name, 1 to [`crate::limits::NAME_LEN_MAX`] bytes.
+    /// Display name, 1 to [`crate::limits::NAME_LEN_MAX`] characters.
     pub name: String,
     /// When the event starts, ms since the Unix epoch (informational).
     pub starts_at_ms: Option<i64>,

@@ -3,13 +3,19 @@
 
 use std::collections::BTreeSet;
 
-use crate::command::{Actor, BestAvailable, Command, Idempotency, NewEntry, NewEvent, NewHold};
-use crate::decision::{Decision, EventSpec, IdemTag, Lines, SectionSpec, UserRef};
-use crate::engine::{Decided, Engine};
-use crate::ids::{BookingId, HoldId};
+use crate::command::{
+    Actor, BestAvailable, Command, Idempotency, Layout, NewEntry, NewEvent, NewHold, NewRow,
+};
+use crate::decision::{
+    BookingCancelled, Decision, EventCreated, EventCreatedWith, EventSpec, HoldConfirmed,
+    HoldExpired, HoldExtended, HoldPlaced, HoldReleased, IdemScope, IdemTag, Lines, Purchased,
+    SectionSpec, UserRef, WaitlistJoined, WaitlistLeft,
+};
+use crate::engine::Engine;
+use crate::ids::{BookingId, EntryId, HoldId};
 use crate::limits::*;
 use crate::rejection::{Rejection, ShardLimit};
-use crate::state::{IdemOutcome, Status};
+use crate::state::{Event, IdemOutcome, Status};
 use crate::view::{EntryStatus, HoldStatus, Output};
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> Rejection {
@@ -35,10 +41,11 @@ pub fn is_valid_user_id(id: &str) -> bool {
 }
 
 fn check_name(field: &str, name: &str) -> Result<(), Rejection> {
-    if name.trim().is_empty() || name.len() > NAME_LEN_MAX {
+    // Characters, as JSON Schema's `maxLength` counts them (the API document says 200).
+    if name.trim().is_empty() || name.chars().count() > NAME_LEN_MAX {
         return Err(invalid(
             field,
-            format!("1 to {NAME_LEN_MAX} bytes, not blank"),
+            format!("1 to {NAME_LEN_MAX} characters, not blank"),
         ));
     }
     Ok(())
@@ -80,14 +87,42 @@ fn check_payment_ref(payment_ref: &Option<String>) -> Result<(), Rejection> {
     }
 }
 
+/// Whose keys an actor's are.
+pub(crate) fn idem_scope(actor: &Actor) -> IdemScope {
+    match actor {
+        Actor::Admin => IdemScope::Admin,
+        Actor::User(u) => IdemScope::User(u.clone()),
+    }
+}
+
+/// What [`Engine::execute`] did with an accepted command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    /// The answer.
+    pub output: Output,
+    /// The decision applied and encoded, or `None` for a remembered answer (nothing
+    /// changed, nothing to log).
+    pub decision: Option<Decision>,
+}
+
 fn tag(actor: &Actor, idem: &Option<Idempotency>) -> Option<Box<IdemTag>> {
     idem.as_ref().map(|i| {
         Box::new(IdemTag {
-            scope: Engine::idem_scope(actor),
+            scope: idem_scope(actor),
             key: i.key.clone(),
             fingerprint: i.fingerprint,
         })
     })
+}
+
+/// What `decide` concluded for an accepted command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decided {
+    /// A change: log it, apply it, answer with [`Engine::output`].
+    Change(Decision),
+    /// An idempotent retry of an earlier success: its remembered answer. Answer this,
+    /// log nothing (the name is not about log replay, which only applies decisions).
+    Remembered(Output),
 }
 
 impl Engine {
@@ -99,7 +134,12 @@ impl Engine {
             self.now_ms()
         );
         let now_ms = now_ms.max(self.now_ms());
-        match command {
+        let asked = |actor, idempotency| Asked {
+            actor,
+            idempotency,
+            now_ms,
+        };
+        let decided = match command {
             Command::CreateEvent(new) => self.decide_event(new, now_ms, None),
             Command::CreateEventWith(new, options) => {
                 self.decide_event(new, now_ms, options.offer_ttl_ms)
@@ -109,127 +149,199 @@ impl Engine {
                 actor,
                 entry_id,
                 idempotency,
-            } => {
-                check_idempotency(idempotency)?;
-                let entry = self.owned_entry(*entry_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                let counter = crate::engine::counter32(entry_id.counter());
-                let view = self.entry_view(counter, now_ms);
-                if !matches!(view.status, EntryStatus::Waiting | EntryStatus::Offered) {
-                    return Err(Rejection::EntryNotActive {
-                        status: view.status.as_str(),
-                    });
-                }
-                let (returned, delta, leaving) = if entry.hold != 0 {
-                    let (r, d) = self.returned_by(entry.hold);
-                    (r, d, None)
-                } else {
-                    (Default::default(), None, Some(counter))
-                };
-                Ok(Decided::Change(Decision::WaitlistLeft {
-                    at_ms: now_ms,
-                    entry: *entry_id,
-                    steps: self.cascade(entry.event, &returned, leaving, delta, now_ms),
-                    idem: tag(actor, idempotency),
-                }))
-            }
-            Command::PlaceHold(new) => self.decide_hold(new, now_ms, false, None),
-            Command::Purchase(new) => self.decide_hold(new, now_ms, true, None),
-            Command::PlaceHoldBest(new, best) => self.decide_hold(new, now_ms, false, Some(best)),
-            Command::PurchaseBest(new, best) => self.decide_hold(new, now_ms, true, Some(best)),
+            } => self.decide_leave(&asked(actor, idempotency), *entry_id),
+            Command::PlaceHold(new) => self.decide_place(new, now_ms, None),
+            Command::Purchase(new) => self.decide_purchase(new, now_ms, None),
+            Command::PlaceHoldBest(new, best) => self.decide_place(new, now_ms, Some(best)),
+            Command::PurchaseBest(new, best) => self.decide_purchase(new, now_ms, Some(best)),
             Command::ConfirmHold {
                 actor,
                 hold_id,
                 payment_ref,
                 idempotency,
-            } => {
-                check_payment_ref(payment_ref)?;
-                check_idempotency(idempotency)?;
-                let hold = self.owned_hold(*hold_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
-                self.check_booking_room(payment_ref)?;
-                Ok(Decided::Change(Decision::HoldConfirmed {
-                    at_ms: now_ms,
-                    hold: *hold_id,
-                    booking: self.next_booking_id(),
-                    payment_ref: payment_ref.clone(),
-                    idem: tag(actor, idempotency),
-                }))
-            }
+            } => self.decide_confirm(&asked(actor, idempotency), *hold_id, payment_ref),
             Command::ReleaseHold {
                 actor,
                 hold_id,
                 idempotency,
-            } => {
-                check_idempotency(idempotency)?;
-                let hold = self.owned_hold(*hold_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
-                let base = Decision::HoldReleased {
-                    at_ms: now_ms,
-                    hold: *hold_id,
-                    idem: tag(actor, idempotency),
-                };
-                let counter = crate::engine::counter32(hold_id.counter());
-                Ok(Decided::Change(self.with_cascade(base, counter, now_ms)))
-            }
+            } => self.decide_release(&asked(actor, idempotency), *hold_id),
             Command::CancelBooking {
                 actor,
                 booking_id,
                 idempotency,
-            } => {
-                check_idempotency(idempotency)?;
-                let booking = self.owned_booking(*booking_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                if booking.is_cancelled() {
-                    return Err(Rejection::BookingNotActive);
-                }
-                let base = Decision::BookingCancelled {
-                    at_ms: now_ms,
-                    booking: *booking_id,
-                    idem: tag(actor, idempotency),
-                };
-                Ok(Decided::Change(self.with_cascade(
-                    base,
-                    booking.hold,
-                    now_ms,
-                )))
-            }
+            } => self.decide_cancel(&asked(actor, idempotency), *booking_id),
             Command::ExtendHold {
                 actor,
                 hold_id,
                 ttl_ms,
                 idempotency,
-            } => {
-                check_ttl("ttl_seconds", *ttl_ms)?;
-                check_idempotency(idempotency)?;
-                let hold = self.owned_hold(*hold_id, actor)?;
-                if let Some(replay) = self.replay(actor, idempotency, now_ms)? {
-                    return Ok(replay);
-                }
-                self.check_live(hold.status, hold.expires_at_ms(), now_ms)?;
-                let latest_ms = hold.created_at_ms + HOLD_LIFETIME_MS_MAX;
-                let expires_at_ms = now_ms + ttl_ms;
-                if expires_at_ms > latest_ms {
-                    return Err(Rejection::ExtensionLimit { latest_ms });
-                }
-                Ok(Decided::Change(Decision::HoldExtended {
-                    at_ms: now_ms,
-                    hold: *hold_id,
-                    expires_at_ms,
-                    idem: tag(actor, idempotency),
-                }))
-            }
+            } => self.decide_extend(&asked(actor, idempotency), *hold_id, *ttl_ms),
+        };
+        match decided {
+            Ok(decided) => Ok(decided),
+            Err(Stop::Remembered(output)) => Ok(Decided::Remembered(*output)),
+            Err(Stop::Rejected(rejection)) => Err(rejection),
         }
+    }
+
+    /// Expiry decisions for up to `max` holds whose `expires_at <= now`, earliest first,
+    /// one [`Decision`] per hold, from the ordered expiry index. An expiry whose tickets
+    /// go to a waiting list ([`Decision::Cascaded`]) ends the list (it is decided on the
+    /// state before this list): apply the list, then ask again until it is empty.
+    pub fn decide_expiry(&self, now_ms: u64, max: usize) -> Vec<Decision> {
+        debug_assert!(
+            now_ms >= self.state.now_ms,
+            "time went back: {now_ms} < {}",
+            self.state.now_ms
+        );
+        let at_ms = now_ms.max(self.state.now_ms);
+        let mut out = Vec::new();
+        for (_, counter) in self
+            .derived
+            .expiry
+            .earliest(now_ms, max, |e| !self.state.is_current(e))
+        {
+            let base = Decision::HoldExpired(HoldExpired {
+                at_ms,
+                hold: HoldId::new(self.state.shard, counter.into()),
+            });
+            let decision = self.with_cascade(base, counter, at_ms);
+            if matches!(decision, Decision::Cascaded(_)) {
+                // A cascade reads the state the earlier expiries leave: it is decided
+                // alone, first in its own list; the caller asks again for the rest.
+                if out.is_empty() {
+                    out.push(decision);
+                }
+                break;
+            }
+            out.push(decision);
+        }
+        out
+    }
+
+    /// Decides `command` at `now_ms`, applies the decision and appends its encoding to
+    /// `record` (untouched when nothing changes): what a shard does with each command,
+    /// and what tests and benchmarks call instead of repeating it.
+    pub fn execute(
+        &mut self,
+        command: &Command,
+        now_ms: u64,
+        record: &mut Vec<u8>,
+    ) -> Result<Executed, Rejection> {
+        match self.decide(command, now_ms)? {
+            Decided::Change(decision) => {
+                self.apply(&decision);
+                decision.encode(record);
+                Ok(Executed {
+                    output: self.output(&decision, now_ms),
+                    decision: Some(decision),
+                })
+            }
+            Decided::Remembered(output) => Ok(Executed {
+                output,
+                decision: None,
+            }),
+        }
+    }
+
+    fn decide_leave(&self, asked: &Asked<'_>, entry_id: EntryId) -> Result<Decided, Stop> {
+        let entry = self.owned(asked, |e| e.owned_entry(entry_id, asked.actor))?;
+        let counter = entry_id.counter32();
+        let view = self.entry_view(counter, asked.now_ms);
+        if !matches!(view.status, EntryStatus::Waiting | EntryStatus::Offered) {
+            return Err(Rejection::EntryNotActive {
+                status: view.status.as_str(),
+            }
+            .into());
+        }
+        let (returned, delta, leaving) = if entry.hold != 0 {
+            let (r, d) = self.returned_by(entry.hold);
+            (r, d, None)
+        } else {
+            (Default::default(), None, Some(counter))
+        };
+        let steps = if self.wait.touches(entry.event) {
+            self.cascade(entry.event, &returned, leaving, delta, asked.now_ms)
+        } else {
+            Vec::new()
+        };
+        Ok(Decided::Change(Decision::WaitlistLeft(WaitlistLeft {
+            at_ms: asked.now_ms,
+            entry: entry_id,
+            steps,
+            idem: asked.tag(),
+        })))
+    }
+
+    fn decide_confirm(
+        &self,
+        asked: &Asked<'_>,
+        hold_id: HoldId,
+        payment_ref: &Option<String>,
+    ) -> Result<Decided, Stop> {
+        check_payment_ref(payment_ref)?;
+        let hold = self.owned(asked, |e| e.owned_hold(hold_id, asked.actor))?;
+        self.check_live(hold.status, hold.expires_at_ms(), asked.now_ms)?;
+        self.check_booking_room(payment_ref)?;
+        Ok(Decided::Change(Decision::HoldConfirmed(HoldConfirmed {
+            at_ms: asked.now_ms,
+            hold: hold_id,
+            booking: self.next_booking_id(),
+            payment_ref: payment_ref.clone(),
+            idem: asked.tag(),
+        })))
+    }
+
+    fn decide_release(&self, asked: &Asked<'_>, hold_id: HoldId) -> Result<Decided, Stop> {
+        let hold = self.owned(asked, |e| e.owned_hold(hold_id, asked.actor))?;
+        self.check_live(hold.status, hold.expires_at_ms(), asked.now_ms)?;
+        let base = Decision::HoldReleased(HoldReleased {
+            at_ms: asked.now_ms,
+            hold: hold_id,
+            idem: asked.tag(),
+        });
+        let counter = hold_id.counter32();
+        Ok(Decided::Change(self.with_cascade(
+            base,
+            counter,
+            asked.now_ms,
+        )))
+    }
+
+    fn decide_cancel(&self, asked: &Asked<'_>, booking_id: BookingId) -> Result<Decided, Stop> {
+        let booking = self.owned(asked, |e| e.owned_booking(booking_id, asked.actor))?;
+        if booking.is_cancelled() {
+            return Err(Rejection::BookingNotActive.into());
+        }
+        let base = Decision::BookingCancelled(BookingCancelled {
+            at_ms: asked.now_ms,
+            booking: booking_id,
+            idem: asked.tag(),
+        });
+        let decision = self.with_cascade(base, booking.hold, asked.now_ms);
+        Ok(Decided::Change(decision))
+    }
+
+    fn decide_extend(
+        &self,
+        asked: &Asked<'_>,
+        hold_id: HoldId,
+        ttl_ms: u64,
+    ) -> Result<Decided, Stop> {
+        check_ttl("ttl_seconds", ttl_ms)?;
+        let hold = self.owned(asked, |e| e.owned_hold(hold_id, asked.actor))?;
+        self.check_live(hold.status, hold.expires_at_ms(), asked.now_ms)?;
+        let latest_ms = hold.created_at_ms + HOLD_LIFETIME_MS_MAX;
+        let expires_at_ms = asked.now_ms + ttl_ms;
+        if expires_at_ms > latest_ms {
+            return Err(Rejection::ExtensionLimit { latest_ms }.into());
+        }
+        Ok(Decided::Change(Decision::HoldExtended(HoldExtended {
+            at_ms: asked.now_ms,
+            hold: hold_id,
+            expires_at_ms,
+            idem: asked.tag(),
+        })))
     }
 
     /// Room for one more booking record and its payment reference.
@@ -281,7 +393,7 @@ impl Engine {
         let booking = self
             .booking_at(id)
             .ok_or(Rejection::NotFound { what: "booking" })?;
-        let hold = &self.state.holds[booking.hold as usize - 1];
+        let hold = self.state.hold(booking.hold);
         match actor {
             Actor::User(u) if self.state.users[hold.user as usize] != *u => {
                 Err(Rejection::NotFound { what: "booking" })
@@ -290,23 +402,38 @@ impl Engine {
         }
     }
 
-    /// The first answer of an idempotent retry, or reuse of its key with another request.
-    fn replay(
+    /// What every command on an existing hold, booking or entry checks first, in this
+    /// order: the idempotency key's shape, the object (`find`: not found unless it is the
+    /// actor's), then a remembered answer.
+    fn owned<'a, T>(
+        &'a self,
+        asked: &Asked<'_>,
+        find: impl FnOnce(&'a Self) -> Result<T, Rejection>,
+    ) -> Result<T, Stop> {
+        check_idempotency(asked.idempotency)?;
+        let found = find(self)?;
+        self.remembered(asked.actor, asked.idempotency, asked.now_ms)?;
+        Ok(found)
+    }
+
+    /// Stops at the remembered answer of an idempotent retry, or at the reuse of its key
+    /// with another request.
+    fn remembered(
         &self,
         actor: &Actor,
         idem: &Option<Idempotency>,
         now_ms: u64,
-    ) -> Result<Option<Decided>, Rejection> {
-        let Some(idem) = idem else { return Ok(None) };
-        let scope = Engine::idem_scope(actor);
+    ) -> Result<(), Stop> {
+        let Some(idem) = idem else { return Ok(()) };
+        let scope = idem_scope(actor);
         let Some(entry) = self.state.idem.get(&(scope, idem.key.clone())) else {
-            return Ok(None);
+            return Ok(());
         };
         if entry.at_ms + IDEMPOTENCY_RETENTION_MS <= now_ms {
-            return Ok(None);
+            return Ok(());
         }
         if entry.fingerprint != idem.fingerprint {
-            return Err(Rejection::IdempotencyKeyReused);
+            return Err(Rejection::IdempotencyKeyReused.into());
         }
         let shard = self.shard();
         let output = match entry.outcome {
@@ -324,11 +451,11 @@ impl Engine {
             IdemOutcome::Cancelled(b) => {
                 Output::Booking(self.booking_view(BookingId::new(shard, b)))
             }
-            IdemOutcome::Joined(c) | IdemOutcome::Left(c) => {
-                Output::Entry(self.entry_view(crate::engine::counter32(c), now_ms))
-            }
+            IdemOutcome::Joined(c) | IdemOutcome::Left(c) => Output::Entry(
+                self.entry_view(u32::try_from(c).expect("counters fit in u32"), now_ms),
+            ),
         };
-        Ok(Some(Decided::Replay(output)))
+        Err(Stop::Remembered(Box::new(output)))
     }
 
     fn decide_event(
@@ -336,280 +463,148 @@ impl Engine {
         new: &NewEvent,
         now_ms: u64,
         offer_ttl_ms: Option<u64>,
-    ) -> Result<Decided, Rejection> {
-        if !is_valid_id(&new.id) {
-            return Err(invalid(
-                "id",
-                format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
-            ));
-        }
-        check_name("name", &new.name)?;
-        if let Some(m) = new.max_per_user {
-            if !(1..=MAX_PER_USER_MAX).contains(&m) {
-                return Err(invalid(
-                    "max_per_user",
-                    format!("from 1 to {MAX_PER_USER_MAX}"),
-                ));
-            }
-        }
-        let hold_ttl_ms = new.hold_ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT);
-        check_ttl("hold_ttl_seconds", hold_ttl_ms)?;
-        if let Some(ttl) = offer_ttl_ms {
-            if !(OFFER_TTL_MS_MIN..=OFFER_TTL_MS_MAX).contains(&ttl) {
-                return Err(invalid(
-                    "offer_ttl_seconds",
-                    format!(
-                        "from {} to {} seconds",
-                        OFFER_TTL_MS_MIN / 1000,
-                        OFFER_TTL_MS_MAX / 1000
-                    ),
-                ));
-            }
-        }
-        if new.sections.is_empty() || new.sections.len() > SECTIONS_PER_EVENT_MAX {
-            return Err(invalid(
-                "sections",
-                format!("1 to {SECTIONS_PER_EVENT_MAX} sections"),
-            ));
-        }
-        check_idempotency(&new.idempotency)?;
-        let mut ids = BTreeSet::new();
-        let mut labels = BTreeSet::new();
-        let mut seats_in_event: u32 = 0;
-        let mut sections = Vec::with_capacity(new.sections.len());
-        for (i, s) in new.sections.iter().enumerate() {
-            let id = s.id.clone().unwrap_or_else(|| format!("s{}", i + 1));
-            if !is_valid_id(&id) {
-                return Err(invalid(
-                    format!("sections[{i}].id"),
-                    format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
-                ));
-            }
-            if !ids.insert(id.clone()) {
-                return Err(invalid(
-                    format!("sections[{i}].id"),
-                    format!("{id} is used by another section"),
-                ));
-            }
-            check_name(&format!("sections[{i}].name"), &s.name)?;
-            if s.price_cents > PRICE_CENTS_MAX {
-                return Err(invalid(
-                    format!("sections[{i}].price_cents"),
-                    format!("at most {PRICE_CENTS_MAX}"),
-                ));
-            }
-            let (rows, capacity) = match &s.layout {
-                crate::command::Layout::General { capacity } => {
-                    if !(1..=GA_CAPACITY_MAX).contains(capacity) {
-                        return Err(invalid(
-                            format!("sections[{i}].capacity"),
-                            format!("from 1 to {GA_CAPACITY_MAX}"),
-                        ));
-                    }
-                    (None, *capacity)
-                }
-                crate::command::Layout::Seated { rows } => {
-                    let field = format!("sections[{i}].seats.rows");
-                    if rows.is_empty() || rows.len() > ROWS_PER_SECTION_MAX {
-                        return Err(invalid(field, format!("1 to {ROWS_PER_SECTION_MAX} rows")));
-                    }
-                    let mut seats: u32 = 0;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for (j, row) in rows.iter().enumerate() {
-                        let label_ok = !row.label.is_empty()
-                            && row.label.len() <= ROW_LABEL_LEN_MAX
-                            && row.label.bytes().all(|b| b.is_ascii_alphanumeric());
-                        if !label_ok {
-                            return Err(invalid(
-                                format!("{field}[{j}].label"),
-                                format!("must match [A-Za-z0-9]{{1,{ROW_LABEL_LEN_MAX}}}"),
-                            ));
-                        }
-                        if !labels.insert(row.label.clone()) {
-                            return Err(invalid(
-                                format!("{field}[{j}].label"),
-                                format!("row {} appears twice in the event", row.label),
-                            ));
-                        }
-                        if !(1..=SEATS_PER_ROW_MAX).contains(&row.count) {
-                            return Err(invalid(
-                                format!("{field}[{j}].count"),
-                                format!("from 1 to {SEATS_PER_ROW_MAX}"),
-                            ));
-                        }
-                        seats += row.count;
-                        out.push((row.label.clone(), row.count));
-                    }
-                    if seats > SEATS_PER_SECTION_MAX {
-                        return Err(invalid(
-                            field,
-                            format!("at most {SEATS_PER_SECTION_MAX} seats per section"),
-                        ));
-                    }
-                    seats_in_event += seats;
-                    if seats_in_event > SEATS_PER_EVENT_MAX {
-                        return Err(invalid(
-                            "sections",
-                            format!("at most {SEATS_PER_EVENT_MAX} seats per event"),
-                        ));
-                    }
-                    (Some(out), seats)
-                }
-            };
-            sections.push(SectionSpec {
-                id,
-                name: s.name.clone(),
-                price_cents: s.price_cents,
-                rows,
-                capacity,
-            });
-        }
+    ) -> Result<Decided, Stop> {
+        check_event_fields(new, offer_ttl_ms)?;
+        let sections = section_specs(new)?;
         let actor = Actor::Admin;
-        if let Some(replay) = self.replay(&actor, &new.idempotency, now_ms)? {
-            return Ok(replay);
-        }
+        self.remembered(&actor, &new.idempotency, now_ms)?;
         if self.state.event_index.contains_key(&new.id) {
-            return Err(Rejection::EventExists);
+            return Err(Rejection::EventExists.into());
         }
         if self.state.events.len() >= EVENTS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::Events));
+            return Err(Rejection::OverCapacity(ShardLimit::Events).into());
         }
         let event = Box::new(EventSpec {
             id: new.id.clone(),
             name: new.name.clone(),
             starts_at_ms: new.starts_at_ms,
             max_per_user: new.max_per_user,
-            hold_ttl_ms,
+            hold_ttl_ms: new.hold_ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT),
             sections,
         });
         let idem = tag(&actor, &new.idempotency);
         Ok(Decided::Change(match offer_ttl_ms {
-            None => Decision::EventCreated {
+            None => Decision::EventCreated(EventCreated {
                 at_ms: now_ms,
                 event,
                 idem,
-            },
-            Some(offer_ttl_ms) => Decision::EventCreatedWith {
+            }),
+            Some(offer_ttl_ms) => Decision::EventCreatedWith(EventCreatedWith {
                 at_ms: now_ms,
                 event,
                 offer_ttl_ms,
                 idem,
-            },
+            }),
         }))
     }
 
-    fn decide_hold(
+    fn decide_place(
         &self,
         new: &NewHold,
         now_ms: u64,
-        purchase: bool,
         best: Option<&BestAvailable>,
-    ) -> Result<Decided, Rejection> {
-        if !is_valid_user_id(&new.user_id) {
-            return Err(invalid(
-                "user_id",
-                format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
-            ));
-        }
-        if new.items.is_empty() && new.seats.is_empty() && best.is_none() {
-            return Err(invalid("items", "give items or seats to hold"));
-        }
-        if let Some(best) = best {
-            if !new.seats.is_empty() {
-                return Err(invalid(
-                    "best_available",
-                    "give named seats or best_available, not both",
-                ));
-            }
-            if !(1..=BEST_AVAILABLE_QTY_MAX).contains(&best.qty) {
-                return Err(invalid(
-                    "best_available.qty",
-                    format!("from 1 to {BEST_AVAILABLE_QTY_MAX}"),
-                ));
-            }
-        }
-        if new.items.len() > ITEMS_PER_HOLD_MAX {
-            return Err(invalid(
-                "items",
-                format!("at most {ITEMS_PER_HOLD_MAX} items"),
-            ));
-        }
-        if new.seats.len() > SEATS_PER_HOLD_MAX {
-            return Err(invalid(
-                "seats",
-                format!("at most {SEATS_PER_HOLD_MAX} seats"),
-            ));
-        }
-        let mut tickets: u64 = new.seats.len() as u64 + u64::from(best.map_or(0, |b| b.qty));
-        for (i, item) in new.items.iter().enumerate() {
-            if item.qty == 0 {
-                return Err(invalid(format!("items[{i}].qty"), "at least 1"));
-            }
-            tickets += u64::from(item.qty);
-        }
-        if tickets > u64::from(TICKETS_PER_HOLD_MAX) {
-            return Err(invalid(
-                "items",
-                format!("at most {TICKETS_PER_HOLD_MAX} tickets per hold"),
-            ));
-        }
+    ) -> Result<Decided, Stop> {
+        let tickets = check_hold_request(new, best)?;
         if let Some(ttl) = new.ttl_ms {
-            if !purchase {
-                check_ttl("ttl_seconds", ttl)?;
-            }
-        }
-        if purchase {
-            check_payment_ref(&new.payment_ref)?;
+            check_ttl("ttl_seconds", ttl)?;
         }
         check_idempotency(&new.idempotency)?;
+        let t = self.take(new, now_ms, best, tickets)?;
+        if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
+            return Err(Rejection::OverCapacity(ShardLimit::LiveHolds).into());
+        }
+        let hold_ttl_ms = self.state.events[t.event as usize].hold_ttl_ms;
+        Ok(Decided::Change(Decision::HoldPlaced(HoldPlaced {
+            at_ms: now_ms,
+            hold: self.next_hold_id(),
+            event: t.event,
+            user: t.user,
+            lines: t.lines,
+            total_cents: t.total_cents,
+            expires_at_ms: now_ms + new.ttl_ms.unwrap_or(hold_ttl_ms),
+            idem: t.idem,
+        })))
+    }
+
+    /// A purchase: the checks of a hold (but its TTL, which a purchase has not), then
+    /// room for the booking.
+    fn decide_purchase(
+        &self,
+        new: &NewHold,
+        now_ms: u64,
+        best: Option<&BestAvailable>,
+    ) -> Result<Decided, Stop> {
+        let tickets = check_hold_request(new, best)?;
+        check_payment_ref(&new.payment_ref)?;
+        check_idempotency(&new.idempotency)?;
+        let t = self.take(new, now_ms, best, tickets)?;
+        self.check_booking_room(&new.payment_ref)?;
+        Ok(Decided::Change(Decision::Purchased(Purchased {
+            at_ms: now_ms,
+            hold: self.next_hold_id(),
+            booking: self.next_booking_id(),
+            event: t.event,
+            user: t.user,
+            lines: t.lines,
+            total_cents: t.total_cents,
+            payment_ref: new.payment_ref.clone(),
+            idem: t.idem,
+        })))
+    }
+
+    /// The rules a hold and a purchase share, from the event on: what the request takes
+    /// (named lines, then best available), checked against the user's cap, the seats and
+    /// the counts, and the shard's room for one more hold.
+    fn take(
+        &self,
+        new: &NewHold,
+        now_ms: u64,
+        best: Option<&BestAvailable>,
+        tickets: u64,
+    ) -> Result<Tickets, Stop> {
         let &index = self
             .state
             .event_index
             .get(&new.event_id)
             .ok_or(Rejection::NotFound { what: "event" })?;
         let event = &self.state.events[index as usize];
-        let mut lines = Lines::default();
-        let mut total_cents: u64 = 0;
-        for (i, item) in new.items.iter().enumerate() {
-            let field = || format!("items[{i}].section_id");
-            let s = event
-                .sections
-                .iter()
-                .position(|s| s.id == item.section_id)
-                .ok_or_else(|| invalid(field(), "no such section in this event"))?;
-            if event.sections[s].is_seated() {
-                return Err(invalid(
-                    field(),
-                    "this section has assigned seats: name them in seats",
-                ));
-            }
-            if lines.items.iter().any(|&(x, _)| x as usize == s) {
-                return Err(invalid(field(), "the same section appears twice"));
-            }
-            lines.items.push((s as u16, item.qty));
-            total_cents += event.sections[s].price_cents * u64::from(item.qty);
-        }
-        for (i, seat) in new.seats.iter().enumerate() {
-            let found = event.find_seat(seat).ok_or_else(|| {
-                invalid(
-                    format!("seats[{i}]"),
-                    format!("no seat {seat:?} in this event"),
-                )
-            })?;
-            if lines.seats.contains(&found) {
-                return Err(invalid(
-                    format!("seats[{i}]"),
-                    format!("seat {seat} appears twice"),
-                ));
-            }
-            lines.seats.push(found);
-            total_cents += event.sections[found.0 as usize].price_cents;
-        }
+        let (mut lines, mut total_cents) = named_lines(event, new)?;
         let best_sections = best.map(|b| self.best_sections(event, b)).transpose()?;
-        if let Some(replay) = self.replay(&new.actor, &new.idempotency, now_ms)? {
-            return Ok(replay);
-        }
+        self.remembered(&new.actor, &new.idempotency, now_ms)?;
         let user = self.user_index(&new.user_id);
+        self.check_takeable(index, user, tickets, new, &lines)?;
+        if let (Some(best), Some(sections)) = (best, best_sections) {
+            let (section, seats) = self.pick_best(index, &sections, best)?;
+            lines
+                .seats
+                .extend(seats.into_iter().map(|seat| (section, seat)));
+            total_cents += event.sections[section as usize].price_cents * u64::from(best.qty);
+        }
+        if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX {
+            return Err(Rejection::OverCapacity(ShardLimit::Holds).into());
+        }
+        Ok(Tickets {
+            event: index,
+            user: match user {
+                Some(u) => UserRef::Known(u),
+                None => UserRef::New(new.user_id.clone()),
+            },
+            lines,
+            total_cents,
+            idem: tag(&new.actor, &new.idempotency),
+        })
+    }
+
+    /// The user's cap, then the named seats, then the GA counts.
+    fn check_takeable(
+        &self,
+        index: u32,
+        user: Option<u32>,
+        tickets: u64,
+        new: &NewHold,
+        lines: &Lines,
+    ) -> Result<(), Rejection> {
+        let event = &self.state.events[index as usize];
         if let Some(max) = event.max_per_user {
             let current = user
                 .and_then(|u| self.derived.per_user.get(&(index, u)).copied())
@@ -637,52 +632,292 @@ impl Engine {
                 });
             }
         }
-        if let (Some(best), Some(sections)) = (best, best_sections) {
-            let (section, seats) = self.pick_best(index, &sections, best)?;
-            lines
-                .seats
-                .extend(seats.into_iter().map(|seat| (section, seat)));
-            total_cents += event.sections[section as usize].price_cents * u64::from(best.qty);
-        }
-        if self.state.holds.len() as u64 >= HOLDS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::Holds));
-        }
-        if purchase {
-            self.check_booking_room(&new.payment_ref)?;
-        }
-        let idem = tag(&new.actor, &new.idempotency);
-        let user = match user {
-            Some(u) => UserRef::Known(u),
-            None => UserRef::New(new.user_id.clone()),
-        };
-        if purchase {
-            return Ok(Decided::Change(Decision::Purchased {
-                at_ms: now_ms,
-                hold: self.next_hold_id(),
-                booking: self.next_booking_id(),
-                event: index,
-                user,
-                lines,
-                total_cents,
-                payment_ref: new.payment_ref.clone(),
-                idem,
-            }));
-        }
-        if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::LiveHolds));
-        }
-        let ttl_ms = new.ttl_ms.unwrap_or(event.hold_ttl_ms);
-        Ok(Decided::Change(Decision::HoldPlaced {
-            at_ms: now_ms,
-            hold: self.next_hold_id(),
-            event: index,
-            user,
-            lines,
-            total_cents,
-            expires_at_ms: now_ms + ttl_ms,
-            idem,
-        }))
+        Ok(())
     }
+}
+
+/// What a hold or purchase takes, every shared rule passed.
+struct Tickets {
+    event: u32,
+    user: UserRef,
+    lines: Lines,
+    total_cents: u64,
+    idem: Option<Box<IdemTag>>,
+}
+
+/// Who asks, with which idempotency key, and when: what every command on an existing
+/// hold, booking or entry carries.
+struct Asked<'a> {
+    actor: &'a Actor,
+    idempotency: &'a Option<Idempotency>,
+    now_ms: u64,
+}
+
+impl Asked<'_> {
+    /// The idempotency key to remember with the decision.
+    fn tag(&self) -> Option<Box<IdemTag>> {
+        tag(self.actor, self.idempotency)
+    }
+}
+
+/// Why `decide` stops before a decision: a rule refused the command, or it is an
+/// idempotent retry whose remembered answer is the answer. Either way nothing changes.
+enum Stop {
+    Rejected(Rejection),
+    /// Boxed: an answer is large, and a retry is the rare path.
+    Remembered(Box<Output>),
+}
+
+impl From<Rejection> for Stop {
+    fn from(rejection: Rejection) -> Self {
+        Stop::Rejected(rejection)
+    }
+}
+
+/// The request alone, before the event is looked up: who, what, how many. Returns the
+/// tickets asked for.
+fn check_hold_request(new: &NewHold, best: Option<&BestAvailable>) -> Result<u64, Rejection> {
+    if !is_valid_user_id(&new.user_id) {
+        return Err(invalid(
+            "user_id",
+            format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
+        ));
+    }
+    if new.items.is_empty() && new.seats.is_empty() && best.is_none() {
+        return Err(invalid("items", "give items or seats to hold"));
+    }
+    if let Some(best) = best {
+        if !new.seats.is_empty() {
+            return Err(invalid(
+                "best_available",
+                "give named seats or best_available, not both",
+            ));
+        }
+        if !(1..=BEST_AVAILABLE_QTY_MAX).contains(&best.qty) {
+            return Err(invalid(
+                "best_available.qty",
+                format!("from 1 to {BEST_AVAILABLE_QTY_MAX}"),
+            ));
+        }
+    }
+    if new.items.len() > ITEMS_PER_HOLD_MAX {
+        return Err(invalid(
+            "items",
+            format!("at most {ITEMS_PER_HOLD_MAX} items"),
+        ));
+    }
+    if new.seats.len() > SEATS_PER_HOLD_MAX {
+        return Err(invalid(
+            "seats",
+            format!("at most {SEATS_PER_HOLD_MAX} seats"),
+        ));
+    }
+    let mut tickets: u64 = new.seats.len() as u64 + u64::from(best.map_or(0, |b| b.qty));
+    for (i, item) in new.items.iter().enumerate() {
+        if item.qty == 0 {
+            return Err(invalid(format!("items[{i}].qty"), "at least 1"));
+        }
+        tickets += u64::from(item.qty);
+    }
+    if tickets > u64::from(TICKETS_PER_HOLD_MAX) {
+        return Err(invalid(
+            "items",
+            format!("at most {TICKETS_PER_HOLD_MAX} tickets per hold"),
+        ));
+    }
+    Ok(tickets)
+}
+
+/// The GA items and named seats of a request in `event`, and their price.
+fn named_lines(event: &Event, new: &NewHold) -> Result<(Lines, u64), Rejection> {
+    let mut lines = Lines::default();
+    let mut total_cents: u64 = 0;
+    for (i, item) in new.items.iter().enumerate() {
+        let field = || format!("items[{i}].section_id");
+        let s = event
+            .sections
+            .iter()
+            .position(|s| s.id == item.section_id)
+            .ok_or_else(|| invalid(field(), "no such section in this event"))?;
+        if event.sections[s].is_seated() {
+            return Err(invalid(
+                field(),
+                "this section has assigned seats: name them in seats",
+            ));
+        }
+        if lines.items.iter().any(|&(x, _)| x as usize == s) {
+            return Err(invalid(field(), "the same section appears twice"));
+        }
+        lines.items.push((s as u16, item.qty));
+        total_cents += event.sections[s].price_cents * u64::from(item.qty);
+    }
+    for (i, seat) in new.seats.iter().enumerate() {
+        let found = event.find_seat(seat).ok_or_else(|| {
+            invalid(
+                format!("seats[{i}]"),
+                format!("no seat {seat:?} in this event"),
+            )
+        })?;
+        if lines.seats.contains(&found) {
+            return Err(invalid(
+                format!("seats[{i}]"),
+                format!("seat {seat} appears twice"),
+            ));
+        }
+        lines.seats.push(found);
+        total_cents += event.sections[found.0 as usize].price_cents;
+    }
+    Ok((lines, total_cents))
+}
+
+/// An event's own fields, before its sections.
+fn check_event_fields(new: &NewEvent, offer_ttl_ms: Option<u64>) -> Result<(), Rejection> {
+    if !is_valid_id(&new.id) {
+        return Err(invalid(
+            "id",
+            format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
+        ));
+    }
+    check_name("name", &new.name)?;
+    if let Some(m) = new.max_per_user {
+        if !(1..=MAX_PER_USER_MAX).contains(&m) {
+            return Err(invalid(
+                "max_per_user",
+                format!("from 1 to {MAX_PER_USER_MAX}"),
+            ));
+        }
+    }
+    check_ttl(
+        "hold_ttl_seconds",
+        new.hold_ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT),
+    )?;
+    if let Some(ttl) = offer_ttl_ms {
+        if !(OFFER_TTL_MS_MIN..=OFFER_TTL_MS_MAX).contains(&ttl) {
+            return Err(invalid(
+                "offer_ttl_seconds",
+                format!(
+                    "from {} to {} seconds",
+                    OFFER_TTL_MS_MIN / 1000,
+                    OFFER_TTL_MS_MAX / 1000
+                ),
+            ));
+        }
+    }
+    if new.sections.is_empty() || new.sections.len() > SECTIONS_PER_EVENT_MAX {
+        return Err(invalid(
+            "sections",
+            format!("1 to {SECTIONS_PER_EVENT_MAX} sections"),
+        ));
+    }
+    check_idempotency(&new.idempotency)
+}
+
+/// An event's sections, validated in order (ids and row labels unique in the event, the
+/// event's seats within its limit).
+fn section_specs(new: &NewEvent) -> Result<Vec<SectionSpec>, Rejection> {
+    let mut ids = BTreeSet::new();
+    let mut labels = BTreeSet::new();
+    let mut seats_in_event: u32 = 0;
+    let mut sections = Vec::with_capacity(new.sections.len());
+    for (i, s) in new.sections.iter().enumerate() {
+        let id = s.id.clone().unwrap_or_else(|| format!("s{}", i + 1));
+        if !is_valid_id(&id) {
+            return Err(invalid(
+                format!("sections[{i}].id"),
+                format!("must match [A-Za-z0-9_-]{{1,{ID_LEN_MAX}}}"),
+            ));
+        }
+        if !ids.insert(id.clone()) {
+            return Err(invalid(
+                format!("sections[{i}].id"),
+                format!("{id} is used by another section"),
+            ));
+        }
+        check_name(&format!("sections[{i}].name"), &s.name)?;
+        if s.price_cents > PRICE_CENTS_MAX {
+            return Err(invalid(
+                format!("sections[{i}].price_cents"),
+                format!("at most {PRICE_CENTS_MAX}"),
+            ));
+        }
+        let (rows, capacity) = match &s.layout {
+            Layout::General { capacity } => {
+                if !(1..=GA_CAPACITY_MAX).contains(capacity) {
+                    return Err(invalid(
+                        format!("sections[{i}].capacity"),
+                        format!("from 1 to {GA_CAPACITY_MAX}"),
+                    ));
+                }
+                (None, *capacity)
+            }
+            Layout::Seated { rows } => {
+                let (rows, seats) = seated_rows(i, rows, &mut labels)?;
+                seats_in_event += seats;
+                if seats_in_event > SEATS_PER_EVENT_MAX {
+                    return Err(invalid(
+                        "sections",
+                        format!("at most {SEATS_PER_EVENT_MAX} seats per event"),
+                    ));
+                }
+                (Some(rows), seats)
+            }
+        };
+        sections.push(SectionSpec {
+            id,
+            name: s.name.clone(),
+            price_cents: s.price_cents,
+            rows,
+            capacity,
+        });
+    }
+    Ok(sections)
+}
+
+/// The rows of seated section `i`, and its seats; `labels` are the event's row labels
+/// so far.
+fn seated_rows(
+    i: usize,
+    rows: &[NewRow],
+    labels: &mut BTreeSet<String>,
+) -> Result<(Vec<(String, u32)>, u32), Rejection> {
+    let field = format!("sections[{i}].seats.rows");
+    if rows.is_empty() || rows.len() > ROWS_PER_SECTION_MAX {
+        return Err(invalid(field, format!("1 to {ROWS_PER_SECTION_MAX} rows")));
+    }
+    let mut seats: u32 = 0;
+    let mut out = Vec::with_capacity(rows.len());
+    for (j, row) in rows.iter().enumerate() {
+        let label_ok = !row.label.is_empty()
+            && row.label.len() <= ROW_LABEL_LEN_MAX
+            && row.label.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !label_ok {
+            return Err(invalid(
+                format!("{field}[{j}].label"),
+                format!("must match [A-Za-z0-9]{{1,{ROW_LABEL_LEN_MAX}}}"),
+            ));
+        }
+        if !labels.insert(row.label.clone()) {
+            return Err(invalid(
+                format!("{field}[{j}].label"),
+                format!("row {} appears twice in the event", row.label),
+            ));
+        }
+        if !(1..=SEATS_PER_ROW_MAX).contains(&row.count) {
+            return Err(invalid(
+                format!("{field}[{j}].count"),
+                format!("from 1 to {SEATS_PER_ROW_MAX}"),
+            ));
+        }
+        seats += row.count;
+        out.push((row.label.clone(), row.count));
+    }
+    if seats > SEATS_PER_SECTION_MAX {
+        return Err(invalid(
+            field,
+            format!("at most {SEATS_PER_SECTION_MAX} seats per section"),
+        ));
+    }
+    Ok((out, seats))
 }
 
 impl Engine {
@@ -768,67 +1003,16 @@ impl Engine {
 }
 
 impl Engine {
-    /// What ending hold `counter` gives back, by section, and the tickets it takes off
-    /// its user's count (capped events only).
-    pub(crate) fn returned_by(
-        &self,
-        counter: u32,
-    ) -> (crate::waitlist::ReturnedBy, Option<(u32, u32)>) {
-        let hold = &self.state.holds[counter as usize - 1];
-        let (items, seats) = self.state.lines_of(hold);
-        let mut returned = crate::waitlist::ReturnedBy::new();
-        fn slot(returned: &mut crate::waitlist::ReturnedBy, s: u16) -> usize {
-            match returned.iter().position(|(x, _)| *x == s) {
-                Some(i) => i,
-                None => {
-                    returned.push((s, Default::default()));
-                    returned.len() - 1
-                }
-            }
-        }
-        for &(s, q) in items {
-            let i = slot(&mut returned, s);
-            returned[i].1.qty += q;
-        }
-        for &(s, seat) in seats {
-            let i = slot(&mut returned, s);
-            returned[i].1.seats.push(seat);
-        }
-        let delta = self.state.events[hold.event as usize]
-            .max_per_user
-            .map(|_| (hold.user, crate::state::tickets(items, seats)));
-        (returned, delta)
-    }
-
-    /// `base` (a release, expiry or cancellation of hold `counter`'s tickets) alone, or
-    /// wrapped with what the event's waiting lists do next.
-    pub(crate) fn with_cascade(&self, base: Decision, counter: u32, now_ms: u64) -> Decision {
-        let event = self.state.holds[counter as usize - 1].event;
-        if !self.wait.touches(event) {
-            return base;
-        }
-        let (returned, delta) = self.returned_by(counter);
-        let steps = self.cascade_touched(event, &returned, None, delta, now_ms);
-        if steps.is_empty() {
-            base
-        } else {
-            Decision::Cascaded {
-                base: Box::new(base),
-                event,
-                steps,
-            }
-        }
-    }
-
-    fn decide_join(&self, new: &NewEntry, now_ms: u64) -> Result<Decided, Rejection> {
+    fn decide_join(&self, new: &NewEntry, now_ms: u64) -> Result<Decided, Stop> {
         if !is_valid_user_id(&new.user_id) {
             return Err(invalid(
                 "user_id",
                 format!("must match [A-Za-z0-9_.@+-]{{1,{USER_ID_LEN_MAX}}}"),
-            ));
+            )
+            .into());
         }
         if new.qty == 0 {
-            return Err(invalid("qty", "at least 1"));
+            return Err(invalid("qty", "at least 1").into());
         }
         check_idempotency(&new.idempotency)?;
         let &index = self
@@ -849,32 +1033,31 @@ impl Engine {
             TICKETS_PER_HOLD_MAX
         };
         if new.qty > most {
-            return Err(invalid("qty", format!("at most {most} in this section")));
+            return Err(invalid("qty", format!("at most {most} in this section")).into());
         }
         if let Some(max) = event.max_per_user {
             if new.qty > max {
-                return Err(invalid(
-                    "qty",
-                    format!("at most the event's max_per_user, {max}"),
-                ));
+                return Err(
+                    invalid("qty", format!("at most the event's max_per_user, {max}")).into(),
+                );
             }
         }
-        if let Some(replay) = self.replay(&new.actor, &new.idempotency, now_ms)? {
-            return Ok(replay);
-        }
+        self.remembered(&new.actor, &new.idempotency, now_ms)?;
         let user = self.user_index(&new.user_id);
         if let Some(&c) = user.and_then(|u| self.derived.live_entry.get(&(index, u))) {
             return Err(Rejection::AlreadyWaiting {
                 entry_id: self.entry_id(c),
-            });
+            }
+            .into());
         }
         if section.available() >= new.qty {
             return Err(Rejection::TicketsAvailable {
                 available: section.available(),
-            });
+            }
+            .into());
         }
         if self.wait.entries.len() >= WAITLIST_ENTRIES_PER_SHARD_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::WaitlistEntries));
+            return Err(Rejection::OverCapacity(ShardLimit::WaitlistEntries).into());
         }
         let live = self
             .derived
@@ -883,9 +1066,9 @@ impl Engine {
             .copied()
             .unwrap_or(0);
         if live as usize >= WAITLIST_LIVE_PER_EVENT_MAX {
-            return Err(Rejection::OverCapacity(ShardLimit::WaitlistPerEvent));
+            return Err(Rejection::OverCapacity(ShardLimit::WaitlistPerEvent).into());
         }
-        Ok(Decided::Change(Decision::WaitlistJoined {
+        Ok(Decided::Change(Decision::WaitlistJoined(WaitlistJoined {
             at_ms: now_ms,
             entry: self.entry_id(self.wait.entries.len() as u32 + 1),
             event: index,
@@ -896,6 +1079,6 @@ impl Engine {
             },
             qty: new.qty,
             idem: tag(&new.actor, &new.idempotency),
-        }))
+        })))
     }
 }

@@ -1,12 +1,11 @@
 //! What changed: the log's records. Each decision is the complete outcome of a command,
 //! so replay applies it without re-running any rule. Variants are append-only; every
-//! encoded decision starts with a format version byte.
+//! encoded decision starts with a format version byte (the encoding is in codec.rs;
+//! `engine/tests/compat.rs` holds the bytes of every variant).
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::codec;
-use crate::engine::CodecError;
 use crate::ids::{BookingId, EntryId, HoldId};
 
 /// Who an idempotency key belongs to.
@@ -91,157 +90,207 @@ pub enum UserRef {
     New(String),
 }
 
-/// A state change, as logged.
+/// A state change, as logged. Each variant carries its own struct (the bytes are those of
+/// the fields in order, as a struct variant's were: `engine/tests/compat.rs` holds them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
     /// An event was created.
-    EventCreated {
-        /// Engine time.
-        at_ms: u64,
-        /// The event.
-        event: Box<EventSpec>,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    EventCreated(EventCreated),
     /// A hold was placed.
-    HoldPlaced {
-        /// Engine time.
-        at_ms: u64,
-        /// The new hold.
-        hold: HoldId,
-        /// Event index on the shard.
-        event: u32,
-        /// For whom.
-        user: UserRef,
-        /// What it holds.
-        lines: Lines,
-        /// Sum of prices.
-        total_cents: u64,
-        /// When it expires.
-        expires_at_ms: u64,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    HoldPlaced(HoldPlaced),
     /// A purchase: a hold made and confirmed at once.
-    Purchased {
-        /// Engine time.
-        at_ms: u64,
-        /// The hold record it creates (status confirmed).
-        hold: HoldId,
-        /// The booking.
-        booking: BookingId,
-        /// Event index on the shard.
-        event: u32,
-        /// The buyer.
-        user: UserRef,
-        /// What was bought.
-        lines: Lines,
-        /// Sum of prices.
-        total_cents: u64,
-        /// Payment reference.
-        payment_ref: Option<String>,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    Purchased(Purchased),
     /// A hold became a booking.
-    HoldConfirmed {
-        /// Engine time.
-        at_ms: u64,
-        /// The hold.
-        hold: HoldId,
-        /// The new booking.
-        booking: BookingId,
-        /// Payment reference.
-        payment_ref: Option<String>,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    HoldConfirmed(HoldConfirmed),
     /// A hold was released by its owner.
-    HoldReleased {
-        /// Engine time.
-        at_ms: u64,
-        /// The hold.
-        hold: HoldId,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    HoldReleased(HoldReleased),
     /// A hold's time ran out.
-    HoldExpired {
-        /// Engine time.
-        at_ms: u64,
-        /// The hold.
-        hold: HoldId,
-    },
+    HoldExpired(HoldExpired),
     /// A booking was cancelled.
-    BookingCancelled {
-        /// Engine time.
-        at_ms: u64,
-        /// The booking.
-        booking: BookingId,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    BookingCancelled(BookingCancelled),
     // Sale-day additions: appended, so every earlier variant keeps its bytes.
     /// A live hold's expiry moved.
-    HoldExtended {
-        /// Engine time.
-        at_ms: u64,
-        /// The hold.
-        hold: HoldId,
-        /// Its new `expires_at`.
-        expires_at_ms: u64,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    HoldExtended(HoldExtended),
     /// An event was created with sale-day options.
-    EventCreatedWith {
-        /// Engine time.
-        at_ms: u64,
-        /// The event.
-        event: Box<EventSpec>,
-        /// TTL of its waiting-list offers.
-        offer_ttl_ms: u64,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    EventCreatedWith(EventCreatedWith),
     /// A user joined a section's waiting list (at its end).
-    WaitlistJoined {
-        /// Engine time.
-        at_ms: u64,
-        /// The new entry.
-        entry: EntryId,
-        /// Event index on the shard.
-        event: u32,
-        /// Section index.
-        section: u16,
-        /// For whom.
-        user: UserRef,
-        /// Tickets wanted.
-        qty: u32,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    WaitlistJoined(WaitlistJoined),
     /// A user left a waiting list (an outstanding offer is released), and what followed.
-    WaitlistLeft {
-        /// Engine time.
-        at_ms: u64,
-        /// The entry.
-        entry: EntryId,
-        /// What the waiting list did next, in order.
-        steps: Vec<WaitStep>,
-        /// Idempotency key, if any.
-        idem: Option<Box<IdemTag>>,
-    },
+    WaitlistLeft(WaitlistLeft),
     /// A release, expiry or cancellation (`base`) whose tickets went to a waiting list,
     /// with what the waiting list did, in order: one decision, one record.
-    Cascaded {
-        /// The release, expiry or cancellation, as it would be logged alone.
-        base: Box<Decision>,
-        /// Event index of the waiting lists.
-        event: u32,
-        /// What the waiting lists did, in order.
-        steps: Vec<WaitStep>,
-    },
+    Cascaded(Cascaded),
+}
+
+/// An event was created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCreated {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The event.
+    pub event: Box<EventSpec>,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// A hold was placed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldPlaced {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The new hold.
+    pub hold: HoldId,
+    /// Event index on the shard.
+    pub event: u32,
+    /// For whom.
+    pub user: UserRef,
+    /// What it holds.
+    pub lines: Lines,
+    /// Sum of prices.
+    pub total_cents: u64,
+    /// When it expires.
+    pub expires_at_ms: u64,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// A purchase: a hold made and confirmed at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchased {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The hold record it creates (status confirmed).
+    pub hold: HoldId,
+    /// The booking.
+    pub booking: BookingId,
+    /// Event index on the shard.
+    pub event: u32,
+    /// The buyer.
+    pub user: UserRef,
+    /// What was bought.
+    pub lines: Lines,
+    /// Sum of prices.
+    pub total_cents: u64,
+    /// Payment reference.
+    pub payment_ref: Option<String>,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// A hold became a booking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldConfirmed {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The hold.
+    pub hold: HoldId,
+    /// The new booking.
+    pub booking: BookingId,
+    /// Payment reference.
+    pub payment_ref: Option<String>,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// A hold was released by its owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldReleased {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The hold.
+    pub hold: HoldId,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// A hold's time ran out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldExpired {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The hold.
+    pub hold: HoldId,
+}
+
+/// A booking was cancelled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingCancelled {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The booking.
+    pub booking: BookingId,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// A live hold's expiry moved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldExtended {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The hold.
+    pub hold: HoldId,
+    /// Its new `expires_at`.
+    pub expires_at_ms: u64,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// An event was created with sale-day options.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCreatedWith {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The event.
+    pub event: Box<EventSpec>,
+    /// TTL of its waiting-list offers.
+    pub offer_ttl_ms: u64,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// A user joined a section's waiting list (at its end).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitlistJoined {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The new entry.
+    pub entry: EntryId,
+    /// Event index on the shard.
+    pub event: u32,
+    /// Section index.
+    pub section: u16,
+    /// For whom.
+    pub user: UserRef,
+    /// Tickets wanted.
+    pub qty: u32,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// A user left a waiting list (an outstanding offer is released), and what followed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitlistLeft {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The entry.
+    pub entry: EntryId,
+    /// What the waiting list did next, in order.
+    pub steps: Vec<WaitStep>,
+    /// Idempotency key, if any.
+    pub idem: Option<Box<IdemTag>>,
+}
+
+/// A release, expiry or cancellation (`base`) whose tickets went to a waiting list,
+/// with what the waiting list did, in order: one decision, one record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cascaded {
+    /// The release, expiry or cancellation, as it would be logged alone.
+    pub base: Box<Decision>,
+    /// Event index of the waiting lists.
+    pub event: u32,
+    /// What the waiting lists did, in order.
+    pub steps: Vec<WaitStep>,
 }
 
 /// One thing a waiting list did within a decision, as logged (replay applies these; it
@@ -288,56 +337,39 @@ pub enum WaitStep {
 }
 
 impl Decision {
-    /// Appends the versioned encoding to `buf`.
-    pub fn encode(&self, buf: &mut Vec<u8>) {
-        buf.push(codec::DECISION_VERSION);
-        codec::encode_into(self, buf);
-    }
-
-    /// Decodes one record written by [`Decision::encode`] (this or an older version).
-    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
-        match bytes.split_first() {
-            Some((&codec::DECISION_VERSION, rest)) => codec::decode_all(rest),
-            Some((version, _)) => Err(CodecError(format!(
-                "decision format version {version} is unknown"
-            ))),
-            None => Err(CodecError("empty decision record".into())),
-        }
-    }
-
     /// Engine time of the decision, ms since the Unix epoch.
     pub fn at_ms(&self) -> u64 {
         match self {
-            Decision::EventCreated { at_ms, .. }
-            | Decision::HoldPlaced { at_ms, .. }
-            | Decision::Purchased { at_ms, .. }
-            | Decision::HoldConfirmed { at_ms, .. }
-            | Decision::HoldReleased { at_ms, .. }
-            | Decision::HoldExpired { at_ms, .. }
-            | Decision::BookingCancelled { at_ms, .. }
-            | Decision::HoldExtended { at_ms, .. }
-            | Decision::EventCreatedWith { at_ms, .. }
-            | Decision::WaitlistJoined { at_ms, .. }
-            | Decision::WaitlistLeft { at_ms, .. } => *at_ms,
-            Decision::Cascaded { base, .. } => base.at_ms(),
+            Decision::EventCreated(EventCreated { at_ms, .. })
+            | Decision::HoldPlaced(HoldPlaced { at_ms, .. })
+            | Decision::Purchased(Purchased { at_ms, .. })
+            | Decision::HoldConfirmed(HoldConfirmed { at_ms, .. })
+            | Decision::HoldReleased(HoldReleased { at_ms, .. })
+            | Decision::HoldExpired(HoldExpired { at_ms, .. })
+            | Decision::BookingCancelled(BookingCancelled { at_ms, .. })
+            | Decision::HoldExtended(HoldExtended { at_ms, .. })
+            | Decision::EventCreatedWith(EventCreatedWith { at_ms, .. })
+            | Decision::WaitlistJoined(WaitlistJoined { at_ms, .. })
+            | Decision::WaitlistLeft(WaitlistLeft { at_ms, .. }) => *at_ms,
+            Decision::Cascaded(Cascaded { base, .. }) => base.at_ms(),
         }
     }
 
     /// The idempotency key it carries, if any.
     pub fn idem(&self) -> Option<&IdemTag> {
         match self {
-            Decision::EventCreated { idem, .. }
-            | Decision::HoldPlaced { idem, .. }
-            | Decision::Purchased { idem, .. }
-            | Decision::HoldConfirmed { idem, .. }
-            | Decision::HoldReleased { idem, .. }
-            | Decision::BookingCancelled { idem, .. }
-            | Decision::HoldExtended { idem, .. }
-            | Decision::EventCreatedWith { idem, .. }
-            | Decision::WaitlistJoined { idem, .. }
-            | Decision::WaitlistLeft { idem, .. } => idem.as_deref(),
-            Decision::Cascaded { base, .. } => base.idem(),
-            Decision::HoldExpired { .. } => None,
+            Decision::EventCreated(EventCreated { idem, .. })
+            | Decision::HoldPlaced(HoldPlaced { idem, .. })
+            | Decision::Purchased(Purchased { idem, .. })
+            | Decision::HoldConfirmed(HoldConfirmed { idem, .. })
+            | Decision::HoldReleased(HoldReleased { idem, .. })
+            | Decision::BookingCancelled(BookingCancelled { idem, .. })
+            | Decision::HoldExtended(HoldExtended { idem, .. })
+            | Decision::EventCreatedWith(EventCreatedWith { idem, .. })
+            | Decision::WaitlistJoined(WaitlistJoined { idem, .. })
+            | Decision::WaitlistLeft(WaitlistLeft { idem, .. }) => idem.as_deref(),
+            Decision::Cascaded(Cascaded { base, .. }) => base.idem(),
+            Decision::HoldExpired(_) => None,
         }
     }
 }

@@ -33,6 +33,16 @@ macro_rules! shard_id {
             pub fn counter(self) -> u64 {
                 self.0 & COUNTER_MAX
             }
+            /// The counter as the state stores it: `decide` keeps the objects of a
+            /// shard within `u32` ([`crate::limits::HOLDS_PER_SHARD_MAX`] and its kin).
+            pub(crate) fn counter32(self) -> u32 {
+                u32::try_from(self.counter())
+                    .expect("counters fit in u32 (decide enforces the limit)")
+            }
+            /// Its position in the shard's vector of them (`counter - 1`).
+            pub(crate) fn slot(self) -> usize {
+                self.counter() as usize - 1
+            }
             /// Parses the text form; `None` for anything else (the server answers 404).
             pub fn parse(text: &str) -> Option<Self> {
                 let rest = text.strip_prefix(concat!($prefix, "-"))?;
@@ -54,6 +64,12 @@ macro_rules! shard_id {
             }
         }
     };
+}
+
+/// The position of the `counter`-th hold, booking or entry of a shard (counters start
+/// at 1) in its vector: the one place that turns a stored counter into an index.
+pub(crate) fn slot(counter: u32) -> usize {
+    counter as usize - 1
 }
 
 shard_id!(HoldId, "h", "hold");

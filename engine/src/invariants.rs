@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::derived::Derived;
 use crate::engine::Engine;
 use crate::seat::SeatState;
-use crate::state::{Derived, State, Status};
+use crate::state::{State, Status};
 use crate::waitlist::{Status as EntryStatus, Waitlists};
 
 /// What the holds and bookings say the counters should be.
@@ -144,7 +145,8 @@ impl Engine {
         self.check_indexes();
     }
 
-    /// The waiting lists' invariants (design.md, "Waiting list").
+    /// The waiting lists' invariants (docs/api.md, "Waiting list").
+    #[allow(clippy::too_many_lines)]
     fn check_waitlists(&self) {
         let (state, wait) = (&self.state, &self.wait);
         for (&(e, s), pool) in &wait.set_aside {
@@ -183,7 +185,7 @@ impl Engine {
                 section.id
             );
             for &c in queue {
-                let entry = &wait.entries[c as usize - 1];
+                let entry = wait.entry(c);
                 assert!(
                     entry.status == EntryStatus::Waiting && (entry.event, entry.section) == (e, s),
                     "queued entry {c} waits in this section"
@@ -191,7 +193,7 @@ impl Engine {
                 queued.insert(c);
             }
             // No tickets on sale while a fitting entry waits.
-            let head = &wait.entries[queue[0] as usize - 1];
+            let head = wait.entry(queue[0]);
             let pool = wait.set_aside_count(e, s);
             assert!(
                 section.available() + pool < head.qty,
@@ -222,7 +224,7 @@ impl Engine {
             }
             if matches!(entry.status, EntryStatus::Offered | EntryStatus::Accepted) {
                 // An entry is offered its whole qty or nothing, as a hold of its user.
-                let hold = &state.holds[entry.hold as usize - 1];
+                let hold = state.hold(entry.hold);
                 let (items, seats) = state.lines_of(hold);
                 assert!(
                     hold.user == entry.user
@@ -307,7 +309,7 @@ impl Engine {
             "the user index matches the users"
         );
         let cancelled: Vec<u32> = (1..=state.bookings.len() as u32)
-            .filter(|&c| state.bookings[c as usize - 1].is_cancelled())
+            .filter(|&c| state.booking(c).is_cancelled())
             .collect();
         let timed: Vec<u32> = state.cancelled_at.keys().copied().collect();
         assert_eq!(

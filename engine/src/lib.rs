@@ -17,11 +17,15 @@
 //!
 //! Limits live in [`limits`]; the invariants of docs/architecture.md are asserted by
 //! [`Engine::check_invariants`].
+#![warn(clippy::too_many_lines)]
 
+mod apply;
+mod cascade;
 mod codec;
 pub mod command;
 mod decide;
 pub mod decision;
+mod derived;
 mod describe;
 mod engine;
 mod expiry;
@@ -37,15 +41,16 @@ mod summary;
 pub mod view;
 mod waitlist;
 
+pub use codec::CodecError;
 pub use command::{
     fingerprint, Actor, BestAvailable, BookingQuery, Command, EventOptions, Idempotency,
     ItemRequest, Layout, NewEntry, NewEvent, NewHold, NewRow, NewSection,
 };
-pub use decide::{is_valid_id, is_valid_user_id};
+pub use decide::{is_valid_id, is_valid_user_id, Decided, Executed};
 pub use decision::{
     Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec, UserRef, WaitStep,
 };
-pub use engine::{CodecError, Decided, Engine};
+pub use engine::Engine;
 pub use ids::{BookingId, EntryId, HoldId};
 pub use rejection::{Rejection, ShardLimit};
 pub use view::*;

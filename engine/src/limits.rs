@@ -1,11 +1,16 @@
-//! Every limit the engine enforces, in one place. Exceeding any of them is a
-//! [`Rejection::InvalidInput`](crate::Rejection) naming the field, never a panic.
+//! Every limit the engine enforces, in one place. `decide` checks each of them, so that
+//! `apply` never meets a value past one: a request past a limit of its own is a
+//! [`Rejection::InvalidInput`](crate::Rejection) naming the field, and a shard past one of
+//! its totals (holds, bookings, events, ...) refuses with `over_capacity`
+//! ([`Rejection::OverCapacity`](crate::Rejection)). Where a stored field is narrower than
+//! the value it holds, a compile-time assertion below ties the limit to it.
 
 /// Longest client-chosen id (event, section) in bytes; ids match `[A-Za-z0-9_-]{1,64}`.
 pub const ID_LEN_MAX: usize = 64;
 /// Longest user id in bytes (`[A-Za-z0-9_.@+-]{1,128}`): JWT subjects are often e-mail addresses.
 pub const USER_ID_LEN_MAX: usize = 128;
-/// Longest event or section name, in characters.
+/// Longest event or section name, in characters (Unicode scalar values, as the OpenAPI
+/// `maxLength` of the API document counts them), so up to 800 bytes.
 pub const NAME_LEN_MAX: usize = 200;
 /// Longest row label in bytes (`[A-Za-z0-9]{1,8}`); seat ids are `<row>-<number>`.
 pub const ROW_LABEL_LEN_MAX: usize = 8;
@@ -69,8 +74,6 @@ pub const PAGE_LIMIT_MAX: usize = 1_000;
 pub const PAGE_LIMIT_DEFAULT: usize = 100;
 /// Counter values fit in 48 bits: the top 16 bits of a hold or booking id are the shard.
 pub const COUNTER_MAX: u64 = (1 << 48) - 1;
-/// Shards a deployment may have (ids carry the shard in 16 bits; the server allows fewer).
-pub const SHARDS_MAX: u16 = 1_024;
 /// A hold never lives past its `created_at` plus this (2 h): a longer extension is
 /// refused with `extension_limit`.
 pub const HOLD_LIFETIME_MS_MAX: u64 = 7_200_000;
@@ -84,3 +87,30 @@ pub const WAITLIST_LIVE_PER_EVENT_MAX: usize = 100_000;
 pub const WAITLIST_ENTRIES_PER_SHARD_MAX: usize = 10_000_000;
 /// Seats one best-available request may ask for (the seats of one hold).
 pub const BEST_AVAILABLE_QTY_MAX: u32 = SEATS_PER_HOLD_MAX as u32;
+
+// The relations between the limits and the integers that store what they bound: a limit
+// raised past its field breaks the build instead of an `expect` in `apply`.
+
+// A hold stores its GA lines and seats counts in `u8` (state.rs, `Hold`).
+const _: () = assert!(ITEMS_PER_HOLD_MAX <= u8::MAX as usize);
+const _: () = assert!(SEATS_PER_HOLD_MAX <= u8::MAX as usize);
+const _: () = assert!(BEST_AVAILABLE_QTY_MAX as usize <= SEATS_PER_HOLD_MAX);
+// A hold stores `expires_at - created_at` in `u32` ms: its TTL, an offer's, and the
+// lifetime an extension may reach.
+const _: () = assert!(HOLD_TTL_MS_MAX <= u32::MAX as u64);
+const _: () = assert!(OFFER_TTL_MS_MAX <= u32::MAX as u64);
+const _: () = assert!(HOLD_LIFETIME_MS_MAX <= u32::MAX as u64);
+// A booking stores its payment reference's length in `u8` and its offset in the shard's
+// arena in `u32`.
+const _: () = assert!(PAYMENT_REF_LEN_MAX <= u8::MAX as usize);
+const _: () = assert!(PAYMENT_REF_BYTES_PER_SHARD_MAX <= u32::MAX as u64);
+// Hold, booking and entry counters are stored in `u32` and live in ids' 48 bits.
+const _: () = assert!(HOLDS_PER_SHARD_MAX <= u32::MAX as u64);
+const _: () = assert!(BOOKINGS_PER_SHARD_MAX <= u32::MAX as u64);
+const _: () = assert!(WAITLIST_ENTRIES_PER_SHARD_MAX as u64 <= u32::MAX as u64);
+const _: () = assert!(u32::MAX as u64 <= COUNTER_MAX);
+// Section indexes are `u16`, event indexes `u32`.
+const _: () = assert!(SECTIONS_PER_EVENT_MAX <= u16::MAX as usize + 1);
+const _: () = assert!(EVENTS_PER_SHARD_MAX as u64 <= u32::MAX as u64);
+// A section's seats are at most the event's (both counted in `u32`).
+const _: () = assert!(SEATS_PER_SECTION_MAX <= SEATS_PER_EVENT_MAX);

@@ -1,5 +1,6 @@
-//! Best available: the placement rules of design.md over rows described by their free
-//! runs, shared by the seat summary (public holds) and the waiting list's set-aside seats.
+//! Best available: the placement rules of docs/api.md ("Best available") over rows
+//! described by their free runs, shared by the seat summary (public holds) and the
+//! waiting list's set-aside seats.
 //!
 //! Seat numbers here are 1-based within a row of `n` seats. Steps 1 and 2 pick `qty`
 //! adjacent seats in one row: the first row that has a placement wins, then the block

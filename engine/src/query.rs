@@ -1,8 +1,11 @@
 //! Reads: views of events, seats, holds and bookings, and the reply to a decision.
 
 use crate::command::{Actor, BookingQuery};
-use crate::decision::Decision;
-use crate::engine::{counter32, Engine};
+use crate::decision::{
+    BookingCancelled, Cascaded, Decision, EventCreated, EventCreatedWith, HoldConfirmed,
+    HoldExpired, HoldExtended, HoldPlaced, HoldReleased, Purchased, WaitlistJoined, WaitlistLeft,
+};
+use crate::engine::Engine;
 use crate::ids::{BookingId, HoldId};
 use crate::limits::PAGE_LIMIT_MAX;
 use crate::rejection::Rejection;
@@ -123,10 +126,11 @@ impl Engine {
     }
 
     pub(crate) fn hold_view_as(&self, counter: u64, status: HoldStatus) -> HoldView {
-        let hold = &self.state.holds[counter as usize - 1];
+        let id = HoldId::new(self.shard(), counter);
+        let hold = self.state.hold(id.counter32());
         let (items, seats) = self.lines_view(hold);
         HoldView {
-            id: HoldId::new(self.shard(), counter),
+            id,
             event_id: self.state.events[hold.event as usize].id.clone(),
             user_id: self.state.users[hold.user as usize].clone(),
             status,
@@ -155,8 +159,8 @@ impl Engine {
     }
 
     pub(crate) fn booking_view(&self, id: BookingId) -> BookingView {
-        let booking = &self.state.bookings[id.counter() as usize - 1];
-        let hold = &self.state.holds[booking.hold as usize - 1];
+        let booking = self.state.booking(id.counter32());
+        let hold = self.state.hold(booking.hold);
         let (items, seats) = self.lines_view(hold);
         BookingView {
             id,
@@ -173,11 +177,7 @@ impl Engine {
             total_cents: hold.total_cents,
             payment_ref: self.state.payment_ref(booking).map(str::to_string),
             created_at_ms: booking.created_at_ms,
-            cancelled_at_ms: self
-                .state
-                .cancelled_at
-                .get(&counter32(id.counter()))
-                .copied(),
+            cancelled_at_ms: self.state.cancelled_at.get(&id.counter32()).copied(),
         }
     }
 
@@ -212,7 +212,7 @@ impl Engine {
         let shard = self.shard();
         let key = |counter: u32| {
             (
-                self.state.bookings[counter as usize - 1].created_at_ms,
+                self.state.booking(counter).created_at_ms,
                 BookingId::new(shard, counter.into()),
             )
         };
@@ -220,7 +220,7 @@ impl Engine {
         // "older than the cursor" is a prefix of any list in counter order.
         let older = |c: u32| query.before.is_none_or(|cursor| key(c) < cursor);
         let matches = |c: u32| {
-            let hold = &self.state.holds[self.state.bookings[c as usize - 1].hold as usize - 1];
+            let hold = self.state.hold(self.state.booking(c).hold);
             event.is_none_or(|e| hold.event == e) && user.is_none_or(|u| hold.user == u)
         };
         let list: Option<&[u32]> = match (event, user) {
@@ -270,23 +270,27 @@ impl Engine {
     /// The reply to a decision just applied, with statuses as of `now_ms`.
     pub fn output(&self, decision: &Decision, now_ms: u64) -> Output {
         match decision {
-            Decision::EventCreated { event, .. } | Decision::EventCreatedWith { event, .. } => {
+            Decision::EventCreated(EventCreated { event, .. })
+            | Decision::EventCreatedWith(EventCreatedWith { event, .. }) => {
                 Output::Event(self.event(&event.id).expect("just created"))
             }
-            Decision::WaitlistJoined { entry, .. } | Decision::WaitlistLeft { entry, .. } => {
-                Output::Entry(self.entry_view(counter32(entry.counter()), now_ms))
+            Decision::WaitlistJoined(WaitlistJoined { entry, .. })
+            | Decision::WaitlistLeft(WaitlistLeft { entry, .. }) => {
+                Output::Entry(self.entry_view(entry.counter32(), now_ms))
             }
-            Decision::Cascaded { base, .. } => self.output(base, now_ms),
-            Decision::HoldPlaced { hold, .. } | Decision::HoldExtended { hold, .. } => {
+            Decision::Cascaded(Cascaded { base, .. }) => self.output(base, now_ms),
+            Decision::HoldPlaced(HoldPlaced { hold, .. })
+            | Decision::HoldExtended(HoldExtended { hold, .. }) => {
                 Output::Hold(self.hold_view_as(hold.counter(), HoldStatus::Held))
             }
-            Decision::HoldReleased { hold, .. } | Decision::HoldExpired { hold, .. } => {
-                let h = &self.state.holds[hold.counter() as usize - 1];
+            Decision::HoldReleased(HoldReleased { hold, .. })
+            | Decision::HoldExpired(HoldExpired { hold, .. }) => {
+                let h = self.state.hold(hold.counter32());
                 Output::Hold(self.hold_view_as(hold.counter(), Self::status_at(h, now_ms)))
             }
-            Decision::Purchased { booking, .. }
-            | Decision::HoldConfirmed { booking, .. }
-            | Decision::BookingCancelled { booking, .. } => {
+            Decision::Purchased(Purchased { booking, .. })
+            | Decision::HoldConfirmed(HoldConfirmed { booking, .. })
+            | Decision::BookingCancelled(BookingCancelled { booking, .. }) => {
                 Output::Booking(self.booking_view(*booking))
             }
         }
@@ -294,9 +298,9 @@ impl Engine {
 
     pub(crate) fn entry_view(&self, counter: u32, now_ms: u64) -> EntryView {
         use crate::waitlist::Status as S;
-        let entry = &self.wait.entries[counter as usize - 1];
+        let entry = self.wait.entry(counter);
         let e = &self.state.events[entry.event as usize];
-        let offer = (entry.hold != 0).then(|| &self.state.holds[entry.hold as usize - 1]);
+        let offer = (entry.hold != 0).then(|| self.state.hold(entry.hold));
         let status = match entry.status {
             S::Waiting => EntryStatus::Waiting,
             S::Offered if offer.is_some_and(|h| now_ms >= h.expires_at_ms()) => {
@@ -332,7 +336,7 @@ impl Engine {
         actor: &Actor,
     ) -> Result<&crate::waitlist::Entry, Rejection> {
         let entry = (id.shard() == self.shard())
-            .then(|| self.wait.entries.get(id.counter() as usize - 1))
+            .then(|| self.wait.entries.get(id.slot()))
             .flatten()
             .ok_or(Rejection::NotFound { what: "entry" })?;
         match actor {
@@ -351,7 +355,7 @@ impl Engine {
         now_ms: u64,
     ) -> Result<EntryView, Rejection> {
         self.owned_entry(entry_id, actor)?;
-        Ok(self.entry_view(counter32(entry_id.counter()), now_ms))
+        Ok(self.entry_view(entry_id.counter32(), now_ms))
     }
 
     /// Counters for metrics.

@@ -47,9 +47,10 @@ pub enum Rejection {
     },
     /// The hold is past its `expires_at`.
     HoldExpired,
-    /// The hold is confirmed or released (or expired and swept).
+    /// The hold is confirmed or released (an expired hold, swept or not, is
+    /// [`Rejection::HoldExpired`]).
     HoldNotActive {
-        /// Its status now (`confirmed`, `released`, `expired`).
+        /// Its status now: `confirmed` or `released`.
         status: &'static str,
     },
     /// The booking is already cancelled.

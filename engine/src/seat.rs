@@ -42,16 +42,6 @@ impl SeatState {
         self.0 == 0
     }
 
-    /// The holding hold's counter, if held.
-    pub fn held_by(self) -> Option<u64> {
-        (self.0 >> TAG_SHIFT == HELD).then_some(self.0 & COUNTER_MASK)
-    }
-
-    /// The owning booking's counter, if sold.
-    pub fn sold_to(self) -> Option<u64> {
-        (self.0 >> TAG_SHIFT == SOLD).then_some(self.0 & COUNTER_MASK)
-    }
-
     /// The public status.
     pub fn status(self) -> crate::view::SeatStatus {
         match self.0 >> TAG_SHIFT {
@@ -69,9 +59,10 @@ mod tests {
     #[test]
     fn states_pack_and_unpack() {
         assert!(SeatState::FREE.is_free());
-        assert_eq!(SeatState::held(9).held_by(), Some(9));
-        assert_eq!(SeatState::held(9).sold_to(), None);
-        assert_eq!(SeatState::sold(7).sold_to(), Some(7));
+        assert_eq!(SeatState::held(9).status(), crate::view::SeatStatus::Held);
+        assert_ne!(SeatState::held(9), SeatState::held(8));
+        assert_eq!(SeatState::sold(7).status(), crate::view::SeatStatus::Sold);
+        assert_ne!(SeatState::sold(7), SeatState::held(7));
         assert!(!SeatState::sold(7).is_free());
     }
 }

@@ -1,16 +1,13 @@
 //! The engine's state: events with their sections and seats, holds, bookings, users,
-//! idempotency keys. Plain data; `Engine` (engine.rs) owns the rules.
+//! idempotency keys. Plain data, all of it in a snapshot; the indexes rebuilt from it are
+//! in derived.rs, and `Engine` (engine.rs) owns the rules.
 
 use std::collections::{BTreeMap, VecDeque};
-
-use rustc_hash::FxHashMap;
-
-use crate::expiry::ExpiryQueue;
-use crate::summary::SeatSummary;
 
 use serde::{Deserialize, Serialize};
 
 use crate::decision::IdemScope;
+use crate::ids::slot;
 use crate::seat::SeatState;
 
 /// A row of a seated section.
@@ -239,6 +236,26 @@ pub struct State {
 }
 
 impl State {
+    /// The hold with this counter.
+    pub fn hold(&self, counter: u32) -> &Hold {
+        &self.holds[slot(counter)]
+    }
+
+    /// The hold with this counter, to change.
+    pub fn hold_mut(&mut self, counter: u32) -> &mut Hold {
+        &mut self.holds[slot(counter)]
+    }
+
+    /// The booking with this counter.
+    pub fn booking(&self, counter: u32) -> &Booking {
+        &self.bookings[slot(counter)]
+    }
+
+    /// The booking with this counter, to change.
+    pub fn booking_mut(&mut self, counter: u32) -> &mut Booking {
+        &mut self.bookings[slot(counter)]
+    }
+
     /// A hold's GA lines and seats.
     pub fn lines_of(&self, hold: &Hold) -> (&[Line], &[Line]) {
         hold_lines(&self.lines, hold)
@@ -253,7 +270,7 @@ impl State {
     /// Whether an expiry entry is current: its hold is live and still expires then (an
     /// extension leaves the entry of the old time behind, stale).
     pub fn is_current(&self, (expires_at_ms, counter): (u64, u32)) -> bool {
-        let hold = &self.holds[counter as usize - 1];
+        let hold = self.hold(counter);
         hold.status == Status::Held && hold.expires_at_ms() == expires_at_ms
     }
 
@@ -279,124 +296,4 @@ pub fn hold_lines<'a>(lines: &'a [Line], hold: &Hold) -> (&'a [Line], &'a [Line]
 /// Tickets in GA lines plus seats.
 pub fn tickets(items: &[Line], seats: &[Line]) -> u32 {
     items.iter().map(|&(_, q)| q).sum::<u32>() + seats.len() as u32
-}
-
-/// Indexes derived from [`State`], rebuilt on restore (never serialized, so their
-/// iteration order cannot reach a snapshot).
-#[derive(Clone, Debug, Default)]
-pub struct Derived {
-    /// User id → index.
-    pub user_index: FxHashMap<String, u32>,
-    /// (expires_at_ms, hold counter) of every live hold, plus stale entries below the top.
-    pub expiry: ExpiryQueue,
-    /// Holds with status held (due ones included).
-    pub live_holds: usize,
-    /// (event, user) → tickets in live holds plus confirmed bookings, for capped events
-    /// only (an uncapped event has nothing to enforce). A zero count is removed.
-    pub per_user: FxHashMap<(u32, u32), u32>,
-    /// The free-run summary of each seated section, by event and section index.
-    pub summaries: Vec<Vec<Option<SeatSummary>>>,
-    /// (event, user) → their live (waiting or offered) entry.
-    pub live_entry: FxHashMap<(u32, u32), u32>,
-    /// Hold counter of a live offer → its entry.
-    pub offer_of: FxHashMap<u32, u32>,
-    /// Event → its live (waiting or offered) entries; a zero count is removed.
-    pub live_per_event: FxHashMap<u32, u32>,
-}
-
-impl Derived {
-    /// Takes `tickets` off a user's count in a capped event.
-    pub fn uncount(&mut self, event: u32, user: u32, tickets: u32) {
-        let count = self
-            .per_user
-            .get_mut(&(event, user))
-            .expect("a user with tickets is counted");
-        *count -= tickets;
-        if *count == 0 {
-            self.per_user.remove(&(event, user));
-        }
-    }
-
-    /// The free-run summary of a section (seated sections only).
-    pub fn summary(&mut self, event: u32, section: u16) -> &mut SeatSummary {
-        self.summaries[event as usize][section as usize]
-            .as_mut()
-            .expect("a seated section has a summary")
-    }
-
-    /// The summaries of an event's sections.
-    pub fn summaries_of(event: &Event) -> Vec<Option<SeatSummary>> {
-        event
-            .sections
-            .iter()
-            .map(|s| {
-                s.is_seated()
-                    .then(|| SeatSummary::new(&s.rows, |seat| s.seats[seat as usize].is_free()))
-            })
-            .collect()
-    }
-
-    /// Rebuilds the indexes from the state.
-    pub fn rebuild(state: &State, wait: &crate::waitlist::Waitlists) -> Self {
-        let mut derived = Derived {
-            live_entry: wait
-                .entries
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.status.is_live())
-                .map(|(i, e)| ((e.event, e.user), i as u32 + 1))
-                .collect(),
-            live_per_event: wait.entries.iter().filter(|e| e.status.is_live()).fold(
-                FxHashMap::default(),
-                |mut m, e| {
-                    *m.entry(e.event).or_default() += 1;
-                    m
-                },
-            ),
-            offer_of: wait
-                .entries
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.status == crate::waitlist::Status::Offered)
-                .map(|(i, e)| (e.hold, i as u32 + 1))
-                .collect(),
-            summaries: state.events.iter().map(Derived::summaries_of).collect(),
-            user_index: state
-                .users
-                .iter()
-                .enumerate()
-                .map(|(i, u)| (u.clone(), i as u32))
-                .collect(),
-            ..Derived::default()
-        };
-        for (i, hold) in state.holds.iter().enumerate() {
-            let counter = i as u32 + 1;
-            let counts = match hold.status {
-                Status::Held => {
-                    derived.expiry.push((hold.expires_at_ms(), counter));
-                    derived.live_holds += 1;
-                    true
-                }
-                Status::Confirmed => true,
-                Status::Released | Status::Expired => false,
-            };
-            if counts && state.events[hold.event as usize].max_per_user.is_some() {
-                *derived.per_user.entry((hold.event, hold.user)).or_default() +=
-                    state.tickets_of(hold);
-            }
-        }
-        // A cancelled booking's tickets no longer count.
-        for booking in state.bookings.iter().filter(|b| b.is_cancelled()) {
-            let hold = &state.holds[booking.hold as usize - 1];
-            if state.events[hold.event as usize].max_per_user.is_some() {
-                let key = (hold.event, hold.user);
-                let count = derived.per_user.get_mut(&key).expect("counted above");
-                *count -= state.tickets_of(hold);
-                if *count == 0 {
-                    derived.per_user.remove(&key);
-                }
-            }
-        }
-        derived
-    }
 }

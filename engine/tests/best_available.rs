@@ -1,7 +1,7 @@
 //! Best available against a brute-force oracle: small seated sections (rows of up to 12
 //! seats) with random taken seats, and random requests. The engine's choice must be
-//! exactly the oracle's under design.md's steps and tie-breaks, which the oracle applies
-//! by trying every placement.
+//! exactly the oracle's under the steps and tie-breaks of docs/api.md ("Best available"),
+//! which the oracle applies by trying every placement.
 
 use std::collections::BTreeSet;
 
@@ -152,13 +152,7 @@ fn current_rows(engine: &Engine, sections: usize) -> Vec<Rows> {
 }
 
 fn run(engine: &mut Engine, command: &Command) -> Result<Output, Rejection> {
-    let out = match engine.decide(command, T0)? {
-        Decided::Change(d) => {
-            engine.apply(&d);
-            engine.output(&d, T0)
-        }
-        Decided::Replay(o) => o,
-    };
+    let out = engine.execute(command, T0, &mut Vec::new())?.output;
     engine.check_invariants();
     Ok(out)
 }

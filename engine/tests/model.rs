@@ -3,6 +3,7 @@
 //! at the end, replaying the logged decisions into a fresh engine gives the same snapshot
 //! bytes, and a snapshot restores to an equal engine.
 
+use engine::decision::{HoldConfirmed, HoldExpired, HoldPlaced, Purchased};
 use engine::*;
 use proptest::prelude::*;
 
@@ -148,7 +149,7 @@ fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mu
             assert_eq!(decisions.len(), due.len().min(*max));
             for (d, &i) in decisions.iter().zip(&due) {
                 assert!(
-                    matches!(d, Decision::HoldExpired { hold, .. } if *hold == model.holds[i].id)
+                    matches!(d, Decision::HoldExpired(HoldExpired { hold, .. }) if *hold == model.holds[i].id)
                 );
                 commit(engine, d, log);
                 end_hold(model, i, St::Expired);
@@ -206,9 +207,8 @@ fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mu
                 (Ok(Decided::Change(d)), Ok(())) => {
                     commit(engine, &d, log);
                     let id = match &d {
-                        Decision::HoldPlaced { hold, .. } | Decision::Purchased { hold, .. } => {
-                            *hold
-                        }
+                        Decision::HoldPlaced(HoldPlaced { hold, .. })
+                        | Decision::Purchased(Purchased { hold, .. }) => *hold,
                         other => panic!("{other:?}"),
                     };
                     model.per_user[*u] += tickets;
@@ -224,7 +224,7 @@ fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mu
                     for &s in &wanted {
                         model.seats[s] = 1;
                     }
-                    if let Decision::Purchased { booking, .. } = d {
+                    if let Decision::Purchased(Purchased { booking, .. }) = d {
                         confirm_model(model, model.holds.len() - 1, booking);
                     }
                 }
@@ -276,8 +276,10 @@ fn step(engine: &mut Engine, model: &mut Model, log: &mut Vec<Vec<u8>>, now: &mu
                 (Ok(Decided::Change(d)), Ok(())) => {
                     commit(engine, &d, log);
                     match d {
-                        Decision::HoldConfirmed { booking, .. } => confirm_model(model, i, booking),
-                        Decision::HoldReleased { .. } => end_hold(model, i, St::Released),
+                        Decision::HoldConfirmed(HoldConfirmed { booking, .. }) => {
+                            confirm_model(model, i, booking)
+                        }
+                        Decision::HoldReleased(_) => end_hold(model, i, St::Released),
                         other => panic!("{other:?}"),
                     }
                 }
@@ -499,14 +501,14 @@ fn attempt(
     command: &Command,
     now: u64,
 ) -> Result<Output, &'static str> {
-    match engine.decide(command, now) {
-        Ok(Decided::Change(d)) => {
-            commit(engine, &d, log);
-            Ok(engine.output(&d, now))
-        }
-        Ok(Decided::Replay(o)) => Ok(o),
-        Err(r) => Err(r.code()),
+    let mut record = Vec::new();
+    let executed = engine
+        .execute(command, now, &mut record)
+        .map_err(|r| r.code())?;
+    if executed.decision.is_some() {
+        log.push(record);
     }
+    Ok(executed.output)
 }
 
 fn sale_step(engine: &mut Engine, log: &mut Vec<Vec<u8>>, now: &mut u64, op: &SaleOp) {

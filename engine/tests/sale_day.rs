@@ -22,21 +22,25 @@ impl Shard {
     }
 
     fn run(&mut self, command: &Command, now: u64) -> Result<Output, Rejection> {
-        match self.engine.decide(command, now)? {
-            Decided::Change(d) => {
-                self.apply(&d);
-                Ok(self.engine.output(&d, now))
-            }
-            Decided::Replay(o) => Ok(o),
+        let mut record = Vec::new();
+        let executed = self.engine.execute(command, now, &mut record)?;
+        if let Some(d) = &executed.decision {
+            self.log(d, record);
         }
+        Ok(executed.output)
     }
 
     fn apply(&mut self, d: &Decision) {
         self.engine.apply(d);
         let mut buf = Vec::new();
         d.encode(&mut buf);
-        assert_eq!(&Decision::decode(&buf).expect("decodes"), d);
-        self.log.push(buf);
+        self.log(d, buf);
+    }
+
+    /// Logs an applied decision's record, which must decode to it.
+    fn log(&mut self, d: &Decision, record: Vec<u8>) {
+        assert_eq!(&Decision::decode(&record).expect("decodes"), d);
+        self.log.push(record);
         self.engine.check_invariants();
     }
 

@@ -1,5 +1,6 @@
 //! Scenario tests that read like the stories they tell. Time is moved by hand.
 
+use engine::decision::{EventCreated, HoldExpired};
 use engine::*;
 
 const T0: u64 = 1_700_000_000_000;
@@ -48,13 +49,9 @@ fn rows(spec: &[(&str, u32)]) -> Layout {
 
 /// decide + apply, invariants checked, output returned.
 fn run(engine: &mut Engine, command: &Command, now: u64) -> Result<Output, Rejection> {
-    let result = match engine.decide(command, now)? {
-        Decided::Change(d) => {
-            engine.apply(&d);
-            Ok(engine.output(&d, now))
-        }
-        Decided::Replay(o) => Ok(o),
-    };
+    let result = engine
+        .execute(command, now, &mut Vec::new())
+        .map(|e| e.output);
     engine.check_invariants();
     result
 }
@@ -229,7 +226,7 @@ fn expiry_is_bounded_and_earliest_first() {
     let ids: Vec<u64> = batch
         .iter()
         .map(|d| match d {
-            Decision::HoldExpired { hold, .. } => hold.counter(),
+            Decision::HoldExpired(HoldExpired { hold, .. }) => hold.counter(),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -249,7 +246,7 @@ fn idempotent_retry() {
     let decided = e.decide(&Command::PlaceHold(cmd.clone()), T0 + 5).unwrap();
     assert_eq!(
         decided,
-        Decided::Replay(first),
+        Decided::Remembered(first),
         "the retry gets the first answer and logs nothing"
     );
     assert_eq!(section(&e, "floor").held, 2);
@@ -381,7 +378,7 @@ fn purchase_is_one_decision() {
     let Decided::Change(decision) = e.decide(&Command::Purchase(cmd), T0).unwrap() else {
         panic!()
     };
-    assert!(matches!(decision, Decision::Purchased { .. }));
+    assert!(matches!(decision, Decision::Purchased(_)));
     e.apply(&decision);
     e.check_invariants();
     let floor = section(&e, "floor");
@@ -581,7 +578,7 @@ fn event_validation_names_fields() {
         }),
         "sections[0].capacity"
     );
-    let Decided::Change(Decision::EventCreated { event, .. }) =
+    let Decided::Change(Decision::EventCreated(EventCreated { event, .. })) =
         e.decide(&Command::CreateEvent(base), T0).unwrap()
     else {
         panic!()

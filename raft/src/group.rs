@@ -157,6 +157,17 @@ impl Group {
         token: &LeaderToken,
         decisions: Vec<Vec<u8>>,
     ) -> Result<u64, ProposeError> {
+        self.submit(token, decisions).await?.outcome().await
+    }
+
+    /// Hands one batch to the group, in order: batches submitted one after the other are
+    /// appended in that order. Returns once the group has it (not once it is committed);
+    /// [`Pending::outcome`] then waits for the commit. Several may be pending at once.
+    pub async fn submit(
+        &self,
+        token: &LeaderToken,
+        decisions: Vec<Vec<u8>>,
+    ) -> Result<Pending, ProposeError> {
         let (responder, appended, done) = ProgressResponder::<TypeConfig, _>::new();
         self.raft
             .write(Batch { decisions })
@@ -164,6 +175,44 @@ impl Group {
             .responder(responder)
             .await
             .map_err(|e| ProposeError::Unknown(format!("the group stopped: {e}")))?;
+        Ok(Pending {
+            id: self.id,
+            appended,
+            done,
+        })
+    }
+
+    /// A read barrier: returns once a quorum round that began after the call confirmed this
+    /// node's leadership in `token`'s term and everything committed before is applied.
+    pub async fn read_barrier(&self, token: &LeaderToken) -> Result<(), ProposeError> {
+        let res = tokio::time::timeout(
+            QUORUM_WAIT,
+            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await;
+        match res {
+            Ok(Ok(_)) if self.leadership().term == token.term => Ok(()),
+            Ok(Err(RaftError::APIError(_))) | Ok(Ok(_)) => Err(self.not_leader()),
+            _ => Err(self.not_leader()),
+        }
+    }
+}
+
+type Receiver<T> = openraft::type_config::alias::OneshotReceiverOf<TypeConfig, T>;
+
+/// A batch handed to the group, not yet known to be committed.
+pub struct Pending {
+    id: NodeId,
+    appended: Receiver<openraft::type_config::alias::LogIdOf<TypeConfig>>,
+    done: Receiver<openraft::raft::ClientWriteResult<TypeConfig>>,
+}
+
+impl Pending {
+    /// Waits until the batch is committed on a quorum and applied on this node (its log
+    /// index), or fails: [`ProposeError::NotLeader`] if it was never written,
+    /// [`ProposeError::Unknown`] if it was and may still commit.
+    pub async fn outcome(self) -> Result<u64, ProposeError> {
+        let Pending { id, appended, done } = self;
         let outcome = tokio::time::timeout(QUORUM_WAIT, done).await;
         let was_appended = || async {
             matches!(
@@ -180,7 +229,7 @@ impl Group {
                     ))
                 } else {
                     Err(ProposeError::NotLeader {
-                        leader: forward.leader_id.filter(|l| *l != self.id),
+                        leader: forward.leader_id.filter(|l| *l != id),
                     })
                 }
             }
@@ -192,21 +241,6 @@ impl Group {
                 "no quorum within {} s",
                 QUORUM_WAIT.as_secs()
             ))),
-        }
-    }
-
-    /// A read barrier: returns once a quorum round that began after the call confirmed this
-    /// node's leadership in `token`'s term and everything committed before is applied.
-    pub async fn read_barrier(&self, token: &LeaderToken) -> Result<(), ProposeError> {
-        let res = tokio::time::timeout(
-            QUORUM_WAIT,
-            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
-        )
-        .await;
-        match res {
-            Ok(Ok(_)) if self.leadership().term == token.term => Ok(()),
-            Ok(Err(RaftError::APIError(_))) | Ok(Ok(_)) => Err(self.not_leader()),
-            _ => Err(self.not_leader()),
         }
     }
 }

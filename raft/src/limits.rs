@@ -30,3 +30,6 @@ pub const PEER_PING_EVERY: Duration = Duration::from_millis(500);
 pub const PEER_SILENT_MAX: Duration = Duration::from_secs(2);
 /// How often a leader checks whether its shard's preferred node can take over.
 pub const BALANCE_EVERY: Duration = Duration::from_secs(2);
+/// Idle keep-alive connections a node keeps per peer (replication and forwarded requests
+/// share them; forwarding under load needs about one per concurrent request).
+pub const RAFT_IDLE_CONNECTIONS_MAX: usize = 512;

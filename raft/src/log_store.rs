@@ -5,14 +5,17 @@
 //!
 //! **Files.** One directory per replica holds the wal's segments, one wal record per Raft
 //! entry (the entry encoded with bincode 2's serde API, standard configuration), with
-//! **wal seq = Raft index + 1** (the wal counts from 1, Raft from 0), plus three small
-//! files, each replaced whole by temporary file + fsync + rename + directory fsync:
-//! `vote`, `committed`, `purged` (the last purged log id, written before the segments it
-//! covers are deleted) and `start` (the wal seq before the first entry, when an empty log
-//! was started at a later index than the next one). The wal's rules carry over: a CRC chain over the records, a torn
-//! tail cut at open, and damage anywhere else stops start-up naming the file and the byte
-//! offset ([`LogStoreError::Wal`]); a damaged small file stops it too
-//! ([`LogStoreError::Corrupt`]).
+//! **wal seq = Raft index + 1** (the wal counts from 1, Raft from 0), plus up to four small
+//! files, each replaced whole by temporary file + fsync + rename + directory fsync and
+//! checked by a CRC: `vote`, `committed`, `purged` (the last purged log id, written before
+//! the segments it covers are deleted) and `start` (the wal seq before the first entry,
+//! when an empty log was started at another index than its next one, as openraft's
+//! conformance suite does). The directory is the store's alone (give it its own, e.g.
+//! `shard-<n>/log`): the wal would take a snapshot file in it for its own. The wal's rules
+//! carry over: a CRC chain over the records, a torn tail cut at open, and damage anywhere
+//! else stops start-up naming the file and the byte offset ([`LogStoreError::Wal`]); a
+//! damaged small file, or a record that is not the entry of its index, stops it too
+//! ([`LogStoreError::Corrupt`]). An entry is at most [`wal::RECORD_LEN_MAX`] bytes encoded.
 //!
 //! **Order and durability.** One log thread does every write, in the order the calls were
 //! made (openraft requires vote and log writes to be serialized). [`RaftLogStorage::append`]
@@ -250,6 +253,7 @@ where
             committed_written_at: None,
             failed: None,
             floor,
+            purged_seq,
         };
         let thread = std::thread::Builder::new()
             .name("raft-log".into())
@@ -267,7 +271,8 @@ where
     }
 
     /// Makes everything durable (appends and the committed id), stops the log thread and
-    /// gives the storage back. Dropping the store does the same without the answer.
+    /// gives the storage back. Dropping the store does the same without the answer (both
+    /// wait for the thread, at most one fdatasync and one small file write).
     pub async fn close(mut self) -> Result<S, LogStoreError> {
         let (done, rx) = oneshot::channel();
         let sent = self.send(Command::Close { done });
@@ -444,9 +449,10 @@ where
         }
         {
             let mut state = self.shared.state.write();
-            if state.entries.is_empty() && first_index > state.first {
-                // An empty log may start at a later index (the log thread moves the wal's
-                // start durably before writing the entries).
+            let purged_to = state.last_purged.as_ref().map_or(0, |id| id.index() + 1);
+            if state.entries.is_empty() && first_index >= purged_to {
+                // An empty log may start at another index than its next one, never inside
+                // the purged part (the log thread moves the wal's start durably first).
                 state.first = first_index;
             }
             if first_index != state.next_index() {
@@ -491,6 +497,10 @@ where
     }
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
+        if self.shared.state.read().last_purged.as_ref() >= Some(&log_id) {
+            // Purged already (the purged file never goes back).
+            return Ok(());
+        }
         let payload = meta::encode(&log_id, "log id")?;
         let seq = log_id.index() + 1;
         self.call(|done| Command::Purge { seq, payload, done })

@@ -27,7 +27,7 @@ use openraft::Snapshot;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::limits::{RAFT_BODY_BYTES_MAX, RAFT_CONNECT_TIMEOUT};
+use crate::limits::{RAFT_BODY_BYTES_MAX, RAFT_CONNECT_TIMEOUT, RAFT_IDLE_CONNECTIONS_MAX};
 use crate::types::{Node, NodeId, TypeConfig};
 use crate::Raft;
 
@@ -64,7 +64,7 @@ pub fn http_client() -> reqwest::Client {
         .no_proxy()
         .connect_timeout(RAFT_CONNECT_TIMEOUT)
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(16)
+        .pool_max_idle_per_host(RAFT_IDLE_CONNECTIONS_MAX)
         .build()
         .expect("an HTTP client without TLS builds")
 }

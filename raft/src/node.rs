@@ -146,19 +146,20 @@ impl ClusterNode {
             }
         }
         let heard = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::new()));
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(ping_peers(
-            file.clone(),
-            id,
-            http.clone(),
-            Arc::clone(&heard),
-        )));
-        tasks.push(tokio::spawn(balance_leaders(
-            file.clone(),
-            id,
-            Arc::clone(&groups),
-            Arc::clone(&heard),
-        )));
+        let tasks = vec![
+            tokio::spawn(ping_peers(
+                file.clone(),
+                id,
+                http.clone(),
+                Arc::clone(&heard),
+            )),
+            tokio::spawn(balance_leaders(
+                file.clone(),
+                id,
+                Arc::clone(&groups),
+                Arc::clone(&heard),
+            )),
+        ];
         Ok(ClusterNode {
             id,
             file,

@@ -115,9 +115,12 @@ fn snapshot_name(index: u64) -> String {
 }
 
 /// The newest snapshot file of `dir` that reads back whole: (index, meta, engine bytes).
-fn newest_snapshot(dir: &Path) -> io::Result<Option<(u64, SnapshotMetaOf<TypeConfig>, Vec<u8>)>> {
+/// A snapshot read back: its index, its meta, the engine's bytes.
+type Found = (u64, SnapshotMetaOf<TypeConfig>, Vec<u8>);
+
+fn newest_snapshot(dir: &Path) -> io::Result<Option<Found>> {
     let mut files = snapshot_files(dir)?;
-    files.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    files.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
     for (index, path) in files {
         let bytes = std::fs::read(&path)?;
         match parse_snapshot_file(&bytes) {
@@ -199,7 +202,7 @@ fn write_snapshot(dir: &Path, meta: &SnapshotMetaOf<TypeConfig>, engine: &[u8]) 
     std::fs::rename(&tmp, dir.join(snapshot_name(index)))?;
     std::fs::File::open(dir)?.sync_all()?;
     let mut files = snapshot_files(dir)?;
-    files.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    files.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
     for (_, path) in files.into_iter().skip(SNAPSHOTS_KEPT) {
         let _ = std::fs::remove_file(path);
     }

@@ -250,9 +250,6 @@ impl Storage for PowerCut {
         self.op()?;
         self.inner.truncate(name, len)
     }
-    fn len(&self, name: &str) -> io::Result<u64> {
-        self.inner.len(name)
-    }
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
         self.op()?;
         self.inner.rename(from, to)
@@ -281,10 +278,7 @@ struct Model {
     /// truncation removed since.
     flushed: BTreeSet<u64>,
     /// Appends queued whose callback was not awaited yet.
-    waiting: Vec<(
-        Vec<u64>,
-        OneshotReceiverOf<TypeConfig, Result<(), io::Error>>,
-    )>,
+    waiting: Vec<(Vec<u64>, Flushed)>,
     vote: Option<Vote>,
     /// A vote whose save was cut: it may or may not have reached the disk.
     vote_in_flight: Option<Vote>,
@@ -294,6 +288,9 @@ struct Model {
 }
 
 type Step = Result<(), ()>;
+
+/// Where an append's `IOFlushed` callback reports.
+type Flushed = OneshotReceiverOf<TypeConfig, Result<(), io::Error>>;
 
 impl Model {
     async fn append<S: Storage>(
@@ -338,13 +335,15 @@ impl Model {
         store: &mut LogStore<TypeConfig, S>,
         after: Option<u64>,
     ) -> Step {
+        // A truncation cut short may have removed some of the entries after `after` (from
+        // the end backwards): they may stay or go, and must go once it returns.
+        let from = after.map_or(0, |i| i + 1);
+        self.flushed.retain(|&i| i < from);
         store
             .truncate_after(after.map(|i| self.log[&i].log_id()))
             .await
             .map_err(drop)?;
-        let from = after.map_or(0, |i| i + 1);
         self.log.retain(|&i, _| i < from);
-        self.flushed.retain(|&i| i < from);
         Ok(())
     }
 
@@ -475,9 +474,51 @@ fn check(model: &Model, recovered: &Snapshot, context: &str) {
     );
 }
 
+/// A run that starts the empty log at other indices than its next one (forward, then back
+/// after truncating everything), as openraft's conformance suite does.
+async fn script_moving_start<S: Storage>(
+    store: &mut LogStore<TypeConfig, S>,
+    m: &mut Model,
+) -> Step {
+    m.append(store, 1, 5..=6).await?;
+    m.wait().await?;
+    m.vote(store, vote(1, 1)).await?;
+    m.truncate(store, None).await?;
+    m.append(store, 1, 3..=4).await?;
+    m.wait().await?;
+    m.append(store, 1, 5..=7).await?;
+    m.wait().await?;
+    m.purge(store, log_id(1, 4)).await?;
+    m.truncate(store, Some(5)).await?;
+    m.append(store, 2, 6..=6).await?;
+    m.wait().await?;
+    Ok(())
+}
+
+async fn run_script<S: Storage>(
+    store: &mut LogStore<TypeConfig, S>,
+    m: &mut Model,
+    moving_start: bool,
+) -> Step {
+    if moving_start {
+        script_moving_start(store, m).await
+    } else {
+        script(store, m).await
+    }
+}
+
 #[tokio::test]
 async fn a_power_cut_at_any_operation_loses_nothing_reported_durable_and_brings_nothing_truncated_back(
 ) {
+    power_cut_at_every_operation(false).await;
+}
+
+#[tokio::test]
+async fn a_power_cut_while_an_empty_log_moves_its_start_recovers_a_log_that_takes_appends() {
+    power_cut_at_every_operation(true).await;
+}
+
+async fn power_cut_at_every_operation(moving_start: bool) {
     // The whole run without a cut, to count its operations.
     let ops = Arc::new(AtomicU64::new(0));
     let storage = PowerCut {
@@ -487,12 +528,12 @@ async fn a_power_cut_at_any_operation_loses_nothing_reported_durable_and_brings_
     };
     let mut store = LogStore::<TypeConfig, _>::open_with(storage, OPTIONS).unwrap();
     let mut model = Model::default();
-    script(&mut store, &mut model)
+    run_script(&mut store, &mut model, moving_start)
         .await
         .expect("the script runs without a cut");
     store.close().await.unwrap();
     let total = ops.load(Ordering::SeqCst);
-    assert!(total > 50, "the script did only {total} storage operations");
+    assert!(total > 30, "the script did only {total} storage operations");
 
     let (mut checked, mut stopped) = (0, 0);
     for cut_at in 1..=total {
@@ -513,7 +554,10 @@ async fn a_power_cut_at_any_operation_loses_nothing_reported_durable_and_brings_
             if let Ok(mut store) = LogStore::<TypeConfig, _>::open_with(storage, OPTIONS) {
                 // A cut past the script's own operations hits the committed file that
                 // close writes (when the log thread writes it varies from run to run).
-                if script(&mut store, &mut model).await.is_err() {
+                if run_script(&mut store, &mut model, moving_start)
+                    .await
+                    .is_err()
+                {
                     stopped += 1;
                 }
                 let _ = store.close().await;
@@ -597,4 +641,106 @@ async fn damage_in_a_small_file_stops_start_up_with_its_name() {
         .expect("damage is refused");
     assert!(matches!(error, LogStoreError::Corrupt { .. }), "{error}");
     assert!(error.to_string().contains("vote"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Group commit, measured (not asserted): `cargo test --release -p boxoffice-raft --test
+// log_store -- --ignored --nocapture group_commit`.
+
+/// Counts the fdatasyncs of the storage below.
+struct CountSyncs<S> {
+    inner: S,
+    syncs: Arc<AtomicU64>,
+}
+
+impl<S: Storage> Storage for CountSyncs<S> {
+    fn dir(&self) -> &Path {
+        self.inner.dir()
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.inner.read(name)
+    }
+    fn create(&mut self, name: &str) -> io::Result<()> {
+        self.inner.create(name)
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.inner.append(name, bytes)
+    }
+    fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        self.inner.preallocate(name, len)
+    }
+    fn sync(&mut self, name: &str) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.inner.sync(name)
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        self.inner.truncate(name, len)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&mut self, name: &str) -> io::Result<()> {
+        self.inner.remove(name)
+    }
+    fn sync_dir(&mut self) -> io::Result<()> {
+        self.inner.sync_dir()
+    }
+    fn close(&mut self, name: &str) {
+        self.inner.close(name);
+    }
+}
+
+#[tokio::test]
+#[ignore = "a measurement: prints appends/s and fdatasyncs per append on files"]
+async fn group_commit_figures() {
+    const APPENDS: u64 = 2_000;
+    for (in_flight, commit) in [
+        (1usize, false),
+        (4, false),
+        (16, false),
+        (64, false),
+        (1, true),
+        (64, true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = Arc::new(AtomicU64::new(0));
+        let storage = CountSyncs {
+            inner: wal::FileStorage::new(dir.path()).unwrap(),
+            syncs: syncs.clone(),
+        };
+        let mut store = LogStore::<TypeConfig, _>::open_with(storage, Options::default()).unwrap();
+        let mut model = Model::default();
+        let start = std::time::Instant::now();
+        let before = syncs.load(Ordering::Relaxed);
+        for i in 0..APPENDS {
+            model.append(&mut store, 1, i..=i).await.unwrap();
+            if model.waiting.len() >= in_flight {
+                let (indices, rx) = model.waiting.remove(0);
+                rx.await.unwrap().unwrap();
+                if commit {
+                    // As a leader does: every flushed entry commits (a quorum of one here).
+                    let last = *indices.last().unwrap();
+                    store.save_committed(Some(log_id(1, last))).await.unwrap();
+                }
+                model.flushed.extend(indices);
+            }
+        }
+        model.wait().await.unwrap();
+        let elapsed = start.elapsed();
+        let synced = syncs.load(Ordering::Relaxed) - before;
+        println!(
+            "{in_flight:>3} appends in flight{}: {:>8.0} appends/s, {:.3} fdatasyncs per append",
+            if commit {
+                ", save_committed after each flush"
+            } else {
+                ""
+            },
+            APPENDS as f64 / elapsed.as_secs_f64(),
+            synced as f64 / APPENDS as f64
+        );
+        store.close().await.unwrap();
+    }
 }

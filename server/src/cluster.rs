@@ -3,24 +3,31 @@
 //! other nodes it answers nothing (the HTTP side forwards to the leader first).
 //!
 //! The leader decides on its own copy of the engine (`Speculative`), built from the
-//! committed engine once its term's first entry is applied. A batch's replies and reads are
-//! released only after its entry is committed on a quorum and applied here; a batch with
-//! no decision releases its answers after a read barrier (a quorum round begun after the
-//! requests arrived). One batch is in flight at a time, so between batches the copy equals
-//! the committed engine. When a proposal fails, every answer of the batch is 503
-//! (`unavailable` if nothing was written, `outcome_unknown` if it may still commit) and the
-//! copy is dropped: the next batch rebuilds it from what is committed.
+//! committed engine once its term's first entry is applied. Batches are pipelined: up to
+//! [`PIPELINE_DEPTH`] are in flight at once, handed to the group in order by one proposer
+//! task, so the next batch is decided while the previous ones replicate. Their answers are
+//! released in order, each batch's only once its entry is committed on a quorum and applied
+//! here (and every earlier batch's outcome is known); reads run then, on the committed
+//! engine. A batch with no decision (reads, rejections, remembered answers) is released
+//! after a read barrier, a quorum round begun after its requests arrived. When a batch
+//! fails, its answers are 503 (`unavailable` if nothing was written, `outcome_unknown` if it
+//! may still commit), the copy is dropped, and no batch is decided until every batch in
+//! flight has its outcome; the copy is then rebuilt from what is committed. A later batch
+//! in flight that does commit is answered normally: entries commit in order, so its
+//! predecessors committed too.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, Sender};
 use engine::{Decided, Engine};
 use raft::{ClusterNode, LeaderToken, ProposeError};
 use tokio::runtime::Handle;
 
-use crate::limits::{SHARD_BATCH_MAX, SHARD_IDLE_TICK};
+use crate::core::push_record;
+use crate::limits::{PIPELINE_DEPTH, SHARD_BATCH_MAX, SHARD_IDLE_TICK};
 use crate::shard::{
     CommandResult, ReadFn, Request, ShardClock, ShardError, ShardHandle, ShardStatus,
 };
@@ -32,6 +39,22 @@ struct Speculative {
     clock: ShardClock,
 }
 
+/// What the proposer task is asked to do, in order.
+enum Job {
+    /// Replicate these decisions.
+    Propose(LeaderToken, Vec<Vec<u8>>, u64),
+    /// Confirm the leadership with a quorum round.
+    Barrier(LeaderToken, u64),
+}
+
+/// A batch decided and handed on, waiting for its outcome.
+struct InFlight {
+    seq: u64,
+    answers: Answers,
+    outcome: Option<Result<(), ProposeError>>,
+    decisions: usize,
+}
+
 struct Driver {
     shard: u16,
     node: Arc<ClusterNode>,
@@ -39,6 +62,10 @@ struct Driver {
     spec: Option<Speculative>,
     records: Vec<Vec<u8>>,
     answered_at: Instant,
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    done: Receiver<(u64, Result<(), ProposeError>)>,
+    inflight: VecDeque<InFlight>,
+    next_seq: u64,
 }
 
 /// Starts the driver of shard `shard` of `node`. The returned handle is the HTTP side's,
@@ -55,6 +82,14 @@ pub fn spawn(
     feed_stream(node.group(usize::from(shard)), &stream);
     status.set_ready();
     let thread_status = Arc::clone(&status);
+    let (jobs, job_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (done_tx, done) = crossbeam_channel::unbounded();
+    runtime.spawn(propose_in_order(
+        Arc::clone(&node),
+        usize::from(shard),
+        job_rx,
+        done_tx,
+    ));
     let thread = std::thread::Builder::new()
         .name(format!("shard-{shard}"))
         .spawn(move || {
@@ -65,6 +100,10 @@ pub fn spawn(
                 spec: None,
                 records: Vec::new(),
                 answered_at: Instant::now(),
+                jobs,
+                done,
+                inflight: VecDeque::new(),
+                next_seq: 0,
             };
             driver.serve(&rx, &thread_status);
             tracing::info!(shard, "shard driver stopped");
@@ -116,28 +155,157 @@ impl Answers {
     }
 }
 
+/// The proposer task of a shard: hands batches to the group one after the other, in the
+/// order the driver decided them, and reports each outcome when it is known.
+async fn propose_in_order(
+    node: Arc<ClusterNode>,
+    shard: usize,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+    done: Sender<(u64, Result<(), ProposeError>)>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let done = done.clone();
+        match job {
+            Job::Propose(token, records, seq) => {
+                match node.group(shard).submit(&token, records).await {
+                    Ok(pending) => {
+                        tokio::spawn(async move {
+                            let _ = done.send((seq, pending.outcome().await.map(|_| ())));
+                        });
+                    }
+                    Err(error) => {
+                        let _ = done.send((seq, Err(error)));
+                    }
+                }
+            }
+            Job::Barrier(token, seq) => {
+                let node = Arc::clone(&node);
+                tokio::spawn(async move {
+                    let outcome = node.group(shard).read_barrier(&token).await;
+                    let _ = done.send((seq, outcome));
+                });
+            }
+        }
+    }
+}
+
 impl Driver {
     fn serve(&mut self, rx: &Receiver<Request>, status: &ShardStatus) {
         let mut batch: Vec<Request> = Vec::with_capacity(SHARD_BATCH_MAX);
+        let mut stopping = false;
+        let mut closed = false;
         loop {
             let queued = !rx.is_empty();
-            match rx.recv_timeout(self.idle_timeout()) {
-                Ok(request) => batch.push(request),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+            if batch.is_empty() && !stopping && !closed {
+                crossbeam_channel::select! {
+                    recv(rx) -> request => match request {
+                        Ok(request) => batch.push(request),
+                        Err(_) => closed = true,
+                    },
+                    recv(self.done) -> outcome => {
+                        if let Ok((seq, outcome)) = outcome {
+                            self.note(seq, outcome);
+                        }
+                    },
+                    default(self.idle_timeout()) => {},
+                }
+            } else if !self.inflight.is_empty() {
+                // Work waits for the pipeline: block for an outcome only.
+                if let Ok((seq, outcome)) = self.done.recv_timeout(SHARD_IDLE_TICK) {
+                    self.note(seq, outcome);
+                }
             }
-            while batch.len() < SHARD_BATCH_MAX {
+            while let Ok((seq, outcome)) = self.done.try_recv() {
+                self.note(seq, outcome);
+            }
+            self.release_ready();
+            while batch.len() < SHARD_BATCH_MAX && !stopping {
                 match rx.try_recv() {
+                    Ok(Request::Shutdown) => stopping = true,
                     Ok(request) => batch.push(request),
                     Err(_) => break,
                 }
             }
+            if let Some(at) = batch.iter().position(|r| matches!(r, Request::Shutdown)) {
+                batch.remove(at);
+                stopping = true;
+            }
             if queued {
                 status.note_loop_gap(self.answered_at.elapsed());
             }
-            if self.process(&mut batch) {
+            if self.inflight.len() < PIPELINE_DEPTH
+                && (self.spec.is_some() || self.inflight.is_empty())
+            {
+                self.process(&mut batch);
+            }
+            if (stopping || closed) && batch.is_empty() && self.inflight.is_empty() {
                 return;
             }
+        }
+    }
+
+    /// Records the outcome of the batch numbered `seq`.
+    fn note(&mut self, seq: u64, outcome: Result<(), ProposeError>) {
+        if let Some(flight) = self.inflight.iter_mut().find(|f| f.seq == seq) {
+            flight.outcome = Some(outcome);
+        }
+    }
+
+    /// Answers, in order, every batch at the head of the pipeline whose outcome is known.
+    fn release_ready(&mut self) {
+        while self.inflight.front().is_some_and(|f| f.outcome.is_some()) {
+            let flight = self.inflight.pop_front().expect("a front");
+            let mut answers = flight.answers;
+            match flight.outcome.expect("known") {
+                Ok(()) => {
+                    if flight.decisions > 0 {
+                        metrics::counter!("boxoffice_cluster_entries_total").increment(1);
+                        metrics::counter!("boxoffice_cluster_decisions_total")
+                            .increment(flight.decisions as u64);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(shard = self.shard, %error, decisions = flight.decisions, "batch not committed");
+                    let refusal = match &error {
+                        ProposeError::NotLeader { .. } => ShardError::Unavailable(format!(
+                            "shard {}: leadership moved; nothing was written",
+                            self.shard
+                        )),
+                        ProposeError::Unknown(why) => {
+                            ShardError::OutcomeUnknown(format!("shard {}: {why}", self.shard))
+                        }
+                    };
+                    answers.refuse(&refusal);
+                    // Later batches were decided on top of this one: decide nothing more
+                    // until the pipeline drains, then start again from what is committed.
+                    self.spec = None;
+                }
+            }
+            for (reply, result) in answers.replies {
+                let _ = reply.send(result);
+            }
+            if !answers.reads.is_empty() {
+                let now = self.now_ms();
+                let group = self.node.group(usize::from(self.shard));
+                group.state_machine().with(|committed| {
+                    for read in answers.reads {
+                        read(&committed.engine, now);
+                    }
+                });
+            }
+            self.answered_at = Instant::now();
+        }
+    }
+
+    /// The time reads are answered at: the leader's clock, or the committed engine's.
+    fn now_ms(&mut self) -> u64 {
+        match &mut self.spec {
+            Some(spec) => spec.clock.now_ms(),
+            None => self
+                .node
+                .group(usize::from(self.shard))
+                .state_machine()
+                .with(|c| c.engine.now_ms()),
         }
     }
 
@@ -153,7 +321,6 @@ impl Driver {
             None => SHARD_IDLE_TICK,
         }
     }
-
     /// Makes sure this node may decide for the shard now, with an engine equal to what is
     /// committed. `Err` says why not (nothing was written).
     fn lead(&mut self) -> Result<(), ShardError> {
@@ -192,38 +359,54 @@ impl Driver {
         Ok(())
     }
 
-    /// One batch. Returns whether a shutdown request was in it.
-    fn process(&mut self, batch: &mut Vec<Request>) -> bool {
-        let mut stopping = false;
+    /// Decides one batch and hands it to the pipeline (or refuses it, if this node may
+    /// not decide). Shutdown requests were taken out by the caller.
+    fn process(&mut self, batch: &mut Vec<Request>) {
         let mut answers = Answers::default();
         let mut commands = Vec::new();
         for request in batch.drain(..) {
             match request {
                 Request::Read(read) => answers.reads.push(read),
-                Request::Shutdown => stopping = true,
+                Request::Shutdown => {}
                 Request::Command { command, reply } => commands.push((command, reply)),
             }
         }
         if commands.is_empty() && answers.reads.is_empty() {
             // Idle: only due holds to expire, and only on the leader.
             if self.spec.is_none() || self.lead().is_err() {
-                self.answered_at = Instant::now();
-                return stopping;
+                return;
             }
         }
-        let used = match self.lead() {
-            Ok(()) => self.decide(commands, &mut answers),
-            Err(error) => {
-                for (_, reply) in commands {
-                    answers.replies.push((reply, Err(error.clone())));
-                }
-                answers.reads.clear();
-                0
+        if let Err(error) = self.lead() {
+            // Nothing was decided: answered at once, in any order.
+            for (_, reply) in commands {
+                let _ = reply.send(Err(error.clone()));
             }
+            return;
+        }
+        let used = self.decide(commands, &mut answers);
+        if used == 0 && answers.replies.is_empty() && answers.reads.is_empty() {
+            return;
+        }
+        let token = self.spec.as_ref().expect("lead() made it").token.clone();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let job = if used > 0 {
+            Job::Propose(token, self.records[..used].to_vec(), seq)
+        } else {
+            Job::Barrier(token, seq)
         };
-        self.release(used, answers);
-        self.answered_at = Instant::now();
-        stopping
+        let outcome = self
+            .jobs
+            .send(job)
+            .err()
+            .map(|_| Err(ProposeError::Unknown("the proposer stopped".into())));
+        self.inflight.push_back(InFlight {
+            seq,
+            answers,
+            outcome,
+            decisions: used,
+        });
     }
 
     /// Expires due holds, then decides every command on the leader's engine. Returns the
@@ -257,72 +440,11 @@ impl Driver {
                     push_record(&mut self.records, &mut used, &decision);
                     Ok(spec.engine.output(&decision, now))
                 }
-                Ok(Decided::Replay(output)) => Ok(output),
+                Ok(Decided::Remembered(output)) => Ok(output),
                 Err(rejection) => Err(ShardError::Rejected(rejection)),
             };
             answers.replies.push((reply, result));
         }
         used
     }
-
-    /// Makes the batch's decisions committed (or, with none, confirms leadership), then
-    /// answers everyone: nothing is shown before it is on a quorum.
-    fn release(&mut self, used: usize, mut answers: Answers) {
-        let group = self.node.group(usize::from(self.shard));
-        if let Some(spec) = &self.spec {
-            let outcome = if used > 0 {
-                let records = self.records[..used].to_vec();
-                self.runtime
-                    .block_on(group.propose(&spec.token, records))
-                    .map(|_| ())
-            } else if !answers.replies.is_empty() || !answers.reads.is_empty() {
-                self.runtime.block_on(group.read_barrier(&spec.token))
-            } else {
-                Ok(())
-            };
-            match outcome {
-                Ok(()) => {
-                    if used > 0 {
-                        metrics::counter!("boxoffice_cluster_entries_total").increment(1);
-                        metrics::counter!("boxoffice_cluster_decisions_total")
-                            .increment(used as u64);
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(shard = self.shard, %error, decisions = used, "batch not committed");
-                    let refusal = match &error {
-                        ProposeError::NotLeader { .. } => ShardError::Unavailable(format!(
-                            "shard {}: leadership moved; nothing was written",
-                            self.shard
-                        )),
-                        ProposeError::Unknown(why) => {
-                            ShardError::OutcomeUnknown(format!("shard {}: {why}", self.shard))
-                        }
-                    };
-                    answers.refuse(&refusal);
-                    self.spec = None;
-                }
-            }
-        }
-        for (reply, result) in answers.replies {
-            let _ = reply.send(result);
-        }
-        if let Some(spec) = &mut self.spec {
-            let now = spec.clock.now_ms();
-            for read in answers.reads {
-                read(&spec.engine, now);
-            }
-        }
-    }
-}
-
-/// Encodes a decision into the next record buffer, reusing the buffers' allocations.
-fn push_record(records: &mut Vec<Vec<u8>>, used: &mut usize, decision: &engine::Decision) {
-    if records.len() == *used {
-        records.push(Vec::with_capacity(128));
-    }
-    let buf = &mut records[*used];
-    buf.clear();
-    decision.encode(buf);
-    *used += 1;
 }

@@ -13,11 +13,13 @@
 //!
 //! What the server does not know: the business rules (they are the engine's) and the
 //! bytes on disk (they are the log's).
+#![warn(clippy::too_many_lines)]
 
 pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod cluster;
+pub mod core;
 pub mod datadir;
 pub mod follower;
 pub mod limits;

@@ -37,14 +37,16 @@ pub const SHARD_IDLE_TICK: Duration = Duration::from_millis(250);
 /// second, so this bounds the replay part of a restart to well under a second.
 pub const SNAPSHOT_EVERY_DECISIONS: u64 = 1_000_000;
 
-/// Bytes of zeros a shard's log reserves ahead of its records at a time. Appends into
-/// reserved space leave the file's size alone, so a group commit's fdatasync writes the
-/// data only, not the inode as well (measured in docs/benchmarks.md); one fdatasync per
-/// this many bytes of log also writes the zeros. `--wal-preallocate-kib 0` turns it off.
+/// Bytes of padding (zeros past the last record) a shard's log writes ahead of its
+/// records at a time. Appends into padding leave the file's size alone, so a group
+/// commit's fdatasync writes the data only, not the inode as well (measured in
+/// docs/benchmarks.md); one fdatasync per this many bytes of log also writes the padding. `--wal-preallocate-kib 0` turns it off.
 pub const WAL_PREALLOCATE_BYTES: u64 = 1024 * 1024;
 
-/// Shards a data directory may be created with.
+/// Shards a data directory may be created with (the server's limit: hold, booking and
+/// entry ids carry their shard in 16 bits, which the assertion below keeps it within).
 pub const SHARDS_MAX: usize = 64;
+const _: () = assert!(SHARDS_MAX - 1 <= u16::MAX as usize);
 
 /// Seconds a client is told to wait (`Retry-After`) when a queue is full or a shard is
 /// recovering.
@@ -143,3 +145,7 @@ pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much longer than the outcome wait a node waits for the leader's answer to a
 /// request it forwarded (cluster mode).
 pub const FORWARD_WAIT_EXTRA: Duration = Duration::from_secs(2);
+
+/// Batches a cluster shard leader keeps in flight at once (decided, not yet committed):
+/// the next batch is decided while earlier ones replicate.
+pub const PIPELINE_DEPTH: usize = 8;

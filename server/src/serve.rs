@@ -82,6 +82,11 @@ pub struct ClusterSetup {
 impl Running {
     /// Locks the data directory, settles the secrets, and starts one thread per shard.
     pub fn start(config: &Config) -> Result<Self, RunError> {
+        Self::start_with_time(config, shard::Time::System)
+    }
+
+    /// [`Running::start`] with every shard's time taken from `time` (tests: a manual clock).
+    pub fn start_with_time(config: &Config, time: shard::Time) -> Result<Self, RunError> {
         if config.data_dir.join("shard-0").join("raft-log").exists() {
             return Err(RunError::Recovery(format!(
                 "{} holds a cluster node's data: start it with --cluster FILE --node-id N",
@@ -101,11 +106,12 @@ impl Running {
         let mut handles = Vec::with_capacity(data.shards());
         let mut threads = Vec::with_capacity(data.shards());
         for index in 0..data.shards() {
-            let (handle, thread) = shard::spawn(
+            let (handle, thread) = shard::spawn_with(
                 index as u16,
                 data.shard_dir(index),
                 config.shard_queue,
                 wal_options,
+                time.clone(),
             )?;
             handles.push(handle);
             threads.push(thread);

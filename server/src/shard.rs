@@ -1,9 +1,10 @@
-//! One shard: a thread that owns an engine and a log directory.
+//! One shard: a thread that drives a [`ShardCore`] over its log directory.
 //!
 //! The loop takes a batch of requests from its bounded queue (or wakes for the next hold
-//! expiry), reads the clock once, decides and applies every command, appends the
-//! decisions with one write, makes them durable with one fdatasync, and only then answers
-//! everyone in the batch, reads included. So no reply and no read shows a decision before
+//! expiry), reads the clock once, and hands the batch's commands to the core, which decides
+//! and applies every command, appends the decisions with one write and makes them durable
+//! with one fdatasync; only then does the loop answer everyone in the batch, reads
+//! included. So no reply and no read shows a decision before
 //! it is durable (invariant 4 of docs/architecture.md). If the log fails, the shard rebuilds its state from what is
 //! durable on disk, answers 503 to every later write, and says why in `/ready`; a log
 //! that only found no space (ENOSPC, EFBIG) is checked again every
@@ -20,15 +21,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use engine::{Command, Decided, Decision, Engine, Output, Rejection};
+use engine::{Command, Engine, Output, Rejection};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
-use wal::Wal;
 
-use crate::limits::{
-    CLOCK_BEHIND_WARN, SHARD_BATCH_MAX, SHARD_IDLE_TICK, SYNC_STALL_MAX, WAL_FULL_PROBE_BYTES,
-    WAL_FULL_RETRY_INTERVAL,
-};
+use crate::core::{CoreOptions, FileDir, ShardCore, Tally, Written};
+use crate::limits::{CLOCK_BEHIND_WARN, SHARD_BATCH_MAX, SHARD_IDLE_TICK, SYNC_STALL_MAX};
 
 /// The environment variable of the power-cut test hook (see `Shard::durable_journal`).
 pub const DURABLE_JOURNAL_ENV: &str = "BOXOFFICE_TEST_DURABLE_JOURNAL";
@@ -154,11 +152,11 @@ impl ShardStatus {
         self.loop_gap_max_us
             .fetch_max(gap.as_micros() as u64, Ordering::AcqRel);
     }
-    fn set_unsynced(&self, waiting: bool) {
+    pub(crate) fn set_unsynced(&self, waiting: bool) {
         let value = if waiting { mono_us() } else { 0 };
         self.unsynced_since_us.store(value, Ordering::Release);
     }
-    fn set_full(&self, reason: String) {
+    pub(crate) fn set_full(&self, reason: String) {
         *self.reason.lock() = Some(reason);
         self.state.store(FULL, Ordering::Release);
     }
@@ -182,7 +180,7 @@ impl ShardStatus {
             None
         }
     }
-    fn set_recovery_failed(&self, reason: String) {
+    pub(crate) fn set_recovery_failed(&self, reason: String) {
         self.at_recovery.store(true, Ordering::Release);
         self.set_failed(reason);
     }
@@ -244,6 +242,17 @@ pub fn spawn(
     queue_capacity: usize,
     wal_options: wal::Options,
 ) -> std::io::Result<(ShardHandle, JoinHandle<()>)> {
+    spawn_with(index, dir, queue_capacity, wal_options, Time::System)
+}
+
+/// [`spawn`] with the shard's time taken from `time` (tests move a [`ManualClock`]).
+pub fn spawn_with(
+    index: u16,
+    dir: PathBuf,
+    queue_capacity: usize,
+    wal_options: wal::Options,
+    time: Time,
+) -> std::io::Result<(ShardHandle, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::bounded(queue_capacity.max(1));
     let status = Arc::new(ShardStatus::default());
     let thread_status = Arc::clone(&status);
@@ -256,6 +265,7 @@ pub fn spawn(
                 index,
                 &dir,
                 wal_options,
+                time,
                 &rx,
                 &thread_status,
                 &thread_stream,
@@ -337,99 +347,29 @@ impl ShardClock {
     }
 }
 
-/// Rebuilds a shard's engine from its newest snapshot plus the log after it, up to
-/// `upto_seq` when given (after a log failure: only what is durable).
-fn recover(
-    index: u16,
-    dir: &Path,
-    options: wal::Options,
-    upto_seq: Option<u64>,
-) -> Result<(Engine, Wal), String> {
-    let started = Instant::now();
-    let (mut wal, recovery) = Wal::open(dir, options).map_err(|e| {
-        format!(
-            "shard {index}: cannot open the log in {}: {e}",
-            dir.display()
-        )
-    })?;
-    let (mut engine, from_seq) = match &recovery.snapshot {
-        Some(snapshot) => {
-            let engine = Engine::restore(&snapshot.bytes).map_err(|e| {
-                format!(
-                    "shard {index}: snapshot {} unreadable: {e:?}",
-                    snapshot.path.display()
-                )
-            })?;
-            (engine, snapshot.seq + 1)
-        }
-        None => (Engine::new(index), 1),
-    };
-    if engine.shard() != index {
-        return Err(format!(
-            "shard {index}: the snapshot in {} belongs to shard {}",
-            dir.display(),
-            engine.shard()
-        ));
-    }
-    let upto = upto_seq.unwrap_or(u64::MAX);
-    let replayed = wal
-        .replay(from_seq, |seq, bytes| {
-            if seq > upto {
-                return Ok(());
-            }
-            let decision = Decision::decode(bytes)
-                .map_err(|e| format!("record {seq} in {} undecodable: {e:?}", dir.display()))?;
-            engine.apply(&decision);
-            Ok::<(), String>(())
-        })
-        .map_err(|e| format!("shard {index}: replay failed: {e:?}"))?;
-    engine.check_invariants();
-    tracing::info!(
-        shard = index,
-        snapshot_seq = recovery.snapshot.as_ref().map(|s| s.seq),
-        replayed,
-        torn_tail = ?recovery.torn_tail,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "shard recovered"
-    );
-    if let Some(torn) = &recovery.torn_tail {
-        tracing::warn!(
-            shard = index,
-            ?torn,
-            "cut a torn record at the end of the log"
-        );
-        metrics::counter!("boxoffice_wal_torn_tails_total").increment(1);
-    }
-    Ok((engine, wal))
-}
-
 /// The shard thread: recover, then loop over batches until the queue closes.
 fn run(
     index: u16,
     dir: &Path,
     wal_options: wal::Options,
+    time: Time,
     rx: &Receiver<Request>,
-    status: &ShardStatus,
+    status: &Arc<ShardStatus>,
     stream: &Arc<crate::stream::Hub>,
 ) {
-    // A panic in recovery (an invariant that replayed data breaks) is a recovery failure
-    // like a bad checksum: the server must stop, not wait forever for this shard.
-    let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        recover(index, dir, wal_options, None)
-    }))
-    .unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(format!(
-            "shard {index}: recovery of {} panicked: {what}",
-            dir.display()
-        ))
-    });
+    let options = CoreOptions {
+        wal: wal_options,
+        snapshot_every: crate::snapshotter::snapshot_every_decisions(),
+    };
+    let recovered = ShardCore::recover(
+        index,
+        FileDir(dir.to_path_buf()),
+        options,
+        Arc::clone(status),
+    );
     match recovered {
-        Ok((engine, wal)) => {
+        Ok(mut core) => {
+            let engine = core.engine().expect("a recovered core serves");
             // Snapshots are taken by the follower and written by their own thread; without
             // them (a thread that could not start) the shard takes them itself, as a fallback.
             let (observers, snapshots) = match crate::snapshotter::spawn(index, dir.to_path_buf()) {
@@ -443,16 +383,19 @@ fn run(
                 }
             };
             let follower =
-                crate::stream::start_follower(stream, &engine, wal.durable_seq(), observers);
-            let snapshots = snapshots.filter(|_| follower.is_some());
+                crate::stream::start_follower(stream, engine, core.durable_seq(), observers);
+            let clock = ShardTime::new(index, engine.now_ms(), time);
+            if let Some(link) = snapshots.filter(|_| follower.is_some()) {
+                core.set_snapshot_source(Box::new(link));
+            }
             status.set_ready();
-            let mut shard = Shard::new(index, dir.to_path_buf(), engine, wal, wal_options);
+            let mut shard = Shard::new(core, clock);
             shard.follower = follower;
-            shard.snapshots = snapshots;
             shard.serve(rx, status);
-            shard.shutdown();
+            shard.core.shutdown();
         }
-        Err(reason) => {
+        Err(error) => {
+            let reason = error.to_string();
             tracing::error!(shard = index, %reason, "recovery failed");
             status.set_recovery_failed(reason.clone());
             // Answer whatever arrives until shutdown, so nobody waits forever.
@@ -469,26 +412,74 @@ fn run(
     }
 }
 
-/// A running shard's state on its thread.
+/// Where a shard's time comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Time {
+    /// The wall clock, kept from going back by the monotonic clock ([`ShardClock`]).
+    #[default]
+    System,
+    /// A clock that moves only when a test moves it.
+    Manual(ManualClock),
+}
+
+/// A clock moved by hand (ms since the Unix epoch), shared by every clone: in-process tests
+/// expire holds by moving it instead of sleeping. Shard time still never goes back.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock at `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        ManualClock(Arc::new(AtomicU64::new(now_ms)))
+    }
+    /// A clock at the wall clock's time now.
+    pub fn at_wall_clock() -> Self {
+        Self::new(clock_ms())
+    }
+    /// Its time.
+    pub fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+    /// Moves it forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as u64, Ordering::AcqRel);
+    }
+}
+
+/// The shard thread's clock.
+enum ShardTime {
+    System(ShardClock),
+    Manual(ManualClock),
+}
+
+impl ShardTime {
+    fn new(index: u16, floor_ms: u64, time: Time) -> Self {
+        match time {
+            Time::System => {
+                let mut clock = ShardClock::new(index, floor_ms);
+                // Read once now, so a wall clock behind the log is reported at start-up.
+                clock.now_ms();
+                ShardTime::System(clock)
+            }
+            Time::Manual(clock) => ShardTime::Manual(clock),
+        }
+    }
+    fn now_ms(&mut self) -> u64 {
+        match self {
+            ShardTime::System(clock) => clock.now_ms(),
+            ShardTime::Manual(clock) => clock.now_ms(),
+        }
+    }
+}
+
+/// A running shard on its thread: the core, and what only a thread has (the clock, the
+/// replies, the follower, the metrics).
 struct Shard {
-    index: u16,
-    dir: PathBuf,
-    wal_options: wal::Options,
-    /// `None` only if the log failed and the durable state could not be rebuilt.
-    engine: Option<Engine>,
-    wal: Wal,
-    /// Set when the log failed: writes are refused from then on (invariant 10, docs/architecture.md).
-    failure: Option<String>,
-    /// Set while the log has no space: writes are refused until a probe finds room.
-    full: Option<FullDisk>,
+    core: ShardCore<wal::FileStorage>,
     /// The shard's time (never back, never frozen by a wall-clock step).
-    clock: ShardClock,
+    clock: ShardTime,
     /// When the last batch's answers had all been sent (for the loop-gap metric).
     answered_at: Instant,
-    /// Decisions of the batch being made, by kind; counted once they are durable.
-    tally: Tally,
-    records: Vec<Vec<u8>>,
-    decisions_since_snapshot: u64,
     metrics: ShardMetrics,
     /// Test hook (`BOXOFFICE_TEST_DURABLE_JOURNAL`): after each fdatasync, a line
     /// `<shard> <durable seq>` is appended here, so a power-cut test can drop every byte
@@ -496,58 +487,17 @@ struct Shard {
     durable_journal: Option<std::fs::File>,
     /// Gets each batch's records after its fdatasync (the live stream's engine copy).
     follower: Option<crate::follower::Feed>,
-    /// Snapshots taken off this thread (by the follower and a writer thread); `None`: this
-    /// thread takes them itself every [`crate::snapshotter::snapshot_every_decisions`].
-    snapshots: Option<crate::snapshotter::SnapshotLink>,
 }
 
-/// A log that found no space: why, and when to check again.
-struct FullDisk {
-    reason: String,
-    retry_at: Instant,
-}
-
-/// Decisions of one batch by kind (a purchase is a hold and its confirmation at once and
-/// counts as a purchase only).
-#[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    placed: u64,
-    confirmed: u64,
-    released: u64,
-    expired: u64,
-    purchased: u64,
-    cancelled: u64,
-}
-
-impl Tally {
-    fn count(&mut self, decision: &Decision) {
-        match decision {
-            Decision::HoldPlaced { .. } => self.placed += 1,
-            Decision::HoldConfirmed { .. } => self.confirmed += 1,
-            Decision::HoldReleased { .. } => self.released += 1,
-            Decision::HoldExpired { .. } => self.expired += 1,
-            Decision::Purchased { .. } => self.purchased += 1,
-            Decision::BookingCancelled { .. } => self.cancelled += 1,
-            // A release, expiry or cancel that fed a waiting list counts as itself, and
-            // each offer it made as a hold placed.
-            Decision::Cascaded { base, steps, .. } => {
-                self.count(base);
-                self.count_offers(steps);
-            }
-            Decision::WaitlistLeft { steps, .. } => self.count_offers(steps),
-            Decision::EventCreated { .. }
-            | Decision::EventCreatedWith { .. }
-            | Decision::HoldExtended { .. }
-            | Decision::WaitlistJoined { .. } => {}
-        }
+impl crate::core::SnapshotSource for crate::snapshotter::SnapshotLink {
+    fn take_done(&mut self) -> Option<u64> {
+        crate::snapshotter::SnapshotLink::take_done(self)
     }
-
-    fn count_offers(&mut self, steps: &[engine::WaitStep]) {
-        let offers = steps
-            .iter()
-            .filter(|step| matches!(step, engine::WaitStep::Offered { .. }))
-            .count();
-        self.placed += offers as u64;
+    fn remove(&mut self, names: Vec<String>) {
+        crate::snapshotter::SnapshotLink::remove(self, names)
+    }
+    fn dir_lock(&self) -> crate::core::DirLock {
+        Arc::clone(&self.dir_lock)
     }
 }
 
@@ -609,23 +559,12 @@ impl ShardMetrics {
 }
 
 impl Shard {
-    fn new(index: u16, dir: PathBuf, engine: Engine, wal: Wal, wal_options: wal::Options) -> Self {
-        let mut clock = ShardClock::new(index, engine.now_ms());
-        // Read once now, so a wall clock behind the log is reported at start-up.
-        clock.now_ms();
+    fn new(core: ShardCore<wal::FileStorage>, clock: ShardTime) -> Self {
+        let index = core.index();
         Shard {
-            index,
-            dir,
-            wal_options,
-            engine: Some(engine),
-            wal,
-            failure: None,
-            full: None,
+            core,
             clock,
             answered_at: Instant::now(),
-            tally: Tally::default(),
-            records: Vec::new(),
-            decisions_since_snapshot: 0,
             metrics: ShardMetrics::new(index),
             durable_journal: std::env::var_os(DURABLE_JOURNAL_ENV).and_then(|path| {
                 std::fs::OpenOptions::new()
@@ -635,7 +574,6 @@ impl Shard {
                     .ok()
             }),
             follower: None,
-            snapshots: None,
         }
     }
 
@@ -667,7 +605,7 @@ impl Shard {
                 status.note_loop_gap(self.answered_at.elapsed());
             }
             self.metrics.queue_depth.set(rx.len() as f64);
-            let (stop, decisions) = self.process(&mut batch, status);
+            let (stop, decisions) = self.process(&mut batch);
             stopping = stop;
             idle_pass = decisions == 0;
         }
@@ -676,237 +614,68 @@ impl Shard {
     /// How long to wait for a request: until the next hold is due (or the next check for
     /// space), at most the idle tick.
     fn idle_timeout(&mut self) -> Duration {
-        if let Some(full) = &self.full {
-            return full
-                .retry_at
-                .saturating_duration_since(Instant::now())
-                .min(SHARD_IDLE_TICK);
-        }
-        match (
-            &self.failure,
-            self.engine.as_ref().and_then(Engine::next_expiry_ms),
-        ) {
-            (None, Some(due_ms)) => {
+        match self.core.next_wake_ms() {
+            Some(due_ms) => {
                 let now = self.clock.now_ms();
                 Duration::from_millis(due_ms.saturating_sub(now)).min(SHARD_IDLE_TICK)
             }
-            _ => SHARD_IDLE_TICK,
+            None => SHARD_IDLE_TICK,
         }
     }
 
-    /// One batch: decide and apply, one append, one fdatasync, then answer everyone.
+    /// One batch: the core decides it and makes it durable; then everyone is answered.
     /// Returns whether a shutdown request was in the batch, and how many decisions it made.
-    fn process(&mut self, batch: &mut Vec<Request>, status: &ShardStatus) -> (bool, usize) {
+    fn process(&mut self, batch: &mut Vec<Request>) -> (bool, usize) {
         let mut stopping = false;
-        let mut used = 0;
-        let mut replies: Vec<(oneshot::Sender<CommandResult>, CommandResult)> =
-            Vec::with_capacity(batch.len());
+        let mut commands = Vec::with_capacity(batch.len());
         let mut reads: Vec<ReadFn> = Vec::new();
-        let now = self.clock.now_ms();
-        self.retry_space(status);
-        self.tally = Tally::default();
-        // Why writes are refused, if they are: a latched failure, or a full disk.
-        let refused = self
-            .failure
-            .clone()
-            .or_else(|| self.full.as_ref().map(|f| f.reason.clone()));
-        if let (None, Some(engine)) = (&refused, self.engine.as_mut()) {
-            // Expire due holds first, so their inventory is back before this batch decides.
-            // An expiry that feeds a waiting list comes alone: ask again until none is due.
-            let mut expired = 0;
-            while expired < engine::limits::EXPIRE_BATCH_MAX {
-                let due = engine.decide_expiry(now, engine::limits::EXPIRE_BATCH_MAX - expired);
-                if due.is_empty() {
-                    break;
-                }
-                for decision in due {
-                    engine.apply(&decision);
-                    push_record(&mut self.records, &mut used, &decision);
-                    self.tally.count(&decision);
-                    expired += 1;
-                }
-            }
-        }
         for request in batch.drain(..) {
             match request {
                 Request::Read(read) => reads.push(read),
                 Request::Shutdown => stopping = true,
-                Request::Command { command, reply } => {
-                    let result = match (&refused, self.engine.as_mut()) {
-                        (None, Some(engine)) => execute(
-                            engine,
-                            &command,
-                            now,
-                            &mut self.records,
-                            &mut used,
-                            &mut self.tally,
-                        ),
-                        (Some(reason), _) => Err(ShardError::Unavailable(reason.clone())),
-                        (None, None) => unreachable!("an engine is missing only after a failure"),
-                    };
-                    replies.push((reply, result));
-                }
+                Request::Command { command, reply } => commands.push((command, reply)),
             }
         }
-        if used > 0 {
-            crate::testhooks::pause_before_sync();
-            self.metrics.batch_size.record(used as f64);
-            let started = Instant::now();
-            // Published for `/ready` and `/metrics`, which read it while this thread may
-            // be blocked in the write or the fdatasync (a frozen disk).
-            status.set_unsynced(true);
-            let written = self
-                .wal
-                .append(&self.records[..used])
-                .and_then(|_| self.wal.sync());
-            status.set_unsynced(false);
-            self.metrics
-                .fsync_seconds
-                .record(started.elapsed().as_secs_f64());
-            match written {
-                Ok(()) => {
-                    if let Some(journal) = &mut self.durable_journal {
-                        use std::io::Write;
-                        // One write per line: shards share the file (O_APPEND).
-                        let line = format!("{} {}\n", self.index, self.wal.durable_seq());
-                        let _ = journal.write_all(line.as_bytes());
-                    }
-                    if let (Some(follower), Some(engine)) = (&mut self.follower, &self.engine) {
-                        follower.durable(self.wal.durable_seq(), &self.records[..used], engine);
-                    }
-                    self.metrics.decisions.increment(used as u64);
-                    self.metrics.count(&self.tally);
-                    self.decisions_since_snapshot += used as u64;
-                }
-                Err(error) => {
-                    let reason = if error.is_no_space() {
-                        let reason = format!(
-                            "shard {}: the log has no space, writes refused until there is \
-                             (checked every {} ms): {error}",
-                            self.index,
-                            WAL_FULL_RETRY_INTERVAL.as_millis()
-                        );
-                        self.wait_for_space(reason.clone(), status);
-                        reason
-                    } else {
-                        let reason = format!(
-                            "shard {}: the log failed, writes refused: {error}",
-                            self.index
-                        );
-                        self.fail(reason.clone(), status);
-                        reason
-                    };
-                    // Every answer of this batch was computed on state that is not durable:
-                    // none of it may be shown.
-                    for (_, result) in replies.iter_mut() {
-                        *result = Err(ShardError::Unavailable(reason.clone()));
-                    }
-                }
+        let mut replies = Vec::with_capacity(commands.len());
+        let now = self.clock.now_ms();
+        let report = self.core.decide(now, commands, &mut replies);
+        if let Some(elapsed) = report.sync {
+            self.metrics.batch_size.record(report.decisions as f64);
+            self.metrics.fsync_seconds.record(elapsed.as_secs_f64());
+        }
+        if report.written == Written::Durable {
+            let seq = self.core.durable_seq();
+            if let Some(journal) = &mut self.durable_journal {
+                use std::io::Write;
+                // One write per line: shards share the file (O_APPEND).
+                let line = format!("{} {seq}\n", self.core.index());
+                let _ = journal.write_all(line.as_bytes());
             }
+            if let (Some(follower), Some(engine)) = (&mut self.follower, self.core.engine()) {
+                follower.durable(seq, self.core.records(), engine);
+            }
+            self.metrics.decisions.increment(report.decisions as u64);
+            self.metrics.count(&report.tally);
         }
         for (reply, result) in replies {
             let _ = reply.send(result);
         }
-        if let Some(engine) = &self.engine {
+        if let Some(engine) = self.core.engine() {
             for read in reads {
-                read(engine, now);
+                read(engine, report.now_ms);
             }
         }
         self.answered_at = Instant::now();
         self.record_stats();
-        if self.snapshots.is_some() {
-            self.adopt_snapshots();
-        } else if self.decisions_since_snapshot >= crate::snapshotter::snapshot_every_decisions() {
-            self.snapshot();
-        }
-        (stopping, used)
-    }
-
-    /// Latches the failure and rebuilds the engine from what is durable on disk.
-    fn fail(&mut self, reason: String, status: &ShardStatus) {
-        tracing::error!(shard = self.index, %reason, "log failure");
-        metrics::counter!("boxoffice_wal_failures_total").increment(1);
-        status.set_failed(reason.clone());
-        self.failure = Some(reason);
-        self.full = None;
-        self.rebuild_durable();
-    }
-
-    /// Rebuilds the engine from what is durable on disk (the batch that failed was applied
-    /// in memory only). `false` if that failed: the engine is gone and reads are refused.
-    fn rebuild_durable(&mut self) -> bool {
-        let durable = self.wal.durable_seq();
-        // Reopening the directory would race the snapshot writer (it removes temporary files
-        // and reads every segment): wait for it. A failure path, never a batch.
-        let lock = self.snapshots.as_ref().map(|s| Arc::clone(&s.dir_lock));
-        let _guard = lock.as_ref().map(|l| l.lock());
-        self.engine = match recover(self.index, &self.dir, self.wal_options, Some(durable)) {
-            Ok((engine, _reader)) => Some(engine),
-            Err(e) => {
-                tracing::error!(shard = self.index, error = %e, "cannot rebuild durable state; reads refused too");
-                None
-            }
-        };
-        self.engine.is_some()
-    }
-
-    /// The log found no space and cut itself back to its durable end: refuse writes (503)
-    /// and check for space every [`WAL_FULL_RETRY_INTERVAL`]; reads go on from the durable
-    /// state. Nothing latched: a full disk heals without a restart.
-    fn wait_for_space(&mut self, reason: String, status: &ShardStatus) {
-        tracing::warn!(shard = self.index, %reason, "log full; writes refused until there is space");
-        metrics::counter!("boxoffice_wal_full_total", "shard" => self.index.to_string())
-            .increment(1);
-        if !self.rebuild_durable() {
-            let reason = format!("{reason}; and the durable state could not be rebuilt");
-            status.set_failed(reason.clone());
-            self.failure = Some(reason);
-            return;
-        }
-        status.set_full(reason.clone());
-        self.full = Some(FullDisk {
-            reason,
-            retry_at: Instant::now() + WAL_FULL_RETRY_INTERVAL,
-        });
-    }
-
-    /// While the log is full: when the retry is due, writes and fdatasyncs a few batches'
-    /// worth of zeros after the last record; if that works, writes resume. A failed
-    /// fdatasync there latches for good, like any other.
-    fn retry_space(&mut self, status: &ShardStatus) {
-        let Some(full) = &mut self.full else {
-            return;
-        };
-        if Instant::now() < full.retry_at {
-            return;
-        }
-        match self.wal.probe_space(WAL_FULL_PROBE_BYTES) {
-            Ok(()) => {
-                tracing::info!(
-                    shard = self.index,
-                    "the log has space again; writes resumed"
-                );
-                self.full = None;
-                status.set_ready();
-            }
-            Err(error) if error.is_no_space() => {
-                full.retry_at = Instant::now() + WAL_FULL_RETRY_INTERVAL;
-            }
-            Err(error) => {
-                let reason = format!(
-                    "shard {}: the log failed while checking for space, writes refused: {error}",
-                    self.index
-                );
-                self.fail(reason, status);
-            }
-        }
+        self.core.maintain();
+        (stopping, report.decisions)
     }
 
     fn record_stats(&mut self) {
         if self.metrics.last_stats.elapsed() < Duration::from_millis(200) {
             return;
         }
-        if let Some(engine) = &self.engine {
+        if let Some(engine) = self.core.engine() {
             let stats = engine.stats();
             self.metrics.holds_live.set(stats.holds_live as f64);
             self.metrics.tickets_sold.set(stats.tickets_sold as f64);
@@ -917,100 +686,6 @@ impl Shard {
         }
         self.metrics.last_stats = Instant::now();
     }
-
-    /// A snapshot the writer thread made durable: the log drops what it no longer needs
-    /// from its lists, and the writer thread deletes those files. No I/O here.
-    fn adopt_snapshots(&mut self) {
-        let Some(link) = &self.snapshots else {
-            return;
-        };
-        let Some(seq) = link.take_done() else {
-            return;
-        };
-        match self.wal.adopt_snapshot(seq) {
-            Ok(obsolete) => {
-                self.decisions_since_snapshot = 0;
-                link.remove(obsolete);
-            }
-            Err(error) => {
-                tracing::warn!(shard = self.index, seq, %error, "snapshot not taken in")
-            }
-        }
-    }
-
-    /// A snapshot on this thread: at a clean stop, or when no writer thread runs.
-    fn snapshot(&mut self) {
-        let (None, None, Some(engine)) = (&self.failure, &self.full, &self.engine) else {
-            return;
-        };
-        let lock = self.snapshots.as_ref().map(|s| Arc::clone(&s.dir_lock));
-        let _guard = lock.as_ref().map(|l| l.lock());
-        let started = Instant::now();
-        let bytes = engine.snapshot();
-        let seq = self.wal.last_seq();
-        match self.wal.write_snapshot(seq, &bytes) {
-            Ok(()) => {
-                self.decisions_since_snapshot = 0;
-                tracing::info!(
-                    shard = self.index,
-                    seq,
-                    bytes = bytes.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "snapshot written"
-                );
-            }
-            Err(error) => {
-                // A failed snapshot loses nothing (the log still has every decision); retry later.
-                tracing::warn!(shard = self.index, %error, "snapshot failed");
-                self.decisions_since_snapshot = 0;
-            }
-        }
-    }
-
-    /// Clean shutdown: everything queued is answered already; sync and snapshot.
-    fn shutdown(&mut self) {
-        if self.failure.is_none() && self.full.is_none() {
-            if let Err(error) = self.wal.sync() {
-                tracing::error!(shard = self.index, %error, "final sync failed");
-                return;
-            }
-            self.adopt_snapshots();
-            self.snapshot();
-        }
-        tracing::info!(shard = self.index, "shard stopped");
-    }
-}
-
-/// Decides and applies one command, encoding its decision into the batch's records.
-fn execute(
-    engine: &mut Engine,
-    command: &Command,
-    now: u64,
-    records: &mut Vec<Vec<u8>>,
-    used: &mut usize,
-    tally: &mut Tally,
-) -> CommandResult {
-    match engine.decide(command, now) {
-        Ok(Decided::Change(decision)) => {
-            engine.apply(&decision);
-            push_record(records, used, &decision);
-            tally.count(&decision);
-            Ok(engine.output(&decision, now))
-        }
-        Ok(Decided::Replay(output)) => Ok(output),
-        Err(rejection) => Err(ShardError::Rejected(rejection)),
-    }
-}
-
-/// Encodes a decision into the next record buffer, reusing the buffers' allocations.
-fn push_record(records: &mut Vec<Vec<u8>>, used: &mut usize, decision: &Decision) {
-    if records.len() == *used {
-        records.push(Vec::with_capacity(128));
-    }
-    let buf = &mut records[*used];
-    buf.clear();
-    decision.encode(buf);
-    *used += 1;
 }
 
 #[cfg(test)]

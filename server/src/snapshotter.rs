@@ -133,7 +133,10 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<u64>();
     let busy = Arc::new(AtomicBool::new(false));
     let dir_lock = Arc::new(Mutex::new(()));
-    let mut storage = wal::FileStorage::new(&dir)?;
+    let mut storage = WriterStorage {
+        shard,
+        files: wal::FileStorage::new(&dir)?,
+    };
     let thread_busy = Arc::clone(&busy);
     let thread_lock = Arc::clone(&dir_lock);
     std::thread::Builder::new()
@@ -191,6 +194,54 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
         dir_lock,
     };
     Ok((observer, link))
+}
+
+/// The writer's files: the log directory's, with the test hook
+/// [`crate::testhooks::pause_before_snapshot_rename`] before a rename (the step that makes
+/// a written snapshot the newest).
+struct WriterStorage {
+    shard: u16,
+    files: wal::FileStorage,
+}
+
+impl wal::Storage for WriterStorage {
+    fn dir(&self) -> &std::path::Path {
+        self.files.dir()
+    }
+    fn list(&self) -> std::io::Result<Vec<String>> {
+        self.files.list()
+    }
+    fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        self.files.read(name)
+    }
+    fn create(&mut self, name: &str) -> std::io::Result<()> {
+        self.files.create(name)
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.files.append(name, bytes)
+    }
+    fn preallocate(&mut self, name: &str, len: u64) -> std::io::Result<()> {
+        self.files.preallocate(name, len)
+    }
+    fn sync(&mut self, name: &str) -> std::io::Result<()> {
+        self.files.sync(name)
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> std::io::Result<()> {
+        self.files.truncate(name, len)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> std::io::Result<()> {
+        crate::testhooks::pause_before_snapshot_rename(self.shard);
+        self.files.rename(from, to)
+    }
+    fn remove(&mut self, name: &str) -> std::io::Result<()> {
+        self.files.remove(name)
+    }
+    fn sync_dir(&mut self) -> std::io::Result<()> {
+        self.files.sync_dir()
+    }
+    fn close(&mut self, name: &str) {
+        self.files.close(name)
+    }
 }
 
 #[cfg(test)]

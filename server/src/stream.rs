@@ -30,6 +30,10 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::body::Bytes;
+use engine::decision::{
+    BookingCancelled, Cascaded, HoldConfirmed, HoldExpired, HoldPlaced, HoldReleased, Purchased,
+    WaitlistJoined, WaitlistLeft,
+};
 use engine::{Actor, Decision, Engine, HoldId, SectionView, WaitStep};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -190,15 +194,15 @@ fn touched(engine: &Engine, decision: &Decision) -> Touch {
     };
     match decision {
         // Nobody watches an event before it exists.
-        Decision::EventCreated { .. } | Decision::EventCreatedWith { .. } => Touch::Nothing,
+        Decision::EventCreated(_) | Decision::EventCreatedWith(_) => Touch::Nothing,
         // Only `expires_at` moves: no count, no seat.
-        Decision::HoldExtended { .. } => Touch::Nothing,
-        Decision::HoldPlaced { hold, .. }
-        | Decision::Purchased { hold, .. }
-        | Decision::HoldConfirmed { hold, .. }
-        | Decision::HoldReleased { hold, .. }
-        | Decision::HoldExpired { hold, .. } => of_hold(*hold),
-        Decision::BookingCancelled { booking, .. } => {
+        Decision::HoldExtended(_) => Touch::Nothing,
+        Decision::HoldPlaced(HoldPlaced { hold, .. })
+        | Decision::Purchased(Purchased { hold, .. })
+        | Decision::HoldConfirmed(HoldConfirmed { hold, .. })
+        | Decision::HoldReleased(HoldReleased { hold, .. })
+        | Decision::HoldExpired(HoldExpired { hold, .. }) => of_hold(*hold),
+        Decision::BookingCancelled(BookingCancelled { booking, .. }) => {
             match engine.booking(*booking, &Actor::Admin) {
                 Ok(b) => Touch::Event {
                     event_id: b.event_id,
@@ -208,8 +212,8 @@ fn touched(engine: &Engine, decision: &Decision) -> Touch {
             }
         }
         // The section's `waiting` changes; no seat does.
-        Decision::WaitlistJoined { event, .. } => of_event(*event, Vec::new()),
-        Decision::WaitlistLeft { entry, steps, .. } => {
+        Decision::WaitlistJoined(WaitlistJoined { event, .. }) => of_event(*event, Vec::new()),
+        Decision::WaitlistLeft(WaitlistLeft { entry, steps, .. }) => {
             let Ok(view) = engine.waitlist_entry(*entry, &Actor::Admin, engine.now_ms()) else {
                 return Touch::Unknown;
             };
@@ -222,7 +226,7 @@ fn touched(engine: &Engine, decision: &Decision) -> Touch {
             };
             with_steps(engine, touch, index, steps)
         }
-        Decision::Cascaded { base, event, steps } => {
+        Decision::Cascaded(Cascaded { base, event, steps }) => {
             with_steps(engine, touched(engine, base), *event, steps)
         }
     }

@@ -165,6 +165,7 @@ fn log_error(index: usize, dir: &Path, error: wal::Error) -> String {
 /// hands each snapshot and decision to it as a JSON line in words. Names come from an
 /// engine restored from the newest snapshot and brought forward by the records after it.
 /// Err: the first damage.
+#[allow(clippy::too_many_lines)]
 fn visit(
     data_dir: &Path,
     dir: &Path,

@@ -1,25 +1,43 @@
-//! A seeded, single-threaded simulation of a shard: the engine and the log over the
-//! crash/fault test storage. Each step takes a batch of random commands (and the expiry
-//! of due holds), decides and applies them, appends the decisions with one write and one
-//! sync, and counts them acknowledged only when the sync returned. Random I/O errors (EIO,
-//! ENOSPC, short writes) hit the storage; random crashes drop what was not synced, or tear
-//! it. After every crash and every failure the shard recovers (snapshot plus replay) and
-//! the test checks: every acknowledged decision is there, nothing that was never appended
-//! is, the state equals the replay of exactly the recovered prefix, and the invariants hold.
-//! When the crash dropped every unsynced byte, recovery must give exactly the log's durable
-//! prefix; when it tore them, something between the durable prefix and all that was
-//! written. A snapshot (taken now and then) may fail only by an injected fault.
+//! A seeded, single-threaded simulation of a shard that runs the server's own shard core
+//! ([`server::core::ShardCore`], the code the shard thread drives) over the crash and fault
+//! test storage, with a seeded clock. There is no copy of the loop here: each step hands the
+//! core a batch of random commands at a random later time and checks what it gives back.
+//!
+//! Random I/O errors (EIO, ENOSPC, short writes) hit the log's storage, the storage the core
+//! opens to rebuild its durable state, and the snapshot writer's; random crashes drop what
+//! was not synced, or tear it. Half the seeds take snapshots the server's way (encoded at a
+//! durable seq, written through another storage handle some steps later while appends go
+//! on, taken in by the core, its obsolete files deleted through another handle later still);
+//! the other half let the core write them itself at its cadence. Checked at every step:
+//!
+//! - every answer of a batch whose write or sync failed is 503, and so is every command
+//!   while the log is failed or full;
+//! - no answer is released before its decisions are durable: after any batch that answered
+//!   a command with success, a crash must recover at least everything up to that batch;
+//! - reads see exactly the durable state: the core's engine between batches equals the
+//!   replay of the log's durable prefix (after a failure too: the rebuilt state);
+//! - due holds expire before the batch's commands decide (no expiry after a command's
+//!   decision, none left due afterwards);
+//! - a snapshot the core writes fails only by an injected fault;
+//! - after a crash, recovery gives exactly the durable prefix when the unsynced bytes were
+//!   dropped, and something between the durable prefix and all that was written when they
+//!   were torn; the state is the replay of exactly the recovered prefix; invariants hold.
 //!
 //! `BOXOFFICE_SIM_SEEDS` (default 2000) sets how many seeds run; `BOXOFFICE_SEED=n` runs
-//! only seed n, to replay a failure exactly.
+//! only seed n, to replay a failure exactly (every failure prints its seed).
+
+use std::path::Path;
+use std::sync::Arc;
 
 use engine::{
-    Actor, BookingId, Command, Decided, Decision, Engine, HoldId, ItemRequest, Layout, NewEvent,
-    NewHold, NewRow, NewSection,
+    Actor, BookingId, Command, Decision, Engine, HoldId, ItemRequest, Layout, NewEvent, NewHold,
+    NewRow, NewSection,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wal::{CrashStorage, FaultKind, FaultStorage, Options, TearMode, Wal};
+use server::core::{CoreOptions, DirLock, LogDir, Maintenance, ShardCore, SnapshotSource, Written};
+use server::shard::{Readiness, ShardError, ShardStatus};
+use wal::{CrashStorage, FaultKind, FaultStorage, Options, Storage, TearMode};
 
 const T0: u64 = 1_700_000_000_000;
 const OPTIONS: Options = Options {
@@ -27,20 +45,33 @@ const OPTIONS: Options = Options {
     preallocate_bytes: 256,
 };
 
-type Log = Wal<FaultStorage<CrashStorage>>;
+type Sim = FaultStorage<CrashStorage>;
+type Core = ShardCore<Sim>;
 
 #[derive(Default)]
 struct Counts {
     crashes: u64,
     faults: u64,
     acknowledged: u64,
-    /// Snapshots written, and snapshots that failed (each by an injected fault).
+    /// Batches whose write or sync failed (every answer 503), and commands answered 503
+    /// while the log was failed or full.
+    failed_batches: u64,
+    refused_commands: u64,
+    /// Times the log found no space and later resumed writes without a restart.
+    full: u64,
+    resumed: u64,
+    /// Rebuilds of the durable state that failed themselves (reads refused too).
+    rebuild_failures: u64,
+    /// Holds expired by the core, ahead of a batch's commands.
+    expired: u64,
+    /// Snapshots the core wrote itself, and those that failed (each by an injected fault).
     snapshots: u64,
     snapshot_faults: u64,
-    /// Snapshots written off the log's path (another storage handle), and of those, taken
-    /// in by the log (its old files deleted through the other handle).
+    /// Snapshots written off the core's path (another storage handle), and of those, taken
+    /// in by the core (its old files deleted through another handle later).
     off_path_snapshots: u64,
     off_path_adopted: u64,
+    off_path_removed: u64,
     /// Crashes with records written but not synced, per tear mode: dropped (recovery must
     /// give exactly the durable prefix), or torn (recovery gives the durable prefix plus
     /// whatever whole records survived); and of the torn ones, how many recovered more
@@ -48,6 +79,137 @@ struct Counts {
     unsynced_dropped: u64,
     unsynced_torn: u64,
     torn_kept_records: u64,
+}
+
+/// The simulated log directory: every storage handle the core opens (recovery, rebuilds)
+/// is the shared crash storage behind its own fault injector.
+struct SimDir {
+    storage: CrashStorage,
+    rng: StdRng,
+    faults: bool,
+    opens: u32,
+}
+
+impl LogDir<Sim> for SimDir {
+    fn path(&self) -> &Path {
+        self.storage.dir()
+    }
+    fn open(&mut self) -> std::io::Result<Sim> {
+        // Now and then a rebuild cannot even open the directory (then the core refuses
+        // reads too); recovery's own open always can.
+        self.opens += 1;
+        if self.faults && self.opens > 1 && self.rng.random_bool(0.05) {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        Ok(faulty(&self.storage, &mut self.rng, self.faults))
+    }
+}
+
+/// A handle on `storage` whose next fault lands somewhere in its next few hundred
+/// operations (or never).
+fn faulty(storage: &CrashStorage, rng: &mut StdRng, faults: bool) -> Sim {
+    let kind = [FaultKind::Eio, FaultKind::NoSpace, FaultKind::ShortWrite][rng.random_range(0..3)];
+    let fail_at = if faults {
+        rng.random_range(1..400)
+    } else {
+        u64::MAX
+    };
+    FaultStorage::new(storage.clone(), fail_at, kind, rng.random_bool(0.5))
+}
+
+/// The server's snapshot writer, played by the simulation: what it finished, and what the
+/// core handed back to delete.
+#[derive(Clone, Default)]
+struct SimSnapshots(Arc<parking_lot::Mutex<Pending>>, DirLock);
+
+#[derive(Default)]
+struct Pending {
+    done: Vec<u64>,
+    remove: Vec<Vec<String>>,
+}
+
+impl SnapshotSource for SimSnapshots {
+    fn take_done(&mut self) -> Option<u64> {
+        self.0.lock().done.drain(..).max()
+    }
+    fn remove(&mut self, names: Vec<String>) {
+        if !names.is_empty() {
+            self.0.lock().remove.push(names);
+        }
+    }
+    fn dir_lock(&self) -> DirLock {
+        Arc::clone(&self.1)
+    }
+}
+
+/// Recovers a core from `storage`; a fault that hit recovery itself (cutting a torn tail)
+/// is retried without one, as a restart would. The core keeps injecting faults afterwards.
+fn recover(
+    storage: &CrashStorage,
+    rng: &mut StdRng,
+    every: u64,
+    counts: &mut Counts,
+) -> (Core, Arc<ShardStatus>) {
+    let options = CoreOptions {
+        wal: OPTIONS,
+        snapshot_every: every,
+    };
+    let status = Arc::new(ShardStatus::default());
+    let dir = SimDir {
+        storage: storage.clone(),
+        rng: StdRng::seed_from_u64(rng.random()),
+        faults: true,
+        opens: 0,
+    };
+    let core = match ShardCore::recover(0, dir, options, Arc::clone(&status)) {
+        Ok(core) => core,
+        Err(_) => {
+            counts.faults += 1;
+            let dir = SimDir {
+                storage: storage.clone(),
+                rng: StdRng::seed_from_u64(rng.random()),
+                faults: rng.random_bool(0.5),
+                opens: 0,
+            };
+            ShardCore::recover(0, dir, options, Arc::clone(&status)).expect("recovers")
+        }
+    };
+    (core, status)
+}
+
+/// An expiry, alone or feeding a waiting list.
+fn is_expiry(decision: &Decision) -> bool {
+    match decision {
+        Decision::HoldExpired(_) => true,
+        Decision::Cascaded(cascaded) => is_expiry(&cascaded.base),
+        _ => false,
+    }
+}
+
+/// The engine that has applied exactly a prefix of the log's history, kept incrementally.
+struct Reference {
+    engine: Engine,
+    applied: usize,
+}
+
+impl Reference {
+    fn new() -> Self {
+        Reference {
+            engine: Engine::new(0),
+            applied: 0,
+        }
+    }
+    /// Applies `history` up to `n` (never back: the durable prefix only grows, and a
+    /// crash keeps at least it).
+    fn at<'a>(&'a mut self, history: &[Decision], n: u64) -> &'a Engine {
+        let n = n as usize;
+        assert!(n >= self.applied, "the durable prefix went back");
+        for d in &history[self.applied..n] {
+            self.engine.apply(d);
+        }
+        self.applied = n;
+        &self.engine
+    }
 }
 
 fn random_command(rng: &mut StdRng, engine: &Engine) -> Command {
@@ -108,199 +270,250 @@ fn random_command(rng: &mut StdRng, engine: &Engine) -> Command {
     }
 }
 
-fn open(storage: &CrashStorage, rng: &mut StdRng, counts: &mut Counts) -> (Log, Engine, u64) {
-    // The next fault lands somewhere in the next few hundred storage operations.
-    let kind = [FaultKind::Eio, FaultKind::NoSpace, FaultKind::ShortWrite][rng.random_range(0..3)];
-    let fail_at = rng.random_range(1..400);
-    let faulty = FaultStorage::new(storage.clone(), fail_at, kind, rng.random_bool(0.5));
-    let (mut wal, recovery) = match Wal::open_with(faulty, OPTIONS) {
-        Ok(opened) => opened,
-        Err(_) => {
-            // The fault hit recovery itself (cutting a torn tail): open again without one.
-            counts.faults += 1;
-            Wal::open_with(
-                FaultStorage::new(storage.clone(), u64::MAX, kind, false),
-                OPTIONS,
-            )
-            .expect("recovers")
-        }
-    };
-    let mut engine = match &recovery.snapshot {
-        Some(s) => Engine::restore(&s.bytes).expect("snapshot decodes"),
-        None => Engine::new(0),
-    };
-    let from = recovery.snapshot.as_ref().map_or(1, |s| s.seq + 1);
-    wal.replay(from, |_, bytes| {
-        engine.apply(&Decision::decode(bytes).map_err(|e| e.0)?);
-        Ok::<(), String>(())
-    })
-    .expect("replay");
-    let last = wal.last_seq();
-    (wal, engine, last)
-}
-
-/// The engine obtained by applying exactly `history[..n]`.
-fn reference(history: &[Decision], n: u64) -> Engine {
-    let mut engine = Engine::new(0);
-    for d in &history[..n as usize] {
-        engine.apply(d);
-    }
-    engine
-}
-
 fn run_seed(seed: u64, counts: &mut Counts) {
     let mut rng = StdRng::seed_from_u64(seed);
     let storage = CrashStorage::new();
+    // Half the seeds snapshot the server's way (off the core's path), half on it.
+    let off_path = rng.random_bool(0.5);
+    let every = rng.random_range(4..40);
+    // history[..n] is exactly what the log holds as seqs 1..=n, plus, past the durable seq,
+    // whatever a failed batch handed to the storage (a short write may have stored whole
+    // records of it, which a crash may keep: never acknowledged, so either is allowed).
     let mut history: Vec<Decision> = Vec::new();
+    let mut reference = Reference::new();
     let mut acknowledged: u64 = 0;
-    let (mut wal, mut engine, _) = open(&storage, &mut rng, counts);
+    let (mut core, mut status) = recover(&storage, &mut rng, every, counts);
+    let mut snapshots = SimSnapshots::default();
+    if off_path {
+        core.set_snapshot_source(Box::new(snapshots.clone()));
+    }
     let mut now = T0;
-    let create = sim_event();
-    let mut pending = vec![create];
+    let mut pending = vec![sim_event()];
     let mut staged: Option<(u64, Vec<u8>)> = None;
-    let mut written: Option<u64> = None;
-    for _step in 0..60 {
+    for step in 0..60 {
         now += rng.random_range(0..1_500);
-        let now_ms = now.max(engine.now_ms());
-        let mut batch = engine.decide_expiry(now_ms, 4);
-        for d in &batch {
-            engine.apply(d);
-        }
-        pending.extend((0..rng.random_range(1..6)).map(|_| random_command(&mut rng, &engine)));
-        for command in pending.drain(..) {
-            if let Ok(Decided::Change(d)) = engine.decide(&command, now_ms) {
-                engine.apply(&d);
-                batch.push(d);
-            }
-        }
-        engine.check_invariants();
-        let records: Vec<Vec<u8>> = batch
+        let engine_now = core.engine().map(Engine::now_ms);
+        let empty = Engine::new(0);
+        let seen = core.engine().unwrap_or(&empty);
+        pending.extend((0..rng.random_range(1..6)).map(|_| random_command(&mut rng, seen)));
+        let commands = pending.len();
+        let refused_before = core.refusal().is_some();
+        let mut replies = Vec::new();
+        let report = core.decide(now, pending.drain(..).zip(0..), &mut replies);
+        assert_eq!(
+            replies.len(),
+            commands,
+            "seed {seed}: one answer per command"
+        );
+        assert!(
+            replies.iter().enumerate().all(|(i, (tag, _))| *tag == i),
+            "seed {seed}: answers out of order"
+        );
+        assert!(
+            engine_now.is_none_or(|t| report.now_ms >= t),
+            "seed {seed}: time went back"
+        );
+        let decisions: Vec<Decision> = core
+            .records()
             .iter()
-            .map(|d| {
-                let mut buf = Vec::new();
-                d.encode(&mut buf);
-                buf
-            })
+            .map(|r| Decision::decode(r).expect("records decode"))
             .collect();
-        // history[..n] is always exactly what the log holds as seqs 1..=n.
-        // history holds every decision written or attempted, in seq order: a failed
-        // append may still have put whole records on the storage, which a crash may keep
-        // (never acknowledged, so either outcome is allowed).
-        let appended = wal.append(&records);
-        history.extend(batch);
-        if appended.is_ok() {
-            assert_eq!(history.len() as u64, wal.last_seq());
+        assert_eq!(decisions.len(), report.decisions);
+        // Expiry before commands: once a command's decision is in the batch, no expiry
+        // follows; and nothing is left due at the batch's time.
+        if let Some(first_command) = decisions.iter().position(|d| !is_expiry(d)) {
+            assert!(
+                !decisions[first_command..].iter().any(is_expiry),
+                "seed {seed} step {step}: an expiry decided after a command"
+            );
         }
-        let result = appended.and_then(|_| wal.sync());
-        // The server's off-path snapshot: encoded at a durable seq (staged), its file written
-        // by another thread with its own storage handle some steps later, while appends go
-        // on, and taken in by the log (which then hands back what to delete) later still.
-        if let Some((seq, bytes)) = staged.take_if(|_| rng.random_bool(0.5)) {
-            let mut writer = storage.clone();
-            wal::write_snapshot_file(&mut writer, seq, &bytes).expect("no fault on this handle");
-            counts.off_path_snapshots += 1;
-            written = Some(seq);
-        } else if let Some(seq) = written.take_if(|_| rng.random_bool(0.5)) {
-            let obsolete = wal
-                .adopt_snapshot(seq)
-                .unwrap_or_else(|e| panic!("seed {seed}: snapshot {seq} not taken in: {e}"));
-            wal::remove_files(&mut storage.clone(), &obsolete).expect("no fault on this handle");
-            counts.off_path_adopted += 1;
+        counts.expired += decisions.iter().filter(|d| is_expiry(d)).count() as u64;
+        if report.written != Written::Failed && core.refusal().is_none() {
+            let due = core.engine().and_then(Engine::next_expiry_ms);
+            assert!(
+                due.is_none_or(|due| due > report.now_ms),
+                "seed {seed} step {step}: a hold due at {due:?} outlived the batch at {}",
+                report.now_ms
+            );
         }
-        if result.is_ok() && staged.is_none() && written.is_none() && rng.random_bool(0.05) {
-            staged = Some((wal.durable_seq(), engine.snapshot()));
-        }
-        if result.is_ok() && rng.random_bool(0.1) {
-            let injected = wal.storage().injected();
-            match wal.write_snapshot(wal.last_seq(), &engine.snapshot()) {
-                Ok(()) => counts.snapshots += 1,
-                Err(error) => {
-                    // Only an injected I/O error may fail a snapshot (a snapshot at the
-                    // durable seq is valid; the log is not latched after a success).
-                    assert!(
-                        matches!(error, wal::Error::Io { .. })
-                            && wal.storage().injected() > injected,
-                        "seed {seed}: a snapshot failed without an injected fault: {error}"
-                    );
-                    counts.snapshot_faults += 1;
+        history.extend(decisions);
+        let answered = replies.iter().any(|(_, result)| result.is_ok());
+        let all_refused = replies
+            .iter()
+            .all(|(_, result)| matches!(result, Err(ShardError::Unavailable(_))));
+        match report.written {
+            Written::Durable => {
+                assert_eq!(core.durable_seq(), history.len() as u64, "seed {seed}");
+            }
+            Written::Failed => {
+                counts.faults += 1;
+                counts.failed_batches += 1;
+                assert!(
+                    all_refused,
+                    "seed {seed} step {step}: a batch whose write failed answered besides 503"
+                );
+                if core.is_failed() {
+                    assert!(matches!(status.readiness(0), Readiness::Failed(_)));
+                } else {
+                    // No space: the log cut itself back to its durable end.
+                    assert!(matches!(status.readiness(0), Readiness::Full(_)));
+                    counts.full += 1;
+                    history.truncate(core.durable_seq() as usize);
                 }
             }
+            Written::Nothing => {}
         }
-        match result {
-            Ok(()) => acknowledged = wal.durable_seq(),
-            Err(_) => counts.faults += 1,
+        if refused_before && core.refusal().is_some() {
+            assert!(
+                all_refused,
+                "seed {seed} step {step}: a refusing log answered"
+            );
+            counts.refused_commands += commands as u64;
         }
-        let crash = result.is_err() || rng.random_bool(0.15);
+        if refused_before && core.refusal().is_none() {
+            counts.resumed += 1;
+            assert!(status.is_ready(), "seed {seed}: resumed but not ready");
+        }
+        // An answer is released only once its batch is durable: everything up to here must
+        // survive any crash from now on.
+        if answered {
+            acknowledged = history.len() as u64;
+        }
+        // Reads see exactly the durable state.
+        let durable = core.failed_at().unwrap_or(core.durable_seq());
+        match core.engine() {
+            Some(engine) => assert_eq!(
+                engine.snapshot(),
+                reference.at(&history, durable).snapshot(),
+                "seed {seed} step {step}: reads would see state that is not the durable prefix"
+            ),
+            None => counts.rebuild_failures += u64::from(core.is_failed()),
+        }
+        // The server's off-path snapshot: encoded at a durable seq (the follower's state),
+        // its file written by another thread with its own storage handle some steps later,
+        // while appends go on, taken in by the core, the obsolete files deleted later still.
+        if off_path {
+            if let Some((seq, bytes)) = staged.take_if(|_| rng.random_bool(0.5)) {
+                let faults = rng.random_bool(0.2);
+                let mut writer = faulty(&storage, &mut rng, faults);
+                match wal::write_snapshot_file(&mut writer, seq, &bytes) {
+                    Ok(()) => {
+                        counts.off_path_snapshots += 1;
+                        snapshots.0.lock().done.push(seq);
+                    }
+                    Err(_) => counts.faults += 1,
+                }
+            }
+            let removals = std::mem::take(&mut snapshots.0.lock().remove);
+            for names in removals {
+                if rng.random_bool(0.5) {
+                    snapshots.0.lock().remove.push(names);
+                    continue;
+                }
+                let faults = rng.random_bool(0.2);
+                let mut remover = faulty(&storage, &mut rng, faults);
+                match wal::remove_files(&mut remover, &names) {
+                    Ok(()) => counts.off_path_removed += 1,
+                    Err(_) => counts.faults += 1,
+                }
+            }
+            if report.written == Written::Durable && staged.is_none() && rng.random_bool(0.1) {
+                let engine = core.engine().expect("serving");
+                staged = Some((core.durable_seq(), engine.snapshot()));
+            }
+        }
+        let injected = core.wal().storage().injected();
+        match core.maintain() {
+            Maintenance::Nothing => {}
+            Maintenance::Adopted(_) => counts.off_path_adopted += 1,
+            Maintenance::Written(_) => counts.snapshots += 1,
+            Maintenance::WriteFailed(error) => {
+                // Only an injected I/O error may fail a snapshot (one at the last seq is
+                // valid: the core is serving, so every record is durable).
+                assert!(
+                    matches!(error, wal::Error::Io { .. })
+                        && core.wal().storage().injected() > injected,
+                    "seed {seed}: a snapshot failed without an injected fault: {error}"
+                );
+                counts.snapshot_faults += 1;
+            }
+        }
+        let crash = rng.random_bool(0.12)
+            || (report.written == Written::Failed && rng.random_bool(0.5))
+            || (core.is_failed() && rng.random_bool(0.3));
         if std::env::var_os("BOXOFFICE_SIM_DEBUG").is_some() {
             eprintln!(
-                "seed {seed} step {_step}: {} records, result {result:?}, last {} durable {} files {:?} crash {crash}",
-                records.len(),
-                wal.last_seq(),
-                wal.durable_seq(),
-                wal::Storage::list(&storage).unwrap()
+                "seed {seed} step {step}: {report:?}, refusal {:?}, last {} durable {} files {:?} crash {crash}",
+                core.refusal(),
+                core.wal().last_seq(),
+                core.durable_seq(),
+                storage.list().unwrap()
             );
         }
-        if crash {
-            counts.crashes += 1;
-            let tear = match rng.random_range(0..3) {
-                0 => TearMode::DropUnsynced,
-                1 => TearMode::KeepPrefix(rng.random()),
-                _ => TearMode::GarbleTail(rng.random()),
-            };
-            // What the log had made durable, and every seq handed to the storage (a failed
-            // append's included: a short write may have stored whole records of it).
-            let durable = wal.durable_seq();
-            let appended = history.len() as u64;
-            drop(wal);
-            storage.crash(tear);
-            let (reopened, recovered, last) = open(&storage, &mut rng, counts);
-            assert!(
-                last >= acknowledged,
-                "seed {seed}: acknowledged seq {acknowledged} lost (recovered {last})"
-            );
-            assert!(
-                last <= appended,
-                "seed {seed}: recovered {last} > written {appended}"
-            );
-            if tear == TearMode::DropUnsynced {
-                // Nothing unsynced survives, nothing synced is lost: exactly the durable prefix.
-                assert_eq!(
-                    last, durable,
-                    "seed {seed}: unsynced bytes dropped, yet recovered seq {last} is not the \
-                     durable seq {durable} (written {appended})"
-                );
-            } else {
-                assert!(
-                    durable <= last && last <= appended,
-                    "seed {seed}: {tear:?}: recovered seq {last} outside durable {durable} ..= \
-                     written {appended}"
-                );
-            }
-            if durable < appended {
-                if tear == TearMode::DropUnsynced {
-                    counts.unsynced_dropped += 1;
-                } else {
-                    counts.unsynced_torn += 1;
-                    counts.torn_kept_records += u64::from(last > durable);
-                }
-            }
-            recovered.check_invariants();
+        if !crash {
+            continue;
+        }
+        counts.crashes += 1;
+        let tear = match rng.random_range(0..3) {
+            0 => TearMode::DropUnsynced,
+            1 => TearMode::KeepPrefix(rng.random()),
+            _ => TearMode::GarbleTail(rng.random()),
+        };
+        // What the log had made durable, and every seq handed to the storage.
+        let durable = core.durable_seq();
+        let appended = history.len() as u64;
+        drop(core);
+        storage.crash(tear);
+        (core, status) = recover(&storage, &mut rng, every, counts);
+        let last = core.wal().last_seq();
+        assert!(
+            last >= acknowledged,
+            "seed {seed}: acknowledged seq {acknowledged} lost (recovered {last})"
+        );
+        assert!(
+            last <= appended,
+            "seed {seed}: recovered {last} > written {appended}"
+        );
+        if tear == TearMode::DropUnsynced {
+            // Nothing unsynced survives, nothing synced is lost: exactly the durable prefix.
             assert_eq!(
-                recovered.snapshot(),
-                reference(&history, last).snapshot(),
-                "seed {seed}: state is the replay of the recovered prefix"
+                last, durable,
+                "seed {seed}: unsynced bytes dropped, yet recovered seq {last} is not the \
+                 durable seq {durable} (written {appended})"
             );
-            history.truncate(last as usize);
-            // An off-path snapshot not yet taken in is gone with the process (its file may
-            // be on disk: recovery above used it if it was the newest).
-            staged = None;
-            written = None;
-            acknowledged = last;
-            wal = reopened;
-            engine = recovered;
-            if engine.event("sim").is_none() {
-                pending.push(sim_event());
+        } else {
+            assert!(
+                durable <= last,
+                "seed {seed}: {tear:?}: recovered seq {last} below the durable {durable}"
+            );
+        }
+        if durable < appended {
+            if tear == TearMode::DropUnsynced {
+                counts.unsynced_dropped += 1;
+            } else {
+                counts.unsynced_torn += 1;
+                counts.torn_kept_records += u64::from(last > durable);
             }
+        }
+        let recovered = core.engine().expect("a recovered core serves");
+        recovered.check_invariants();
+        assert_eq!(
+            recovered.snapshot(),
+            reference.at(&history, last).snapshot(),
+            "seed {seed}: state is the replay of the recovered prefix"
+        );
+        let lost_event = recovered.event("sim").is_none();
+        history.truncate(last as usize);
+        acknowledged = last;
+        // The writer's work in progress is gone with the process (a snapshot file already
+        // renamed into place may be on disk: recovery above used it if it was the newest).
+        staged = None;
+        snapshots = SimSnapshots::default();
+        if off_path {
+            core.set_snapshot_source(Box::new(snapshots.clone()));
+        }
+        if lost_event {
+            pending.push(sim_event());
         }
     }
     counts.acknowledged += acknowledged;
@@ -344,7 +557,7 @@ fn sim_event() -> Command {
 }
 
 #[test]
-fn simulated_shards_survive_crashes_and_io_errors() {
+fn the_shard_core_survives_crashes_and_io_errors_under_seeded_simulation() {
     let seeds: Vec<u64> = match std::env::var("BOXOFFICE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -368,19 +581,28 @@ fn simulated_shards_survive_crashes_and_io_errors() {
         }
     }
     println!(
-        "simulation: {} seeds, {} crashes, {} I/O faults, {} decisions acknowledged and recovered; \
-         {} snapshots written, {} failed by an injected fault, {} written off the log's path \
-         ({} taken in); {} crashes with unsynced records \
-         dropped (recovered exactly the durable prefix), {} torn ({} kept records past the \
-         durable seq)",
+        "simulation of the shard core: {} seeds (replay one with BOXOFFICE_SEED=n), {} crashes, \
+         {} I/O faults, {} decisions acknowledged and recovered; {} failed batches all 503, \
+         {} commands refused while failed or full, {} times full ({} resumed), {} rebuilds \
+         failed; {} holds expired ahead of commands; {} snapshots written by the core, {} \
+         failed by an injected fault; {} written off its path, {} taken in, {} removals; {} \
+         crashes with unsynced records dropped (recovered exactly the durable prefix), {} torn \
+         ({} kept records past the durable seq)",
         seeds.len(),
         counts.crashes,
         counts.faults,
         counts.acknowledged,
+        counts.failed_batches,
+        counts.refused_commands,
+        counts.full,
+        counts.resumed,
+        counts.rebuild_failures,
+        counts.expired,
         counts.snapshots,
         counts.snapshot_faults,
         counts.off_path_snapshots,
         counts.off_path_adopted,
+        counts.off_path_removed,
         counts.unsynced_dropped,
         counts.unsynced_torn,
         counts.torn_kept_records
@@ -391,17 +613,26 @@ fn simulated_shards_survive_crashes_and_io_errors() {
     );
     if seeds.len() >= 100 {
         // A campaign (not the replay of one seed) must reach every path it claims to check.
-        assert!(
-            counts.snapshots > 0
-                && counts.snapshot_faults > 0
-                && counts.off_path_adopted > 0
-                && counts.unsynced_dropped > 0
-                && counts.unsynced_torn > 0,
-            "a path was never exercised: {} snapshots, {} snapshot faults, {} dropped, {} torn",
-            counts.snapshots,
-            counts.snapshot_faults,
-            counts.unsynced_dropped,
-            counts.unsynced_torn
-        );
+        let paths = [
+            ("failed batches", counts.failed_batches),
+            ("refused commands", counts.refused_commands),
+            ("full logs", counts.full),
+            ("resumed writes", counts.resumed),
+            ("failed rebuilds", counts.rebuild_failures),
+            ("expiries", counts.expired),
+            ("core snapshots", counts.snapshots),
+            ("core snapshot faults", counts.snapshot_faults),
+            ("off-path snapshots", counts.off_path_snapshots),
+            ("off-path adoptions", counts.off_path_adopted),
+            ("off-path removals", counts.off_path_removed),
+            ("dropped unsynced records", counts.unsynced_dropped),
+            ("torn unsynced records", counts.unsynced_torn),
+        ];
+        let missed: Vec<&str> = paths
+            .iter()
+            .filter(|(_, n)| *n == 0)
+            .map(|(what, _)| *what)
+            .collect();
+        assert!(missed.is_empty(), "paths never exercised: {missed:?}");
     }
 }

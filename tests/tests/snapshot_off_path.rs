@@ -11,7 +11,10 @@
 //! The snapshot cadence is lowered with `BOXOFFICE_SNAPSHOT_EVERY_DECISIONS`.
 //! `BOXOFFICE_SNAPSHOT_HOLDS` sets the live holds of the second test (default 400,000).
 
-use std::path::{Path, PathBuf};
+#[path = "support/server_log.rs"]
+mod server_log;
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,60 +22,9 @@ use std::time::{Duration, Instant};
 
 use harness::{env_or, request, Launch, Server, ADMIN};
 use serde_json::{json, Value};
+use server_log::{count, current_run, field, load_binary, number, snapshot_files};
 
 const EVERY_ENV: &str = "BOXOFFICE_SNAPSHOT_EVERY_DECISIONS";
-
-/// The value of `key=` in a log line (up to the next space), e.g. `seq=12`.
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let at = line.find(&format!(" {key}="))? + key.len() + 2;
-    line[at..].split_whitespace().next()
-}
-
-fn number(text: &str) -> Option<u64> {
-    text.trim_start_matches("Some(")
-        .trim_end_matches(')')
-        .parse()
-        .ok()
-}
-
-/// Lines of the server log file (every run so far).
-fn log_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// The lines of the current run (after the last `==== boxoffice` header).
-fn current_run(path: &Path) -> Vec<String> {
-    let lines = log_lines(path);
-    let start = lines
-        .iter()
-        .rposition(|l| l.starts_with("==== boxoffice"))
-        .map_or(0, |i| i + 1);
-    lines[start..].to_vec()
-}
-
-fn count(lines: &[String], what: &str) -> usize {
-    lines.iter().filter(|l| l.contains(what)).count()
-}
-
-/// The seqs of the snapshot files in a shard's log directory.
-fn snapshot_files(shard_dir: &Path) -> Vec<u64> {
-    let mut seqs: Vec<u64> = std::fs::read_dir(shard_dir)
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("snap-")?
-                .strip_suffix(".snap")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    seqs.sort_unstable();
-    seqs
-}
 
 fn shard_dir(server: &Server) -> PathBuf {
     server.data_dir().join("shard-000")
@@ -205,16 +157,6 @@ fn kill_9_during_snapshots_loses_nothing_and_recovers_from_the_newest_snapshot()
         "no kill caught a snapshot in progress"
     );
     server.terminate();
-}
-
-/// The `boxoffice-load` binary next to the test executable.
-fn load_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors()
-        .skip(1)
-        .map(|d| d.join("boxoffice-load"))
-        .find(|p| p.is_file())
-        .expect("boxoffice-load next to the tests: cargo build --release --workspace --bins")
 }
 
 #[test]

@@ -14,8 +14,9 @@
 //! +-------+-------+-----+---------+
 //! crc = crc32c(prev_crc_le || len_le || seq_le || payload); prev_crc of the first
 //! record of a segment is the segment's header_crc.
-//! then, from version 2, optional zero padding to the end of the file (space reserved
-//! ahead of the records so that an fdatasync does not also have to write the inode).
+//! then, from version 2, optional padding to the end of the file: zeros written ahead of
+//! the records to come, so that an fdatasync does not also have to write the inode
+//! ("padding" is the one word for them, here and in the log).
 //! ```
 //! Snapshot file `snap-<seq, 20 digits>.snap`:
 //! ```text

@@ -26,9 +26,16 @@
 //! older of the two newest snapshots are deleted, so a damaged newest snapshot falls back
 //! to the previous one plus the log.
 //!
+//! **For a replicated log.** A Raft log (boxoffice's cluster mode) also needs
+//! [`Wal::truncate_after`] (drop the newest records, durably, before the next append) and
+//! [`Wal::purge`] (delete whole segments before a seq, or jump past the end), reopened with
+//! [`Wal::open_with_purged`]. The single-node log never calls them, and they write nothing
+//! the single-node format does not have.
+//!
 //! **The storage seam.** All I/O goes through [`storage::Storage`], so tests run the same
 //! code over [`storage::CrashStorage`] (crash: unsynced bytes vanish or tear) and
 //! [`storage::FaultStorage`] (the Nth operation fails with EIO, ENOSPC or a short write).
+#![warn(clippy::too_many_lines)]
 
 mod error;
 mod format;

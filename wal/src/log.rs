@@ -13,11 +13,11 @@ use crate::storage::{FileStorage, Storage};
 pub struct Options {
     /// A segment rolls once it would grow past this many bytes.
     pub segment_bytes_max: u64,
-    /// Zeros reserved ahead of the records, this many bytes at a time (0: none). An
-    /// append into reserved space leaves the file's size alone, so its fdatasync writes
-    /// the data only; growing the file would make every fdatasync write the inode too
-    /// (a second device round trip on ext4 without a journal). One fdatasync per this
-    /// many bytes also writes the zeros.
+    /// Padding (zeros past the last record) written ahead of the records, this many bytes
+    /// at a time (0: none). An append into padding leaves the file's size alone, so its
+    /// fdatasync writes the data only; growing the file would make every fdatasync write
+    /// the inode too (a second device round trip on ext4 without a journal). One
+    /// fdatasync per this many bytes also writes the padding.
     pub preallocate_bytes: u64,
 }
 
@@ -69,7 +69,7 @@ pub struct Wal<S: Storage = FileStorage> {
     segments: Vec<Segment>,
     /// Bytes in the current (last) segment.
     current_len: u64,
-    /// Bytes of the current segment reserved by `preallocate` (>= `current_len`).
+    /// Bytes of the current segment, its padding included (>= `current_len`).
     reserved_len: u64,
     prev_crc: u32,
     last_seq: u64,
@@ -80,7 +80,7 @@ pub struct Wal<S: Storage = FileStorage> {
     /// Bytes of the current segment known durable (a failed sync cuts back to it).
     durable_len: u64,
     failed: Option<String>,
-    /// The reservation step as configured (a failed reservation turns it off until a
+    /// The padding step as configured (a failed `preallocate` turns it off until a
     /// successful [`Wal::probe_space`]).
     preallocate_configured: u64,
     buf: Vec<u8>,
@@ -112,6 +112,7 @@ impl<S: Storage> Wal<S> {
     /// The first segment may then start anywhere up to `purged + 1`; segments holding only
     /// records up to `purged` (left by a purge a crash cut short) are deleted; an empty log
     /// continues at `purged + 1`. With `purged == 0` this is exactly [`Wal::open_with`].
+    #[allow(clippy::too_many_lines)]
     pub fn open_with_purged(
         mut storage: S,
         options: Options,
@@ -219,9 +220,9 @@ impl<S: Storage> Wal<S> {
             });
         }
         if let Some(last) = segments.last().filter(|_| padding > 0) {
-            // Reserved zeros after the last record of the segment appends go to (the last
-            // file, or the one before a torn newest file that was removed): cut them, so the
-            // next append starts right after that record; they are reserved again as needed.
+            // Padding after the last record of the segment appends go to (the last file, or
+            // the one before a torn newest file that was removed): cut it, so the next
+            // append starts right after that record; it is written again as needed.
             storage
                 .truncate(&last.name, current_len)
                 .map_err(io_error(&dir, &last.name, "truncate"))?;
@@ -442,11 +443,11 @@ impl<S: Storage> Wal<S> {
         Ok(first..self.last_seq + 1)
     }
 
-    /// Reserves the current segment's bytes up to at least `end` in steps of
-    /// `preallocate_bytes` (see [`Options::preallocate_bytes`]) before a batch of
-    /// `batch_len` bytes is written. A batch of a quarter step or more is written without
-    /// reserving: zeros before it would double the bytes that reach the disk to save one
-    /// inode write, which pays only next to the device round trip of a small batch.
+    /// Pads the current segment up to at least `end` in steps of `preallocate_bytes` (see
+    /// [`Options::preallocate_bytes`]) before a batch of `batch_len` bytes is written. A
+    /// batch of a quarter step or more is written without padding: padding before it
+    /// would double the bytes that reach the disk to save one inode write, which pays only
+    /// next to the device round trip of a small batch.
     fn reserve(&mut self, end: u64, batch_len: u64) -> Result<(), Error> {
         let step = self.options.preallocate_bytes;
         if step == 0 || end <= self.reserved_len || batch_len.saturating_mul(4) >= step {
@@ -455,10 +456,10 @@ impl<S: Storage> Wal<S> {
         let target = end.next_multiple_of(step);
         let name = self.current_name();
         if let Err(error) = self.storage.preallocate(&name, target) {
-            // The zeros are an optimization, not content: without them the records still
-            // fit (a disk with less than a step free, a file-size limit), so go on without
-            // reserving, after cutting back what the failed reservation wrote. Only if that
-            // cut fails is the file's end unknown, and the log latches.
+            // Padding is an optimization, not content: without it the records still fit (a
+            // disk with less than a step free, a file-size limit), so go on without it,
+            // after cutting back what the failed `preallocate` wrote. Only if that cut
+            // fails is the file's end unknown, and the log latches.
             tracing::warn!(segment = %name, %error, "cannot reserve log space; writing without it");
             self.options.preallocate_bytes = 0;
             if let Err(error) = self.storage.truncate(&name, self.current_len) {
@@ -472,12 +473,12 @@ impl<S: Storage> Wal<S> {
         Ok(())
     }
 
-    /// After an [`Error::NoSpace`]: checks that `bytes` more bytes fit, by reserving that
-    /// many zeros after the last record and making them durable with one fdatasync (zeros
-    /// after the last record are padding, never content: later appends overwrite them).
-    /// `Ok` means appends may go on; `Error::NoSpace` means still no space (the zeros were
-    /// cut again); any other error latched the log (a failed fdatasync is never retried).
-    /// The reservation step turned off by a failed reservation is turned back on.
+    /// After an [`Error::NoSpace`]: checks that `bytes` more bytes fit, by writing that
+    /// much padding after the last record and making it durable with one fdatasync
+    /// (padding is never content: later appends overwrite it). `Ok` means appends may go
+    /// on; `Error::NoSpace` means still no space (the padding was cut again); any other
+    /// error latched the log (a failed fdatasync is never retried). The padding step
+    /// turned off by a failed `preallocate` is turned back on.
     pub fn probe_space(&mut self, bytes: u64) -> Result<(), Error> {
         self.check_failed()?;
         let name = self.current_name();
@@ -569,7 +570,7 @@ impl<S: Storage> Wal<S> {
             }
         }
         let segment = self.segments[keep].clone();
-        let (offset, crc) = match self.record_offset(&segment, seq + 1) {
+        let (offset, crc, version) = match self.record_offset(&segment, seq + 1) {
             Ok(found) => found,
             Err(error) => return Err(self.latch(error)),
         };
@@ -593,12 +594,27 @@ impl<S: Storage> Wal<S> {
         self.reserved_len = offset;
         self.prev_crc = crc;
         self.last_seq = seq;
+        if version < format::FORMAT_VERSION {
+            // Only segments of this build's version are appended to (as at open): the
+            // next records start a new segment; an emptied old one is replaced.
+            self.sync()?;
+            if let Some(old) = self.segments.pop_if(|s| s.last_seq < s.first_seq) {
+                if let Err(error) = self
+                    .storage
+                    .remove(&old.name)
+                    .map_err(io_error(&dir, &old.name, "remove"))
+                {
+                    return Err(self.latch(error));
+                }
+            }
+            self.new_segment(seq + 1)?;
+        }
         Ok(())
     }
 
     /// Where record `seq` starts in `segment` (its end when `seq` is one past its last
-    /// record) and the chain's CRC before it.
-    fn record_offset(&self, segment: &Segment, seq: u64) -> Result<(u64, u32), Error> {
+    /// record), the chain's CRC before it, and the segment's format version.
+    fn record_offset(&self, segment: &Segment, seq: u64) -> Result<(u64, u32, u32), Error> {
         let dir = self.dir();
         let bytes =
             self.storage
@@ -626,7 +642,7 @@ impl<S: Storage> Wal<S> {
                 }
             }
         }
-        Ok((offset as u64, crc))
+        Ok((offset as u64, crc, header.version))
     }
 
     /// Deletes the segments holding only records up to `seq` (never the one appends go
@@ -667,6 +683,45 @@ impl<S: Storage> Wal<S> {
                 return Err(self.latch(error));
             }
         }
+        Ok(())
+    }
+
+    /// Drops every record and continues at `seq + 1`, whether that is before or after the
+    /// last seq: deletes every segment (then a directory fsync), then creates the empty
+    /// segment `seq + 1` durably. For a log none of whose records is wanted (a Raft log
+    /// that holds no entry and is to start at another index). As with [`Wal::purge`], the
+    /// caller keeps `seq` durably and reopens with [`Wal::open_with_purged`]; a crash
+    /// between the deletions and the new segment leaves no segment, which such an open
+    /// takes as an empty log continuing after its purged seq.
+    pub fn reset(&mut self, seq: u64) -> Result<(), Error> {
+        self.check_failed()?;
+        if self.segments.len() == 1 && self.segments[0].first_seq == seq + 1 && self.last_seq == seq
+        {
+            return Ok(());
+        }
+        let dir = self.dir();
+        for segment in std::mem::take(&mut self.segments) {
+            if let Err(error) =
+                self.storage
+                    .remove(&segment.name)
+                    .map_err(io_error(&dir, &segment.name, "remove"))
+            {
+                return Err(self.latch(error));
+            }
+        }
+        if let Err(error) = self
+            .storage
+            .sync_dir()
+            .map_err(io_error(&dir, "", "fsync directory"))
+        {
+            return Err(self.latch(error));
+        }
+        if let Err(error) = self.new_segment(seq + 1) {
+            // Without a segment there is nowhere to append: latch even on a full disk.
+            return Err(self.latch(error));
+        }
+        self.last_seq = seq;
+        self.durable_seq = seq;
         Ok(())
     }
 

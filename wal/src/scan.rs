@@ -1,5 +1,7 @@
-//! Reading segments back: the one scanner behind open, replay, verify and dump. It
-//! decides what a damaged frame means (see docs/wal-format.md, "Recovery rules"):
+//! Reading segments back: the scanner behind open, verify and dump (replay reads again
+//! the frames open found valid, with `format::read_frame`, and calls any difference
+//! corruption). It decides what a damaged frame means (see docs/wal-format.md,
+//! "Recovery rules"):
 //!
 //! - In any segment but the newest, every frame must be whole and valid: anything else
 //!   is corruption, reported with file and offset.
@@ -8,8 +10,8 @@
 //!   anywhere after X: then the damage is provably not a crash, and it is corruption.
 //!   So a damaged very last record is cut, like a torn write; this is the policy for the
 //!   one ambiguous case.
-//! - From format version 2, a segment may end in zero padding (space the log reserved
-//!   ahead of its records): where the next frame would start, nothing but zero bytes to
+//! - From format version 2, a segment may end in padding (zeros the log wrote ahead of
+//!   the records to come): where the next frame would start, nothing but zero bytes to
 //!   the end of the file ends the segment cleanly, in any segment. Bytes that are not all
 //!   zero are a frame, judged by the rules above.
 
@@ -50,6 +52,7 @@ pub struct SegmentScan {
 
 /// Scans segment `bytes` (named `path`), calling `visit(offset, seq, payload)` for every
 /// valid record. `newest` allows a torn tail; `expected_first` checks continuity.
+#[allow(clippy::too_many_lines)]
 pub fn scan_segment(
     path: &std::path::Path,
     bytes: &[u8],

@@ -29,11 +29,11 @@ pub trait Storage: Send {
     /// Creates (or empties) a file.
     fn create(&mut self, name: &str) -> io::Result<()>;
     /// Appends bytes with one write, at the end of what was appended so far (over any
-    /// space [`Storage::preallocate`] reserved).
+    /// padding [`Storage::preallocate`] wrote).
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
-    /// Reserves the file's bytes up to `len` as zeros past what was appended, so that
-    /// later appends within them do not change the file's size. A storage may do nothing
-    /// (the default): the zeros are an optimization, never content.
+    /// Pads the file up to `len` with zeros past what was appended, so that later appends
+    /// within the padding do not change the file's size. A storage may do nothing (the
+    /// default): padding is an optimization, never content.
     fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
         let _ = (name, len);
         Ok(())
@@ -42,8 +42,6 @@ pub trait Storage: Send {
     fn sync(&mut self, name: &str) -> io::Result<()>;
     /// Cuts a file to `len` bytes.
     fn truncate(&mut self, name: &str, len: u64) -> io::Result<()>;
-    /// A file's length.
-    fn len(&self, name: &str) -> io::Result<u64>;
     /// Renames a file (atomically replacing `to`).
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()>;
     /// Removes a file.
@@ -158,12 +156,6 @@ impl Storage for FileStorage {
         }
         Ok(())
     }
-    fn len(&self, name: &str) -> io::Result<u64> {
-        match self.open.get(name) {
-            Some(f) => Ok(f.end),
-            None => Ok(fs::metadata(self.dir.join(name))?.len()),
-        }
-    }
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
         self.open.remove(from);
         self.open.remove(to);
@@ -209,7 +201,6 @@ struct CrashState {
     /// Files removed or renamed away (or replaced by a rename) since the last `sync_dir`,
     /// as they were: a crash brings back the ones whose names were durable.
     unlinked: BTreeMap<String, Image>,
-    names_dirty: bool,
     ops: u64,
 }
 
@@ -296,7 +287,6 @@ impl CrashStorage {
             .keys()
             .map(|k| (k.clone(), Vec::new()))
             .collect();
-        state.names_dirty = false;
     }
 
     /// The current bytes of a file (as written, durable or not).
@@ -347,7 +337,6 @@ impl Storage for CrashStorage {
     fn create(&mut self, name: &str) -> io::Result<()> {
         self.with(|s| {
             s.files.insert(name.to_string(), Image::default());
-            s.names_dirty = true;
             Ok(())
         })
     }
@@ -388,14 +377,6 @@ impl Storage for CrashStorage {
             Ok(())
         })
     }
-    fn len(&self, name: &str) -> io::Result<u64> {
-        self.with(|s| {
-            s.files
-                .get(name)
-                .map(|i| i.end as u64)
-                .ok_or_else(|| not_found(name))
-        })
-    }
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
         self.with(|s| {
             let image = s.files.remove(from).ok_or_else(|| not_found(from))?;
@@ -406,7 +387,6 @@ impl Storage for CrashStorage {
                 s.unlinked.entry(to.to_string()).or_insert(replaced);
             }
             s.files.insert(to.to_string(), image);
-            s.names_dirty = true;
             Ok(())
         })
     }
@@ -414,14 +394,12 @@ impl Storage for CrashStorage {
         self.with(|s| {
             let image = s.files.remove(name).ok_or_else(|| not_found(name))?;
             s.unlinked.entry(name.to_string()).or_insert(image);
-            s.names_dirty = true;
             Ok(())
         })
     }
     fn sync_dir(&mut self) -> io::Result<()> {
         self.with(|s| {
             s.durable_names = s.files.keys().map(|k| (k.clone(), Vec::new())).collect();
-            s.names_dirty = false;
             s.unlinked.clear();
             Ok(())
         })
@@ -541,9 +519,6 @@ impl<S: Storage> Storage for FaultStorage<S> {
             Some(kind) => Err(fault_error(kind)),
             None => self.inner.truncate(name, len),
         }
-    }
-    fn len(&self, name: &str) -> io::Result<u64> {
-        self.inner.len(name)
     }
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
         match self.fault() {

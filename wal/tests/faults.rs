@@ -273,9 +273,6 @@ impl<S: Storage> Storage for ByRef<'_, S> {
     fn truncate(&mut self, name: &str, len: u64) -> std::io::Result<()> {
         self.0.truncate(name, len)
     }
-    fn len(&self, name: &str) -> std::io::Result<u64> {
-        self.0.len(name)
-    }
     fn rename(&mut self, from: &str, to: &str) -> std::io::Result<()> {
         self.0.rename(from, to)
     }

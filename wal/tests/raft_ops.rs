@@ -246,3 +246,59 @@ fn a_crash_at_any_operation_of_truncations_and_purges_recovers_what_was_told() {
         }
     }
 }
+
+#[test]
+fn a_truncation_into_a_segment_of_an_older_format_appends_to_a_new_one() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
+    let disk = CrashStorage::new();
+    for entry in std::fs::read_dir(data).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        disk.overwrite(&name, std::fs::read(entry.path()).unwrap());
+    }
+    let (mut wal, recovery) = Wal::open_with(disk.clone(), OPTIONS).unwrap();
+    assert_eq!(recovery.last_seq, 7);
+    // Record 5 sits in the version 1 segment starting at 4.
+    wal.truncate_after(4).unwrap();
+    assert_eq!(wal.append(&[b"five"]).unwrap(), 5..6);
+    wal.sync().unwrap();
+    let names = segments(&wal);
+    assert!(
+        names.contains(&"seg-00000000000000000005.wal".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(
+        disk.contents("seg-00000000000000000005.wal").unwrap()[8],
+        2,
+        "version 2"
+    );
+    drop(wal);
+    disk.crash(TearMode::DropUnsynced);
+    let (mut wal, _) = Wal::open_with(disk, OPTIONS).unwrap();
+    assert_eq!(
+        records(&mut wal, 4),
+        vec![(4, b"record 4".to_vec()), (5, b"five".to_vec())]
+    );
+}
+
+#[test]
+fn reset_drops_every_record_and_continues_at_the_given_seq_either_way() {
+    let disk = CrashStorage::new();
+    let (mut wal, _) = Wal::open_with(disk.clone(), OPTIONS).unwrap();
+    append_range(&mut wal, 1..=20, 0);
+    wal.reset(50).unwrap();
+    assert_eq!((wal.last_seq(), wal.first_seq()), (50, 51));
+    assert_eq!(
+        segments(&wal),
+        vec!["seg-00000000000000000051.wal".to_string()]
+    );
+    // Back again, below where it was.
+    wal.reset(3).unwrap();
+    assert_eq!(wal.append(&[b"four"]).unwrap(), 4..5);
+    wal.sync().unwrap();
+    drop(wal);
+    disk.crash(TearMode::DropUnsynced);
+    let (mut wal, recovery) = Wal::open_with_purged(disk, OPTIONS, 3).unwrap();
+    assert_eq!(recovery.last_seq, 4);
+    assert_eq!(records(&mut wal, 1), vec![(4, b"four".to_vec())]);
+}

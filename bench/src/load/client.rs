@@ -14,8 +14,6 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::workload::Method;
-
 /// How requests authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -222,6 +220,32 @@ pub async fn once(
         .await
 }
 
+/// HTTP methods the workloads use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+    /// DELETE.
+    Delete,
+}
+
+/// The `code` of an `{"error": {"code": ...}}` body, or `"-"`.
+pub fn error_code(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Outer {
+        error: Inner,
+    }
+    serde_json::from_slice::<Outer>(body)
+        .map(|o| o.error.code)
+        .unwrap_or_else(|_| "-".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +268,12 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:80".parse().unwrap();
         assert!(Target::new(local, "t", None, AuthMode::Admin).is_ok());
         assert!(Target::new(local, "t", None, AuthMode::User).is_err());
+    }
+
+    #[test]
+    fn error_codes_are_read_from_the_error_shape() {
+        let body = br#"{"error":{"code":"sold_out","message":"no tickets left"}}"#;
+        assert_eq!(error_code(body), "sold_out");
+        assert_eq!(error_code(b"<html>"), "-");
     }
 }

@@ -15,6 +15,7 @@ pub mod ceiling;
 pub mod cli;
 pub mod client;
 pub mod plot;
+pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod spawn;
@@ -32,11 +33,12 @@ use bytes::Bytes;
 use serde_json::Value;
 
 pub use cli::Args;
+use client::Method;
 use client::{once, Target};
 use report::{Comparison, Report, RunReport};
 use runner::RunConfig;
 use verify::{Observed, ObservedSection, SeatStatus, Verdict};
-use workload::{Action, EventPlan, Method, Spec, WorkloadKind};
+use workload::{Action, EventPlan, Spec, WorkloadKind};
 
 /// Exit status when verification failed.
 pub const EXIT_VERIFY_FAILED: u8 = 1;

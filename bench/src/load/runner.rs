@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::client::{Client, Target};
-use super::report::Recorder;
+use super::client::{error_code, Client, Target};
+use super::recorder::Recorder;
 use super::verify::Ledger;
 use super::workload::{hold_id, Answer, Effect, Spec, WorkloadKind};
 
@@ -140,6 +140,7 @@ struct Worker {
 }
 
 impl Worker {
+    #[allow(clippy::too_many_lines)]
     async fn run(mut self, mut script: super::workload::Script) -> Worker {
         let shared = self.shared.clone();
         let mut sent: u32 = 0;
@@ -230,21 +231,6 @@ impl Worker {
     }
 }
 
-/// The `code` of an `{"error": {"code": ...}}` body, or `"-"`.
-pub fn error_code(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Inner {
-        code: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Outer {
-        error: Inner,
-    }
-    serde_json::from_slice::<Outer>(body)
-        .map(|o| o.error.code)
-        .unwrap_or_else(|_| "-".to_string())
-}
-
 fn spawn_progress(
     config: &RunConfig,
     spec: &Spec,
@@ -291,16 +277,4 @@ fn spawn_progress(
         }
         bar.finish_and_clear();
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_codes_are_read_from_the_error_shape() {
-        let body = br#"{"error":{"code":"sold_out","message":"no tickets left"}}"#;
-        assert_eq!(error_code(body), "sold_out");
-        assert_eq!(error_code(b"<html>"), "-");
-    }
 }

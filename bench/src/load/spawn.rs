@@ -127,7 +127,7 @@ impl Spawned {
                     self.log_tail()
                 );
             }
-            let ready = super::client::once(target, super::workload::Method::Get, "/ready", None);
+            let ready = super::client::once(target, super::client::Method::Get, "/ready", None);
             if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(2), ready).await {
                 if reply.status == 200 {
                     return Ok(());

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::workload::{Effect, EventPlan, Tickets, WaitFact, WaitOp};
+use super::workload::{Effect, EventPlan, Outcome, Tickets, WaitFact, WaitOp};
 
 /// The final state of a hold the run placed, as far as the run knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,28 +33,6 @@ enum HoldState {
     HeldOrSold,
     /// Held, or released by a release whose answer never came.
     HeldOrGone,
-}
-
-/// How an answer bears on the state: changed as asked, unchanged, or unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A 2xx answer.
-    Done,
-    /// A 4xx or 503 answer: refused, nothing changed.
-    Refused,
-    /// No answer, or a 5xx other than 503.
-    Unknown,
-}
-
-impl Outcome {
-    /// Classifies an HTTP status (0: no answer).
-    pub fn of_status(status: u16) -> Outcome {
-        match status {
-            200..=299 => Outcome::Done,
-            400..=499 | 503 => Outcome::Refused,
-            _ => Outcome::Unknown,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -580,6 +558,7 @@ type Waited<'a> = (Instant, Option<Instant>, &'a str);
 /// sold as told, nothing sold to the public while a fitting entry waited, offers in join
 /// order, every confirmed offer a booking of its entry's user, and the entries' final
 /// states consistent with each other, with what the run saw and with the section.
+#[allow(clippy::too_many_lines)]
 fn check_waitlist(
     id: &str,
     capacity: u64,

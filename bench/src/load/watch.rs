@@ -10,8 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::client::{once, Target};
-use super::workload::Method;
+use super::client::{once, Method, Target};
 
 /// How often the watcher scrapes `/metrics` and reads the RSS.
 pub const SCRAPE_EVERY: Duration = Duration::from_millis(500);

@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::verify::Outcome;
+use super::client::Method;
 
 /// The default `--seed`: runs are reproducible unless asked otherwise.
 pub const DEFAULT_SEED: u64 = 0x0b0c_5eed;
@@ -134,15 +134,26 @@ impl Kind {
     }
 }
 
-/// HTTP methods the workloads use.
+/// How an answer bears on the state: changed as asked, unchanged, or unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// GET.
-    Get,
-    /// POST.
-    Post,
-    /// DELETE.
-    Delete,
+pub enum Outcome {
+    /// A 2xx answer.
+    Done,
+    /// A 4xx or 503 answer: refused, nothing changed.
+    Refused,
+    /// No answer, or a 5xx other than 503.
+    Unknown,
+}
+
+impl Outcome {
+    /// Classifies an HTTP status (0: no answer).
+    pub fn of_status(status: u16) -> Outcome {
+        match status {
+            200..=299 => Outcome::Done,
+            400..=499 | 503 => Outcome::Refused,
+            _ => Outcome::Unknown,
+        }
+    }
 }
 
 /// Tickets a request asks for: GA quantities and named seats, by section.
@@ -532,6 +543,7 @@ impl Script {
         format!("q{}-{}", self.wait.worker, self.wait.session)
     }
 
+    #[allow(clippy::too_many_lines)]
     fn waitlist_op(&mut self) -> Op {
         let user = self.wait_user();
         let now = Instant::now();
@@ -779,7 +791,7 @@ impl Script {
     pub fn observe(&mut self, op: &Op, answer: Answer<'_>) {
         if let Effect::Wait(fact) = &op.effect {
             let effect = Self::resolve_wait(fact, answer);
-            let code = (answer.status >= 400).then(|| super::runner::error_code(answer.body));
+            let code = (answer.status >= 400).then(|| super::client::error_code(answer.body));
             self.observe_wait(&effect, code.as_deref());
             return;
         }
@@ -846,6 +858,7 @@ impl Script {
         }
     }
 
+    #[allow(clippy::too_many_lines)]
     fn lifecycle_op(&mut self) -> Op {
         match self.life.clone() {
             Life::Start | Life::Placing { .. } => {

@@ -36,8 +36,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::load::cli::parse_duration;
+use crate::load::client::Method;
 use crate::load::client::{once, AuthMode, Client, Target};
-use crate::load::workload::Method;
 use server::Server;
 use sse::{Message, Parser, Stream};
 
@@ -635,6 +635,7 @@ struct HoldRun {
 }
 
 /// A closed loop of holds on `event` over `connections` connections.
+#[allow(clippy::too_many_lines)]
 async fn hold_loop(
     target: &Arc<Target>,
     server_pid: u32,
@@ -764,6 +765,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+#[allow(clippy::too_many_lines)]
 async fn throughput(
     args: &Args,
     server: &Server,
@@ -934,6 +936,7 @@ fn held_of(data: &str) -> Option<u64> {
         .as_u64()
 }
 
+#[allow(clippy::too_many_lines)]
 async fn latency(
     args: &Args,
     server: &Server,
@@ -1132,6 +1135,7 @@ fn micros_between(from: Instant, to: Instant) -> i64 {
 
 impl Report {
     /// The report for a terminal.
+    #[allow(clippy::too_many_lines)]
     pub fn text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();

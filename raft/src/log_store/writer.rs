@@ -56,6 +56,8 @@ pub(crate) struct Writer<C: RaftTypeConfig, S: Storage> {
     pub(crate) failed: Option<String>,
     /// The wal seq before the first entry (records up to it are purged or never were).
     pub(crate) floor: u64,
+    /// The wal seq of the last purged entry (0: none); the start never moves before it.
+    pub(crate) purged_seq: u64,
 }
 
 impl<C: RaftTypeConfig, S: Storage> Writer<C, S> {
@@ -131,28 +133,19 @@ impl<C: RaftTypeConfig, S: Storage> Writer<C, S> {
             } => {
                 let expected = self.wal.last_seq() + self.batch.len() as u64 + 1;
                 let empty = self.batch.is_empty() && self.wal.last_seq() == self.floor;
-                if self.failed.is_none() && first_seq > expected && empty {
-                    // An empty log starting at a later index: move the wal's start, durably
-                    // recorded first so that a reopen knows the gap is on purpose.
-                    let floor = first_seq - 1;
-                    let moved = self
-                        .sync()
-                        .and_then(|()| meta::encode(&floor, "log seq"))
-                        .and_then(|payload| {
-                            meta::write(self.wal.storage_mut(), meta::START, &payload)
-                        })
-                        .and_then(|()| self.wal.purge(floor).map_err(LogStoreError::from));
-                    match moved {
-                        Ok(()) => self.floor = floor,
-                        Err(error) => {
+                if self.failed.is_none() && first_seq != expected {
+                    if empty && first_seq > self.purged_seq {
+                        // An empty log starting at another index than its next one.
+                        let moved = self.move_start(first_seq - 1);
+                        if let Err(error) = moved {
                             self.fail(error);
                         }
+                    } else {
+                        let error = LogStoreError::Invalid(format!(
+                            "append at log seq {first_seq} where {expected} is next"
+                        ));
+                        self.fail(error);
                     }
-                } else if self.failed.is_none() && first_seq != expected {
-                    let error = LogStoreError::Invalid(format!(
-                        "append at log seq {first_seq} where {expected} is next"
-                    ));
-                    self.fail(error);
                 }
                 self.batch.extend(records);
                 self.unsynced.push(callback);
@@ -180,12 +173,31 @@ impl<C: RaftTypeConfig, S: Storage> Writer<C, S> {
                     .map_err(|e| self.fail(e));
                 if result.is_ok() {
                     self.floor = self.floor.max(seq);
+                    self.purged_seq = self.purged_seq.max(seq);
                 }
                 let _ = done.send(result);
             }
             Command::Close { done } => return Some(done),
         }
         None
+    }
+
+    /// Moves the start of the empty log: the next entry gets wal seq `floor + 1`. The
+    /// `start` file and the wal move in the order that keeps a crash in between harmless:
+    /// the file first when moving forward (a reopen drops the records before it), the wal
+    /// first when moving back (a reopen with the old start drops the new empty segment).
+    fn move_start(&mut self, floor: u64) -> Result<(), LogStoreError> {
+        self.sync()?;
+        let payload = meta::encode(&floor, "log seq")?;
+        if floor > self.wal.last_seq() {
+            meta::write(self.wal.storage_mut(), meta::START, &payload)?;
+            self.wal.reset(floor)?;
+        } else {
+            self.wal.reset(floor)?;
+            meta::write(self.wal.storage_mut(), meta::START, &payload)?;
+        }
+        self.floor = floor;
+        Ok(())
     }
 
     /// Writes the batch, makes every append durable and fires their callbacks in order.

@@ -521,6 +521,7 @@ const STREAM_DOC: &str = "`text/event-stream`. The first message is `event: snap
     keeps an idle stream open; a client that cannot keep up is disconnected.";
 
 /// Every operation of the API, in the order of the design's table.
+#[allow(clippy::too_many_lines)]
 fn operations() -> Vec<Op> {
     let text = Schema::Object(ObjectBuilder::new().schema_type(Type::String).build());
     let object = Schema::Object(ObjectBuilder::new().schema_type(Type::Object).build());
@@ -921,6 +922,16 @@ fn operations() -> Vec<Op> {
             "A shard is recovering or failed (`reason` says why); or, in the error shape, \
                  `overloaded`: too many connections.",
         ),
+        Op::get(
+            "/v1/cluster",
+            "getCluster",
+            "ops",
+            "What the answering node knows of its cluster: the nodes, and per shard its leader \
+             (null during an election), term, the log position applied on this node \
+             (comparable across nodes) and its replicas. Cluster mode only.",
+        )
+        .answers::<super::cluster::ClusterJson>(200, "The cluster as this node sees it.")
+        .errors(&[NotFound, Overloaded]),
         Op::get(
             "/metrics",
             "metrics",

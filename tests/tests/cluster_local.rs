@@ -1,0 +1,422 @@
+//! Cluster mode through the binary, three nodes on 127.0.0.1 (no root needed; the fault
+//! campaign over network namespaces is `cluster_faults.rs`): a sale through every node
+//! (forwarding to the leaders), `GET /v1/cluster`, the leader of a shard killed mid-sale,
+//! writes resuming on the others, an idempotent retry across the failover, the killed node
+//! restarting and catching up, every node restarted at once with nothing lost, and the
+//! single-node and cluster data directories refusing each other.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{binary, request, send, user_token, ADMIN, SECRET};
+use serde_json::{json, Value};
+
+/// How long any wait of this test may last before it fails.
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Node {
+    id: u64,
+    http: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+struct Cluster {
+    _root: tempfile::TempDir,
+    file: PathBuf,
+    nodes: Vec<Node>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    fn new(shards: u16) -> Cluster {
+        let root = tempfile::tempdir().unwrap();
+        let mut text = format!("shards = {shards}\n");
+        let mut nodes = Vec::new();
+        for id in 1..=3u64 {
+            let (http, raft) = (free_port(), free_port());
+            text.push_str(&format!(
+                "[[nodes]]\nid = {id}\nhttp = \"127.0.0.1:{http}\"\nraft = \"127.0.0.1:{raft}\"\n"
+            ));
+            nodes.push(Node {
+                id,
+                http,
+                dir: root.path().join(format!("node-{id}")),
+                log: root.path().join(format!("node-{id}.log")),
+                child: None,
+            });
+        }
+        let file = root.path().join("cluster.toml");
+        std::fs::write(&file, text).unwrap();
+        let mut cluster = Cluster {
+            _root: root,
+            file,
+            nodes,
+        };
+        for i in 0..3 {
+            cluster.start(i);
+        }
+        cluster
+    }
+
+    fn start(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .unwrap();
+        let child = Command::new(binary())
+            .args(["serve", "--cluster"])
+            .arg(&self.file)
+            .args(["--node-id", &node.id.to_string(), "--data-dir"])
+            .arg(&node.dir)
+            .env("BOXOFFICE_ADMIN_TOKEN", ADMIN)
+            .env("BOXOFFICE_JWT_SECRET", SECRET)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("boxoffice starts");
+        node.child = Some(child);
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let text = std::fs::read_to_string(&n.log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                format!(
+                    "---- node {} ----\n{}",
+                    n.id,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn view(&self, i: usize) -> Option<Value> {
+        match request(self.nodes[i].http, "GET", "/v1/cluster", None, None) {
+            Ok((200, body)) => Some(body),
+            _ => None,
+        }
+    }
+
+    /// Waits until node `i` sees a leader for every shard and returns its view.
+    fn settled(&self, i: usize) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(view) = self.view(i) {
+                if view["shards"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|s| s["leader"].is_u64())
+                {
+                    return view;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} saw no leader for every shard; logs:\n{}",
+                i + 1,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn leader_of(&self, via: usize, shard: usize) -> usize {
+        let view = self.settled(via);
+        view["shards"][shard]["leader"].as_u64().unwrap() as usize - 1
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill9(i);
+        }
+    }
+}
+
+fn event(id: &str) -> Value {
+    json!({
+        "id": id, "name": "Cluster test", "max_per_user": 40, "hold_ttl_seconds": 600,
+        "sections": [
+            {"id": "floor", "name": "Floor", "price_cents": 5000, "capacity": 100},
+            {"id": "tier1", "name": "Tier 1", "price_cents": 9000,
+             "seats": {"rows": [{"label": "A", "count": 10}]}}
+        ]
+    })
+}
+
+/// Retries a request while it answers 503 or the node is unreachable, at most [`WAIT`].
+fn until_answered(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(reply) = send(port, method, path, headers, Some(body)) {
+            if reply.status != 503 {
+                return (reply.status, reply.body);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{method} {path} kept answering 503"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn counts(port: u16, event_id: &str) -> Vec<(u64, u64, u64)> {
+    let (status, body) =
+        request(port, "GET", &format!("/v1/events/{event_id}"), None, None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["available"].as_u64().unwrap(),
+                s["held"].as_u64().unwrap(),
+                s["sold"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until every running node answers the same counts for the event.
+fn converged(cluster: &Cluster, event_id: &str) -> Vec<(u64, u64, u64)> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let seen: Vec<_> = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| counts(n.http, event_id))
+            .collect();
+        if seen.windows(2).all(|w| w[0] == w[1]) {
+            return seen[0].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes disagree: {seen:?}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn admin() -> String {
+    format!("Bearer {ADMIN}")
+}
+
+#[test]
+fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
+    let mut cluster = Cluster::new(2);
+    let view = cluster.settled(0);
+    assert_eq!(view["node_id"], 1);
+    assert_eq!(view["nodes"].as_array().unwrap().len(), 3);
+    for shard in view["shards"].as_array().unwrap() {
+        assert_eq!(shard["replicas"], json!([1, 2, 3]));
+        assert!(shard["term"].as_u64().unwrap() >= 1);
+    }
+    // Events on both shards, created through different nodes (forwarded to the leaders).
+    let admin = admin();
+    let auth = [("authorization", admin.as_str())];
+    let mut events = Vec::new();
+    for (i, id) in ["cl-a", "cl-b", "cl-c", "cl-d"].iter().enumerate() {
+        let port = cluster.nodes[i % 3].http;
+        let (status, body) =
+            until_answered(port, "POST", "/v1/events", &auth, &event(id).to_string());
+        assert_eq!(status, 201, "{body}");
+        events.push(id.to_string());
+    }
+    let alice = format!("Bearer {}", user_token("alice"));
+    let alice_h = [("authorization", alice.as_str())];
+    // A hold through node 3 and its confirmation through node 2: ids name their shard.
+    let (status, hold) = until_answered(
+        cluster.nodes[2].http,
+        "POST",
+        "/v1/events/cl-a/holds",
+        &alice_h,
+        r#"{"items": [{"section_id": "floor", "qty": 2}], "seats": ["A-3"]}"#,
+    );
+    assert_eq!(status, 201, "{hold}");
+    let hold_id = hold["id"].as_str().unwrap().to_string();
+    let shard: usize = hold_id.split('-').nth(1).unwrap().parse().unwrap();
+    let (status, booking) = until_answered(
+        cluster.nodes[1].http,
+        "POST",
+        &format!("/v1/holds/{hold_id}/confirm"),
+        &alice_h,
+        r#"{"payment_ref": "pay-1"}"#,
+    );
+    assert_eq!(status, 201, "{booking}");
+    assert_eq!(converged(&cluster, "cl-a")[0], (98, 0, 2));
+
+    // Kill the leader of the hold's shard; buy through a survivor with an idempotency key.
+    let leader = cluster.leader_of(0, shard);
+    cluster.kill9(leader);
+    let survivor = (leader + 1) % 3;
+    let port = cluster.nodes[survivor].http;
+    let key_h = [
+        ("authorization", alice.as_str()),
+        ("idempotency-key", "buy-after-kill"),
+    ];
+    let body = r#"{"items": [{"section_id": "floor", "qty": 3}], "payment_ref": "pay-2"}"#;
+    let (status, first) = until_answered(port, "POST", "/v1/events/cl-a/bookings", &key_h, body);
+    assert_eq!(status, 201, "{first}");
+    // The same key again, through the other survivor: the first answer, not a second sale.
+    let other = cluster.nodes[(leader + 2) % 3].http;
+    let (status, again) = until_answered(other, "POST", "/v1/events/cl-a/bookings", &key_h, body);
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    let after_kill = converged(&cluster, "cl-a");
+    assert_eq!(after_kill[0], (95, 0, 5));
+    let view = cluster.settled(survivor);
+    assert_ne!(
+        view["shards"][shard]["leader"].as_u64(),
+        Some(leader as u64 + 1)
+    );
+    // The survivors notice the dead node (it stops answering pings).
+    let deadline = Instant::now() + WAIT;
+    while cluster.view(survivor).unwrap()["nodes"][leader]["reachable"] != json!(false) {
+        assert!(
+            Instant::now() < deadline,
+            "the dead node still shows reachable"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The killed node comes back and catches up.
+    cluster.start(leader);
+    let deadline = Instant::now() + WAIT;
+    while request(
+        cluster.nodes[leader].http,
+        "GET",
+        "/v1/events/cl-a",
+        None,
+        None,
+    )
+    .map(|(s, _)| s != 200)
+    .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node never answered\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(converged(&cluster, "cl-a"), after_kill);
+    let applied = |i: usize| {
+        cluster
+            .view(i)
+            .map(|v| v["shards"][shard]["applied"].clone())
+    };
+    let deadline = Instant::now() + WAIT;
+    while !(applied(0) == applied(1) && applied(1) == applied(2)) {
+        assert!(Instant::now() < deadline, "applied positions never met");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Every node killed at once, then restarted: nothing acknowledged is lost.
+    let before: Vec<_> = events.iter().map(|e| converged(&cluster, e)).collect();
+    for i in 0..3 {
+        cluster.kill9(i);
+    }
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    cluster.settled(0);
+    let after: Vec<_> = events.iter().map(|e| converged(&cluster, e)).collect();
+    assert_eq!(before, after);
+    let (status, booking) = request(
+        cluster.nodes[2].http,
+        "GET",
+        &format!("/v1/bookings/{}", first["id"].as_str().unwrap()),
+        Some(&user_token("alice")),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{booking}");
+    assert_eq!(booking["status"], "confirmed");
+
+    // A cluster node's data directory does not start as a single-node server.
+    let dir = cluster.nodes[0].dir.clone();
+    cluster.kill9(0);
+    refused_as_single_node(&dir);
+}
+
+fn refused_as_single_node(dir: &Path) {
+    let out = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("BOXOFFICE_ADMIN_TOKEN", ADMIN)
+        .env("BOXOFFICE_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cluster node"), "{stderr}");
+}
+
+#[test]
+fn a_single_node_answers_404_for_the_cluster_and_bad_cluster_files_are_refused() {
+    let server = harness::Server::start(harness::Launch::default());
+    let (status, body) = server.call("GET", "/v1/cluster", None, None);
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(
+        &file,
+        "shards = 2\n[[nodes]]\nid = 1\nhttp = \"127.0.0.1:1\"\nraft = \"127.0.0.1:2\"\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["serve", "--cluster"])
+        .arg(&file)
+        .args(["--node-id", "1", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("exactly 3"), "{stderr}");
+    let out = Command::new(binary())
+        .args(["serve", "--node-id", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "--node-id without --cluster is refused"
+    );
+}
