@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod history;
+pub mod netns;
+
 /// The admin token every test server gets.
 pub const ADMIN: &str = "test-admin-token";
 /// The JWT secret every test server gets.
