@@ -9,11 +9,11 @@ pub const RAFT_BODY_BYTES_MAX: usize = 1 << 30;
 /// How long a connection to a peer may take to open.
 pub const RAFT_CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 /// Openraft's heartbeat interval (ms).
-pub const HEARTBEAT_MS: u64 = 100;
+pub const HEARTBEAT_MS: u64 = 60;
 /// Openraft's election timeout range (ms): a leader silent this long is replaced.
-pub const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 250;
 /// See [`ELECTION_TIMEOUT_MIN_MS`].
-pub const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 500;
 /// A snapshot is built after this many log entries (each entry is one batch).
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 20_000;
 /// Entries kept in the log behind a snapshot, for lagging followers.
