@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::ClientWriteError;
 use openraft::impls::ProgressResponder;
 use openraft::type_config::alias::CommittedLeaderIdOf;
 use openraft::type_config::async_runtime::WatchReceiver;
@@ -131,16 +131,26 @@ impl Group {
         .await
         {
             Ok(Ok(_)) => {}
-            _ => return Err(self.not_leader()),
+            Ok(Err(e)) => {
+                tracing::warn!(shard = self.shard, error = %e, "leadership not confirmed by a quorum");
+                return Err(self.not_leader());
+            }
+            Err(_) => {
+                tracing::warn!(
+                    shard = self.shard,
+                    "no quorum confirmed the leadership in time"
+                );
+                return Err(self.not_leader());
+            }
         }
         let last_log = self.raft.metrics().borrow_watched().last_log_index;
-        if self
+        if let Err(e) = self
             .raft
             .wait(Some(LEADER_READY_WAIT))
             .applied_index_at_least(last_log, "the term's first entry applied")
             .await
-            .is_err()
         {
+            tracing::warn!(shard = self.shard, ?last_log, error = %e, "the local log was not applied in time");
             return Err(self.not_leader());
         }
         let now = self.leadership();
@@ -192,8 +202,15 @@ impl Group {
         .await;
         match res {
             Ok(Ok(_)) if self.leadership().term == token.term => Ok(()),
-            Ok(Err(RaftError::APIError(_))) | Ok(Ok(_)) => Err(self.not_leader()),
-            _ => Err(self.not_leader()),
+            Ok(Ok(_)) => Err(self.not_leader()),
+            Ok(Err(e)) => {
+                tracing::debug!(shard = self.shard, error = %e, "read barrier refused");
+                Err(self.not_leader())
+            }
+            Err(_) => {
+                tracing::debug!(shard = self.shard, "read barrier timed out");
+                Err(self.not_leader())
+            }
         }
     }
 }

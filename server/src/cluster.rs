@@ -344,10 +344,11 @@ impl Driver {
             return Ok(());
         }
         self.spec = None;
-        let token = self
-            .runtime
-            .block_on(group.begin_term())
-            .map_err(|e| ShardError::Unavailable(format!("shard {}: {e}", self.shard)))?;
+        let token = self.runtime.block_on(group.begin_term()).map_err(|e| {
+            tracing::warn!(shard = self.shard, term = now.term, error = %e,
+                "this node leads the shard but cannot start deciding yet");
+            ShardError::Unavailable(format!("shard {}: {e}", self.shard))
+        })?;
         let engine = group.state_machine().with(|c| c.engine.clone());
         let clock = ShardClock::new(self.shard, engine.now_ms());
         tracing::info!(shard = self.shard, term = token.term(), "leading the shard");
