@@ -505,9 +505,6 @@ impl Engine {
         best: Option<&BestAvailable>,
     ) -> Result<Decided, Stop> {
         let tickets = check_hold_request(new, best)?;
-        if let Some(ttl) = new.ttl_ms {
-            check_ttl("ttl_seconds", ttl)?;
-        }
         check_idempotency(&new.idempotency)?;
         let t = self.take(new, now_ms, best, tickets)?;
         if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
@@ -526,8 +523,9 @@ impl Engine {
         })))
     }
 
-    /// A purchase: the checks of a hold (but its TTL, which a purchase has not), then
-    /// room for the booking.
+    /// A purchase: the checks of a hold (its TTL too: a purchase leaves no hold, so a valid
+    /// TTL changes nothing, but one out of range is refused as a hold's is), then room for
+    /// the booking.
     fn decide_purchase(
         &self,
         new: &NewHold,
@@ -674,8 +672,8 @@ impl From<Rejection> for Stop {
     }
 }
 
-/// The request alone, before the event is looked up: who, what, how many. Returns the
-/// tickets asked for.
+/// The request alone, before the event is looked up: who, what, how many, for how long (a
+/// purchase's TTL is checked as a hold's). Returns the tickets asked for.
 fn check_hold_request(new: &NewHold, best: Option<&BestAvailable>) -> Result<u64, Rejection> {
     if !is_valid_user_id(&new.user_id) {
         return Err(invalid(
@@ -724,6 +722,9 @@ fn check_hold_request(new: &NewHold, best: Option<&BestAvailable>) -> Result<u64
             "items",
             format!("at most {TICKETS_PER_HOLD_MAX} tickets per hold"),
         ));
+    }
+    if let Some(ttl) = new.ttl_ms {
+        check_ttl("ttl_seconds", ttl)?;
     }
     Ok(tickets)
 }
