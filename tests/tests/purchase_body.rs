@@ -41,7 +41,11 @@ fn a_purchase_checks_ttl_seconds_as_a_hold_does_and_a_valid_one_changes_nothing(
             "the message names the field: {error}"
         );
     }
-    assert_eq!(sections(&server), before, "a refused purchase bought nothing");
+    assert_eq!(
+        sections(&server),
+        before,
+        "a refused purchase bought nothing"
+    );
 
     for ttl in [1, 86_400] {
         let body = json!({"items": [{"section_id": "ga", "qty": 2}], "ttl_seconds": ttl,
@@ -51,9 +55,16 @@ fn a_purchase_checks_ttl_seconds_as_a_hold_does_and_a_valid_one_changes_nothing(
         assert_eq!(booking["status"], "confirmed", "{booking}");
         assert_eq!(booking["payment_ref"], "pay_2", "{booking}");
         // Its hold is confirmed at once: nothing is left to expire.
-        let hold_id = booking["hold_id"].as_str().expect("a purchase names its hold");
-        let (status, hold) = server.call("GET", &format!("/v1/holds/{hold_id}"), Some(&alice), None);
-        assert_eq!((status, hold["status"].as_str()), (200, Some("confirmed")), "{hold}");
+        let hold_id = booking["hold_id"]
+            .as_str()
+            .expect("a purchase names its hold");
+        let (status, hold) =
+            server.call("GET", &format!("/v1/holds/{hold_id}"), Some(&alice), None);
+        assert_eq!(
+            (status, hold["status"].as_str()),
+            (200, Some("confirmed")),
+            "{hold}"
+        );
     }
     let after = sections(&server);
     assert_eq!(

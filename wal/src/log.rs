@@ -999,6 +999,9 @@ mod tests {
         wal.sync().unwrap();
         assert!(wal.probe_space(4096).is_err());
         assert!(wal.failed().is_some(), "a failed fdatasync must latch");
-        assert!(matches!(wal.append(&[b"two"]), Err(Error::FailedEarlier(_))));
+        assert!(matches!(
+            wal.append(&[b"two"]),
+            Err(Error::FailedEarlier(_))
+        ));
     }
 }

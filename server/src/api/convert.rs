@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 
 use super::dto::{
     BookingJson, BookingStatus, CreateEventBody, EventJson, HoldBody, HoldJson, HoldStatus,
-    ItemJson, Page, PurchaseBody, RowJson, SeatJson, SeatMapJson, SeatRowJson, SeatSectionJson, SeatStatus, SectionBody,
-    SectionJson, SectionKind,
+    ItemJson, Page, PurchaseBody, RowJson, SeatJson, SeatMapJson, SeatRowJson, SeatSectionJson,
+    SeatStatus, SectionBody, SectionJson, SectionKind,
 };
 use super::dto_sale::{EntryJson, EntryStatus};
 use super::error::ApiError;
@@ -216,7 +216,12 @@ pub fn take_command(
                 qty: i.qty,
             })
             .collect(),
-        seats: body.seats.unwrap_or_default().into_iter().map(|s| s.0).collect(),
+        seats: body
+            .seats
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.0)
+            .collect(),
         ttl_ms: body.ttl_seconds.map(|s| s.saturating_mul(1000)),
         payment_ref,
         idempotency,
