@@ -369,20 +369,23 @@ impl Engine {
         }
     }
 
+    /// Whether `actor` may see and act on what belongs to the interned `user`: the admin
+    /// on anything, a user on their own only (another user's is `not_found`).
+    pub(crate) fn may_see(&self, actor: &Actor, user: u32) -> bool {
+        match actor {
+            Actor::Admin => true,
+            Actor::User(u) => self.state.users[user as usize] == *u,
+        }
+    }
+
     pub(crate) fn owned_hold(
         &self,
         id: HoldId,
         actor: &Actor,
     ) -> Result<&crate::state::Hold, Rejection> {
-        let hold = self
-            .hold_at(id)
-            .ok_or(Rejection::NotFound { what: "hold" })?;
-        match actor {
-            Actor::User(u) if self.state.users[hold.user as usize] != *u => {
-                Err(Rejection::NotFound { what: "hold" })
-            }
-            _ => Ok(hold),
-        }
+        self.hold_at(id)
+            .filter(|hold| self.may_see(actor, hold.user))
+            .ok_or(Rejection::NotFound { what: "hold" })
     }
 
     pub(crate) fn owned_booking(
@@ -390,16 +393,9 @@ impl Engine {
         id: BookingId,
         actor: &Actor,
     ) -> Result<&crate::state::Booking, Rejection> {
-        let booking = self
-            .booking_at(id)
-            .ok_or(Rejection::NotFound { what: "booking" })?;
-        let hold = self.state.hold(booking.hold);
-        match actor {
-            Actor::User(u) if self.state.users[hold.user as usize] != *u => {
-                Err(Rejection::NotFound { what: "booking" })
-            }
-            _ => Ok(booking),
-        }
+        self.booking_at(id)
+            .filter(|booking| self.may_see(actor, self.state.hold(booking.hold).user))
+            .ok_or(Rejection::NotFound { what: "booking" })
     }
 
     /// What every command on an existing hold, booking or entry checks first, in this
