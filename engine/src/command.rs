@@ -198,7 +198,8 @@ pub struct NewHold {
     pub items: Vec<ItemRequest>,
     /// Named seats such as `A-12`, no duplicates.
     pub seats: Vec<String>,
-    /// Hold TTL; `None` means the event's `hold_ttl_ms`.
+    /// Hold TTL; `None` means the event's `hold_ttl_ms`. A purchase leaves no hold: it
+    /// checks the TTL as a hold does (a bad one is refused) and otherwise ignores it.
     pub ttl_ms: Option<u64>,
     /// Payment reference (purchases only; ignored for holds).
     pub payment_ref: Option<String>,

@@ -369,20 +369,23 @@ impl Engine {
         }
     }
 
+    /// Whether `actor` may see and act on what belongs to the interned `user`: the admin
+    /// on anything, a user on their own only (another user's is `not_found`).
+    pub(crate) fn may_see(&self, actor: &Actor, user: u32) -> bool {
+        match actor {
+            Actor::Admin => true,
+            Actor::User(u) => self.state.users[user as usize] == *u,
+        }
+    }
+
     pub(crate) fn owned_hold(
         &self,
         id: HoldId,
         actor: &Actor,
     ) -> Result<&crate::state::Hold, Rejection> {
-        let hold = self
-            .hold_at(id)
-            .ok_or(Rejection::NotFound { what: "hold" })?;
-        match actor {
-            Actor::User(u) if self.state.users[hold.user as usize] != *u => {
-                Err(Rejection::NotFound { what: "hold" })
-            }
-            _ => Ok(hold),
-        }
+        self.hold_at(id)
+            .filter(|hold| self.may_see(actor, hold.user))
+            .ok_or(Rejection::NotFound { what: "hold" })
     }
 
     pub(crate) fn owned_booking(
@@ -390,16 +393,9 @@ impl Engine {
         id: BookingId,
         actor: &Actor,
     ) -> Result<&crate::state::Booking, Rejection> {
-        let booking = self
-            .booking_at(id)
-            .ok_or(Rejection::NotFound { what: "booking" })?;
-        let hold = self.state.hold(booking.hold);
-        match actor {
-            Actor::User(u) if self.state.users[hold.user as usize] != *u => {
-                Err(Rejection::NotFound { what: "booking" })
-            }
-            _ => Ok(booking),
-        }
+        self.booking_at(id)
+            .filter(|booking| self.may_see(actor, self.state.hold(booking.hold).user))
+            .ok_or(Rejection::NotFound { what: "booking" })
     }
 
     /// What every command on an existing hold, booking or entry checks first, in this
@@ -505,9 +501,6 @@ impl Engine {
         best: Option<&BestAvailable>,
     ) -> Result<Decided, Stop> {
         let tickets = check_hold_request(new, best)?;
-        if let Some(ttl) = new.ttl_ms {
-            check_ttl("ttl_seconds", ttl)?;
-        }
         check_idempotency(&new.idempotency)?;
         let t = self.take(new, now_ms, best, tickets)?;
         if self.derived.live_holds >= LIVE_HOLDS_PER_SHARD_MAX {
@@ -526,8 +519,9 @@ impl Engine {
         })))
     }
 
-    /// A purchase: the checks of a hold (but its TTL, which a purchase has not), then
-    /// room for the booking.
+    /// A purchase: the checks of a hold (its TTL too: a purchase leaves no hold, so a valid
+    /// TTL changes nothing, but one out of range is refused as a hold's is), then room for
+    /// the booking.
     fn decide_purchase(
         &self,
         new: &NewHold,
@@ -674,8 +668,8 @@ impl From<Rejection> for Stop {
     }
 }
 
-/// The request alone, before the event is looked up: who, what, how many. Returns the
-/// tickets asked for.
+/// The request alone, before the event is looked up: who, what, how many, for how long (a
+/// purchase's TTL is checked as a hold's). Returns the tickets asked for.
 fn check_hold_request(new: &NewHold, best: Option<&BestAvailable>) -> Result<u64, Rejection> {
     if !is_valid_user_id(&new.user_id) {
         return Err(invalid(
@@ -724,6 +718,9 @@ fn check_hold_request(new: &NewHold, best: Option<&BestAvailable>) -> Result<u64
             "items",
             format!("at most {TICKETS_PER_HOLD_MAX} tickets per hold"),
         ));
+    }
+    if let Some(ttl) = new.ttl_ms {
+        check_ttl("ttl_seconds", ttl)?;
     }
     Ok(tickets)
 }

@@ -335,16 +335,11 @@ impl Engine {
         id: crate::ids::EntryId,
         actor: &Actor,
     ) -> Result<&crate::waitlist::Entry, Rejection> {
-        let entry = (id.shard() == self.shard())
+        (id.shard() == self.shard())
             .then(|| self.wait.entries.get(id.slot()))
             .flatten()
-            .ok_or(Rejection::NotFound { what: "entry" })?;
-        match actor {
-            Actor::User(u) if self.state.users[entry.user as usize] != *u => {
-                Err(Rejection::NotFound { what: "entry" })
-            }
-            _ => Ok(entry),
-        }
+            .filter(|entry| self.may_see(actor, entry.user))
+            .ok_or(Rejection::NotFound { what: "entry" })
     }
 
     /// A waiting-list entry as `actor` may see it (another user's is `not_found`).

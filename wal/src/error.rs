@@ -25,10 +25,11 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A previous write or fsync failed: the log refuses every later append (it never
-    /// retries an fsync, whose failure may have dropped dirty pages).
+    /// Refused: an earlier write or fsync failed and latched the log, which refuses every
+    /// later append and sync (it never retries an fsync, whose failure may have dropped
+    /// dirty pages). Carries the earlier failure.
     #[error("the log failed earlier and refuses writes: {0}")]
-    Failed(String),
+    FailedEarlier(String),
     /// A caller error (a snapshot for a sequence number that is not durable, a record too big).
     #[error("{0}")]
     Invalid(String),

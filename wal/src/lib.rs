@@ -16,7 +16,7 @@
 //! `docs/wal-format.md` for the bytes and the rules.
 //!
 //! **Fail-stop.** After any failed write or fsync the log latches and refuses every later
-//! append ([`Error::Failed`]): a failed fsync may have dropped dirty pages, and retrying
+//! append ([`Error::FailedEarlier`]): a failed fsync may have dropped dirty pages, and retrying
 //! it could report durable what is not. The one exception: a write that found no space
 //! (ENOSPC, EDQUOT, EFBIG) after which the log cut itself back to its durable end is
 //! [`Error::NoSpace`] and latches nothing; [`Wal::probe_space`] checks for room again.

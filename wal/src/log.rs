@@ -369,7 +369,7 @@ impl<S: Storage> Wal<S> {
 
     fn check_failed(&self) -> Result<(), Error> {
         match &self.failed {
-            Some(reason) => Err(Error::Failed(reason.clone())),
+            Some(reason) => Err(Error::FailedEarlier(reason.clone())),
             None => Ok(()),
         }
     }
@@ -999,6 +999,9 @@ mod tests {
         wal.sync().unwrap();
         assert!(wal.probe_space(4096).is_err());
         assert!(wal.failed().is_some(), "a failed fdatasync must latch");
-        assert!(matches!(wal.append(&[b"two"]), Err(Error::Failed(_))));
+        assert!(matches!(
+            wal.append(&[b"two"]),
+            Err(Error::FailedEarlier(_))
+        ));
     }
 }

@@ -11,7 +11,7 @@
 //! - [`FaultStorage`]: wraps another storage and fails its Nth operation with EIO, ENOSPC
 //!   or a short write, once or from then on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -197,7 +197,7 @@ struct Image {
 struct CrashState {
     files: BTreeMap<String, Image>,
     /// Names whose creation, rename or removal was made durable by `sync_dir`.
-    durable_names: BTreeMap<String, Vec<u8>>,
+    durable_names: BTreeSet<String>,
     /// Files removed or renamed away (or replaced by a rename) since the last `sync_dir`,
     /// as they were: a crash brings back the ones whose names were durable.
     unlinked: BTreeMap<String, Image>,
@@ -240,7 +240,7 @@ impl CrashStorage {
         let mut survivors = BTreeMap::new();
         let durable_names = std::mem::take(&mut state.durable_names);
         let unlinked = std::mem::take(&mut state.unlinked);
-        for (name, _) in durable_names.iter() {
+        for name in &durable_names {
             // A name whose removal or rename was not made durable still names its old file.
             let image = match unlinked.get(name) {
                 Some(image) => image.clone(),
@@ -282,11 +282,7 @@ impl CrashStorage {
             );
         }
         state.files = survivors;
-        state.durable_names = state
-            .files
-            .keys()
-            .map(|k| (k.clone(), Vec::new()))
-            .collect();
+        state.durable_names = state.files.keys().cloned().collect();
     }
 
     /// The current bytes of a file (as written, durable or not).
@@ -305,7 +301,7 @@ impl CrashStorage {
                 durable: bytes,
             },
         );
-        state.durable_names.insert(name.to_string(), Vec::new());
+        state.durable_names.insert(name.to_string());
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut CrashState) -> io::Result<T>) -> io::Result<T> {
@@ -399,7 +395,7 @@ impl Storage for CrashStorage {
     }
     fn sync_dir(&mut self) -> io::Result<()> {
         self.with(|s| {
-            s.durable_names = s.files.keys().map(|k| (k.clone(), Vec::new())).collect();
+            s.durable_names = s.files.keys().cloned().collect();
             s.unlinked.clear();
             Ok(())
         })

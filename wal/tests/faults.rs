@@ -216,10 +216,10 @@ fn after_a_failed_sync_every_append_is_refused() {
     ));
     assert!(wal.failed().is_some());
     assert!(
-        matches!(wal.append(&[b"two"]), Err(Error::Failed(_))),
+        matches!(wal.append(&[b"two"]), Err(Error::FailedEarlier(_))),
         "no retry after a failed fsync"
     );
-    assert!(matches!(wal.sync(), Err(Error::Failed(_))));
+    assert!(matches!(wal.sync(), Err(Error::FailedEarlier(_))));
     assert_eq!(wal.durable_seq(), 0);
     drop(wal);
     // The record whose sync failed was cut: a restart does not find it.

@@ -4,13 +4,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
-use engine::{BookingId, BookingQuery, Command, NewHold};
+use engine::{BookingId, BookingQuery, Command};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::convert::{
-    booking_cursor, booking_json, idempotency, item_requests, page_limit, parse_booking_cursor,
-    seat_ids, ttl_ms, user_for,
+    booking_cursor, booking_json, idempotency, page, page_limit, parse_booking_cursor,
+    purchase_take, take_command,
 };
 use super::dto::{BookingJson, BookingPage, PurchaseBody};
 use super::error::ApiError;
@@ -34,22 +34,9 @@ pub async fn purchase(
 ) -> Result<Response, ApiError> {
     let route = format!("POST /v1/events/{event_id}/bookings");
     let idem = idempotency(&headers, &route, &body)?;
-    let user_id = user_for(&principal, body.user_id)?;
     let shard = state.shard_of_event(&event_id);
-    let hold = NewHold {
-        actor: principal.actor(),
-        event_id,
-        user_id,
-        items: item_requests(body.items),
-        seats: seat_ids(body.seats),
-        ttl_ms: ttl_ms(body.ttl_seconds),
-        payment_ref: body.payment_ref,
-        idempotency: idem,
-    };
-    let command = match body.best_available {
-        Some(best) => Command::PurchaseBest(hold, Box::new(best.into_engine())),
-        None => Command::Purchase(hold),
-    };
+    let (hold, take) = purchase_take(body);
+    let command = take_command(&principal, event_id, hold, take, idem)?;
     Ok(created(booking_json(state.submit(shard, command).await?)))
 }
 
@@ -139,16 +126,11 @@ pub async fn list(
                 .await?,
         );
     }
-    all.sort_by_key(|b| std::cmp::Reverse((b.created_at_ms, b.id)));
-    let more = all.len() > limit;
-    all.truncate(limit);
-    let next_cursor = if more {
-        all.last().map(|b| booking_cursor(b.created_at_ms, b.id))
-    } else {
-        None
-    };
-    Ok(Json(BookingPage {
-        data: all.iter().map(BookingJson::from).collect(),
-        next_cursor,
-    }))
+    // Newest first.
+    Ok(Json(page(
+        all,
+        limit,
+        |a, b| (b.created_at_ms, b.id).cmp(&(a.created_at_ms, a.id)),
+        |b| booking_cursor(b.created_at_ms, b.id),
+    )))
 }

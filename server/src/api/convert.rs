@@ -5,16 +5,16 @@
 
 use axum::http::HeaderMap;
 use engine::{
-    BookingId, BookingView, EntryView, EventView, HoldView, Idempotency, ItemRequest, Layout,
-    NewEvent, NewRow, NewSection, Output, SeatMapView,
+    BookingId, BookingView, Command, EntryView, EventView, HoldView, Idempotency, ItemRequest,
+    Layout, NewEvent, NewHold, NewRow, NewSection, Output, SeatMapView,
 };
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::dto::{
-    BookingJson, BookingStatus, CreateEventBody, EventJson, HoldJson, HoldStatus, ItemJson,
-    RowJson, SeatJson, SeatMapJson, SeatRowJson, SeatSectionJson, SeatStatus, SectionBody,
-    SectionJson, SectionKind,
+    BookingJson, BookingStatus, CreateEventBody, EventJson, HoldBody, HoldJson, HoldStatus,
+    ItemJson, Page, PurchaseBody, RowJson, SeatJson, SeatMapJson, SeatRowJson, SeatSectionJson,
+    SeatStatus, SectionBody, SectionJson, SectionKind,
 };
 use super::dto_sale::{EntryJson, EntryStatus};
 use super::error::ApiError;
@@ -176,26 +176,78 @@ fn section(index: usize, body: SectionBody) -> Result<NewSection, ApiError> {
     })
 }
 
-/// GA lines of a hold or purchase body.
-pub fn item_requests(items: Option<Vec<ItemJson>>) -> Vec<ItemRequest> {
-    items
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| ItemRequest {
-            section_id: i.section_id,
-            qty: i.qty,
-        })
-        .collect()
+/// What a hold body asks for: a hold, or a purchase (a purchase body is a hold body plus
+/// `payment_ref`).
+pub enum Take {
+    /// `POST /v1/events/{event_id}/holds`.
+    Hold,
+    /// `POST /v1/events/{event_id}/bookings`: hold and confirm as one decision.
+    Purchase {
+        /// The purchase body's `payment_ref`.
+        payment_ref: Option<String>,
+    },
 }
 
-/// Seat ids of a hold or purchase body.
-pub fn seat_ids(seats: Option<Vec<super::dto::SeatId>>) -> Vec<String> {
-    seats.unwrap_or_default().into_iter().map(|s| s.0).collect()
+/// The one builder of a hold's and a purchase's command, from the body they share: for
+/// whom ([`user_for`]), the GA lines, the named seats, `ttl_seconds` (the engine checks it
+/// for both; a purchase leaves no hold, so a valid one changes nothing), best available.
+pub fn take_command(
+    principal: &Principal,
+    event_id: String,
+    body: HoldBody,
+    take: Take,
+    idempotency: Option<Idempotency>,
+) -> Result<Command, ApiError> {
+    let user_id = user_for(principal, body.user_id)?;
+    let (purchase, payment_ref) = match take {
+        Take::Hold => (false, None),
+        Take::Purchase { payment_ref } => (true, payment_ref),
+    };
+    let hold = NewHold {
+        actor: principal.actor(),
+        event_id,
+        user_id,
+        items: body
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| ItemRequest {
+                section_id: i.section_id,
+                qty: i.qty,
+            })
+            .collect(),
+        seats: body
+            .seats
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.0)
+            .collect(),
+        ttl_ms: body.ttl_seconds.map(|s| s.saturating_mul(1000)),
+        payment_ref,
+        idempotency,
+    };
+    let best = body.best_available.map(|b| Box::new(b.into_engine()));
+    Ok(match (purchase, best) {
+        (false, None) => Command::PlaceHold(hold),
+        (false, Some(best)) => Command::PlaceHoldBest(hold, best),
+        (true, None) => Command::Purchase(hold),
+        (true, Some(best)) => Command::PurchaseBest(hold, best),
+    })
 }
 
-/// TTL seconds into ms (the engine checks the bounds and names `ttl_seconds`).
-pub fn ttl_ms(seconds: Option<u64>) -> Option<u64> {
-    seconds.map(|s| s.saturating_mul(1000))
+/// A purchase body as the hold body it extends, and what it adds.
+pub fn purchase_take(body: PurchaseBody) -> (HoldBody, Take) {
+    let hold = HoldBody {
+        user_id: body.user_id,
+        items: body.items,
+        seats: body.seats,
+        ttl_seconds: body.ttl_seconds,
+        best_available: body.best_available,
+    };
+    let take = Take::Purchase {
+        payment_ref: body.payment_ref,
+    };
+    (hold, take)
 }
 
 /// The paging cursor of a booking list: `<created_at_ms>.<booking_id>`.
@@ -208,6 +260,27 @@ pub fn parse_booking_cursor(text: &str) -> Result<(u64, BookingId), ApiError> {
     text.split_once('.')
         .and_then(|(ms, id)| Some((ms.parse().ok()?, BookingId::parse(id)?)))
         .ok_or_else(|| ApiError::invalid("after", "not a cursor returned as next_cursor"))
+}
+
+/// One page of a list gathered from several shards, each of which gave up to `limit + 1`
+/// items after the cursor: merged in `order`, cut to `limit`, with the cursor of its last
+/// item when there is more.
+pub fn page<V, J>(
+    mut all: Vec<V>,
+    limit: usize,
+    order: impl FnMut(&V, &V) -> std::cmp::Ordering,
+    cursor: impl Fn(&V) -> String,
+) -> Page<J>
+where
+    J: for<'v> From<&'v V>,
+{
+    all.sort_by(order);
+    let more = all.len() > limit;
+    all.truncate(limit);
+    Page {
+        next_cursor: all.last().filter(|_| more).map(cursor),
+        data: all.iter().map(J::from).collect(),
+    }
 }
 
 /// Page size from the `limit` query parameter.

@@ -1,7 +1,11 @@
 //! The JSON shapes of the HTTP API (requests and answers), and their OpenAPI schemas.
 //! Times are RFC 3339 UTC strings; money is integer minor units.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::ToSchema;
 
 /// `POST /v1/events`.
@@ -119,7 +123,8 @@ pub struct PurchaseBody {
     /// Seat ids, at most 100.
     #[schema(max_items = 100, inline)]
     pub seats: Option<Vec<SeatId>>,
-    /// Accepted for symmetry with holds; a purchase holds nothing.
+    /// Accepted as in a hold body and checked as a hold's (1 to 86,400, else 400 naming
+    /// `ttl_seconds`), with no effect: a purchase leaves no live hold to expire.
     #[schema(minimum = 1, maximum = 86400)]
     pub ttl_seconds: Option<u64>,
     /// Payment provider reference, 1 to 128 bytes.
@@ -209,13 +214,71 @@ pub struct SectionJson {
     pub set_aside: u32,
 }
 
-/// A page of events, ordered by id.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EventPage {
-    /// The events.
-    pub data: Vec<EventJson>,
+/// A page of a list, `{data, next_cursor}`: [`EventPage`], [`BookingPage`]. Its OpenAPI
+/// schema is named and described by what it lists ([`Listed`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The page's items.
+    pub data: Vec<T>,
     /// Pass as `after` for the next page; null at the end.
     pub next_cursor: Option<String>,
+}
+
+/// A page of events, ordered by id.
+pub type EventPage = Page<EventJson>;
+
+/// A page of bookings, newest first.
+pub type BookingPage = Page<BookingJson>;
+
+/// What a [`Page`] of these is called in the OpenAPI document, and how it is described.
+pub trait Listed {
+    /// The page's schema name.
+    const PAGE: &'static str;
+    /// The page's description: what it lists, in which order.
+    const PAGE_DESCRIPTION: &'static str;
+    /// The description of its `data`.
+    const DATA_DESCRIPTION: &'static str;
+}
+
+impl Listed for EventJson {
+    const PAGE: &'static str = "EventPage";
+    const PAGE_DESCRIPTION: &'static str = "A page of events, ordered by id.";
+    const DATA_DESCRIPTION: &'static str = "The events.";
+}
+
+impl Listed for BookingJson {
+    const PAGE: &'static str = "BookingPage";
+    const PAGE_DESCRIPTION: &'static str = "A page of bookings, newest first.";
+    const DATA_DESCRIPTION: &'static str = "The bookings.";
+}
+
+impl<T: Listed + ToSchema> utoipa::PartialSchema for Page<T> {
+    fn schema() -> RefOr<Schema> {
+        let data = ArrayBuilder::new()
+            .items(RefOr::Ref(Ref::from_schema_name(T::name())))
+            .description(Some(T::DATA_DESCRIPTION));
+        let next_cursor = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .description(Some("Pass as `after` for the next page; null at the end."));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(T::PAGE_DESCRIPTION))
+            .property("data", data)
+            .required("data")
+            .property("next_cursor", next_cursor)
+            .into()
+    }
+}
+
+impl<T: Listed + ToSchema> ToSchema for Page<T> {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed(T::PAGE)
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((T::name().into_owned(), T::schema()));
+        T::schemas(schemas);
+    }
 }
 
 /// The seats of an event.
@@ -308,15 +371,6 @@ pub struct BookingJson {
     /// RFC 3339, when cancelled.
     #[schema(format = DateTime)]
     pub cancelled_at: Option<String>,
-}
-
-/// A page of bookings, newest first.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct BookingPage {
-    /// The bookings.
-    pub data: Vec<BookingJson>,
-    /// Pass as `after` for the next page; null at the end.
-    pub next_cursor: Option<String>,
 }
 
 /// `GET /health`.

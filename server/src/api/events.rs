@@ -8,7 +8,7 @@ use engine::Command;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::convert::{idempotency, new_event, new_event_id, page_limit};
+use super::convert::{idempotency, new_event, new_event_id, page, page_limit};
 use super::dto::{CreateEventBody, EventJson, EventPage, SeatMapJson};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -72,18 +72,12 @@ pub async fn list(
             .await?;
         all.extend(page);
     }
-    all.sort_by(|a, b| a.id.cmp(&b.id));
-    let more = all.len() > limit;
-    all.truncate(limit);
-    let next_cursor = if more {
-        all.last().map(|e| e.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(EventPage {
-        data: all.iter().map(EventJson::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(page(
+        all,
+        limit,
+        |a, b| a.id.cmp(&b.id),
+        |e| e.id.clone(),
+    )))
 }
 
 /// One event with live per-section counts.

@@ -4,11 +4,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
-use engine::{Command, HoldId, NewHold};
+use engine::{Command, HoldId};
 
-use super::convert::{
-    booking_json, hold_json, idempotency, item_requests, seat_ids, ttl_ms, user_for,
-};
+use super::convert::{booking_json, hold_json, idempotency, take_command, Take};
 use super::dto::{ConfirmBody, HoldBody, HoldJson};
 use super::dto_sale::ExtendBody;
 use super::error::ApiError;
@@ -33,22 +31,8 @@ pub async fn place(
 ) -> Result<Response, ApiError> {
     let route = format!("POST /v1/events/{event_id}/holds");
     let idem = idempotency(&headers, &route, &body)?;
-    let user_id = user_for(&principal, body.user_id)?;
     let shard = state.shard_of_event(&event_id);
-    let hold = NewHold {
-        actor: principal.actor(),
-        event_id,
-        user_id,
-        items: item_requests(body.items),
-        seats: seat_ids(body.seats),
-        ttl_ms: ttl_ms(body.ttl_seconds),
-        payment_ref: None,
-        idempotency: idem,
-    };
-    let command = match body.best_available {
-        Some(best) => Command::PlaceHoldBest(hold, Box::new(best.into_engine())),
-        None => Command::PlaceHold(hold),
-    };
+    let command = take_command(&principal, event_id, body, Take::Hold, idem)?;
     Ok(created(hold_json(state.submit(shard, command).await?)))
 }
 

@@ -297,6 +297,38 @@ impl Op {
         self.link_from(name, operation, parameter, "/id", description)
     }
 
+    /// The links from a booking answer: read it, cancel it.
+    fn booking_links(self) -> Op {
+        self.link(
+            "getBooking",
+            "getBooking",
+            "booking_id",
+            "Read this booking.",
+        )
+        .link(
+            "cancelBooking",
+            "cancelBooking",
+            "booking_id",
+            "Cancel this booking.",
+        )
+    }
+
+    /// The links from a live hold's answer: confirm it, release it.
+    fn live_hold_links(self) -> Op {
+        self.link(
+            "confirmHold",
+            "confirmHold",
+            "hold_id",
+            "Confirm this hold into a booking.",
+        )
+        .link(
+            "releaseHold",
+            "releaseHold",
+            "hold_id",
+            "Release this hold now.",
+        )
+    }
+
     /// A link from the last answer whose `parameter` is the answer's field at `pointer`.
     fn link_from(
         mut self,
@@ -633,18 +665,7 @@ fn operations() -> Vec<Op> {
             "The hold, `held` until `expires_at`, with the seats picked.",
         )
         .link("getHold", "getHold", "hold_id", "Read this hold.")
-        .link(
-            "confirmHold",
-            "confirmHold",
-            "hold_id",
-            "Confirm this hold into a booking.",
-        )
-        .link(
-            "releaseHold",
-            "releaseHold",
-            "hold_id",
-            "Release this hold now.",
-        )
+        .live_hold_links()
         .link(
             "extendHold",
             "extendHold",
@@ -686,18 +707,7 @@ fn operations() -> Vec<Op> {
         .idempotency_key()
         .body::<ConfirmBody>(false)
         .answers::<BookingJson>(201, "The booking, `confirmed`.")
-        .link(
-            "getBooking",
-            "getBooking",
-            "booking_id",
-            "Read this booking.",
-        )
-        .link(
-            "cancelBooking",
-            "cancelBooking",
-            "booking_id",
-            "Cancel this booking.",
-        )
+        .booking_links()
         .errors(&with_outcome(&[
             InvalidInput,
             Unauthorized,
@@ -739,18 +749,7 @@ fn operations() -> Vec<Op> {
         .idempotency_key()
         .body::<ExtendBody>(true)
         .answers::<HoldJson>(200, "The hold with its new `expires_at`.")
-        .link(
-            "confirmHold",
-            "confirmHold",
-            "hold_id",
-            "Confirm this hold into a booking.",
-        )
-        .link(
-            "releaseHold",
-            "releaseHold",
-            "hold_id",
-            "Release this hold now.",
-        )
+        .live_hold_links()
         .errors(&with_outcome(&[
             InvalidInput,
             Unauthorized,
@@ -773,18 +772,7 @@ fn operations() -> Vec<Op> {
         .idempotency_key()
         .body::<PurchaseBody>(true)
         .answers::<BookingJson>(201, "The booking, `confirmed`.")
-        .link(
-            "getBooking",
-            "getBooking",
-            "booking_id",
-            "Read this booking.",
-        )
-        .link(
-            "cancelBooking",
-            "cancelBooking",
-            "booking_id",
-            "Cancel this booking.",
-        )
+        .booking_links()
         .errors(&with_outcome(&[
             InvalidInput,
             Unauthorized,
