@@ -10,7 +10,7 @@
 #    run: p50/p99/p99.9/max against the ceiling at the same rate (goals p99 <= 2 x,
 #    p99.9 <= 3 x), the shard loop gap max.
 # 3. The same rate for 20 s after BIG_LIVE_HOLDS live holds (default 4,000,000), a cadence
-#    that takes about 2 snapshots during the run: the loop gap max (goal <= 5 ms) and the
+#    that takes a snapshot of them in the middle of the run: the loop gap max (goal <= 5 ms) and the
 #    memory (RSS before the live holds, at the run's start, peak during it) against the
 #    engine's own size (the largest snapshot file).
 #
@@ -44,9 +44,12 @@ runs = [json.load(open(f"{out}/closed-{i}.json")) for i in range(1, n + 1)]
 print(round(0.6 * statistics.median(r["boxoffice"]["kinds"][0]["requests_per_s"] for r in runs)))
 EOF
 )
-# Snapshot cadences: the run's decisions (warm-up of 2 s included) split in 4, and in 2.
+# Snapshot cadences. Open run: its decisions (warm-up of 2 s included) split in 4, so at
+# least 3 snapshots fall in it (and a few in the 1.1 M live holds before it). Big run: every
+# (live holds + half the run's decisions) / 2, so one snapshot falls half-way through the
+# live holds and the next in the middle of the run, at the full size.
 every_open=$(( rate * 62 / 4 ))
-every_big=$(( rate * 22 / 2 ))
+every_big=$(( (big + rate * 11) / 2 ))
 echo "== open loop at $rate holds/s, 60 s, 1.1 M live holds, a snapshot every $every_open decisions"
 BOXOFFICE_SNAPSHOT_EVERY_DECISIONS=$every_open "$load" --spawn "$bin" --shards 1 --ceiling \
   -c 64 -r "$rate" -d 60s --live-holds 1100000 -q --json "$out/open.json"

@@ -15,6 +15,7 @@ use super::context::{current_request_id, mark_queued};
 use super::error::ApiError;
 use crate::auth::Auth;
 use crate::limits::{OUTCOME_WAIT_MAX, READ_WAIT_MAX};
+use crate::metrics::HttpSeries;
 use crate::shard::{QueueError, Request as ShardRequest, ShardError, ShardHandle};
 
 /// What every handler shares: the shards, the keys, the metrics.
@@ -28,6 +29,8 @@ pub(super) struct Inner {
     pub(super) options: ApiOptions,
     /// Cluster mode's node: requests for a shard led elsewhere are forwarded there.
     cluster: Option<Arc<raft::ClusterNode>>,
+    /// The HTTP request series' handles.
+    http_series: HttpSeries,
 }
 
 /// How the API answers, besides its routes: which browser origins may call it (CORS) and
@@ -73,6 +76,7 @@ impl AppState {
             metrics,
             options: ApiOptions::default(),
             cluster: None,
+            http_series: HttpSeries::default(),
         }))
     }
 
@@ -95,6 +99,11 @@ impl AppState {
             .expect("options are set before the state is shared")
             .options = options;
         self
+    }
+
+    /// The HTTP request series, counted by the API's middleware.
+    pub fn http_series(&self) -> &HttpSeries {
+        &self.0.http_series
     }
 
     /// The keys.

@@ -38,7 +38,7 @@ use error::ApiError;
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut routes: Router<AppState> = Router::new()
         .route("/v1/events", post(events::create).get(events::list))
         .route("/v1/events/{event_id}", get(events::get))
         .route("/v1/events/{event_id}/seats", get(events::seats))
@@ -70,16 +70,26 @@ pub fn router(state: AppState) -> Router {
         .route("/page/list.js", get(crate::page::list_js))
         .route("/page/seatmap.js", get(crate::page::seatmap_js))
         .fallback(|| async { ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(axum::middleware::from_fn_with_state(
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
+    // A single-node server forwards nothing: the forwarder is a layer in cluster mode only.
+    if state.cluster().is_some() {
+        routes = routes.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cluster::forward,
-        ))
-        .layer(axum::middleware::from_fn(refuse_declared_oversize))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
-        .layer(axum::middleware::from_fn(record_request))
+        ));
+    }
+    routes
+        .layer(axum::middleware::from_fn_with_state(state.clone(), front))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
+}
+
+/// What every request passes before its route, outermost first: [`record_request`] (its
+/// id, its time limit, its metrics and access log line), [`cors`], then
+/// [`refuse_declared_oversize`]. One layer, not three: each `from_fn` layer clones the
+/// service inside it and moves a future of its own on every request.
+async fn front(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    record_request(&state, request, next).await
 }
 
 /// Answers 413 at once when the head declares a body over the limit, instead of reading
@@ -107,7 +117,7 @@ async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
 /// queued (408 `request_timeout` when the body did not arrive in time, nothing done); counts
 /// requests by route and status, records their latency, and writes one access log line
 /// (target `boxoffice::access`, level debug).
-async fn record_request(request: Request, next: Next) -> Response {
+async fn record_request(state: &AppState, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
@@ -122,7 +132,7 @@ async fn record_request(request: Request, next: Next) -> Response {
     let span = tracing::debug_span!(target: "boxoffice::access", "request",
         method = %method, route = %route, request_id = %context.id);
     let handler = REQUEST
-        .scope(Arc::clone(&context), next.run(request))
+        .scope(Arc::clone(&context), cors(state, request, next))
         .instrument(span.clone());
     tokio::pin!(handler);
     let mut response = tokio::select! {
@@ -144,19 +154,7 @@ async fn record_request(request: Request, next: Next) -> Response {
     let elapsed = started.elapsed();
     tracing::debug!(target: "boxoffice::access", parent: &span,
         status, latency_us = elapsed.as_micros() as u64, "answered");
-    metrics::histogram!(
-        "boxoffice_http_request_duration_seconds",
-        "method" => method.clone(),
-        "route" => route.clone()
-    )
-    .record(elapsed.as_secs_f64());
-    metrics::counter!(
-        "boxoffice_http_requests_total",
-        "method" => method,
-        "route" => route,
-        "status" => status.to_string()
-    )
-    .increment(1);
+    state.http_series().record(&method, &route, status, elapsed);
     response
 }
 
@@ -173,7 +171,7 @@ const CORS_EXPOSE_HEADERS: &str = "X-Request-Id, Retry-After, Date";
 /// with the allowed methods and headers; from any other origin 403 `forbidden`, without
 /// CORS headers. Other answers to an allowed origin carry `Access-Control-Allow-Origin` and
 /// `Access-Control-Expose-Headers`; to other origins, none.
-async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn cors(state: &AppState, request: Request, next: Next) -> Response {
     let options = &state.0.options;
     let allowed = request
         .headers()
@@ -211,7 +209,7 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
             .into_response(),
         }
     } else {
-        next.run(request).await
+        refuse_declared_oversize(request, next).await
     };
     let headers = response.headers_mut();
     if let Some(origin) = allowed {
