@@ -7,8 +7,8 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use super::client::AppState;
 use super::error::ApiError;
-use super::AppState;
 use crate::auth::Principal;
 
 /// A JSON body. An empty body reads as `{}`, so optional bodies need no special case.

@@ -119,12 +119,11 @@ async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
 /// (target `boxoffice::access`, level debug).
 async fn record_request(state: &AppState, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().as_str().to_string();
+    // Kept as they are (a shared string, an enum): no copy unless a series is new.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = request.method().clone();
+    let method = method.as_str();
     let context = Arc::new(RequestContext {
         id: request_id(request.headers()),
         queued: AtomicBool::new(false),
@@ -154,7 +153,7 @@ async fn record_request(state: &AppState, request: Request, next: Next) -> Respo
     let elapsed = started.elapsed();
     tracing::debug!(target: "boxoffice::access", parent: &span,
         status, latency_us = elapsed.as_micros() as u64, "answered");
-    state.http_series().record(&method, &route, status, elapsed);
+    state.http_series().record(method, route, status, elapsed);
     response
 }
 
