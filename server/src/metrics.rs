@@ -119,6 +119,99 @@ pub const FAMILIES: &[Family] = &[
         "Times a shard's follower (the copy of its state fed each durable batch) restarted from a fresh copy."),
 ];
 
+/// The HTTP request series (`boxoffice_http_request_duration_seconds{method, route}`,
+/// `boxoffice_http_requests_total{method, route, status}`), their handles made once per
+/// label set and kept: the recorder's own lookup by labels builds the labels, hashes and
+/// compares the key and clones it on every request. Only the standard methods are kept
+/// (another method's series is looked up each time), so what is kept is bounded by the
+/// routes × 9 methods × the statuses answered.
+#[derive(Default)]
+pub struct HttpSeries {
+    routes: parking_lot::RwLock<std::collections::HashMap<String, Vec<MethodSeries>>>,
+}
+
+struct MethodSeries {
+    method: &'static str,
+    duration: metrics::Histogram,
+    requests: Vec<(u16, metrics::Counter)>,
+}
+
+/// The standard methods, whose series [`HttpSeries`] keeps.
+const METHODS: [&str; 9] = [
+    "GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
+
+impl HttpSeries {
+    /// Records one answered request: its latency and its count by status.
+    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: std::time::Duration) {
+        let Some(method) = METHODS.iter().copied().find(|m| *m == method) else {
+            record_unkept(method, route, status, elapsed);
+            return;
+        };
+        {
+            let routes = self.routes.read();
+            let series = routes
+                .get(route)
+                .and_then(|list| list.iter().find(|s| s.method == method));
+            if let Some(series) = series {
+                if let Some((_, counter)) = series.requests.iter().find(|(s, _)| *s == status) {
+                    series.duration.record(elapsed.as_secs_f64());
+                    counter.increment(1);
+                    return;
+                }
+            }
+        }
+        let mut routes = self.routes.write();
+        let list = routes.entry(route.to_string()).or_default();
+        let at = match list.iter().position(|s| s.method == method) {
+            Some(at) => at,
+            None => {
+                list.push(MethodSeries {
+                    method,
+                    duration: metrics::histogram!(
+                        "boxoffice_http_request_duration_seconds",
+                        "method" => method,
+                        "route" => route.to_string()
+                    ),
+                    requests: Vec::new(),
+                });
+                list.len() - 1
+            }
+        };
+        let series = &mut list[at];
+        if !series.requests.iter().any(|(s, _)| *s == status) {
+            let counter = metrics::counter!(
+                "boxoffice_http_requests_total",
+                "method" => method,
+                "route" => route.to_string(),
+                "status" => status.to_string()
+            );
+            series.requests.push((status, counter));
+        }
+        series.duration.record(elapsed.as_secs_f64());
+        if let Some((_, counter)) = series.requests.iter().find(|(s, _)| *s == status) {
+            counter.increment(1);
+        }
+    }
+}
+
+/// [`HttpSeries::record`] for a method whose series are not kept.
+fn record_unkept(method: &str, route: &str, status: u16, elapsed: std::time::Duration) {
+    metrics::histogram!(
+        "boxoffice_http_request_duration_seconds",
+        "method" => method.to_string(),
+        "route" => route.to_string()
+    )
+    .record(elapsed.as_secs_f64());
+    metrics::counter!(
+        "boxoffice_http_requests_total",
+        "method" => method.to_string(),
+        "route" => route.to_string(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+}
+
 /// Gives every family its HELP text and unit (the recorder must be installed).
 fn describe() {
     for f in FAMILIES {
@@ -188,6 +281,38 @@ mod tests {
                 assert!(f.name.ends_with(suffix), "{} is in {suffix}", f.name);
             }
             assert!(!f.help.is_empty(), "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn http_series_are_kept_once_per_label_set_and_count_every_request() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let series = HttpSeries::default();
+            let ms = std::time::Duration::from_millis(1);
+            for _ in 0..3 {
+                series.record("POST", "/v1/events/{event_id}/holds", 201, ms);
+            }
+            series.record("POST", "/v1/events/{event_id}/holds", 409, ms);
+            series.record("GET", "/health", 200, ms);
+            series.record("BREW", "unmatched", 404, ms);
+            series.record("BREW", "unmatched", 404, ms);
+            assert_eq!(
+                series.routes.read().len(),
+                2,
+                "the unknown method is not kept"
+            );
+        });
+        let page = handle.render();
+        for line in [
+            r#"boxoffice_http_requests_total{method="POST",route="/v1/events/{event_id}/holds",status="201"} 3"#,
+            r#"boxoffice_http_requests_total{method="POST",route="/v1/events/{event_id}/holds",status="409"} 1"#,
+            r#"boxoffice_http_requests_total{method="GET",route="/health",status="200"} 1"#,
+            r#"boxoffice_http_requests_total{method="BREW",route="unmatched",status="404"} 2"#,
+            r#"boxoffice_http_request_duration_seconds_count{method="POST",route="/v1/events/{event_id}/holds"} 4"#,
+        ] {
+            assert!(page.contains(line), "{line} not in\n{page}");
         }
     }
 

@@ -19,6 +19,7 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod spawn;
+pub mod usage;
 pub mod verify;
 pub mod watch;
 pub mod workload;
@@ -220,9 +221,23 @@ async fn run_ceiling(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Resu
         args.auth,
     )?);
     create_event(&target, plan).await?;
+    let load = usage::load_average();
+    let before = usage::read_cpu(None);
     let out = runner::run(target, spec, &run_config(args, "ceiling")).await;
+    let after = usage::read_cpu(None);
     drop(ceiling);
-    Ok(RunReport::new("ceiling", &out, None))
+    let mut report = RunReport::new("ceiling", &out, None);
+    report.load_average = load;
+    if let (Some(before), Some(after)) = (before, after) {
+        let answers = report.requests + report.warmup_requests;
+        report.cpu = Some(usage::CpuUse::between(
+            &before,
+            &after,
+            answers,
+            Some(usage::CEILING_THREADS),
+        ));
+    }
+    Ok(report)
 }
 
 async fn run_boxoffice(
@@ -269,10 +284,19 @@ async fn run_boxoffice(
             spawned.as_ref().map(spawn::Spawned::snapshot_lines),
         )
         .await;
+        let load = usage::load_average();
+        let before = pid.and_then(|pid| usage::read_cpu(Some(pid)));
         let out = runner::run(target.clone(), spec, &run_config(args, "boxoffice")).await;
+        let after = pid.and_then(|pid| usage::read_cpu(Some(pid)));
         let server = watcher.finish().await;
         let verdict = verify_run(&target, plan, &out.ledger).await?;
-        Ok((RunReport::new("boxoffice", &out, Some(verdict)), server))
+        let mut report = RunReport::new("boxoffice", &out, Some(verdict));
+        report.load_average = load;
+        if let (Some(before), Some(after)) = (before, after) {
+            let answers = report.requests + report.warmup_requests;
+            report.cpu = Some(usage::CpuUse::between(&before, &after, answers, None));
+        }
+        Ok((report, server))
     }
     .await;
     if let Some(mut s) = spawned {

@@ -83,6 +83,11 @@ pub struct RunReport {
     pub bucket_s: f64,
     /// The verification (none for the ceiling).
     pub verification: Option<Verdict>,
+    /// The server's CPU per answer (the ceiling's threads, or the spawned or `--server-pid`
+    /// process), warm-up included.
+    pub cpu: Option<super::usage::CpuUse>,
+    /// The machine's 1-minute load average as the run started.
+    pub load_average: Option<f64>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -166,6 +171,8 @@ impl RunReport {
                 .collect(),
             bucket_s: BUCKET.as_secs_f64(),
             verification: verdict,
+            cpu: None,
+            load_average: None,
         }
     }
 
@@ -192,6 +199,9 @@ impl RunReport {
                 String::new()
             }
         );
+        if let Some(load) = self.load_average {
+            let _ = writeln!(s, "  load average at the start: {load:.2}");
+        }
         let _ = writeln!(
             s,
             "  {:<10} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -245,6 +255,9 @@ impl RunReport {
             for f in &v.failures {
                 let _ = writeln!(s, "    - {f}");
             }
+        }
+        if let Some(cpu) = &self.cpu {
+            s.push_str(&cpu.text());
         }
         s
     }

@@ -189,7 +189,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
                 field: self.field,
-                request_id: super::current_request_id(),
+                request_id: super::context::current_request_id(),
             },
         };
         let mut response = (self.status, Json(body)).into_response();

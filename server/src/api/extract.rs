@@ -7,8 +7,8 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use super::client::AppState;
 use super::error::ApiError;
-use super::AppState;
 use crate::auth::Principal;
 
 /// A JSON body. An empty body reads as `{}`, so optional bodies need no special case.
@@ -35,12 +35,19 @@ where
 }
 
 /// Parses JSON, naming the path of the first bad field (`sections[0].capacity`).
+///
+/// A body that parses is parsed once, without tracking the path (the common case, on every
+/// hold); only a body that fails is parsed again with the path tracked, to name the field.
+/// Both parses see the same bytes with the same rules, so they fail alike.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

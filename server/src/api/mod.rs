@@ -1,8 +1,11 @@
-//! The HTTP API: routes, shared state, and the two ways a handler reaches a shard
-//! (`submit` a command, `read` durable state). Handlers only translate.
+//! The HTTP API: the routes and the middleware every request passes. The shard client
+//! (the shared state, `submit` a command, `read` durable state) is `client.rs`; handlers
+//! only translate, and import the client, never each other.
 
 pub mod bookings;
+pub mod client;
 pub mod cluster;
+pub mod context;
 pub mod convert;
 pub mod dto;
 pub mod dto_sale;
@@ -17,232 +20,25 @@ pub mod waitlist;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use engine::{Command, Engine, Output};
-use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::auth::Auth;
-use crate::limits::{
-    BODY_BYTES_MAX, CORS_MAX_AGE_SECONDS, OUTCOME_WAIT_MAX, READ_WAIT_MAX, REQUEST_ID_LEN_MAX,
-    REQUEST_TIMEOUT,
-};
-use crate::shard::{QueueError, Request as ShardRequest, ShardError, ShardHandle};
+use crate::limits::{BODY_BYTES_MAX, CORS_MAX_AGE_SECONDS, REQUEST_TIMEOUT};
+pub use client::{ApiOptions, AppState};
+pub use context::current_request_id;
+use context::{request_id, RequestContext, REQUEST};
 use error::ApiError;
-
-/// What every handler shares: the shards, the keys, the metrics.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-struct Inner {
-    shards: Vec<ShardHandle>,
-    auth: Auth,
-    metrics: Option<PrometheusHandle>,
-    options: ApiOptions,
-    /// Cluster mode's node: requests for a shard led elsewhere are forwarded there.
-    cluster: Option<Arc<raft::ClusterNode>>,
-}
-
-/// How the API answers, besides its routes: which browser origins may call it (CORS) and
-/// how long a request waits for its shard's outcome.
-#[derive(Debug, Clone)]
-pub struct ApiOptions {
-    /// Origins (`scheme://host[:port]`) whose browser pages may call the API; `*` allows
-    /// any. Empty: no CORS headers, and preflights are refused with 403.
-    pub cors_origins: Vec<String>,
-    /// Longest wait for a queued command's outcome before 503 `outcome_unknown`.
-    pub outcome_wait: Duration,
-}
-
-impl Default for ApiOptions {
-    fn default() -> Self {
-        ApiOptions {
-            cors_origins: Vec::new(),
-            outcome_wait: OUTCOME_WAIT_MAX,
-        }
-    }
-}
-
-impl ApiOptions {
-    /// The `Access-Control-Allow-Origin` value for a request's `Origin`, if it is allowed.
-    fn allowed_origin(&self, origin: &str) -> Option<HeaderValue> {
-        if self.cors_origins.iter().any(|o| o == "*") {
-            return Some(HeaderValue::from_static("*"));
-        }
-        self.cors_origins
-            .iter()
-            .any(|o| o == origin)
-            .then(|| HeaderValue::from_str(origin).ok())
-            .flatten()
-    }
-}
-
-impl AppState {
-    /// State over running shards.
-    pub fn new(shards: Vec<ShardHandle>, auth: Auth, metrics: Option<PrometheusHandle>) -> Self {
-        AppState(Arc::new(Inner {
-            shards,
-            auth,
-            metrics,
-            options: ApiOptions::default(),
-            cluster: None,
-        }))
-    }
-
-    /// The same state as a node of a cluster. Call it before the state is shared.
-    pub fn with_cluster(mut self, node: Arc<raft::ClusterNode>) -> Self {
-        Arc::get_mut(&mut self.0)
-            .expect("the cluster is set before the state is shared")
-            .cluster = Some(node);
-        self
-    }
-
-    /// Cluster mode's node, if this server is one.
-    pub fn cluster(&self) -> Option<&Arc<raft::ClusterNode>> {
-        self.0.cluster.as_ref()
-    }
-
-    /// The same state with these options. Call it before the state is shared.
-    pub fn with_options(mut self, options: ApiOptions) -> Self {
-        Arc::get_mut(&mut self.0)
-            .expect("options are set before the state is shared")
-            .options = options;
-        self
-    }
-
-    /// The keys.
-    pub fn auth(&self) -> &Auth {
-        &self.0.auth
-    }
-
-    /// The shards.
-    pub fn shards(&self) -> &[ShardHandle] {
-        &self.0.shards
-    }
-
-    /// The shard that owns an event: a stable hash of its id.
-    pub fn shard_of_event(&self, event_id: &str) -> usize {
-        crate::routing::shard_for_event(event_id, self.0.shards.len())
-    }
-
-    /// The shard named by a hold or booking id, if this server has it.
-    pub fn shard_of_id(&self, shard: u16) -> Option<usize> {
-        let shard = usize::from(shard);
-        (shard < self.0.shards.len()).then_some(shard)
-    }
-
-    fn handle(&self, shard: usize) -> Result<&ShardHandle, ApiError> {
-        if let Some(node) = &self.0.cluster {
-            cluster::route(node, shard)?;
-        }
-        let handle = &self.0.shards[shard];
-        if handle.status().is_recovering() {
-            return Err(ApiError::unavailable(
-                "the shard is recovering; retry shortly",
-            ));
-        }
-        Ok(handle)
-    }
-
-    /// Sends a command to its shard and waits for the durable outcome, at most the outcome
-    /// wait. Once the command is queued the answer never says that nothing happened unless
-    /// the shard said so: past the wait, or if the shard went away without answering, it is
-    /// 503 `outcome_unknown` (retry with the same `Idempotency-Key`).
-    pub async fn submit(&self, shard: usize, command: Command) -> Result<Output, ApiError> {
-        let (reply, outcome) = oneshot::channel();
-        enqueue(
-            self.handle(shard)?,
-            ShardRequest::Command { command, reply },
-        )?;
-        mark_queued();
-        let wait = self.0.options.outcome_wait;
-        let outcome = match tokio::time::timeout(wait, outcome).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                metrics::counter!("boxoffice_outcome_unknown_total").increment(1);
-                tracing::warn!(
-                    shard,
-                    request_id = current_request_id().unwrap_or_default(),
-                    "no outcome from the shard within {wait:?}: answered outcome_unknown"
-                );
-                return Err(ApiError::outcome_unknown(format!(
-                    "its shard did not answer within {} s",
-                    wait.as_secs_f64()
-                )));
-            }
-        };
-        match outcome {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(ShardError::Rejected(rejection))) => Err(rejection.into()),
-            Ok(Err(ShardError::Unavailable(reason))) => {
-                tracing::debug!(%reason, "write refused");
-                Err(ApiError::unavailable(
-                    "the shard cannot write at the moment",
-                ))
-            }
-            Ok(Err(ShardError::OutcomeUnknown(why))) => {
-                metrics::counter!("boxoffice_outcome_unknown_total").increment(1);
-                Err(ApiError::outcome_unknown(why))
-            }
-            Err(_) => Err(ApiError::outcome_unknown(
-                "its shard stopped before answering".to_string(),
-            )),
-        }
-    }
-
-    /// Runs `f` on the shard's thread against durable state and returns its result (503
-    /// `unavailable` if the shard does not answer within [`READ_WAIT_MAX`]).
-    pub async fn read<T, F>(&self, shard: usize, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Engine, u64) -> T + Send + 'static,
-    {
-        let (reply, outcome) = oneshot::channel();
-        let read = Box::new(move |engine: &Engine, now: u64| {
-            let _ = reply.send(f(engine, now));
-        });
-        enqueue(self.handle(shard)?, ShardRequest::Read(read))?;
-        match tokio::time::timeout(READ_WAIT_MAX, outcome).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(_)) => Err(ApiError::unavailable("the shard cannot read at the moment")),
-            Err(_) => Err(ApiError::unavailable(format!(
-                "the shard did not answer within {} s; retry",
-                READ_WAIT_MAX.as_secs()
-            ))),
-        }
-    }
-
-    /// Metrics in Prometheus text format.
-    pub fn render_metrics(&self) -> String {
-        self.0
-            .metrics
-            .as_ref()
-            .map(PrometheusHandle::render)
-            .unwrap_or_default()
-    }
-}
-
-fn enqueue(handle: &ShardHandle, request: ShardRequest) -> Result<(), ApiError> {
-    handle.try_send(request).map_err(|e| match e {
-        QueueError::Full => {
-            metrics::counter!("boxoffice_overload_refusals_total").increment(1);
-            ApiError::overloaded()
-        }
-        QueueError::Stopped => ApiError::unavailable("the shard stopped"),
-    })
-}
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut routes: Router<AppState> = Router::new()
         .route("/v1/events", post(events::create).get(events::list))
         .route("/v1/events/{event_id}", get(events::get))
         .route("/v1/events/{event_id}/seats", get(events::seats))
@@ -274,16 +70,26 @@ pub fn router(state: AppState) -> Router {
         .route("/page/list.js", get(crate::page::list_js))
         .route("/page/seatmap.js", get(crate::page::seatmap_js))
         .fallback(|| async { ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(axum::middleware::from_fn_with_state(
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
+    // A single-node server forwards nothing: the forwarder is a layer in cluster mode only.
+    if state.cluster().is_some() {
+        routes = routes.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cluster::forward,
-        ))
-        .layer(axum::middleware::from_fn(refuse_declared_oversize))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
-        .layer(axum::middleware::from_fn(record_request))
+        ));
+    }
+    routes
+        .layer(axum::middleware::from_fn_with_state(state.clone(), front))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
+}
+
+/// What every request passes before its route, outermost first: [`record_request`] (its
+/// id, its time limit, its metrics and access log line), [`cors`], then
+/// [`refuse_declared_oversize`]. One layer, not three: each `from_fn` layer clones the
+/// service inside it and moves a future of its own on every request.
+async fn front(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    record_request(&state, request, next).await
 }
 
 /// Answers 413 at once when the head declares a body over the limit, instead of reading
@@ -306,56 +112,18 @@ async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// What the middleware knows of the request being served, reachable from the handler's
-/// task: its id (for error bodies and logs) and whether a command was queued for it.
-struct RequestContext {
-    id: String,
-    queued: AtomicBool,
-}
-
-tokio::task_local! {
-    static REQUEST: Arc<RequestContext>;
-}
-
-/// The id of the request this task serves (`X-Request-Id`), if any.
-pub fn current_request_id() -> Option<String> {
-    REQUEST.try_with(|c| c.id.clone()).ok()
-}
-
-/// Notes that the request's command is queued to a shard: from now on the request timeout
-/// no longer applies (the outcome wait of [`AppState::submit`] does).
-fn mark_queued() {
-    let _ = REQUEST.try_with(|c| c.queued.store(true, Ordering::Release));
-}
-
-/// The client's `X-Request-Id` when it is 1 to [`REQUEST_ID_LEN_MAX`] visible ASCII
-/// characters, else a generated one (32 hex digits).
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= REQUEST_ID_LEN_MAX
-                && v.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()))
-}
-
 /// Gives every request an id (the client's `X-Request-Id`, validated, or a generated one),
 /// answered in `X-Request-Id` and in error bodies; bounds the time until its command is
 /// queued (408 `request_timeout` when the body did not arrive in time, nothing done); counts
 /// requests by route and status, records their latency, and writes one access log line
 /// (target `boxoffice::access`, level debug).
-async fn record_request(request: Request, next: Next) -> Response {
+async fn record_request(state: &AppState, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().as_str().to_string();
+    // Kept as they are (a shared string, an enum): no copy unless a series is new.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = request.method().clone();
+    let method = method.as_str();
     let context = Arc::new(RequestContext {
         id: request_id(request.headers()),
         queued: AtomicBool::new(false),
@@ -363,7 +131,7 @@ async fn record_request(request: Request, next: Next) -> Response {
     let span = tracing::debug_span!(target: "boxoffice::access", "request",
         method = %method, route = %route, request_id = %context.id);
     let handler = REQUEST
-        .scope(Arc::clone(&context), next.run(request))
+        .scope(Arc::clone(&context), cors(state, request, next))
         .instrument(span.clone());
     tokio::pin!(handler);
     let mut response = tokio::select! {
@@ -385,19 +153,7 @@ async fn record_request(request: Request, next: Next) -> Response {
     let elapsed = started.elapsed();
     tracing::debug!(target: "boxoffice::access", parent: &span,
         status, latency_us = elapsed.as_micros() as u64, "answered");
-    metrics::histogram!(
-        "boxoffice_http_request_duration_seconds",
-        "method" => method.clone(),
-        "route" => route.clone()
-    )
-    .record(elapsed.as_secs_f64());
-    metrics::counter!(
-        "boxoffice_http_requests_total",
-        "method" => method,
-        "route" => route,
-        "status" => status.to_string()
-    )
-    .increment(1);
+    state.http_series().record(method, route, status, elapsed);
     response
 }
 
@@ -414,7 +170,7 @@ const CORS_EXPOSE_HEADERS: &str = "X-Request-Id, Retry-After, Date";
 /// with the allowed methods and headers; from any other origin 403 `forbidden`, without
 /// CORS headers. Other answers to an allowed origin carry `Access-Control-Allow-Origin` and
 /// `Access-Control-Expose-Headers`; to other origins, none.
-async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn cors(state: &AppState, request: Request, next: Next) -> Response {
     let options = &state.0.options;
     let allowed = request
         .headers()
@@ -452,7 +208,7 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
             .into_response(),
         }
     } else {
-        next.run(request).await
+        refuse_declared_oversize(request, next).await
     };
     let headers = response.headers_mut();
     if let Some(origin) = allowed {
@@ -477,6 +233,3 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
 pub fn created<T: serde::Serialize>(body: T) -> Response {
     (axum::http::StatusCode::CREATED, axum::Json(body)).into_response()
 }
-
-/// Shorthand used by handlers that need only the state.
-pub type St = State<AppState>;
