@@ -38,11 +38,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{Actor, BookingStatus, HoldStatus};
+use mem_log::MemLog;
 use net::{Fabric, Weather};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{Config, EntryPayload, RaftLogReader, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
-use mem_log::MemLog;
 use raft::state_machine::StateMachine;
 use raft::types::Node;
 use raft::{Group, NodeId, Raft};

@@ -26,8 +26,8 @@ use engine::{Decision, Engine, Tally};
 use raft::{ClusterNode, LeaderToken, ProposeError};
 use tokio::runtime::Handle;
 
-use crate::metrics::DecisionCounters;
 use crate::limits::{PIPELINE_DEPTH, SHARD_BATCH_MAX, SHARD_IDLE_TICK};
+use crate::metrics::DecisionCounters;
 use crate::shard::{
     CommandResult, ReadFn, Request, ShardClock, ShardError, ShardHandle, ShardStatus,
 };

@@ -132,9 +132,7 @@ pub async fn forward(State(state): State<AppState>, request: Request, next: Next
             let kept = Request::from_parts(parts, Body::from(bytes.clone()));
             let (parts, _) = clone_head(&kept).into_parts();
             let slot = Arc::new(Mutex::new(None));
-            let response = FORWARD_TO
-                .scope(Arc::clone(&slot), next.run(kept))
-                .await;
+            let response = FORWARD_TO.scope(Arc::clone(&slot), next.run(kept)).await;
             let target = slot.lock().take();
             match target {
                 Some(leader) => send_to(&state, &node, leader, parts, bytes).await,
