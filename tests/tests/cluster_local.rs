@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use harness::{binary, metric, request, send, user_token, ADMIN, SECRET};
 use serde_json::{json, Value};
 
+/// The header that marks a forwarded request (`server/src/api/cluster.rs`).
+const FORWARDED_BY: &str = "x-boxoffice-forwarded-by";
+
 /// How long any wait of this test may last before it fails.
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -382,6 +385,55 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
     assert_eq!(status, 200, "{booking}");
     assert_eq!(booking["status"], "confirmed");
 
+    // A request marked as forwarded is never forwarded again: a node that does not lead
+    // its shard answers it 503 itself.
+    let leader = cluster.leader_of(0, shard);
+    let follower = (leader + 1) % 3;
+    let marked = [("authorization", alice.as_str()), (FORWARDED_BY, "9")];
+    let hold_body = r#"{"items": [{"section_id": "floor", "qty": 1}]}"#;
+    let reply = send(
+        cluster.nodes[follower].http,
+        "POST",
+        "/v1/events/cl-a/holds",
+        &marked,
+        Some(hold_body),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(converged(&cluster, "cl-a"), after_kill, "nothing was decided");
+
+    // With no quorum nothing is acknowledged: both followers of the shard down, a write to
+    // its leader answers 503. Once they are back, a retry with the same key gets one hold.
+    wait_for_preferred_leader(&cluster, shard);
+    let leader = cluster.leader_of(0, shard);
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &followers {
+        cluster.kill9(i);
+    }
+    let key_h = [
+        ("authorization", alice.as_str()),
+        ("idempotency-key", "hold-without-quorum"),
+    ];
+    let reply = send(
+        cluster.nodes[leader].http,
+        "POST",
+        "/v1/events/cl-a/holds",
+        &key_h,
+        Some(hold_body),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 503, "acknowledged without a quorum: {}", reply.body);
+    for &i in &followers {
+        cluster.start(i);
+    }
+    let port = cluster.nodes[leader].http;
+    let (status, held) = until_answered(port, "POST", "/v1/events/cl-a/holds", &key_h, hold_body);
+    assert_eq!(status, 201, "{held}");
+    let (available, held_n, sold) = after_kill[0];
+    let after_quorum = converged(&cluster, "cl-a");
+    assert_eq!(after_quorum[0], (available - 1, held_n + 1, sold), "one hold");
+    let after_kill = after_quorum;
+
     // A cluster node's data directory does not start as a single-node server.
     let dir = cluster.nodes[0].dir.clone();
     cluster.kill9(0);
@@ -399,6 +451,15 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
     cluster.settled(0);
     assert_eq!(converged(&cluster, "cl-a"), after_kill);
     assert_eq!(recorded_mode(&dir), json!("cluster"));
+}
+
+/// Waits (a few seconds at most, never failing) until shard `shard` is led by its
+/// preferred node (`nodes[shard % 3]`), so that no leadership transfer is under way.
+fn wait_for_preferred_leader(cluster: &Cluster, shard: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cluster.leader_of(0, shard) != shard % 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The `mode` recorded in a data directory's `boxoffice.json` (null if none).
