@@ -219,6 +219,27 @@ impl Engine {
         out
     }
 
+    /// Expires the holds due at `now_ms`, at most [`EXPIRE_BATCH_MAX`] of them, earliest
+    /// first: decides and applies each expiry and hands it, applied, to `each` (which logs
+    /// it). An expiry that feeds a waiting list comes alone from [`Engine::decide_expiry`],
+    /// so this asks again until none is due. What a shard does before each batch, so that
+    /// the returned inventory is back before the batch decides. Returns how many expired.
+    pub fn expire_due(&mut self, now_ms: u64, mut each: impl FnMut(&Decision)) -> usize {
+        let mut expired = 0;
+        while expired < EXPIRE_BATCH_MAX {
+            let due = self.decide_expiry(now_ms, EXPIRE_BATCH_MAX - expired);
+            if due.is_empty() {
+                break;
+            }
+            for decision in due {
+                self.apply(&decision);
+                each(&decision);
+                expired += 1;
+            }
+        }
+        expired
+    }
+
     /// Decides `command` at `now_ms`, applies the decision and appends its encoding to
     /// `record` (untouched when nothing changes): what a shard does with each command,
     /// and what tests and benchmarks call instead of repeating it.

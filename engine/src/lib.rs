@@ -38,6 +38,7 @@ pub mod rejection;
 pub mod seat;
 mod state;
 mod summary;
+mod tally;
 pub mod view;
 mod waitlist;
 
@@ -53,4 +54,5 @@ pub use decision::{
 pub use engine::Engine;
 pub use ids::{BookingId, EntryId, HoldId};
 pub use rejection::{Rejection, ShardLimit};
+pub use tally::Tally;
 pub use view::*;

@@ -213,6 +213,36 @@ fn expire_then_confirm() {
 }
 
 #[test]
+fn expire_due_applies_every_due_expiry_and_hands_each_on() {
+    let mut e = Engine::new(0);
+    admin_event(&mut e, "show", None, vec![("floor", ga(100))]);
+    for i in 0..5 {
+        let mut cmd = hold_cmd(&format!("u{i}"), &[("floor", 1)], &[]);
+        cmd.ttl_ms = Some(1_000 + i * 1_000);
+        run(&mut e, &Command::PlaceHold(cmd), T0).unwrap();
+    }
+    let mut tally = Tally::default();
+    let mut handed = Vec::new();
+    let expired = e.expire_due(T0 + 3_000, |d| {
+        tally.count(d);
+        handed.push(d.clone());
+    });
+    assert_eq!(expired, 3, "the holds due by then, no more");
+    assert_eq!(handed.len(), 3);
+    assert_eq!(
+        tally,
+        Tally {
+            expired: 3,
+            ..Tally::default()
+        }
+    );
+    e.check_invariants();
+    assert_eq!(section(&e, "floor").available, 98, "5 held, 3 back");
+    assert_eq!(e.next_expiry_ms(), Some(T0 + 4_000));
+    assert_eq!(e.expire_due(T0 + 3_000, |_| panic!("nothing due")), 0);
+}
+
+#[test]
 fn expiry_is_bounded_and_earliest_first() {
     let mut e = Engine::new(0);
     admin_event(&mut e, "show", None, vec![("floor", ga(100))]);

@@ -9,7 +9,6 @@ pub mod cluster_file;
 pub mod group;
 pub mod limits;
 pub mod log_store;
-pub mod mem_log;
 mod network;
 pub mod node;
 pub mod state_machine;

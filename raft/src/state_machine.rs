@@ -60,7 +60,13 @@ impl StateMachine {
     /// Opens the state machine of `shard` with its snapshots in `dir`: the newest good
     /// snapshot, or an empty engine. The log after it is re-applied by openraft.
     pub fn open(shard: u16, dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        // A snapshot a crash cut short left its temporary file: never one to read.
+        let mut storage = wal::FileStorage::new(dir)?;
+        for name in wal::Storage::list(&storage)? {
+            if name.ends_with(".tmp") {
+                wal::Storage::remove(&mut storage, &name)?;
+            }
+        }
         let committed = match newest_snapshot(dir)? {
             Some((_, meta, bytes)) => Committed {
                 engine: Engine::restore(&bytes).map_err(invalid)?,
@@ -110,103 +116,142 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-fn snapshot_name(index: u64) -> String {
-    format!("snapshot-{index:020}.bin")
-}
-
-/// The newest snapshot file of `dir` that reads back whole: (index, meta, engine bytes).
 /// A snapshot read back: its index, its meta, the engine's bytes.
 type Found = (u64, SnapshotMetaOf<TypeConfig>, Vec<u8>);
 
+/// A snapshot file in the directory: the wal's snapshot file (written since the cluster
+/// snapshots use the wal's frame), or one of the previous release's own frame (read only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum SnapshotFile {
+    /// `snapshot-<index>.bin`, framed by [`legacy`].
+    Legacy(u64),
+    /// `snap-<index>.snap`, the wal's frame ([`wal::write_snapshot_file`]).
+    Wal(u64),
+}
+
+impl SnapshotFile {
+    fn index(self) -> u64 {
+        match self {
+            SnapshotFile::Legacy(index) | SnapshotFile::Wal(index) => index,
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            SnapshotFile::Legacy(index) => legacy::name(index),
+            SnapshotFile::Wal(index) => wal::snapshot_file_name(index),
+        }
+    }
+}
+
+/// The snapshot files of `dir`, newest first (of one index, the wal's first).
+fn snapshot_files(storage: &wal::FileStorage) -> io::Result<Vec<SnapshotFile>> {
+    let names = wal::Storage::list(storage)?;
+    let mut files: Vec<SnapshotFile> = wal::snapshot_seqs(&names)
+        .into_iter()
+        .map(SnapshotFile::Wal)
+        .chain(
+            names
+                .iter()
+                .filter_map(|n| legacy::parse_name(n))
+                .map(SnapshotFile::Legacy),
+        )
+        .collect();
+    files.sort_unstable_by_key(|f| std::cmp::Reverse((f.index(), *f)));
+    Ok(files)
+}
+
+/// The newest snapshot file of `dir` that reads back whole.
 fn newest_snapshot(dir: &Path) -> io::Result<Option<Found>> {
-    let mut files = snapshot_files(dir)?;
-    files.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
-    for (index, path) in files {
-        let bytes = std::fs::read(&path)?;
-        match parse_snapshot_file(&bytes) {
-            Ok((meta, engine)) => return Ok(Some((index, meta, engine))),
-            Err(e) => tracing::warn!(file = %path.display(), error = %e, "snapshot skipped"),
+    let storage = wal::FileStorage::new(dir)?;
+    for file in snapshot_files(&storage)? {
+        let payload = match file {
+            SnapshotFile::Wal(index) => match wal::read_snapshot_file(&storage, index) {
+                Ok(payload) => Ok(payload),
+                Err(wal::Error::Io { source, .. }) => return Err(source),
+                Err(error) => Err(error.to_string()),
+            },
+            SnapshotFile::Legacy(_) => legacy::unframe(&std::fs::read(dir.join(file.name()))?),
+        };
+        let decoded = payload.and_then(|payload| {
+            bincode::serde::decode_from_slice(&payload, bincode::config::standard())
+                .map(|(v, _)| v)
+                .map_err(|e| e.to_string())
+        });
+        match decoded {
+            Ok((meta, engine)) => return Ok(Some((file.index(), meta, engine))),
+            Err(e) => {
+                tracing::warn!(file = %dir.join(file.name()).display(), error = %e, "snapshot skipped")
+            }
         }
     }
     Ok(None)
 }
 
-fn snapshot_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(index) = name
-            .strip_prefix("snapshot-")
-            .and_then(|n| n.strip_suffix(".bin"))
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        files.push((index, entry.path()));
-    }
-    Ok(files)
-}
-
-/// The first bytes of a cluster snapshot file.
-const SNAPSHOT_MAGIC: &[u8; 8] = b"BOXRSNP1";
-/// Magic, payload length (u64 LE), CRC32C of the payload (u32 LE).
-const SNAPSHOT_HEADER_LEN: usize = 20;
-
-/// A snapshot file: a checksummed frame around `bincode((meta, engine bytes))`.
-fn parse_snapshot_file(bytes: &[u8]) -> Result<(SnapshotMetaOf<TypeConfig>, Vec<u8>), String> {
-    if bytes.len() < SNAPSHOT_HEADER_LEN || &bytes[..8] != SNAPSHOT_MAGIC {
-        return Err("not a cluster snapshot (no header)".into());
-    }
-    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-    let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
-    let payload = &bytes[SNAPSHOT_HEADER_LEN..];
-    if payload.len() != len {
-        return Err(format!(
-            "truncated: {} of {len} payload bytes",
-            payload.len()
-        ));
-    }
-    if crc32c::crc32c(payload) != crc {
-        return Err("the checksum does not match".into());
-    }
-    bincode::serde::decode_from_slice(payload, bincode::config::standard())
-        .map(|(v, _)| v)
-        .map_err(|e| e.to_string())
-}
-
-fn frame_snapshot(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + payload.len());
-    out.extend_from_slice(SNAPSHOT_MAGIC);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// Writes a snapshot durably (temporary file, fsync, rename, directory fsync) and keeps
-/// only the newest [`SNAPSHOTS_KEPT`].
+/// Writes a snapshot durably as a wal snapshot file (temporary file, fsync, rename,
+/// directory fsync; the seq is the last applied index) around `bincode((meta, engine
+/// bytes))`, and keeps only the newest [`SNAPSHOTS_KEPT`].
 fn write_snapshot(dir: &Path, meta: &SnapshotMetaOf<TypeConfig>, engine: &[u8]) -> io::Result<()> {
-    use std::io::Write;
     let index = meta.last_log_id.as_ref().map_or(0, |id| id.index);
     let payload = bincode::serde::encode_to_vec((meta, engine), bincode::config::standard())
         .map_err(invalid)?;
-    let framed = frame_snapshot(&payload);
-    let tmp = dir.join(format!("{}.tmp", snapshot_name(index)));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&framed)?;
-        f.sync_all()?;
+    let mut storage = wal::FileStorage::new(dir)?;
+    wal::write_snapshot_file(&mut storage, index, &payload).map_err(io::Error::other)?;
+    let obsolete: Vec<String> = snapshot_files(&storage)?
+        .into_iter()
+        .skip(SNAPSHOTS_KEPT)
+        .map(SnapshotFile::name)
+        .collect();
+    wal::remove_files(&mut storage, &obsolete).map_err(io::Error::other)
+}
+
+/// The previous release's snapshot frame, read so that its data directories recover:
+/// `BOXRSNP1`, the payload's length (u64 LE), its CRC32C (u32 LE), the payload.
+mod legacy {
+    const MAGIC: &[u8; 8] = b"BOXRSNP1";
+    const HEADER_LEN: usize = 20;
+
+    pub(super) fn name(index: u64) -> String {
+        format!("snapshot-{index:020}.bin")
     }
-    std::fs::rename(&tmp, dir.join(snapshot_name(index)))?;
-    std::fs::File::open(dir)?.sync_all()?;
-    let mut files = snapshot_files(dir)?;
-    files.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
-    for (_, path) in files.into_iter().skip(SNAPSHOTS_KEPT) {
-        let _ = std::fs::remove_file(path);
+
+    pub(super) fn parse_name(name: &str) -> Option<u64> {
+        name.strip_prefix("snapshot-")?
+            .strip_suffix(".bin")?
+            .parse()
+            .ok()
     }
-    Ok(())
+
+    /// The payload of a file, or what is wrong with it.
+    pub(super) fn unframe(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            return Err("not a cluster snapshot (no header)".into());
+        }
+        let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+        let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+        let payload = &bytes[HEADER_LEN..];
+        if payload.len() != len {
+            return Err(format!(
+                "truncated: {} of {len} payload bytes",
+                payload.len()
+            ));
+        }
+        if crc32c::crc32c(payload) != crc {
+            return Err("the checksum does not match".into());
+        }
+        Ok(payload.to_vec())
+    }
+
+    /// A file as the previous release wrote it (tests make old directories with it).
+    #[cfg(test)]
+    pub(super) fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
@@ -339,5 +384,64 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 snapshot: Cursor::new(bytes),
             },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::type_config::alias::LogIdOf;
+    use openraft::vote::RaftLeaderId;
+
+    fn meta(index: u64) -> SnapshotMetaOf<TypeConfig> {
+        let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new(2, 1);
+        SnapshotMetaOf::<TypeConfig> {
+            last_log_id: Some(LogIdOf::<TypeConfig>::new(leader.to_committed(), index)),
+            last_membership: StoredMembershipOf::<TypeConfig>::default(),
+        }
+    }
+
+    fn engine_bytes() -> Vec<u8> {
+        Engine::new(0).snapshot()
+    }
+
+    #[test]
+    fn a_snapshot_of_the_previous_frame_is_read_and_newer_ones_use_the_wal_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        // As the previous release left it: its own frame (at index 7), and a temporary file.
+        let old = bincode::serde::encode_to_vec(
+            (&meta(7), engine_bytes().as_slice()),
+            bincode::config::standard(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(legacy::name(7)), legacy::frame(&old)).unwrap();
+        std::fs::write(
+            dir.path().join("snapshot-00000000000000000009.bin.tmp"),
+            b"cut",
+        )
+        .unwrap();
+        let sm = StateMachine::open(0, dir.path()).unwrap();
+        assert_eq!(sm.with(|c| c.applied_index()), 7);
+        assert!(!dir
+            .path()
+            .join("snapshot-00000000000000000009.bin.tmp")
+            .exists());
+        // Newer snapshots are wal snapshot files; the newest two of either kind are kept.
+        write_snapshot(dir.path(), &meta(9), &engine_bytes()).unwrap();
+        let names = wal::Storage::list(&wal::FileStorage::new(dir.path()).unwrap()).unwrap();
+        assert_eq!(names, vec![wal::snapshot_file_name(9), legacy::name(7)]);
+        let framed = std::fs::read(dir.path().join(wal::snapshot_file_name(9))).unwrap();
+        assert_eq!(&framed[..8], b"BOXSNAP\n", "the wal's frame");
+        write_snapshot(dir.path(), &meta(12), &engine_bytes()).unwrap();
+        let sm = StateMachine::open(0, dir.path()).unwrap();
+        assert_eq!(sm.with(|c| c.applied_index()), 12);
+        assert!(!dir.path().join(legacy::name(7)).exists());
+        // A damaged newest snapshot falls back to the one before it.
+        let newest = dir.path().join(wal::snapshot_file_name(12));
+        let mut bytes = std::fs::read(&newest).unwrap();
+        *bytes.last_mut().unwrap() ^= 0xff;
+        std::fs::write(&newest, bytes).unwrap();
+        let sm = StateMachine::open(0, dir.path()).unwrap();
+        assert_eq!(sm.with(|c| c.applied_index()), 9);
     }
 }

@@ -23,6 +23,8 @@
 //! operations allow. Two more tests plant a bug in the driver and require the checks to
 //! catch it.
 
+#[path = "sim/mem_log.rs"]
+mod mem_log;
 #[path = "sim/net.rs"]
 mod net;
 #[path = "sim/workload.rs"]
@@ -36,11 +38,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{Actor, BookingStatus, HoldStatus};
+use mem_log::MemLog;
 use net::{Fabric, Weather};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{Config, EntryPayload, RaftLogReader, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
-use raft::mem_log::MemLog;
 use raft::state_machine::StateMachine;
 use raft::types::Node;
 use raft::{Group, NodeId, Raft};

@@ -22,12 +22,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use engine::{Decided, Engine};
+use engine::{Decision, Engine, Tally};
 use raft::{ClusterNode, LeaderToken, ProposeError};
 use tokio::runtime::Handle;
 
-use crate::core::push_record;
 use crate::limits::{PIPELINE_DEPTH, SHARD_BATCH_MAX, SHARD_IDLE_TICK};
+use crate::metrics::DecisionCounters;
 use crate::shard::{
     CommandResult, ReadFn, Request, ShardClock, ShardError, ShardHandle, ShardStatus,
 };
@@ -53,6 +53,8 @@ struct InFlight {
     answers: Answers,
     outcome: Option<Result<(), ProposeError>>,
     decisions: usize,
+    /// The decisions by kind, counted in the metrics once the entry is committed.
+    tally: Tally,
 }
 
 struct Driver {
@@ -60,7 +62,7 @@ struct Driver {
     node: Arc<ClusterNode>,
     runtime: Handle,
     spec: Option<Speculative>,
-    records: Vec<Vec<u8>>,
+    counters: DecisionCounters,
     answered_at: Instant,
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
     done: Receiver<(u64, Result<(), ProposeError>)>,
@@ -98,7 +100,7 @@ pub fn spawn(
                 node,
                 runtime,
                 spec: None,
-                records: Vec::new(),
+                counters: DecisionCounters::new(shard),
                 answered_at: Instant::now(),
                 jobs,
                 done,
@@ -114,8 +116,7 @@ pub fn spawn(
 /// The live stream of a cluster shard follows the committed state on this node.
 fn feed_stream(group: &raft::Group, hub: &Arc<crate::stream::Hub>) {
     let sm = group.state_machine();
-    let (engine, applied) = sm.with(|c| (c.engine.clone(), c.applied_index()));
-    let _ = applied;
+    let engine = sm.with(|c| c.engine.clone());
     let Some(mut feed) = crate::stream::start_follower(hub, &engine, 0, Vec::new()) else {
         return;
     };
@@ -258,10 +259,13 @@ impl Driver {
             let mut answers = flight.answers;
             match flight.outcome.expect("known") {
                 Ok(()) => {
+                    // Counted here, once the entry is committed, and not when decided: a
+                    // batch that fails was decided on a copy that is then thrown away.
                     if flight.decisions > 0 {
                         metrics::counter!("boxoffice_cluster_entries_total").increment(1);
                         metrics::counter!("boxoffice_cluster_decisions_total")
                             .increment(flight.decisions as u64);
+                        self.counters.count(flight.decisions, &flight.tally);
                     }
                 }
                 Err(error) => {
@@ -385,15 +389,16 @@ impl Driver {
             }
             return;
         }
-        let used = self.decide(commands, &mut answers);
-        if used == 0 && answers.replies.is_empty() && answers.reads.is_empty() {
+        let (records, tally) = self.decide(commands, &mut answers);
+        let decisions = records.len();
+        if decisions == 0 && answers.replies.is_empty() && answers.reads.is_empty() {
             return;
         }
         let token = self.spec.as_ref().expect("lead() made it").token.clone();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let job = if used > 0 {
-            Job::Propose(token, self.records[..used].to_vec(), seq)
+        let job = if decisions > 0 {
+            Job::Propose(token, records, seq)
         } else {
             Job::Barrier(token, seq)
         };
@@ -406,46 +411,48 @@ impl Driver {
             seq,
             answers,
             outcome,
-            decisions: used,
+            decisions,
+            tally,
         });
     }
 
-    /// Expires due holds, then decides every command on the leader's engine. Returns the
-    /// decisions made (encoded into `self.records`).
+    /// Expires due holds, then decides every command on the leader's engine (the engine's
+    /// own [`Engine::expire_due`] and [`Engine::execute`], as the single-node core). Returns
+    /// the batch's encoded decisions, in order, and their count by kind.
     fn decide(
         &mut self,
         commands: Vec<(engine::Command, tokio::sync::oneshot::Sender<CommandResult>)>,
         answers: &mut Answers,
-    ) -> usize {
+    ) -> (Vec<Vec<u8>>, Tally) {
         let spec = self.spec.as_mut().expect("lead() made the engine");
         let now = spec.clock.now_ms();
-        let mut used = 0;
-        let mut expired = 0;
-        while expired < engine::limits::EXPIRE_BATCH_MAX {
-            let due = spec
-                .engine
-                .decide_expiry(now, engine::limits::EXPIRE_BATCH_MAX - expired);
-            if due.is_empty() {
-                break;
-            }
-            for decision in due {
-                spec.engine.apply(&decision);
-                push_record(&mut self.records, &mut used, &decision);
-                expired += 1;
-            }
-        }
+        let mut records = Vec::new();
+        let mut tally = Tally::default();
+        spec.engine.expire_due(now, |decision| {
+            records.push(encode(decision));
+            tally.count(decision);
+        });
+        let mut record = Vec::new();
         for (command, reply) in commands {
-            let result = match spec.engine.decide(&command, now) {
-                Ok(Decided::Change(decision)) => {
-                    spec.engine.apply(&decision);
-                    push_record(&mut self.records, &mut used, &decision);
-                    Ok(spec.engine.output(&decision, now))
+            let result = match spec.engine.execute(&command, now, &mut record) {
+                Ok(executed) => {
+                    if let Some(decision) = &executed.decision {
+                        tally.count(decision);
+                        records.push(std::mem::take(&mut record));
+                    }
+                    Ok(executed.output)
                 }
-                Ok(Decided::Remembered(output)) => Ok(output),
                 Err(rejection) => Err(ShardError::Rejected(rejection)),
             };
             answers.replies.push((reply, result));
         }
-        used
+        (records, tally)
     }
+}
+
+/// One decision's log record.
+fn encode(decision: &Decision) -> Vec<u8> {
+    let mut record = Vec::new();
+    decision.encode(&mut record);
+    record
 }

@@ -1,16 +1,24 @@
-//! The data directory: its lock, the shard count fixed at creation, the generated
-//! secrets, and one log directory per shard.
+//! The data directory: its lock, the shard count and the mode fixed at creation, the
+//! generated secrets, and one log directory per shard.
 //!
 //! ```text
 //! data/
 //!   LOCK             the PID of the running server (the lock itself is a flock of the
 //!                    directory, so deleting this file does not let a second server in)
-//!   boxoffice.json   {"format": 1, "shards": N}: written once, at creation
+//!   boxoffice.json   {"format": 1, "shards": N, "mode": "single" | "cluster"}: written at
+//!                    creation
 //!   admin_token      generated admin token (mode 0600) unless BOXOFFICE_ADMIN_TOKEN is set
 //!   jwt_secret       generated HS256 key (mode 0600) unless BOXOFFICE_JWT_SECRET is set
-//!   shard-000/       the write-ahead log and snapshots of shard 0
+//!   shard-000/       single node: the write-ahead log and snapshots of shard 0
+//!   shard-0/         cluster node: shard 0's Raft log (raft-log/) and snapshots
 //!   ...
 //! ```
+//!
+//! The mode says which server the directory belongs to: a single-node server and a
+//! cluster node refuse each other's directories. A `boxoffice.json` written before the
+//! mode was recorded has no `mode`; it is then inferred from what the directory holds (a
+//! Raft log: a cluster node's; a shard log with history: a single node's; neither: unused,
+//! and whichever opens it first records its own) and recorded.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -56,10 +64,23 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
     }
 }
 
+/// Which server a data directory belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// `boxoffice serve` (one node, its own logs).
+    Single,
+    /// `boxoffice serve --cluster FILE --node-id N` (a node of a cluster).
+    Cluster,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Meta {
     format: u32,
     shards: usize,
+    /// Absent in directories written before it was recorded (then inferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<Mode>,
 }
 
 const META_FILE: &str = "boxoffice.json";
@@ -81,13 +102,15 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Opens (creating on first start) and locks `root`. `shards` is the count to create
-    /// with; for an existing directory it must be `None` or equal to the recorded count.
+    /// Opens (creating on first start) and locks `root` for a server of `mode`. `shards`
+    /// is the count to create with; for an existing directory it must be `None` or equal
+    /// to the recorded count.
     ///
-    /// Refused, with nothing written: a directory another server holds; a directory with
-    /// metadata in which a shard's log directory is missing or empty while another shard
-    /// has history; shard logs without the metadata that says how events route to them.
-    pub fn open(root: &Path, shards: Option<usize>) -> Result<Self, DataDirError> {
+    /// Refused, with nothing written: a directory another server holds; a directory of the
+    /// other mode; a directory with metadata in which a shard's log directory is missing
+    /// or empty while another shard has history; shard logs without the metadata that says
+    /// how events route to them.
+    pub fn open(root: &Path, shards: Option<usize>, mode: Mode) -> Result<Self, DataDirError> {
         fs::create_dir_all(root).map_err(io(root))?;
         let dir_lock = lock_dir(root)?;
         let meta_path = root.join(META_FILE);
@@ -103,11 +126,25 @@ impl DataDir {
                         meta.format
                     )));
                 }
-                Some(meta.shards)
+                Some(meta)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io(&meta_path)(e)),
         };
+        // The mode is checked first: a directory of the other mode is refused as such,
+        // whatever else differs.
+        let recorded_mode = match &recorded {
+            Some(Meta {
+                mode: Some(mode), ..
+            }) => Some(*mode),
+            Some(meta) => infer_mode(root, meta.shards)?,
+            None => None,
+        };
+        if let Some(recorded_mode) = recorded_mode.filter(|m| *m != mode) {
+            return Err(wrong_mode(root, recorded_mode));
+        }
+        let needs_writing = recorded.as_ref().is_none_or(|m| m.mode.is_none());
+        let recorded = recorded.map(|m| m.shards);
         let count = match (recorded, shards) {
             (Some(recorded), Some(asked)) if recorded != asked => {
                 return Err(DataDirError::Invalid(format!(
@@ -116,7 +153,9 @@ impl DataDir {
                 )))
             }
             (Some(recorded), _) => {
-                check_shards_present(root, recorded)?;
+                if mode == Mode::Single {
+                    check_shards_present(root, recorded)?;
+                }
                 recorded
             }
             (None, asked) => {
@@ -131,10 +170,13 @@ impl DataDir {
             }
         };
         let file_lock = lock_file(root)?;
-        if recorded.is_none() {
+        // Written at creation, and once more to record the mode of a directory written
+        // before it was recorded.
+        if needs_writing {
             let bytes = serde_json::to_vec_pretty(&Meta {
                 format: META_FORMAT,
                 shards: count,
+                mode: Some(mode),
             })
             .expect("meta serializes");
             write_durably(root, META_FILE, &bytes, 0o644)?;
@@ -176,6 +218,51 @@ impl DataDir {
 /// The log directory of shard `index` under `root`.
 pub fn shard_dir(root: &Path, index: usize) -> PathBuf {
     root.join(format!("shard-{index:03}"))
+}
+
+/// The Raft log of shard `index` of a cluster node's data directory `root` (the cluster's
+/// node opens its shards under `shard-<n>/`, see `raft::ClusterNode::start`).
+fn raft_log_dir(root: &Path, index: usize) -> PathBuf {
+    root.join(format!("shard-{index}")).join("raft-log")
+}
+
+/// The mode of a directory whose metadata does not record it: a cluster node's if a shard
+/// has a Raft log, a single node's if a shard log has history, `None` if neither (unused).
+fn infer_mode(root: &Path, shards: usize) -> Result<Option<Mode>, DataDirError> {
+    let cluster = (0..shards).any(|index| raft_log_dir(root, index).exists());
+    let mut single = false;
+    for index in 0..shards {
+        let dir = shard_dir(root, index);
+        single |= matches!(
+            wal::presence(&dir).map_err(io(&dir))?,
+            wal::Presence::History
+        );
+    }
+    match (cluster, single) {
+        (true, true) => Err(DataDirError::Invalid(format!(
+            "{} holds both a cluster node's Raft logs and a single-node server's logs, and \
+             its {META_FILE} does not say which it is: move one of them away",
+            root.display()
+        ))),
+        (true, false) => Ok(Some(Mode::Cluster)),
+        (false, true) => Ok(Some(Mode::Single)),
+        (false, false) => Ok(None),
+    }
+}
+
+/// The refusal of a directory that belongs to a server of `recorded` mode.
+fn wrong_mode(root: &Path, recorded: Mode) -> DataDirError {
+    DataDirError::Invalid(match recorded {
+        Mode::Cluster => format!(
+            "{} holds a cluster node's data: start it with --cluster FILE --node-id N",
+            root.display()
+        ),
+        Mode::Single => format!(
+            "{} holds a single-node server's data: a cluster node does not start on it \
+             (start it without --cluster, or give the node a new data directory)",
+            root.display()
+        ),
+    })
 }
 
 /// The shard count recorded in `root`, without locking (for `wal verify|dump`).
@@ -416,25 +503,30 @@ mod tests {
     #[test]
     fn a_second_open_is_refused_while_the_first_holds_the_lock() {
         let dir = tempfile::tempdir().unwrap();
-        let first = DataDir::open(dir.path(), Some(2)).unwrap();
-        let second = DataDir::open(dir.path(), None).unwrap_err();
+        let first = DataDir::open(dir.path(), Some(2), Mode::Single).unwrap();
+        let second = DataDir::open(dir.path(), None, Mode::Single).unwrap_err();
         assert!(matches!(second, DataDirError::Locked { .. }), "{second}");
         drop(first);
-        assert_eq!(DataDir::open(dir.path(), None).unwrap().shards(), 2);
+        assert_eq!(
+            DataDir::open(dir.path(), None, Mode::Single)
+                .unwrap()
+                .shards(),
+            2
+        );
     }
 
     #[test]
     fn the_shard_count_is_fixed_at_creation() {
         let dir = tempfile::tempdir().unwrap();
-        drop(DataDir::open(dir.path(), Some(3)).unwrap());
-        let err = DataDir::open(dir.path(), Some(4)).unwrap_err();
+        drop(DataDir::open(dir.path(), Some(3), Mode::Single).unwrap());
+        let err = DataDir::open(dir.path(), Some(4), Mode::Single).unwrap_err();
         assert!(err.to_string().contains("created with 3 shards"), "{err}");
     }
 
     #[test]
     fn generated_secrets_are_private_and_stable() {
         let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(dir.path(), Some(1)).unwrap();
+        let data = DataDir::open(dir.path(), Some(1), Mode::Single).unwrap();
         let (first, generated) = data.secret("admin_token", None).unwrap();
         assert!(generated);
         let mode = fs::metadata(dir.path().join("admin_token"))
@@ -452,11 +544,11 @@ mod tests {
     #[test]
     fn deleting_the_lock_file_does_not_unlock_the_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = DataDir::open(dir.path(), Some(1)).unwrap();
+        let _first = DataDir::open(dir.path(), Some(1), Mode::Single).unwrap();
         let pid = fs::read_to_string(dir.path().join("LOCK")).unwrap();
         assert_eq!(pid.trim(), std::process::id().to_string());
         fs::remove_file(dir.path().join("LOCK")).unwrap();
-        let err = DataDir::open(dir.path(), None).unwrap_err();
+        let err = DataDir::open(dir.path(), None, Mode::Single).unwrap_err();
         assert!(matches!(err, DataDirError::Locked { .. }), "{err}");
         assert!(
             err.to_string()
@@ -480,7 +572,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fake_history(dir.path(), 0);
         fake_history(dir.path(), 1);
-        let err = DataDir::open(dir.path(), Some(4)).unwrap_err().to_string();
+        let err = DataDir::open(dir.path(), Some(4), Mode::Single)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("boxoffice.json is missing"), "{err}");
         assert!(err.contains("2 shard directories"), "{err}");
         assert!(!dir.path().join(META_FILE).exists());
@@ -490,17 +584,89 @@ mod tests {
     #[test]
     fn a_missing_or_empty_shard_is_refused_once_another_has_history() {
         let dir = tempfile::tempdir().unwrap();
-        drop(DataDir::open(dir.path(), Some(3)).unwrap());
+        drop(DataDir::open(dir.path(), Some(3), Mode::Single).unwrap());
         // Nothing written yet anywhere: a new directory starts.
-        drop(DataDir::open(dir.path(), None).unwrap());
+        drop(DataDir::open(dir.path(), None, Mode::Single).unwrap());
         fake_history(dir.path(), 0);
         fake_history(dir.path(), 2);
-        let err = DataDir::open(dir.path(), None).unwrap_err().to_string();
+        let err = DataDir::open(dir.path(), None, Mode::Single)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("shard-001 is missing"), "{err}");
         fs::create_dir(shard_dir(dir.path(), 1)).unwrap();
-        let err = DataDir::open(dir.path(), None).unwrap_err().to_string();
+        let err = DataDir::open(dir.path(), None, Mode::Single)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("shard-001 is empty"), "{err}");
         fake_history(dir.path(), 1);
-        assert_eq!(DataDir::open(dir.path(), None).unwrap().shards(), 3);
+        assert_eq!(
+            DataDir::open(dir.path(), None, Mode::Single)
+                .unwrap()
+                .shards(),
+            3
+        );
+    }
+
+    fn recorded_mode(root: &Path) -> Option<Mode> {
+        let meta: Meta = serde_json::from_slice(&fs::read(root.join(META_FILE)).unwrap()).unwrap();
+        meta.mode
+    }
+
+    #[test]
+    fn the_mode_is_recorded_at_creation_and_the_other_mode_is_refused() {
+        for (mode, other, says) in [
+            (Mode::Single, Mode::Cluster, "single-node server's data"),
+            (Mode::Cluster, Mode::Single, "cluster node's data"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            drop(DataDir::open(dir.path(), Some(2), mode).unwrap());
+            assert_eq!(recorded_mode(dir.path()), Some(mode));
+            // Refused although nothing was ever written to a shard.
+            let err = DataDir::open(dir.path(), Some(2), other)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+            assert_eq!(recorded_mode(dir.path()), Some(mode));
+            assert_eq!(DataDir::open(dir.path(), None, mode).unwrap().shards(), 2);
+        }
+    }
+
+    #[test]
+    fn a_directory_written_before_the_mode_was_recorded_opens_in_the_mode_it_was_made_in() {
+        let old_meta = |root: &Path| {
+            fs::write(root.join(META_FILE), br#"{"format": 1, "shards": 2}"#).unwrap();
+        };
+        // A cluster node's: a shard has a Raft log.
+        let cluster = tempfile::tempdir().unwrap();
+        old_meta(cluster.path());
+        fs::create_dir_all(raft_log_dir(cluster.path(), 1)).unwrap();
+        let err = DataDir::open(cluster.path(), None, Mode::Single)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster node's data"), "{err}");
+        assert_eq!(
+            recorded_mode(cluster.path()),
+            None,
+            "a refusal writes nothing"
+        );
+        drop(DataDir::open(cluster.path(), Some(2), Mode::Cluster).unwrap());
+        assert_eq!(recorded_mode(cluster.path()), Some(Mode::Cluster));
+        // A single node's: a shard log has history.
+        let single = tempfile::tempdir().unwrap();
+        old_meta(single.path());
+        fake_history(single.path(), 0);
+        fs::create_dir_all(shard_dir(single.path(), 1)).unwrap();
+        fake_history(single.path(), 1);
+        let err = DataDir::open(single.path(), Some(2), Mode::Cluster)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("single-node server's data"), "{err}");
+        drop(DataDir::open(single.path(), None, Mode::Single).unwrap());
+        assert_eq!(recorded_mode(single.path()), Some(Mode::Single));
+        // Neither (never used): whichever opens it records its own.
+        let unused = tempfile::tempdir().unwrap();
+        old_meta(unused.path());
+        drop(DataDir::open(unused.path(), None, Mode::Cluster).unwrap());
+        assert_eq!(recorded_mode(unused.path()), Some(Mode::Cluster));
     }
 }

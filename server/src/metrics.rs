@@ -195,6 +195,50 @@ impl HttpSeries {
     }
 }
 
+/// A shard's counters of decisions made durable (committed, in cluster mode), by kind:
+/// `boxoffice_decisions_total` and the holds, purchases and cancellations families.
+pub struct DecisionCounters {
+    decisions: metrics::Counter,
+    by_kind: [metrics::Counter; 6],
+}
+
+impl DecisionCounters {
+    /// The counters of shard `shard` (the recorder must be installed first).
+    pub fn new(shard: u16) -> Self {
+        let shard = shard.to_string();
+        let counter = |name: &'static str| metrics::counter!(name, "shard" => shard.clone());
+        DecisionCounters {
+            decisions: counter("boxoffice_decisions_total"),
+            by_kind: [
+                counter("boxoffice_holds_placed_total"),
+                counter("boxoffice_holds_confirmed_total"),
+                counter("boxoffice_holds_released_total"),
+                counter("boxoffice_holds_expired_total"),
+                counter("boxoffice_purchases_total"),
+                counter("boxoffice_bookings_cancelled_total"),
+            ],
+        }
+    }
+
+    /// Counts `decisions` durable decisions, `tally` of them by kind.
+    pub fn count(&self, decisions: usize, tally: &engine::Tally) {
+        self.decisions.increment(decisions as u64);
+        let kinds = [
+            tally.placed,
+            tally.confirmed,
+            tally.released,
+            tally.expired,
+            tally.purchased,
+            tally.cancelled,
+        ];
+        for (counter, n) in self.by_kind.iter().zip(kinds) {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+    }
+}
+
 /// [`HttpSeries::record`] for a method whose series are not kept.
 fn record_unkept(method: &str, route: &str, status: u16, elapsed: std::time::Duration) {
     metrics::histogram!(

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use crate::api::{self, AppState};
 use crate::auth::Auth;
-use crate::datadir::{DataDir, DataDirError};
+use crate::datadir::{DataDir, DataDirError, Mode};
 use crate::limits::{HEADER_READ_TIMEOUT, RETRY_AFTER_SECONDS};
 use crate::shard;
 
@@ -87,13 +87,7 @@ impl Running {
 
     /// [`Running::start`] with every shard's time taken from `time` (tests: a manual clock).
     pub fn start_with_time(config: &Config, time: shard::Time) -> Result<Self, RunError> {
-        if config.data_dir.join("shard-0").join("raft-log").exists() {
-            return Err(RunError::Recovery(format!(
-                "{} holds a cluster node's data: start it with --cluster FILE --node-id N",
-                config.data_dir.display()
-            )));
-        }
-        let data = DataDir::open(&config.data_dir, config.shards)?;
+        let data = DataDir::open(&config.data_dir, config.shards, Mode::Single)?;
         let admin_token = settle_secret(&data, "admin_token", config.admin_token.as_deref())?;
         let jwt_secret = settle_secret(&data, "jwt_secret", config.jwt_secret.as_deref())?;
         // The recorder goes in before the shard threads start: a shard creates its metric
@@ -131,17 +125,11 @@ impl Running {
     /// group of every shard (logs and snapshots under `shard-<n>/`) and one driver thread per
     /// shard.
     pub async fn start_cluster(config: &Config, setup: &ClusterSetup) -> Result<Self, RunError> {
-        let data = DataDir::open(&config.data_dir, Some(usize::from(setup.file.shards)))?;
-        for index in 0..data.shards() {
-            let dir = data.shard_dir(index);
-            if matches!(wal::presence(&dir), Ok(wal::Presence::History)) {
-                return Err(RunError::Recovery(format!(
-                    "{} holds a single-node server's log: a cluster node does not start on it \
-                     (start it without --cluster, or give the node a new data directory)",
-                    dir.display()
-                )));
-            }
-        }
+        let data = DataDir::open(
+            &config.data_dir,
+            Some(usize::from(setup.file.shards)),
+            Mode::Cluster,
+        )?;
         let admin_token = settle_secret(&data, "admin_token", config.admin_token.as_deref())?;
         let jwt_secret = settle_secret(&data, "jwt_secret", config.jwt_secret.as_deref())?;
         let prometheus = crate::metrics::install();

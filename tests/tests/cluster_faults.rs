@@ -48,8 +48,15 @@ const DOWN: Duration = Duration::from_millis(1500);
 /// Rows and seats per row of each event's seated section.
 const ROWS: &[&str] = &["A", "B", "C", "D"];
 const SEATS_PER_ROW: u64 = 15;
-/// Capacity of each event's general-admission section.
-const GA_CAPACITY: u64 = 1000;
+/// Capacity of each event's general-admission section, per second of the campaign's time
+/// budget: more than the clients can take in that time (the full-size campaign had about
+/// 12 writes acknowledged per second, each taking at most 3 tickets), so the events do not
+/// sell out before the run ends. A sold-out event answers every write 409, and no kill
+/// could then be followed by an acknowledged write: the full-size campaign stopped at
+/// kill 76 on 1,000.
+const GA_TICKETS_PER_BUDGET_SECOND: u64 = 100;
+/// The least capacity of each event's general-admission section.
+const GA_CAPACITY_MIN: u64 = 1000;
 /// Hold lifetime: longer than any run, so no hold expires (the checker allows no
 /// `expired`).
 const TTL_SECONDS: u64 = 86_400;
@@ -674,7 +681,7 @@ fn heal_and_check(sale: &Sale, states: &mut States, what: &str, full: bool) {
 }
 
 /// Creates one event per shard (ids chosen by the routing function), retrying on 503.
-fn create_events(cluster: &Cluster) -> Vec<String> {
+fn create_events(cluster: &Cluster, ga_capacity: u64) -> Vec<String> {
     let mut events = Vec::new();
     for shard in 0..SHARDS {
         let id = (0..1000)
@@ -689,7 +696,7 @@ fn create_events(cluster: &Cluster) -> Vec<String> {
             "id": id, "name": "Cluster sale", "hold_ttl_seconds": TTL_SECONDS,
             "sections": [
                 {"id": "hall", "name": "Hall", "price_cents": 100, "seats": {"rows": rows}},
-                {"id": "ga", "name": "Floor", "price_cents": 50, "capacity": GA_CAPACITY},
+                {"id": "ga", "name": "Floor", "price_cents": 50, "capacity": ga_capacity},
             ]
         })
         .to_string();
@@ -827,7 +834,8 @@ fn faults_lose_no_acknowledgement() {
     let started = Instant::now();
     let cluster = Cluster::start();
     cluster.leaders();
-    let events = create_events(&cluster);
+    let ga_capacity = (budget.as_secs() * GA_TICKETS_PER_BUDGET_SECOND).max(GA_CAPACITY_MIN);
+    let events = create_events(&cluster, ga_capacity);
     let shard = events
         .iter()
         .map(|e| (e.clone(), shard_for_event(e, SHARDS)))

@@ -2,16 +2,21 @@
 //! campaign over network namespaces is `cluster_faults.rs`): a sale through every node
 //! (forwarding to the leaders), `GET /v1/cluster`, the leader of a shard killed mid-sale,
 //! writes resuming on the others, an idempotent retry across the failover, the killed node
-//! restarting and catching up, every node restarted at once with nothing lost, and the
-//! single-node and cluster data directories refusing each other.
+//! restarting and catching up, every node restarted at once with nothing lost, the
+//! decision metrics counted once, by the leader, and the single-node and cluster data
+//! directories refusing each other by the mode they record (or, written by an older
+//! release, by what they hold).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{binary, request, send, user_token, ADMIN, SECRET};
+use harness::{binary, metric, request, send, user_token, ADMIN, SECRET};
 use serde_json::{json, Value};
+
+/// The header that marks a forwarded request (`server/src/api/cluster.rs`).
+const FORWARDED_BY: &str = "x-boxoffice-forwarded-by";
 
 /// How long any wait of this test may last before it fails.
 const WAIT: Duration = Duration::from_secs(30);
@@ -280,6 +285,20 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
     );
     assert_eq!(status, 201, "{booking}");
     assert_eq!(converged(&cluster, "cl-a")[0], (98, 0, 2));
+    // The decision metrics are counted by the shard's leader, once per committed decision
+    // (a follower that counted too would make the sums 3).
+    let summed = |name: &str| -> f64 { (0..3).map(|i| metric(cluster.nodes[i].http, name)).sum() };
+    for family in [
+        "boxoffice_holds_placed_total",
+        "boxoffice_holds_confirmed_total",
+    ] {
+        let name = format!("{family}{{shard=\"{shard}\"}}");
+        assert_eq!(summed(&name), 1.0, "{name}");
+    }
+    let decisions: f64 = (0..2)
+        .map(|s| summed(&format!("boxoffice_decisions_total{{shard=\"{s}\"}}")))
+        .sum();
+    assert_eq!(decisions, 6.0, "4 events, a hold and its confirmation");
 
     // Kill the leader of the hold's shard; buy through a survivor with an idempotency key.
     let leader = cluster.leader_of(0, shard);
@@ -369,10 +388,152 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
     assert_eq!(status, 200, "{booking}");
     assert_eq!(booking["status"], "confirmed");
 
+    // A request marked as forwarded is never forwarded again: a node that does not lead
+    // its shard answers it 503 itself.
+    let leader = cluster.leader_of(0, shard);
+    let follower = (leader + 1) % 3;
+    let marked = [("authorization", alice.as_str()), (FORWARDED_BY, "9")];
+    let hold_body = r#"{"items": [{"section_id": "floor", "qty": 1}]}"#;
+    let reply = send(
+        cluster.nodes[follower].http,
+        "POST",
+        "/v1/events/cl-a/holds",
+        &marked,
+        Some(hold_body),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(
+        converged(&cluster, "cl-a"),
+        after_kill,
+        "nothing was decided"
+    );
+
+    // With no quorum nothing is acknowledged: both followers of the shard down, a write to
+    // its leader answers 503. Once they are back, a retry with the same key gets one hold.
+    wait_for_preferred_leader(&cluster, shard);
+    let leader = cluster.leader_of(0, shard);
+    // A write decided by the leader first, so that it decides in this term (a leader that
+    // has not begun deciding would refuse for want of a quorum round anyway).
+    let port = cluster.nodes[leader].http;
+    let (status, warm) = until_answered(port, "POST", "/v1/events/cl-a/holds", &alice_h, hold_body);
+    assert_eq!(status, 201, "{warm}");
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &followers {
+        cluster.kill9(i);
+    }
+    let key_h = [
+        ("authorization", alice.as_str()),
+        ("idempotency-key", "hold-without-quorum"),
+    ];
+    let reply = send(
+        cluster.nodes[leader].http,
+        "POST",
+        "/v1/events/cl-a/holds",
+        &key_h,
+        Some(hold_body),
+    )
+    .unwrap();
+    assert_eq!(
+        reply.status, 503,
+        "acknowledged without a quorum: {}",
+        reply.body
+    );
+    for &i in &followers {
+        cluster.start(i);
+    }
+    let (status, held) = until_answered(port, "POST", "/v1/events/cl-a/holds", &key_h, hold_body);
+    assert_eq!(status, 201, "{held}");
+    let (available, held_n, sold) = after_kill[0];
+    let after_quorum = converged(&cluster, "cl-a");
+    assert_eq!(
+        after_quorum[0],
+        (available - 2, held_n + 2, sold),
+        "two holds"
+    );
+    let after_kill = after_quorum;
+
     // A cluster node's data directory does not start as a single-node server.
     let dir = cluster.nodes[0].dir.clone();
     cluster.kill9(0);
+    assert_eq!(recorded_mode(&dir), json!("cluster"));
     refused_as_single_node(&dir);
+    // Nor as the previous release wrote it, with no mode in boxoffice.json (inferred from
+    // its Raft logs); and it still starts as a cluster node, which records the mode.
+    let meta_path = dir.join("boxoffice.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta.as_object_mut().unwrap().remove("mode");
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    refused_as_single_node(&dir);
+    assert_eq!(recorded_mode(&dir), Value::Null, "a refusal writes nothing");
+    cluster.start(0);
+    cluster.settled(0);
+    assert_eq!(converged(&cluster, "cl-a"), after_kill);
+    assert_eq!(recorded_mode(&dir), json!("cluster"));
+}
+
+/// Waits (a few seconds at most, never failing) until shard `shard` is led by its
+/// preferred node (`nodes[shard % 3]`), so that no leadership transfer is under way.
+fn wait_for_preferred_leader(cluster: &Cluster, shard: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cluster.leader_of(0, shard) != shard % 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `mode` recorded in a data directory's `boxoffice.json` (null if none).
+fn recorded_mode(dir: &Path) -> Value {
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("boxoffice.json")).unwrap()).unwrap();
+    meta["mode"].clone()
+}
+
+#[test]
+fn a_cluster_node_refuses_a_single_node_directory_by_its_recorded_mode() {
+    // A single-node server's directory, started and stopped before any sale: no shard has
+    // history, so only the recorded mode tells whose it is.
+    let mut server = harness::Server::start(harness::Launch::default());
+    server.terminate();
+    let dir = server.data_dir();
+    assert_eq!(recorded_mode(&dir), json!("single"));
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("cluster.toml");
+    let mut text = "shards = 2\n".to_string();
+    for id in 1..=3 {
+        text.push_str(&format!(
+            "[[nodes]]\nid = {id}\nhttp = \"127.0.0.1:{}\"\nraft = \"127.0.0.1:{}\"\n",
+            free_port(),
+            free_port()
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let mut child = Command::new(binary())
+        .args(["serve", "--cluster"])
+        .arg(&file)
+        .args(["--node-id", "1", "--data-dir"])
+        .arg(&dir)
+        .env("BOXOFFICE_ADMIN_TOKEN", ADMIN)
+        .env("BOXOFFICE_JWT_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the cluster node started on a single-node directory");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("single-node server's data"), "{stderr}");
+    assert_eq!(recorded_mode(&dir), json!("single"));
 }
 
 fn refused_as_single_node(dir: &Path) {

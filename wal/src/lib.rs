@@ -49,6 +49,9 @@ pub use format::{
     FORMAT_VERSION, RECORD_HEADER_LEN, RECORD_LEN_MAX, SEGMENT_HEADER_LEN, SNAPSHOT_HEADER_LEN,
 };
 pub use inspect::{inspect, presence, verify, Item, Presence, VerifyReport};
-pub use log::{remove_files, write_snapshot_file, Options, Recovery, Snapshot, Wal};
+pub use log::{
+    read_snapshot_file, remove_files, snapshot_file_name, snapshot_seqs, write_snapshot_file,
+    Options, Recovery, Snapshot, Wal,
+};
 pub use scan::TornTail;
 pub use storage::{CrashStorage, FaultKind, FaultStorage, FileStorage, Storage, TearMode};

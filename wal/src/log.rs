@@ -124,25 +124,21 @@ impl<S: Storage> Wal<S> {
             storage.remove(tmp).map_err(io_error(&dir, tmp, "remove"))?;
         }
         let mut recovery = Recovery::default();
-        let mut snapshots: Vec<u64> = names
-            .iter()
-            .filter_map(|n| format::parse_snapshot_name(n))
-            .collect();
-        snapshots.sort_unstable();
+        let mut snapshots = snapshot_seqs(&names);
         let mut damaged = Vec::new();
         for &seq in snapshots.iter().rev() {
             let name = format::snapshot_name(seq);
-            let bytes = storage.read(&name).map_err(io_error(&dir, &name, "read"))?;
-            match format::parse_snapshot(&bytes) {
-                Ok((s, range)) if s == seq => {
+            match read_snapshot_file(&storage, seq) {
+                Ok(bytes) => {
                     recovery.snapshot = Some(Snapshot {
                         seq,
-                        bytes: bytes[range].to_vec(),
+                        bytes,
                         path: dir.join(&name),
                     });
                     break;
                 }
-                Ok(_) | Err(_) => {
+                Err(error @ Error::Io { .. }) => return Err(error),
+                Err(_) => {
                     tracing::warn!(path = %dir.join(&name).display(), "damaged snapshot skipped");
                     recovery.damaged_snapshots.push(dir.join(&name));
                     damaged.push(seq);
@@ -918,6 +914,49 @@ pub fn write_snapshot_file<S: Storage>(
     storage
         .sync_dir()
         .map_err(io_error(&dir, "", "fsync directory"))
+}
+
+/// The seqs of the snapshot files among the file names `names`, ascending.
+pub fn snapshot_seqs(names: &[String]) -> Vec<u64> {
+    let mut seqs: Vec<u64> = names
+        .iter()
+        .filter_map(|n| format::parse_snapshot_name(n))
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+/// The name of the snapshot file of `seq` (as [`write_snapshot_file`] names it).
+pub fn snapshot_file_name(seq: u64) -> String {
+    format::snapshot_name(seq)
+}
+
+/// Reads the snapshot file of `seq` from the directory of `storage` (as
+/// [`write_snapshot_file`] wrote it) and checks its frame: its payload, or
+/// [`Error::Corrupt`] if the frame is damaged or names another seq ([`Error::Io`] if it
+/// cannot be read).
+pub fn read_snapshot_file<S: Storage>(storage: &S, seq: u64) -> Result<Vec<u8>, Error> {
+    let name = format::snapshot_name(seq);
+    let path = storage.dir().join(&name);
+    let mut bytes = storage
+        .read(&name)
+        .map_err(io_error(storage.dir(), &name, "read"))?;
+    match format::parse_snapshot(&bytes) {
+        Ok((found, range)) if found == seq => {
+            bytes.drain(..range.start);
+            Ok(bytes)
+        }
+        Ok((found, _)) => Err(Error::Corrupt {
+            path,
+            offset: 0,
+            reason: format!("the snapshot file of seq {seq} says seq {found}"),
+        }),
+        Err(reason) => Err(Error::Corrupt {
+            path,
+            offset: 0,
+            reason,
+        }),
+    }
 }
 
 /// Deletes the files `names` of the log directory of `storage` (as returned by

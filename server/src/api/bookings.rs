@@ -8,6 +8,8 @@ use engine::{BookingId, BookingQuery, Command};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::client::AppState;
+use super::convert::created;
 use super::convert::{
     booking_cursor, booking_json, idempotency, page, page_limit, parse_booking_cursor,
     purchase_take, take_command,
@@ -15,7 +17,6 @@ use super::convert::{
 use super::dto::{BookingJson, BookingPage, PurchaseBody};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::{created, AppState};
 use crate::auth::Principal;
 
 fn route_booking(state: &AppState, text: &str) -> Result<(BookingId, usize), ApiError> {

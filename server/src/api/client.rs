@@ -10,9 +10,9 @@ use engine::{Command, Engine, Output};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::oneshot;
 
-use super::cluster;
 use super::context::{current_request_id, mark_queued};
 use super::error::ApiError;
+use super::leader;
 use crate::auth::Auth;
 use crate::limits::{OUTCOME_WAIT_MAX, READ_WAIT_MAX};
 use crate::metrics::HttpSeries;
@@ -129,7 +129,7 @@ impl AppState {
 
     fn handle(&self, shard: usize) -> Result<&ShardHandle, ApiError> {
         if let Some(node) = &self.0.cluster {
-            cluster::route(node, shard)?;
+            leader::route(node, shard)?;
         }
         let handle = &self.0.shards[shard];
         if handle.status().is_recovering() {

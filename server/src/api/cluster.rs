@@ -1,11 +1,15 @@
 //! Cluster mode at the HTTP edge: which node serves a shard, forwarding a request to the
 //! shard's leader, and `GET /v1/cluster`.
 //!
-//! Any node answers any request. A handler that reaches a shard led by another node gets
-//! 503 from [`route`], which also notes the leader's API address for this request; the
-//! [`forward`] middleware then sends the very same request (method, path, headers, body)
-//! to that node and answers with its answer. A forwarded request is never forwarded
-//! again: a node that is not the leader any more answers it 503 itself.
+//! Any node answers any request. The [`forward`] middleware sends a request for a shard
+//! led by another node, the very same request (method, path, headers, body), to that node
+//! and answers with its answer. Where the path names the shard (an event, a hold, a
+//! booking, an entry) this is decided from the path, and a request this node serves
+//! itself runs as it came, its body never buffered. Otherwise (a new event, whose id is in
+//! the body) the request runs here with its body kept, and a handler that reaches a shard
+//! led elsewhere gets 503 from [`route`], which also notes the leader's address so that
+//! [`forward`] sends the request there. A forwarded request is never forwarded again: a
+//! node that is not the leader any more answers it 503 itself.
 
 use std::sync::Arc;
 
@@ -20,76 +24,133 @@ use raft::ClusterNode;
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::leader::FORWARD_TO;
 use super::AppState;
 use crate::limits::{BODY_BYTES_MAX, FORWARD_WAIT_EXTRA};
 
 /// Marks a request forwarded by another node (its value: that node's id).
 pub const FORWARDED_BY: &str = "x-boxoffice-forwarded-by";
 
-tokio::task_local! {
-    /// The API address of the node this request must be forwarded to, once known.
-    static FORWARD_TO: Arc<Mutex<Option<(u64, String)>>>;
+/// Where a request's path says it goes, before its body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathRoute {
+    /// To this shard (an event's, or the one a hold, booking or entry id names).
+    Shard(usize),
+    /// Never to a shard led elsewhere: health, metrics, the documents and pages, the
+    /// cluster's status, live streams (served from this node's committed state), and ids
+    /// that are not ids (answered 404 here).
+    Here,
+    /// Only the handler knows (a new event's id is in its body; a list may read every
+    /// shard): run it here with the body kept, and forward if it reaches a shard led
+    /// elsewhere.
+    Handler,
 }
 
-/// `Ok` when this node leads `shard` and serves it itself; otherwise the 503 to answer if
-/// the request cannot be forwarded (the leader's address is noted for [`forward`]).
-pub fn route(node: &ClusterNode, shard: usize) -> Result<(), ApiError> {
-    let lead = node.group(shard).leadership();
-    if lead.is_me {
-        return Ok(());
+/// The route of `path` (see [`PathRoute`]).
+fn path_route(state: &AppState, path: &str) -> PathRoute {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // An escaped segment is decoded by the handler: leave it to the handler.
+    if segments.iter().any(|s| s.contains('%')) {
+        return PathRoute::Handler;
     }
-    match lead
-        .leader
-        .and_then(|id| node.file().node(id).map(|n| (id, n.http.clone())))
-    {
-        Some((id, http)) => {
-            let _ = FORWARD_TO.try_with(|slot| *slot.lock() = Some((id, http)));
-            Err(ApiError::unavailable(format!(
-                "node {id} leads shard {shard} and cannot be reached from here; retry"
-            )))
+    let by_id = |shard: Option<u16>| match shard.and_then(|s| state.shard_of_id(s)) {
+        Some(shard) => PathRoute::Shard(shard),
+        None => PathRoute::Here,
+    };
+    match segments.as_slice() {
+        ["v1", "events", _, "stream"] => PathRoute::Here,
+        ["v1", "events", event_id, ..] if !event_id.is_empty() => {
+            PathRoute::Shard(state.shard_of_event(event_id))
         }
-        None => Err(ApiError::unavailable(format!(
-            "shard {shard} has no leader (an election is under way); retry shortly"
-        ))),
+        ["v1", "holds", id, ..] => by_id(engine::HoldId::parse(id).map(|i| i.shard())),
+        ["v1", "bookings", id, ..] => by_id(engine::BookingId::parse(id).map(|i| i.shard())),
+        ["v1", "waitlist", id, ..] => by_id(engine::EntryId::parse(id).map(|i| i.shard())),
+        ["health" | "ready" | "metrics" | "openapi.json" | "" | "events" | "page", ..]
+        | ["v1", "cluster"] => PathRoute::Here,
+        _ => PathRoute::Handler,
     }
 }
 
-/// Runs the request here; if it turned out to belong to a shard led by another node,
-/// forwards it there (once) and answers with that node's answer.
+/// Serves the request here, or forwards it to the leader of its shard (once) and answers
+/// with that node's answer. When the path names the shard, this is decided before the
+/// body is touched: a shard led here runs the request as it came; a shard led elsewhere
+/// is forwarded without running here. Only a request whose shard the handler alone knows
+/// is buffered, run here, and forwarded if its shard turns out to be led elsewhere.
 pub async fn forward(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(node) = state.cluster().cloned() else {
         return next.run(request).await;
     };
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, BODY_BYTES_MAX).await else {
-        return ApiError::payload_too_large().into_response();
-    };
-    let method = parts.method.clone();
-    let uri = parts.uri.clone();
-    let headers = parts.headers.clone();
-    let slot = Arc::new(Mutex::new(None));
-    let response = FORWARD_TO
-        .scope(
-            Arc::clone(&slot),
-            next.run(Request::from_parts(parts, Body::from(bytes.clone()))),
-        )
-        .await;
-    let target = slot.lock().take();
-    let Some((leader, http)) = target else {
-        return response;
-    };
-    if headers.contains_key(FORWARDED_BY) {
+    if request.headers().contains_key(FORWARDED_BY) {
         // Forwarded to us by a node that thought we lead: never a second hop.
-        return response;
+        return next.run(request).await;
     }
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    match path_route(&state, request.uri().path()) {
+        PathRoute::Here => next.run(request).await,
+        PathRoute::Shard(shard) => match leader_elsewhere(&node, shard) {
+            // Led here, or no leader (the handler answers 503 `unavailable`).
+            None => next.run(request).await,
+            Some(leader) => {
+                let (parts, body) = request.into_parts();
+                let Ok(bytes) = axum::body::to_bytes(body, BODY_BYTES_MAX).await else {
+                    return ApiError::payload_too_large().into_response();
+                };
+                send_to(&state, &node, leader, parts, bytes).await
+            }
+        },
+        PathRoute::Handler => {
+            let (parts, body) = request.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, BODY_BYTES_MAX).await else {
+                return ApiError::payload_too_large().into_response();
+            };
+            let kept = Request::from_parts(parts, Body::from(bytes.clone()));
+            let (parts, _) = clone_head(&kept).into_parts();
+            let slot = Arc::new(Mutex::new(None));
+            let response = FORWARD_TO.scope(Arc::clone(&slot), next.run(kept)).await;
+            let target = slot.lock().take();
+            match target {
+                Some(leader) => send_to(&state, &node, leader, parts, bytes).await,
+                None => response,
+            }
+        }
+    }
+}
+
+/// The leader of `shard` and its API address, if another node leads it.
+fn leader_elsewhere(node: &ClusterNode, shard: usize) -> Option<(u64, String)> {
+    let lead = node.group(shard).leadership();
+    if lead.is_me {
+        return None;
+    }
+    let id = lead.leader?;
+    node.file().node(id).map(|n| (id, n.http.clone()))
+}
+
+/// A request with the same method, URI and headers, and no body.
+fn clone_head(request: &Request) -> Request {
+    let mut head = Request::new(Body::empty());
+    *head.method_mut() = request.method().clone();
+    *head.uri_mut() = request.uri().clone();
+    *head.headers_mut() = request.headers().clone();
+    head
+}
+
+/// Sends the request (`parts` and `body`) to `leader`, marked as forwarded, and relays
+/// its answer.
+async fn send_to(
+    state: &AppState,
+    node: &ClusterNode,
+    (leader, http): (u64, String),
+    parts: axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> Response {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("http://{http}{path}");
     let mut outgoing = node
         .http()
-        .request(method.clone(), &url)
+        .request(parts.method.clone(), &url)
         .timeout(state.0.options.outcome_wait + FORWARD_WAIT_EXTRA)
-        .body(bytes);
-    for (name, value) in headers.iter() {
+        .body(body);
+    for (name, value) in parts.headers.iter() {
         if !is_hop_header(name) {
             outgoing = outgoing.header(name, value);
         }
@@ -105,7 +166,7 @@ pub async fn forward(State(state): State<AppState>, request: Request, next: Next
             "node {leader} leads this shard and cannot be reached; retry"
         ))
         .into_response(),
-        Err(error) if method == axum::http::Method::GET => ApiError::unavailable(format!(
+        Err(error) if parts.method == axum::http::Method::GET => ApiError::unavailable(format!(
             "node {leader}, which leads this shard, did not answer: {error}"
         ))
         .into_response(),

@@ -514,6 +514,12 @@ impl From<&EntryView> for EntryJson {
     }
 }
 
+/// `201 Created` with a JSON body.
+pub fn created<T: serde::Serialize>(body: T) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (axum::http::StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,11 +8,12 @@ use engine::Command;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::client::AppState;
+use super::convert::created;
 use super::convert::{idempotency, new_event, new_event_id, page, page_limit};
 use super::dto::{CreateEventBody, EventJson, EventPage, SeatMapJson};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::{created, AppState};
 use crate::auth::Principal;
 
 /// Creates an event with its sections.

@@ -6,12 +6,13 @@ use axum::response::Response;
 use axum::Json;
 use engine::{Command, HoldId};
 
+use super::client::AppState;
+use super::convert::created;
 use super::convert::{booking_json, hold_json, idempotency, take_command, Take};
 use super::dto::{ConfirmBody, HoldBody, HoldJson};
 use super::dto_sale::ExtendBody;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
-use super::{created, AppState};
 use crate::auth::Principal;
 
 /// Routes a hold id to its shard; an id of no shard of this server is simply not found.

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod holds;
+pub mod leader;
 pub mod openapi;
 pub mod ops;
 pub mod stream;
@@ -227,9 +228,4 @@ async fn cors(state: &AppState, request: Request, next: Next) -> Response {
         headers.append(header::VARY, HeaderValue::from_static("origin"));
     }
     response
-}
-
-/// `201 Created` with a JSON body.
-pub fn created<T: serde::Serialize>(body: T) -> Response {
-    (axum::http::StatusCode::CREATED, axum::Json(body)).into_response()
 }

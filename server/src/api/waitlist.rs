@@ -7,11 +7,12 @@ use axum::response::Response;
 use axum::Json;
 use engine::{Command, EntryId, NewEntry, Output};
 
+use super::client::AppState;
+use super::convert::created;
 use super::convert::{idempotency, user_for};
 use super::dto_sale::{EntryJson, JoinBody};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
-use super::{created, AppState};
 use crate::auth::Principal;
 
 /// Routes an entry id to its shard; an id of no shard of this server is not found.

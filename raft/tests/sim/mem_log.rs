@@ -1,5 +1,5 @@
-//! An in-memory Raft log, for the in-process cluster of the tests (nothing survives the
-//! process). The file-backed log is [`crate::log_store`].
+//! An in-memory Raft log, for the in-process cluster of the simulation (nothing survives the
+//! process). The file-backed log is `raft::log_store`.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -13,7 +13,7 @@ use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::{LogState, RaftLogReader};
 use parking_lot::Mutex;
 
-use crate::types::TypeConfig;
+use raft::types::TypeConfig;
 
 #[derive(Default)]
 struct Inner {
