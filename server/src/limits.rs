@@ -149,3 +149,10 @@ pub const FORWARD_WAIT_EXTRA: Duration = Duration::from_secs(2);
 /// Batches a cluster shard leader keeps in flight at once (decided, not yet committed):
 /// the next batch is decided while earlier ones replicate.
 pub const PIPELINE_DEPTH: usize = 4;
+
+/// Batches a single-node shard has decided and not yet released (their log write and
+/// fdatasync in flight), at most: the shard decides the next batch while the log stage
+/// makes the previous ones durable. 1 turns the pipeline off (each batch durable before the
+/// next is decided); `BOXOFFICE_LOG_PIPELINE_DEPTH`, read once at start, sets it for
+/// benchmarks. Cluster mode's [`PIPELINE_DEPTH`] is its own.
+pub const LOG_PIPELINE_DEPTH: usize = 4;
