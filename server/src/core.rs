@@ -3,16 +3,24 @@
 //!
 //! [`ShardCore::decide`] is one batch: with the time it is given, it expires the holds that
 //! are due (first, so their inventory is back before the batch decides), decides and applies
-//! every command, appends the batch's decisions with one write, makes them durable with one
-//! fdatasync, and only then hands back every answer. If the write or the sync failed, every
-//! answer of the batch becomes [`ShardError::Unavailable`] (they were computed on state that
-//! is not durable) and the engine is rebuilt from what is durable. So nothing the core
-//! returns shows a decision before it is durable (invariant 4 of docs/architecture.md).
+//! every command ([`Engine::execute`]), and hands the batch's decisions to the log stage
+//! ([`log_stage`]), which writes and fdatasyncs off the deciding thread, group-committing
+//! every batch queued since its last sync. The core goes on deciding later batches on the
+//! state they leave (at most [`CoreOptions::depth`] in flight) and keeps each batch's answers
+//! and reads. [`ShardCore::release`] hands them back in order, each batch only once the log
+//! is durable up to its last decision. If a write or a sync failed, every batch after the
+//! last durable seq has all its answers turned into [`ShardError::Unavailable`] (they were
+//! computed on state that is not durable), the engine is rebuilt from what is durable, and
+//! the log stage drops what it still had of them. A batch with reads is released with
+//! nothing decided after it, so its reads run on exactly the durable state. So nothing the
+//! core releases shows a decision before it is durable (invariant 4 of
+//! docs/architecture.md).
 //!
 //! The core is generic over the log's [`Storage`]: the server runs it over real files on the
 //! shard thread (`crate::shard`, which owns the queue, the clock, the replies and the
-//! metrics); the seeded simulation (`server/tests/simulation.rs`) runs the very same core over
-//! the crash and fault storage with a seeded clock.
+//! metrics) with the log stage on a thread of its own; the seeded simulation
+//! (`server/tests/simulation.rs`) runs the very same core over the crash and fault storage
+//! with a seeded clock, and steps the log stage itself.
 
 pub mod log_stage;
 

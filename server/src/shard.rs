@@ -1,14 +1,17 @@
-//! One shard: a thread that drives a [`ShardCore`] over its log directory.
+//! One shard: a thread that drives a [`ShardCore`] over its log directory, and the log
+//! thread that runs the core's log stage.
 //!
 //! The loop takes a batch of requests from its bounded queue (or wakes for the next hold
 //! expiry), reads the clock once, and hands the batch's commands to the core, which decides
-//! and applies every command, appends the decisions with one write and makes them durable
-//! with one fdatasync; only then does the loop answer everyone in the batch, reads
-//! included. So no reply and no read shows a decision before
-//! it is durable (invariant 4 of docs/architecture.md). If the log fails, the shard rebuilds its state from what is
-//! durable on disk, answers 503 to every later write, and says why in `/ready`; a log
-//! that only found no space (ENOSPC, EFBIG) is checked again every
-//! [`WAL_FULL_RETRY_INTERVAL`] and writes resume once there is room.
+//! and applies every command and hands the decisions to the log thread; while that thread
+//! writes and fdatasyncs, the loop takes and decides the next batches (at most
+//! [`LOG_PIPELINE_DEPTH`] in flight). Each batch's answers, reads included, go out in order
+//! once the core reports it durable. So no reply and no read shows a decision before it is
+//! durable (invariant 4 of docs/architecture.md). If the log fails, the shard answers 503
+//! to every batch after the last durable one, rebuilds its state from what is durable on
+//! disk, answers 503 to every later write, and says why in `/ready`; a log that only found
+//! no space (ENOSPC, EFBIG) is checked again every [`WAL_FULL_RETRY_INTERVAL`] and writes
+//! resume once there is room.
 //!
 //! The shard's time is a [`ShardClock`]: the wall clock, except that it never goes back and,
 //! while the wall clock is behind the log's time (a step back), advances by the monotonic
@@ -553,6 +556,7 @@ struct ShardMetrics {
     purchased: metrics::Counter,
     cancelled: metrics::Counter,
     queue_depth: metrics::Gauge,
+    in_flight: metrics::Gauge,
     holds_live: metrics::Gauge,
     tickets_sold: metrics::Gauge,
     tickets_held: metrics::Gauge,
@@ -574,6 +578,7 @@ impl ShardMetrics {
             purchased: metrics::counter!("boxoffice_purchases_total", "shard" => shard.clone()),
             cancelled: metrics::counter!("boxoffice_bookings_cancelled_total", "shard" => shard.clone()),
             queue_depth: metrics::gauge!("boxoffice_shard_queue_depth", "shard" => shard.clone()),
+            in_flight: metrics::gauge!("boxoffice_log_batches_in_flight", "shard" => shard.clone()),
             holds_live: metrics::gauge!("boxoffice_holds_live", "shard" => shard.clone()),
             tickets_sold: metrics::gauge!("boxoffice_tickets_sold", "shard" => shard.clone()),
             tickets_held: metrics::gauge!("boxoffice_tickets_held", "shard" => shard.clone()),
@@ -688,6 +693,7 @@ impl Shard {
             }
             self.metrics.queue_depth.set(rx.len() as f64);
             let (stop, decisions) = self.process(&mut batch);
+            self.metrics.in_flight.set(self.core.in_flight() as f64);
             stopping |= stop;
             idle_pass = decisions == 0;
         }
@@ -772,6 +778,7 @@ impl Shard {
             }
         }
         self.answered_at = Instant::now();
+        self.metrics.in_flight.set(self.core.in_flight() as f64);
         self.record_stats();
         self.core.maintain();
     }
