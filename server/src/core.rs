@@ -383,7 +383,10 @@ impl<S: Storage, R, Q> ShardCore<S, R, Q> {
     }
 
     /// The log stage, to run: on a thread of its own ([`LogStage::run`]) in the server,
-    /// step by step in the simulation. `None` once taken.
+    /// step by step in the simulation. `None` once taken. A core whose stage is not taken
+    /// runs it inline: each batch is written and synced in [`ShardCore::decide`], on the
+    /// deciding thread, and released by the next [`ShardCore::release`] (the server's depth
+    /// 1, which saves the two thread handoffs a batch costs with a log thread).
     pub fn take_log_stage(&mut self) -> Option<LogStage<S>> {
         self.stage.take()
     }
@@ -560,6 +563,11 @@ impl<S: Storage, R, Q> ShardCore<S, R, Q> {
             self.next_seq += self.used as u64;
             report.last_seq = self.next_seq - 1;
             report.written = Written::Pending;
+            if let Some(stage) = &mut self.stage {
+                // No driver took the stage: it runs here, inline (no pipeline).
+                stage.write();
+                stage.sync();
+            }
         }
         if replies.is_empty() && reads.is_empty() && self.used == 0 {
             return report;

@@ -151,8 +151,11 @@ pub const FORWARD_WAIT_EXTRA: Duration = Duration::from_secs(2);
 pub const PIPELINE_DEPTH: usize = 4;
 
 /// Batches a single-node shard has decided and not yet released (their log write and
-/// fdatasync in flight), at most: the shard decides the next batch while the log stage
-/// makes the previous ones durable. 1 turns the pipeline off (each batch durable before the
-/// next is decided); `BOXOFFICE_LOG_PIPELINE_DEPTH`, read once at start, sets it for
-/// benchmarks. Cluster mode's [`PIPELINE_DEPTH`] is its own.
-pub const LOG_PIPELINE_DEPTH: usize = 4;
+/// fdatasync in flight), at most. Above 1 the shard decides the next batch while a log
+/// thread makes the previous ones durable; 1 (the default) runs the log stage inline on
+/// the shard thread, each batch durable before the next is decided: on the 2-core machine
+/// of docs/benchmarks.md the log thread's two handoffs per batch cost more than the overlap
+/// won (closed loop 0.29 × the ceiling at depth 4 against 0.42-0.56 × at depth 1).
+/// `BOXOFFICE_LOG_PIPELINE_DEPTH`, read once at start, sets it. Cluster mode's
+/// [`PIPELINE_DEPTH`] is its own.
+pub const LOG_PIPELINE_DEPTH: usize = 1;

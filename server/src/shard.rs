@@ -388,20 +388,25 @@ fn run(
     );
     match recovered {
         Ok(mut core) => {
-            let stage = core.take_log_stage().expect("a new core has its log stage");
-            let log_thread = match std::thread::Builder::new()
-                .name(format!("log-{index}"))
-                .spawn(move || stage.run())
-            {
-                Ok(thread) => thread,
-                Err(error) => {
-                    let reason = format!("shard {index}: cannot start the log thread: {error}");
-                    tracing::error!(shard = index, %reason, "recovery failed");
-                    status.set_recovery_failed(reason.clone());
-                    refuse_all(rx, &reason);
-                    return;
+            // With a pipeline, the log stage runs on a thread of its own; without one
+            // (depth 1), inline on this thread, as before the pipeline.
+            let mut log_thread = None;
+            if options.depth > 1 {
+                let stage = core.take_log_stage().expect("a new core has its log stage");
+                match std::thread::Builder::new()
+                    .name(format!("log-{index}"))
+                    .spawn(move || stage.run())
+                {
+                    Ok(thread) => log_thread = Some(thread),
+                    Err(error) => {
+                        let reason = format!("shard {index}: cannot start the log thread: {error}");
+                        tracing::error!(shard = index, %reason, "recovery failed");
+                        status.set_recovery_failed(reason.clone());
+                        refuse_all(rx, &reason);
+                        return;
+                    }
                 }
-            };
+            }
             let engine = core.engine().expect("a recovered core serves");
             // Snapshots are taken by the follower and written by their own thread; without
             // them (a thread that could not start) the shard takes them itself, as a fallback.
@@ -427,7 +432,9 @@ fn run(
             shard.serve(rx, status);
             shard.core.shutdown();
             drop(shard);
-            let _ = log_thread.join();
+            if let Some(thread) = log_thread {
+                let _ = thread.join();
+            }
         }
         Err(error) => {
             let reason = error.to_string();

@@ -50,7 +50,7 @@ const OPTIONS: Options = Options {
 
 type Sim = FaultStorage<CrashStorage>;
 type Core = ShardCore<Sim, usize, usize>;
-type Stage = LogStage<Sim>;
+type Stage = Option<LogStage<Sim>>;
 
 #[derive(Default)]
 struct Counts {
@@ -210,7 +210,12 @@ fn recover(
             }
         }
     };
-    let stage = core.take_log_stage().expect("a new core has its stage");
+    // A fifth of the cores run their log stage inline (the server's depth 1).
+    let stage = if rng.random_bool(0.2) {
+        None
+    } else {
+        Some(core.take_log_stage().expect("a new core has its stage"))
+    };
     (core, stage, status)
 }
 
@@ -460,16 +465,20 @@ fn run_seed(seed: u64, counts: &mut Counts) {
             }
             Action::Decide => counts.pipeline_full += 1,
             Action::Write => {
-                if stage.has_queued() && core.in_flight() > 1 {
-                    counts.grouped += 1;
+                if let Some(stage) = &mut stage {
+                    if stage.has_queued() && core.in_flight() > 1 {
+                        counts.grouped += 1;
+                    }
+                    stage.write();
                 }
-                stage.write();
             }
             Action::Sync => {
-                if stage.has_written() && core.in_flight() > 1 {
-                    counts.synced_with_later_in_flight += 1;
+                if let Some(stage) = &mut stage {
+                    if stage.has_written() && core.in_flight() > 1 {
+                        counts.synced_with_later_in_flight += 1;
+                    }
+                    stage.sync();
                 }
-                stage.sync();
             }
             Action::Release => {
                 let in_flight = core.in_flight();
@@ -568,7 +577,7 @@ fn run_seed(seed: u64, counts: &mut Counts) {
                     if let Some((seq, bytes)) = staged.take_if(|_| rng.random_bool(0.5)) {
                         let faults = rng.random_bool(0.2);
                         let mut writer = faulty(&storage, &mut rng, faults);
-                        if stage.has_written() {
+                        if stage.as_ref().is_some_and(LogStage::has_written) {
                             counts.snapshot_racing_append += 1;
                         }
                         match wal::write_snapshot_file(&mut writer, seq, &bytes) {
@@ -628,9 +637,9 @@ fn run_seed(seed: u64, counts: &mut Counts) {
         // A crash at this point of the pipeline: batches decided and not written, written
         // and not synced, synced and not released, all lost with the process.
         counts.crashes += 1;
-        if stage.has_written() {
+        if stage.as_ref().is_some_and(LogStage::has_written) {
             counts.crash_written_unsynced += 1;
-        } else if stage.has_queued() {
+        } else if stage.as_ref().is_some_and(LogStage::has_queued) {
             counts.crash_queued += 1;
         } else if !core.is_drained() {
             counts.crash_durable_unreleased += 1;

@@ -305,7 +305,11 @@ fn kill_9_while_pipelined_batches_wait_for_their_sync_loses_nothing_acknowledged
     let pause = tempfile::tempdir().unwrap();
     let pause_file = pause.path().join("pause");
     let mut server = Server::start(Launch {
-        env: vec![(PAUSE_SYNC_ENV.into(), pause_file.display().to_string())],
+        env: vec![
+            (PAUSE_SYNC_ENV.into(), pause_file.display().to_string()),
+            // The pipeline is off by default (docs/benchmarks.md): on, with 4 in flight.
+            ("BOXOFFICE_LOG_PIPELINE_DEPTH".into(), "4".into()),
+        ],
         shards: Some(1),
         ..Launch::default()
     });
