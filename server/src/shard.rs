@@ -1,11 +1,11 @@
-//! One shard: a thread that drives a [`ShardCore`] over its log directory, and the log
-//! thread that runs the core's log stage.
+//! One shard: a thread that drives a [`ShardCore`] over its log directory, and, with the
+//! durability pipeline on ([`LOG_PIPELINE_DEPTH`] above 1), the log thread that runs the
+//! core's log stage (at depth 1, the default, the stage runs inline on the shard thread).
 //!
 //! The loop takes a batch of requests from its bounded queue (or wakes for the next hold
 //! expiry), reads the clock once, and hands the batch's commands to the core, which decides
-//! and applies every command and hands the decisions to the log thread; while that thread
-//! writes and fdatasyncs, the loop takes and decides the next batches (at most
-//! [`LOG_PIPELINE_DEPTH`] in flight). Each batch's answers, reads included, go out in order
+//! and applies every command and hands the decisions to the log stage; with a log thread,
+//! while it writes and fdatasyncs, the loop takes and decides the next batches. Each batch's answers, reads included, go out in order
 //! once the core reports it durable. So no reply and no read shows a decision before it is
 //! durable (invariant 4 of docs/architecture.md). If the log fails, the shard answers 503
 //! to every batch after the last durable one, rebuilds its state from what is durable on

@@ -1,7 +1,12 @@
 //! A seeded, single-threaded simulation of a shard that runs the server's own shard core
-//! ([`server::core::ShardCore`], the code the shard thread drives) over the crash and fault
-//! test storage, with a seeded clock. There is no copy of the loop here: each step hands the
-//! core a batch of random commands at a random later time and checks what it gives back.
+//! ([`server::core::ShardCore`], the code the shard thread drives) and its log stage over
+//! the crash and fault test storage, with a seeded clock. There is no copy of the loop here:
+//! each step is one of what the server's threads do, picked by the seed: the core decides a
+//! batch of random commands (and maybe a read) at a random later time, if it may; the log
+//! stage writes what is queued (one append), or fdatasyncs what it wrote; or the core takes
+//! the stage's reports and releases what is durable, then the snapshot writer and the core's
+//! maintenance run. The pipeline's depth is 1 to 4 per seed, and a fifth of the cores run
+//! their stage inline (the server's default). A crash can follow any step.
 //!
 //! Random I/O errors (EIO, ENOSPC, short writes) hit the log's storage, the storage the core
 //! opens to rebuild its durable state, and the snapshot writer's; random crashes drop what
@@ -10,18 +15,21 @@
 //! on, taken in by the core, its obsolete files deleted through another handle later still);
 //! the other half let the core write them itself at its cadence. Checked at every step:
 //!
-//! - every answer of a batch whose write or sync failed is 503, and so is every command
-//!   while the log is failed or full;
-//! - no answer is released before its decisions are durable: after any batch that answered
-//!   a command with success, a crash must recover at least everything up to that batch;
-//! - reads see exactly the durable state: the core's engine between batches equals the
-//!   replay of the log's durable prefix (after a failure too: the rebuilt state);
+//! - batches are released in the order they were decided, one answer per command, and each
+//!   only once the log itself (not the core's idea of it) is durable up to its last seq;
+//! - every answer of a batch whose write or sync failed, or that was decided after one that
+//!   failed, is 503, and so is every command while the log is failed or full;
+//! - a read is released only with nothing in flight, and sees exactly the replay of the
+//!   log's durable prefix (after a failure too: the rebuilt state); so does the engine
+//!   whenever the pipeline is drained;
 //! - due holds expire before the batch's commands decide (no expiry after a command's
 //!   decision, none left due afterwards);
 //! - a snapshot the core writes fails only by an injected fault;
-//! - after a crash, recovery gives exactly the durable prefix when the unsynced bytes were
-//!   dropped, and something between the durable prefix and all that was written when they
-//!   were torn; the state is the replay of exactly the recovered prefix; invariants hold.
+//! - after a crash (with batches queued for the stage, written and not synced, or durable
+//!   and not released), every released batch survives; recovery gives exactly the durable
+//!   prefix when the unsynced bytes were dropped, and something between the durable prefix
+//!   and all that was written when they were torn; the state is the replay of exactly the
+//!   recovered prefix; invariants hold.
 //!
 //! `BOXOFFICE_SIM_SEEDS` (default 2000) sets how many seeds run; `BOXOFFICE_SEED=n` runs
 //! only seed n, to replay a failure exactly (every failure prints its seed).
