@@ -433,7 +433,7 @@ impl<S: Storage, R, Q> ShardCore<S, R, Q> {
             && self.decisions_since_snapshot >= self.options.snapshot_every;
         self.in_flight.len() < self.options.depth.max(1)
             && self.in_flight.iter().all(|f| f.reads.is_empty())
-            && !(own_snapshot_due && !self.in_flight.is_empty())
+            && (!own_snapshot_due || self.in_flight.is_empty())
     }
 
     /// Why writes are refused, if they are (a full log, or a failed one).

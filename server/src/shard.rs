@@ -636,7 +636,7 @@ impl Shard {
     /// pipeline drains for it: rare, once per overflow of its queue).
     fn can_decide(&self) -> bool {
         let lagging = self.follower.as_ref().is_some_and(|f| f.is_lagging());
-        self.core.can_decide() && !(lagging && !self.core.is_drained())
+        self.core.can_decide() && (!lagging || self.core.is_drained())
     }
 
     /// The loop: decide a batch whenever the pipeline has room and work is queued (or a
