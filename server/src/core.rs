@@ -3,25 +3,38 @@
 //!
 //! [`ShardCore::decide`] is one batch: with the time it is given, it expires the holds that
 //! are due (first, so their inventory is back before the batch decides), decides and applies
-//! every command, appends the batch's decisions with one write, makes them durable with one
-//! fdatasync, and only then hands back every answer. If the write or the sync failed, every
-//! answer of the batch becomes [`ShardError::Unavailable`] (they were computed on state that
-//! is not durable) and the engine is rebuilt from what is durable. So nothing the core
-//! returns shows a decision before it is durable (invariant 4 of docs/architecture.md).
+//! every command ([`Engine::execute`]), and hands the batch's decisions to the log stage
+//! ([`log_stage`]), which writes and fdatasyncs off the deciding thread, group-committing
+//! every batch queued since its last sync. The core goes on deciding later batches on the
+//! state they leave (at most [`CoreOptions::depth`] in flight) and keeps each batch's answers
+//! and reads. [`ShardCore::release`] hands them back in order, each batch only once the log
+//! is durable up to its last decision. If a write or a sync failed, every batch after the
+//! last durable seq has all its answers turned into [`ShardError::Unavailable`] (they were
+//! computed on state that is not durable), the engine is rebuilt from what is durable, and
+//! the log stage drops what it still had of them. A batch with reads is released with
+//! nothing decided after it, so its reads run on exactly the durable state. So nothing the
+//! core releases shows a decision before it is durable (invariant 4 of
+//! docs/architecture.md).
 //!
 //! The core is generic over the log's [`Storage`]: the server runs it over real files on the
 //! shard thread (`crate::shard`, which owns the queue, the clock, the replies and the
-//! metrics); the seeded simulation (`server/tests/simulation.rs`) runs the very same core over
-//! the crash and fault storage with a seeded clock.
+//! metrics) with the log stage on a thread of its own; the seeded simulation
+//! (`server/tests/simulation.rs`) runs the very same core over the crash and fault storage
+//! with a seeded clock, and steps the log stage itself.
 
+pub mod log_stage;
+
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::decision::{Cascaded, WaitlistLeft};
-use engine::{Command, Decided, Decision, Engine};
-use parking_lot::Mutex;
+use engine::{Command, Decision, Engine};
+use parking_lot::{Mutex, MutexGuard};
 use wal::{FileStorage, ReplayError, Storage, Wal};
+
+pub use log_stage::{Durability, LogLink, LogStage, Outcome};
 
 use crate::limits::{WAL_FULL_PROBE_BYTES, WAL_FULL_RETRY_INTERVAL};
 
@@ -74,6 +87,9 @@ pub struct CoreOptions {
     /// Decisions between two snapshots the core takes itself (when no [`SnapshotSource`]
     /// is set).
     pub snapshot_every: u64,
+    /// Batches decided and not yet released, at most (1: each batch is durable before the
+    /// next is decided). The server's is [`crate::limits::LOG_PIPELINE_DEPTH`].
+    pub depth: usize,
 }
 
 /// Why a shard could not recover its state (a damaged directory: start-up stops).
@@ -208,9 +224,12 @@ impl Tally {
 pub enum Written {
     /// The batch decided nothing: nothing was written.
     Nothing,
-    /// Appended and fdatasynced: the answers stand.
+    /// Handed to the log stage; its outcome is not known yet.
+    Pending,
+    /// Written and fdatasynced: the answers stand.
     Durable,
-    /// The write or the sync failed: every answer of the batch is 503.
+    /// The write or the sync failed (of this batch, or of one before it still in flight):
+    /// every answer of the batch is 503.
     Failed,
 }
 
@@ -221,12 +240,46 @@ pub struct BatchReport {
     pub now_ms: u64,
     /// Decisions made (and handed to the log).
     pub decisions: usize,
-    /// How long the write and the fdatasync took, if there was one.
-    pub sync: Option<Duration>,
     /// What became of them.
     pub written: Written,
     /// The decisions by kind.
     pub tally: Tally,
+    /// The log must be durable up to this seq before the batch's answers are released.
+    pub last_seq: u64,
+}
+
+/// One fdatasync of the log stage (for the metrics): the batches and records it made
+/// durable and the time of the write and the sync.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncReport {
+    /// Batches made durable together.
+    pub batches: usize,
+    /// Records made durable.
+    pub records: usize,
+    /// The write and the fdatasync.
+    pub elapsed: Duration,
+}
+
+/// A batch whose answers may be sent now, in this order: its decisions are durable (or
+/// they failed, and every answer is 503).
+pub struct Released<R, Q> {
+    /// One answer per command, in order.
+    pub replies: Vec<(R, CommandResult)>,
+    /// The batch's reads, to run now against [`ShardCore::engine`] (the pipeline is
+    /// drained when a batch with reads is released: the engine is the durable state).
+    pub reads: Vec<Q>,
+    /// What the batch did; `written` is final.
+    pub report: BatchReport,
+    /// The batch's encoded decisions, in log order (empty unless durable).
+    pub records: Vec<Vec<u8>>,
+}
+
+/// A batch decided and not yet released.
+struct InFlight<R, Q> {
+    replies: Vec<(R, CommandResult)>,
+    reads: Vec<Q>,
+    report: BatchReport,
+    records: Vec<Vec<u8>>,
 }
 
 /// What [`ShardCore::maintain`] did.
@@ -242,12 +295,15 @@ pub enum Maintenance {
     WriteFailed(wal::Error),
 }
 
-/// One shard's deciding state; see the module documentation.
-pub struct ShardCore<S: Storage> {
+/// One shard's deciding state; see the module documentation. `R` is what a command's
+/// answer is sent to, `Q` a read (the core only keeps them in order).
+pub struct ShardCore<S: Storage, R, Q> {
     index: u16,
     dir: Box<dyn LogDir<S>>,
     options: CoreOptions,
-    wal: Wal<S>,
+    log: LogLink<S>,
+    /// The log stage, until the driver takes it to run it ([`ShardCore::take_log_stage`]).
+    stage: Option<LogStage<S>>,
     state: State,
     /// The encoded decisions of the current (or last) batch: `records[..used]`.
     records: Vec<Vec<u8>>,
@@ -255,9 +311,18 @@ pub struct ShardCore<S: Storage> {
     decisions_since_snapshot: u64,
     snapshots: Option<Box<dyn SnapshotSource>>,
     status: Arc<ShardStatus>,
+    /// Batches decided in this epoch are written after each other; a failure starts a new
+    /// epoch from the durable seq (the log stage drops what is left of the old one).
+    epoch: u64,
+    /// The seq the next decision gets.
+    next_seq: u64,
+    /// The seq known durable (from the log stage's outcomes).
+    durable_seq: u64,
+    in_flight: VecDeque<InFlight<R, Q>>,
+    syncs: Vec<SyncReport>,
 }
 
-impl<S: Storage> ShardCore<S> {
+impl<S: Storage, R, Q> ShardCore<S, R, Q> {
     /// Recovers shard `index` from `dir`: its newest snapshot plus the log after it. A panic
     /// in recovery (an invariant that replayed data breaks) is a recovery failure like a bad
     /// checksum. `status` is the shard's health as `/ready` reports it; the core updates it
@@ -295,18 +360,35 @@ impl<S: Storage> ShardCore<S> {
             })
         });
         let (engine, wal) = recovered?;
+        let durable_seq = wal.durable_seq();
+        let (log, stage) = log_stage::local(wal, Arc::clone(&status));
         Ok(ShardCore {
             index,
             dir,
             options,
-            wal,
+            log,
+            stage: Some(stage),
             state: State::Serving(engine),
             records: Vec::new(),
             used: 0,
             decisions_since_snapshot: 0,
             snapshots: None,
             status,
+            epoch: 0,
+            next_seq: durable_seq + 1,
+            durable_seq,
+            in_flight: VecDeque::new(),
+            syncs: Vec::new(),
         })
+    }
+
+    /// The log stage, to run: on a thread of its own ([`LogStage::run`]) in the server,
+    /// step by step in the simulation. `None` once taken. A core whose stage is not taken
+    /// runs it inline: each batch is written and synced in [`ShardCore::decide`], on the
+    /// deciding thread, and released by the next [`ShardCore::release`] (the server's depth
+    /// 1, which saves the two thread handoffs a batch costs with a log thread).
+    pub fn take_log_stage(&mut self) -> Option<LogStage<S>> {
+        self.stage.take()
     }
 
     /// From now on snapshots are made off this thread by `source`, and the core only takes
@@ -321,13 +403,37 @@ impl<S: Storage> ShardCore<S> {
         self.index
     }
 
-    /// The state reads see: the durable state (between batches), or `None` if the log
-    /// failed and even the durable state could not be rebuilt.
+    /// The state the next batch is decided on: every batch decided so far, durable or
+    /// not. It is the durable state only when nothing is in flight ([`ShardCore::is_drained`]),
+    /// which is when reads run. `None` if the log failed and even the durable state could
+    /// not be rebuilt.
     pub fn engine(&self) -> Option<&Engine> {
         match &self.state {
             State::Serving(engine) | State::Full { engine, .. } => Some(engine),
             State::Failed { durable, .. } => durable.as_ref().ok(),
         }
+    }
+
+    /// Whether no batch is in flight (decided and not released).
+    pub fn is_drained(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// Batches decided and not yet released.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether the core may decide another batch now: fewer than the pipeline's depth are
+    /// in flight, no batch in flight carries reads (a read sees the state after its batch,
+    /// so nothing is decided after it until it has run), and no snapshot of the core's own
+    /// is due (it is taken on the durable state, so it waits for the pipeline to drain).
+    pub fn can_decide(&self) -> bool {
+        let own_snapshot_due = self.snapshots.is_none()
+            && self.decisions_since_snapshot >= self.options.snapshot_every;
+        self.in_flight.len() < self.options.depth.max(1)
+            && self.in_flight.iter().all(|f| f.reads.is_empty())
+            && (!own_snapshot_due || self.in_flight.is_empty())
     }
 
     /// Why writes are refused, if they are (a full log, or a failed one).
@@ -352,20 +458,25 @@ impl<S: Storage> ShardCore<S> {
         }
     }
 
-    /// The log (tests inspect its storage).
-    pub fn wal(&self) -> &Wal<S> {
-        &self.wal
+    /// The log (tests inspect its storage). The log stage holds it while it writes or
+    /// syncs.
+    pub fn wal(&self) -> MutexGuard<'_, Wal<S>> {
+        self.log.wal()
     }
 
-    /// The last seq known durable.
+    /// The last seq the core knows durable (from the log stage's reports).
     pub fn durable_seq(&self) -> u64 {
-        self.wal.durable_seq()
+        self.durable_seq
     }
 
-    /// The encoded decisions of the last batch, in log order (after a durable batch: the
-    /// records that made the log durable up to [`ShardCore::durable_seq`]).
+    /// The encoded decisions of the last batch decided, in log order.
     pub fn records(&self) -> &[Vec<u8>] {
         &self.records[..self.used]
+    }
+
+    /// The fdatasyncs reported since the last call (for the metrics).
+    pub fn take_syncs(&mut self) -> Vec<SyncReport> {
+        std::mem::take(&mut self.syncs)
     }
 
     /// When the core next has work without a request (engine time, ms): the next hold
@@ -378,20 +489,21 @@ impl<S: Storage> ShardCore<S> {
         }
     }
 
-    /// One batch at time `now_ms` (see the module documentation): appends to `replies` one
-    /// answer per command, in order, each final (durable, or 503).
-    #[allow(clippy::too_many_lines)]
-    pub fn decide<R>(
+    /// Decides one batch at time `now_ms` (see the module documentation) and hands its
+    /// decisions to the log stage. Its answers (one per command, in order) and its reads
+    /// are kept until [`ShardCore::release`] finds the batch durable, or failed. The
+    /// caller asks [`ShardCore::can_decide`] first.
+    pub fn decide(
         &mut self,
         now_ms: u64,
         commands: impl IntoIterator<Item = (Command, R)>,
-        replies: &mut Vec<(R, CommandResult)>,
+        reads: Vec<Q>,
     ) -> BatchReport {
         let now = self.engine().map_or(now_ms, |e| now_ms.max(e.now_ms()));
         self.retry_space(now);
         self.used = 0;
         let mut tally = Tally::default();
-        let first = replies.len();
+        let mut replies = Vec::new();
         match &mut self.state {
             State::Serving(engine) => {
                 // Expire due holds first, so their inventory is back before this batch
@@ -405,20 +517,25 @@ impl<S: Storage> ShardCore<S> {
                     }
                     for decision in due {
                         engine.apply(&decision);
-                        push_record(&mut self.records, &mut self.used, &decision);
+                        let buf = next_record(&mut self.records, self.used);
+                        decision.encode(buf);
+                        self.used += 1;
                         tally.count(&decision);
                         expired += 1;
                     }
                 }
                 for (command, reply) in commands {
-                    let result = execute(
-                        engine,
-                        &command,
-                        now,
-                        &mut self.records,
-                        &mut self.used,
-                        &mut tally,
-                    );
+                    let buf = next_record(&mut self.records, self.used);
+                    let result = match engine.execute(&command, now, buf) {
+                        Ok(executed) => {
+                            if let Some(decision) = &executed.decision {
+                                tally.count(decision);
+                                self.used += 1;
+                            }
+                            Ok(executed.output)
+                        }
+                        Err(rejection) => Err(ShardError::Rejected(rejection)),
+                    };
                     replies.push((reply, result));
                 }
             }
@@ -431,30 +548,117 @@ impl<S: Storage> ShardCore<S> {
         let mut report = BatchReport {
             now_ms: now,
             decisions: self.used,
-            sync: None,
             written: Written::Nothing,
             tally,
+            last_seq: self.next_seq - 1,
         };
-        if self.used == 0 {
+        let mut records = Vec::new();
+        if self.used > 0 {
+            records = self.records[..self.used].to_vec();
+            self.log.submit(
+                self.epoch,
+                self.next_seq,
+                self.records[..self.used].to_vec(),
+            );
+            self.next_seq += self.used as u64;
+            report.last_seq = self.next_seq - 1;
+            report.written = Written::Pending;
+            if let Some(stage) = &mut self.stage {
+                // No driver took the stage: it runs here, inline (no pipeline).
+                stage.write();
+                stage.sync();
+            }
+        }
+        if replies.is_empty() && reads.is_empty() && self.used == 0 {
             return report;
         }
-        crate::testhooks::pause_before_sync();
-        let started = Instant::now();
-        // Published for `/ready` and `/metrics`, which read it while this thread may be
-        // blocked in the write or the fdatasync (a frozen disk).
-        self.status.set_unsynced(true);
-        let written = self
-            .wal
-            .append(&self.records[..self.used])
-            .and_then(|_| self.wal.sync());
-        self.status.set_unsynced(false);
-        report.sync = Some(started.elapsed());
-        match written {
-            Ok(()) => {
-                self.decisions_since_snapshot += self.used as u64;
-                report.written = Written::Durable;
+        self.in_flight.push_back(InFlight {
+            replies,
+            reads,
+            report,
+            records,
+        });
+        report
+    }
+
+    /// Takes in what the log stage reported and appends to `out`, in order, every batch
+    /// at the head of the pipeline whose answers may be sent: durable, or failed (then
+    /// every answer is 503). Never blocks. Returns how many it released.
+    pub fn release(&mut self, out: &mut Vec<Released<R, Q>>) -> usize {
+        while let Some(outcome) = self.log.try_outcome() {
+            self.note(outcome);
+        }
+        self.pop_released(out)
+    }
+
+    /// Waits at most `timeout` for the log stage's next report, then releases like
+    /// [`ShardCore::release`] (the server's shard thread; the simulation steps the stage
+    /// itself and never waits).
+    pub fn wait_release(&mut self, timeout: Duration, out: &mut Vec<Released<R, Q>>) -> usize {
+        if let Some(outcome) = self.log.wait_outcome(timeout) {
+            self.note(outcome);
+        }
+        self.release(out)
+    }
+
+    /// The channel the log stage reports on (the shard thread selects on it with its
+    /// queue; [`ShardCore::release`] takes the reports).
+    pub fn reports(&self) -> &crossbeam_channel::Receiver<Outcome> {
+        self.log.outcomes()
+    }
+
+    fn pop_released(&mut self, out: &mut Vec<Released<R, Q>>) -> usize {
+        let mut n = 0;
+        while self.in_flight.front().is_some_and(|f| {
+            f.report.written == Written::Failed || f.report.last_seq <= self.durable_seq
+        }) {
+            let mut flight = self.in_flight.pop_front().expect("a front");
+            if flight.report.written == Written::Pending {
+                flight.report.written = Written::Durable;
             }
-            Err(error) => {
+            n += 1;
+            out.push(Released {
+                replies: flight.replies,
+                reads: flight.reads,
+                report: flight.report,
+                records: flight.records,
+            });
+        }
+        n
+    }
+
+    /// One report of the log stage.
+    fn note(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Durable {
+                upto,
+                batches,
+                records,
+                elapsed,
+            } => {
+                if upto > self.durable_seq {
+                    self.decisions_since_snapshot += upto - self.durable_seq;
+                    self.durable_seq = upto;
+                }
+                self.syncs.push(SyncReport {
+                    batches,
+                    records,
+                    elapsed,
+                });
+            }
+            Outcome::Failed {
+                epoch,
+                durable,
+                error,
+            } => {
+                if epoch != self.epoch {
+                    // A batch of an epoch already failed: answered 503 already.
+                    return;
+                }
+                if durable > self.durable_seq {
+                    self.decisions_since_snapshot += durable - self.durable_seq;
+                    self.durable_seq = durable;
+                }
                 let reason = if error.is_no_space() {
                     let reason = format!(
                         "shard {}: the log has no space, writes refused until there is \
@@ -462,6 +666,7 @@ impl<S: Storage> ShardCore<S> {
                         self.index,
                         WAL_FULL_RETRY_INTERVAL.as_millis()
                     );
+                    let now = self.engine().map_or(0, Engine::now_ms);
                     self.wait_for_space(reason.clone(), now);
                     reason
                 } else {
@@ -472,49 +677,63 @@ impl<S: Storage> ShardCore<S> {
                     self.fail(reason.clone());
                     reason
                 };
-                // Every answer of this batch was computed on state that is not durable:
-                // none of it may be shown.
-                for (_, result) in replies[first..].iter_mut() {
-                    *result = Err(ShardError::Unavailable(reason.clone()));
+                // Every batch after the durable seq was decided on state that is not
+                // durable: none of its answers may be shown.
+                for flight in &mut self.in_flight {
+                    if flight.report.last_seq > self.durable_seq {
+                        flight.report.written = Written::Failed;
+                        flight.records.clear();
+                        for (_, result) in flight.replies.iter_mut() {
+                            *result = Err(ShardError::Unavailable(reason.clone()));
+                        }
+                    }
                 }
-                report.written = Written::Failed;
+                self.epoch += 1;
+                self.next_seq = self.durable_seq + 1;
             }
         }
-        report
     }
 
     /// After a batch's answers are out: takes in a snapshot made off this thread, or (with
-    /// no [`SnapshotSource`]) writes one itself when the cadence is due.
+    /// no [`SnapshotSource`]) writes one itself when the cadence is due and nothing is in
+    /// flight (a snapshot holds the durable state only).
     pub fn maintain(&mut self) -> Maintenance {
         if self.snapshots.is_some() {
             self.adopt_snapshots()
-        } else if self.decisions_since_snapshot >= self.options.snapshot_every {
+        } else if self.decisions_since_snapshot >= self.options.snapshot_every
+            && self.in_flight.is_empty()
+        {
             self.snapshot()
         } else {
             Maintenance::Nothing
         }
     }
 
-    /// Clean stop: everything queued is answered already; sync and snapshot.
+    /// Clean stop: the driver has released everything in flight; sync and snapshot, and
+    /// stop the log stage.
     pub fn shutdown(&mut self) {
+        debug_assert!(self.in_flight.is_empty(), "shutdown with batches in flight");
         if let State::Serving(_) = self.state {
-            if let Err(error) = self.wal.sync() {
+            let synced = self.log.wal().sync();
+            if let Err(error) = synced {
                 tracing::error!(target: LOG_TARGET, shard = self.index, %error, "final sync failed");
+                self.log.close();
                 return;
             }
             self.adopt_snapshots();
             self.snapshot();
         }
+        self.log.close();
         tracing::info!(target: LOG_TARGET, shard = self.index, "shard stopped");
     }
 
-    /// Latches the failure and rebuilds the engine from what is durable on disk (the batch
-    /// that failed was applied in memory only).
+    /// Latches the failure and rebuilds the engine from what is durable on disk (the
+    /// batches that failed were applied in memory only).
     fn fail(&mut self, reason: String) {
         tracing::error!(target: LOG_TARGET, shard = self.index, %reason, "log failure");
         metrics::counter!("boxoffice_wal_failures_total").increment(1);
         self.status.set_failed(reason.clone());
-        let durable_seq = self.wal.durable_seq();
+        let durable_seq = self.durable_seq;
         let durable = self.rebuild_durable();
         self.state = State::Failed {
             reason,
@@ -525,7 +744,7 @@ impl<S: Storage> ShardCore<S> {
 
     /// The engine of exactly what is durable, rebuilt from the directory.
     fn rebuild_durable(&mut self) -> Result<Engine, String> {
-        let durable = self.wal.durable_seq();
+        let durable = self.durable_seq;
         // Reopening the directory would race the snapshot writer (it removes temporary files
         // and reads every segment): wait for it. A failure path, never a batch.
         let lock = self.snapshots.as_ref().map(|s| s.dir_lock());
@@ -563,7 +782,7 @@ impl<S: Storage> ShardCore<S> {
         tracing::warn!(target: LOG_TARGET, shard = self.index, %reason, "log full; writes refused until there is space");
         metrics::counter!("boxoffice_wal_full_total", "shard" => self.index.to_string())
             .increment(1);
-        let durable_seq = self.wal.durable_seq();
+        let durable_seq = self.durable_seq;
         match self.rebuild_durable() {
             Ok(engine) => {
                 self.status.set_full(reason.clone());
@@ -587,7 +806,9 @@ impl<S: Storage> ShardCore<S> {
 
     /// While the log is full: when the probe is due, writes and fdatasyncs a few batches'
     /// worth of zeros after the last record; if that works, writes resume. A failed
-    /// fdatasync there latches for good, like any other.
+    /// fdatasync there latches for good, like any other. Nothing is in flight past the
+    /// durable seq while the log is full (every such batch failed), so the probe does not
+    /// race a write.
     fn retry_space(&mut self, now: u64) {
         let State::Full { retry_at_ms, .. } = &mut self.state else {
             return;
@@ -595,7 +816,8 @@ impl<S: Storage> ShardCore<S> {
         if now < *retry_at_ms {
             return;
         }
-        match self.wal.probe_space(WAL_FULL_PROBE_BYTES) {
+        let probed = self.log.wal().probe_space(WAL_FULL_PROBE_BYTES);
+        match probed {
             Ok(()) => {
                 tracing::info!(target: LOG_TARGET,
                     shard = self.index,
@@ -634,7 +856,8 @@ impl<S: Storage> ShardCore<S> {
         let Some(seq) = source.take_done() else {
             return Maintenance::Nothing;
         };
-        match self.wal.adopt_snapshot(seq) {
+        let adopted = self.log.wal().adopt_snapshot(seq);
+        match adopted {
             Ok(obsolete) => {
                 self.decisions_since_snapshot = 0;
                 source.remove(obsolete);
@@ -647,19 +870,24 @@ impl<S: Storage> ShardCore<S> {
         }
     }
 
-    /// A snapshot on this thread: at a clean stop, or when no snapshot source is set.
+    /// A snapshot on this thread: at a clean stop, or when no snapshot source is set. Only
+    /// with nothing in flight: the engine is then the durable state.
     fn snapshot(&mut self) -> Maintenance {
         let State::Serving(engine) = &self.state else {
             return Maintenance::Nothing;
         };
+        if !self.in_flight.is_empty() {
+            return Maintenance::Nothing;
+        }
         let lock = self.snapshots.as_ref().map(|s| s.dir_lock());
         let _guard = lock.as_ref().map(|l| l.lock());
         let started = Instant::now();
         let bytes = engine.snapshot();
-        let seq = self.wal.last_seq();
+        let mut wal = self.log.wal();
+        let seq = wal.last_seq();
         // A failed snapshot loses nothing (the log still has every decision); retry later.
         self.decisions_since_snapshot = 0;
-        match self.wal.write_snapshot(seq, &bytes) {
+        match wal.write_snapshot(seq, &bytes) {
             Ok(()) => {
                 tracing::info!(target: LOG_TARGET,
                     shard = self.index,
@@ -790,34 +1018,18 @@ impl<S: Storage> Storage for ReadOnly<S> {
     }
 }
 
-/// Decides and applies one command, encoding its decision into the batch's records.
-fn execute(
-    engine: &mut Engine,
-    command: &Command,
-    now: u64,
-    records: &mut Vec<Vec<u8>>,
-    used: &mut usize,
-    tally: &mut Tally,
-) -> CommandResult {
-    match engine.decide(command, now) {
-        Ok(Decided::Change(decision)) => {
-            engine.apply(&decision);
-            push_record(records, used, &decision);
-            tally.count(&decision);
-            Ok(engine.output(&decision, now))
-        }
-        Ok(Decided::Remembered(output)) => Ok(output),
-        Err(rejection) => Err(ShardError::Rejected(rejection)),
+/// The next record buffer of a batch, cleared, reusing the buffers' allocations.
+fn next_record(records: &mut Vec<Vec<u8>>, used: usize) -> &mut Vec<u8> {
+    if records.len() == used {
+        records.push(Vec::with_capacity(128));
     }
+    let buf = &mut records[used];
+    buf.clear();
+    buf
 }
 
 /// Encodes a decision into the next record buffer, reusing the buffers' allocations.
 pub(crate) fn push_record(records: &mut Vec<Vec<u8>>, used: &mut usize, decision: &Decision) {
-    if records.len() == *used {
-        records.push(Vec::with_capacity(128));
-    }
-    let buf = &mut records[*used];
-    buf.clear();
-    decision.encode(buf);
+    decision.encode(next_record(records, *used));
     *used += 1;
 }

@@ -60,10 +60,26 @@ impl Feed {
         self.lagging.store(true, Ordering::Release);
     }
 
+    /// Whether the follower is behind and waits for a copy of the engine.
+    pub fn is_lagging(&self) -> bool {
+        self.lagging.load(Ordering::Acquire)
+    }
+
     /// Called by the shard after each successful fdatasync with the batch's records and
     /// its engine (which has applied them): the log is durable up to `seq`.
     pub fn durable(&mut self, seq: u64, records: &[Vec<u8>], engine: &Engine) {
+        self.durable_batch(seq, records.to_vec(), Some(engine));
+    }
+
+    /// [`Feed::durable`] with the records handed over, and the engine only if it is the
+    /// state at exactly `seq` (a pipelined shard has decided later batches when earlier
+    /// ones become durable): a follower that fell behind waits for a batch that comes
+    /// with it.
+    pub fn durable_batch(&mut self, seq: u64, records: Vec<Vec<u8>>, engine: Option<&Engine>) {
         if self.lagging.load(Ordering::Acquire) {
+            let Some(engine) = engine else {
+                return;
+            };
             // The shard is the only sender: room now is room at the send below. Copy the
             // engine only when the copy can be queued.
             if self.tx.len() >= FOLLOWER_QUEUE_BATCHES {
@@ -79,11 +95,7 @@ impl Feed {
             }
             return;
         }
-        let message = Message::Batch {
-            seq,
-            records: records.to_vec(),
-        };
-        match self.tx.try_send(message) {
+        match self.tx.try_send(Message::Batch { seq, records }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("the follower fell behind; it will restart from a copy");

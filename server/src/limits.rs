@@ -149,3 +149,13 @@ pub const FORWARD_WAIT_EXTRA: Duration = Duration::from_secs(2);
 /// Batches a cluster shard leader keeps in flight at once (decided, not yet committed):
 /// the next batch is decided while earlier ones replicate.
 pub const PIPELINE_DEPTH: usize = 4;
+
+/// Batches a single-node shard has decided and not yet released (their log write and
+/// fdatasync in flight), at most. Above 1 the shard decides the next batch while a log
+/// thread makes the previous ones durable; 1 (the default) runs the log stage inline on
+/// the shard thread, each batch durable before the next is decided: on the 2-core machine
+/// of docs/benchmarks.md the log thread's two handoffs per batch cost more than the overlap
+/// won (closed loop 0.29 × the ceiling at depth 4 against 0.42-0.56 × at depth 1).
+/// `BOXOFFICE_LOG_PIPELINE_DEPTH`, read once at start, sets it. Cluster mode's
+/// [`PIPELINE_DEPTH`] is its own.
+pub const LOG_PIPELINE_DEPTH: usize = 1;

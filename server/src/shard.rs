@@ -1,14 +1,17 @@
-//! One shard: a thread that drives a [`ShardCore`] over its log directory.
+//! One shard: a thread that drives a [`ShardCore`] over its log directory, and, with the
+//! durability pipeline on ([`LOG_PIPELINE_DEPTH`] above 1), the log thread that runs the
+//! core's log stage (at depth 1, the default, the stage runs inline on the shard thread).
 //!
 //! The loop takes a batch of requests from its bounded queue (or wakes for the next hold
 //! expiry), reads the clock once, and hands the batch's commands to the core, which decides
-//! and applies every command, appends the decisions with one write and makes them durable
-//! with one fdatasync; only then does the loop answer everyone in the batch, reads
-//! included. So no reply and no read shows a decision before
-//! it is durable (invariant 4 of docs/architecture.md). If the log fails, the shard rebuilds its state from what is
-//! durable on disk, answers 503 to every later write, and says why in `/ready`; a log
-//! that only found no space (ENOSPC, EFBIG) is checked again every
-//! [`WAL_FULL_RETRY_INTERVAL`] and writes resume once there is room.
+//! and applies every command and hands the decisions to the log stage; with a log thread,
+//! while it writes and fdatasyncs, the loop takes and decides the next batches. Each batch's answers, reads included, go out in order
+//! once the core reports it durable. So no reply and no read shows a decision before it is
+//! durable (invariant 4 of docs/architecture.md). If the log fails, the shard answers 503
+//! to every batch after the last durable one, rebuilds its state from what is durable on
+//! disk, answers 503 to every later write, and says why in `/ready`; a log that only found
+//! no space (ENOSPC, EFBIG) is checked again every [`WAL_FULL_RETRY_INTERVAL`] and writes
+//! resume once there is room.
 //!
 //! The shard's time is a [`ShardClock`]: the wall clock, except that it never goes back and,
 //! while the wall clock is behind the log's time (a step back), advances by the monotonic
@@ -20,13 +23,15 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use engine::{Command, Engine, Output, Rejection};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::core::{CoreOptions, FileDir, ShardCore, Tally, Written};
-use crate::limits::{CLOCK_BEHIND_WARN, SHARD_BATCH_MAX, SHARD_IDLE_TICK, SYNC_STALL_MAX};
+use crate::core::{CoreOptions, FileDir, Released, ShardCore, Tally, Written};
+use crate::limits::{
+    CLOCK_BEHIND_WARN, LOG_PIPELINE_DEPTH, SHARD_BATCH_MAX, SHARD_IDLE_TICK, SYNC_STALL_MAX,
+};
 
 /// The environment variable of the power-cut test hook (see `Shard::durable_journal`).
 pub const DURABLE_JOURNAL_ENV: &str = "BOXOFFICE_TEST_DURABLE_JOURNAL";
@@ -347,6 +352,19 @@ impl ShardClock {
     }
 }
 
+/// The depth of the log pipeline: [`LOG_PIPELINE_DEPTH`], or `BOXOFFICE_LOG_PIPELINE_DEPTH`
+/// (read once; 1 turns the pipeline off, for benchmarks).
+pub fn log_pipeline_depth() -> usize {
+    static DEPTH: OnceLock<usize> = OnceLock::new();
+    *DEPTH.get_or_init(|| {
+        std::env::var("BOXOFFICE_LOG_PIPELINE_DEPTH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&d: &usize| d >= 1)
+            .unwrap_or(LOG_PIPELINE_DEPTH)
+    })
+}
+
 /// The shard thread: recover, then loop over batches until the queue closes.
 fn run(
     index: u16,
@@ -360,6 +378,7 @@ fn run(
     let options = CoreOptions {
         wal: wal_options,
         snapshot_every: crate::snapshotter::snapshot_every_decisions(),
+        depth: log_pipeline_depth(),
     };
     let recovered = ShardCore::recover(
         index,
@@ -369,6 +388,25 @@ fn run(
     );
     match recovered {
         Ok(mut core) => {
+            // With a pipeline, the log stage runs on a thread of its own; without one
+            // (depth 1), inline on this thread, as before the pipeline.
+            let mut log_thread = None;
+            if options.depth > 1 {
+                let stage = core.take_log_stage().expect("a new core has its log stage");
+                match std::thread::Builder::new()
+                    .name(format!("log-{index}"))
+                    .spawn(move || stage.run())
+                {
+                    Ok(thread) => log_thread = Some(thread),
+                    Err(error) => {
+                        let reason = format!("shard {index}: cannot start the log thread: {error}");
+                        tracing::error!(shard = index, %reason, "recovery failed");
+                        status.set_recovery_failed(reason.clone());
+                        refuse_all(rx, &reason);
+                        return;
+                    }
+                }
+            }
             let engine = core.engine().expect("a recovered core serves");
             // Snapshots are taken by the follower and written by their own thread; without
             // them (a thread that could not start) the shard takes them itself, as a fallback.
@@ -393,21 +431,29 @@ fn run(
             shard.follower = follower;
             shard.serve(rx, status);
             shard.core.shutdown();
+            drop(shard);
+            if let Some(thread) = log_thread {
+                let _ = thread.join();
+            }
         }
         Err(error) => {
             let reason = error.to_string();
             tracing::error!(shard = index, %reason, "recovery failed");
             status.set_recovery_failed(reason.clone());
-            // Answer whatever arrives until shutdown, so nobody waits forever.
-            for request in rx.iter() {
-                match request {
-                    Request::Command { reply, .. } => {
-                        let _ = reply.send(Err(ShardError::Unavailable(reason.clone())));
-                    }
-                    Request::Read(_) => {}
-                    Request::Shutdown => break,
-                }
+            refuse_all(rx, &reason);
+        }
+    }
+}
+
+/// Answers whatever arrives until shutdown, so nobody waits forever.
+fn refuse_all(rx: &Receiver<Request>, reason: &str) {
+    for request in rx.iter() {
+        match request {
+            Request::Command { reply, .. } => {
+                let _ = reply.send(Err(ShardError::Unavailable(reason.to_string())));
             }
+            Request::Read(_) => {}
+            Request::Shutdown => break,
         }
     }
 }
@@ -472,10 +518,13 @@ impl ShardTime {
     }
 }
 
+/// The reply end of a command.
+type Reply = oneshot::Sender<CommandResult>;
+
 /// A running shard on its thread: the core, and what only a thread has (the clock, the
 /// replies, the follower, the metrics).
 struct Shard {
-    core: ShardCore<wal::FileStorage>,
+    core: ShardCore<wal::FileStorage, Reply, ReadFn>,
     /// The shard's time (never back, never frozen by a wall-clock step).
     clock: ShardTime,
     /// When the last batch's answers had all been sent (for the loop-gap metric).
@@ -485,8 +534,10 @@ struct Shard {
     /// `<shard> <durable seq>` is appended here, so a power-cut test can drop every byte
     /// of the log that was written but not synced and check nothing acknowledged is lost.
     durable_journal: Option<std::fs::File>,
-    /// Gets each batch's records after its fdatasync (the live stream's engine copy).
+    /// Gets each batch's records once durable (the live stream's engine copy).
     follower: Option<crate::follower::Feed>,
+    /// Batches released, to answer (reused).
+    released: Vec<Released<Reply, ReadFn>>,
 }
 
 impl crate::core::SnapshotSource for crate::snapshotter::SnapshotLink {
@@ -512,6 +563,7 @@ struct ShardMetrics {
     purchased: metrics::Counter,
     cancelled: metrics::Counter,
     queue_depth: metrics::Gauge,
+    in_flight: metrics::Gauge,
     holds_live: metrics::Gauge,
     tickets_sold: metrics::Gauge,
     tickets_held: metrics::Gauge,
@@ -533,6 +585,7 @@ impl ShardMetrics {
             purchased: metrics::counter!("boxoffice_purchases_total", "shard" => shard.clone()),
             cancelled: metrics::counter!("boxoffice_bookings_cancelled_total", "shard" => shard.clone()),
             queue_depth: metrics::gauge!("boxoffice_shard_queue_depth", "shard" => shard.clone()),
+            in_flight: metrics::gauge!("boxoffice_log_batches_in_flight", "shard" => shard.clone()),
             holds_live: metrics::gauge!("boxoffice_holds_live", "shard" => shard.clone()),
             tickets_sold: metrics::gauge!("boxoffice_tickets_sold", "shard" => shard.clone()),
             tickets_held: metrics::gauge!("boxoffice_tickets_held", "shard" => shard.clone()),
@@ -559,7 +612,7 @@ impl ShardMetrics {
 }
 
 impl Shard {
-    fn new(core: ShardCore<wal::FileStorage>, clock: ShardTime) -> Self {
+    fn new(core: ShardCore<wal::FileStorage, Reply, ReadFn>, clock: ShardTime) -> Self {
         let index = core.index();
         Shard {
             core,
@@ -574,14 +627,39 @@ impl Shard {
                     .ok()
             }),
             follower: None,
+            released: Vec::new(),
         }
     }
 
+    /// Whether the next batch may be decided now: the core allows it, and a follower that
+    /// fell behind gets its copy of the engine first (a copy of the durable state, so the
+    /// pipeline drains for it: rare, once per overflow of its queue).
+    fn can_decide(&self) -> bool {
+        let lagging = self.follower.as_ref().is_some_and(|f| f.is_lagging());
+        self.core.can_decide() && (!lagging || self.core.is_drained())
+    }
+
+    /// The loop: decide a batch whenever the pipeline has room and work is queued (or a
+    /// hold is due), and answer each batch once the log stage reports it durable. Ends
+    /// when a shutdown request was taken or the queue closed, after answering everything.
     fn serve(&mut self, rx: &Receiver<Request>, status: &ShardStatus) {
         let mut batch: Vec<Request> = Vec::with_capacity(SHARD_BATCH_MAX);
         let mut stopping = false;
         let mut idle_pass = false;
-        while !stopping {
+        loop {
+            if self.core.release(&mut self.released) > 0 {
+                self.answer();
+            }
+            if stopping {
+                if self.core.is_drained() {
+                    return;
+                }
+                if self.core.wait_release(SHARD_IDLE_TICK, &mut self.released) > 0 {
+                    self.answer();
+                }
+                continue;
+            }
+            let can_decide = self.can_decide();
             let mut timeout = self.idle_timeout();
             if idle_pass && timeout.is_zero() {
                 // The last pass found nothing due although a hold looked due: never spin.
@@ -590,15 +668,31 @@ impl Shard {
             // Requests already waiting when the loop comes back for them: the time since
             // the last batch's answers is a gap in which queued work was not served.
             let queued = !rx.is_empty();
-            match rx.recv_timeout(timeout) {
-                Ok(request) => batch.push(request),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+            let mut select = crossbeam_channel::Select::new();
+            if can_decide {
+                select.recv(rx);
+            }
+            let reports = (!self.core.is_drained()).then(|| select.recv(self.core.reports()));
+            let ready = if can_decide {
+                select.ready_timeout(timeout).ok()
+            } else {
+                // Work waits for the pipeline: wait for a report only.
+                select.ready_timeout(SHARD_IDLE_TICK).ok()
+            };
+            if ready.is_some() && ready == reports {
+                continue;
+            }
+            if !can_decide {
+                continue;
             }
             while batch.len() < SHARD_BATCH_MAX {
                 match rx.try_recv() {
                     Ok(request) => batch.push(request),
-                    Err(_) => break,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        stopping = true;
+                        break;
+                    }
                 }
             }
             if queued {
@@ -606,7 +700,8 @@ impl Shard {
             }
             self.metrics.queue_depth.set(rx.len() as f64);
             let (stop, decisions) = self.process(&mut batch);
-            stopping = stop;
+            self.metrics.in_flight.set(self.core.in_flight() as f64);
+            stopping |= stop;
             idle_pass = decisions == 0;
         }
     }
@@ -623,8 +718,9 @@ impl Shard {
         }
     }
 
-    /// One batch: the core decides it and makes it durable; then everyone is answered.
-    /// Returns whether a shutdown request was in the batch, and how many decisions it made.
+    /// One batch: the core decides it and hands it to the log stage; its answers go out
+    /// once it is durable ([`Shard::answer`]). Returns whether a shutdown request was in
+    /// the batch, and how many decisions it made.
     fn process(&mut self, batch: &mut Vec<Request>) -> (bool, usize) {
         let mut stopping = false;
         let mut commands = Vec::with_capacity(batch.len());
@@ -636,39 +732,62 @@ impl Shard {
                 Request::Command { command, reply } => commands.push((command, reply)),
             }
         }
-        let mut replies = Vec::with_capacity(commands.len());
         let now = self.clock.now_ms();
-        let report = self.core.decide(now, commands, &mut replies);
-        if let Some(elapsed) = report.sync {
-            self.metrics.batch_size.record(report.decisions as f64);
-            self.metrics.fsync_seconds.record(elapsed.as_secs_f64());
+        let report = self.core.decide(now, commands, reads);
+        (stopping, report.decisions)
+    }
+
+    /// Sends the answers of every batch released, in order, runs their reads, feeds the
+    /// follower and the power-cut journal, records the metrics, and lets the core take in
+    /// a snapshot.
+    fn answer(&mut self) {
+        for sync in self.core.take_syncs() {
+            self.metrics.batch_size.record(sync.records as f64);
+            self.metrics
+                .fsync_seconds
+                .record(sync.elapsed.as_secs_f64());
         }
-        if report.written == Written::Durable {
-            let seq = self.core.durable_seq();
-            if let Some(journal) = &mut self.durable_journal {
-                use std::io::Write;
-                // One write per line: shards share the file (O_APPEND).
-                let line = format!("{} {seq}\n", self.core.index());
-                let _ = journal.write_all(line.as_bytes());
+        let released = std::mem::take(&mut self.released);
+        let last = released.len();
+        for (i, batch) in released.into_iter().enumerate() {
+            let report = batch.report;
+            if report.written == Written::Durable {
+                let seq = report.last_seq;
+                if let Some(journal) = &mut self.durable_journal {
+                    use std::io::Write;
+                    // One write per line: shards share the file (O_APPEND).
+                    let line = format!("{} {seq}\n", self.core.index());
+                    let _ = journal.write_all(line.as_bytes());
+                }
+                if let Some(follower) = &mut self.follower {
+                    // A copy for a follower that fell behind is the durable state only when
+                    // nothing else is in flight.
+                    let drained = i + 1 == last && self.core.is_drained();
+                    let engine = self.core.engine().filter(|_| drained);
+                    follower.durable_batch(seq, batch.records, engine);
+                }
+                self.metrics.decisions.increment(report.decisions as u64);
+                self.metrics.count(&report.tally);
             }
-            if let (Some(follower), Some(engine)) = (&mut self.follower, self.core.engine()) {
-                follower.durable(seq, self.core.records(), engine);
+            for (reply, result) in batch.replies {
+                let _ = reply.send(result);
             }
-            self.metrics.decisions.increment(report.decisions as u64);
-            self.metrics.count(&report.tally);
-        }
-        for (reply, result) in replies {
-            let _ = reply.send(result);
-        }
-        if let Some(engine) = self.core.engine() {
-            for read in reads {
-                read(engine, report.now_ms);
+            if !batch.reads.is_empty() {
+                debug_assert!(
+                    self.core.is_drained(),
+                    "reads released with batches in flight"
+                );
+                if let Some(engine) = self.core.engine() {
+                    for read in batch.reads {
+                        read(engine, report.now_ms);
+                    }
+                }
             }
         }
         self.answered_at = Instant::now();
+        self.metrics.in_flight.set(self.core.in_flight() as f64);
         self.record_stats();
         self.core.maintain();
-        (stopping, report.decisions)
     }
 
     fn record_stats(&mut self) {

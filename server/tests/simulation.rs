@@ -1,7 +1,12 @@
 //! A seeded, single-threaded simulation of a shard that runs the server's own shard core
-//! ([`server::core::ShardCore`], the code the shard thread drives) over the crash and fault
-//! test storage, with a seeded clock. There is no copy of the loop here: each step hands the
-//! core a batch of random commands at a random later time and checks what it gives back.
+//! ([`server::core::ShardCore`], the code the shard thread drives) and its log stage over
+//! the crash and fault test storage, with a seeded clock. There is no copy of the loop here:
+//! each step is one of what the server's threads do, picked by the seed: the core decides a
+//! batch of random commands (and maybe a read) at a random later time, if it may; the log
+//! stage writes what is queued (one append), or fdatasyncs what it wrote; or the core takes
+//! the stage's reports and releases what is durable, then the snapshot writer and the core's
+//! maintenance run. The pipeline's depth is 1 to 4 per seed, and a fifth of the cores run
+//! their stage inline (the server's default). A crash can follow any step.
 //!
 //! Random I/O errors (EIO, ENOSPC, short writes) hit the log's storage, the storage the core
 //! opens to rebuild its durable state, and the snapshot writer's; random crashes drop what
@@ -10,22 +15,26 @@
 //! on, taken in by the core, its obsolete files deleted through another handle later still);
 //! the other half let the core write them itself at its cadence. Checked at every step:
 //!
-//! - every answer of a batch whose write or sync failed is 503, and so is every command
-//!   while the log is failed or full;
-//! - no answer is released before its decisions are durable: after any batch that answered
-//!   a command with success, a crash must recover at least everything up to that batch;
-//! - reads see exactly the durable state: the core's engine between batches equals the
-//!   replay of the log's durable prefix (after a failure too: the rebuilt state);
+//! - batches are released in the order they were decided, one answer per command, and each
+//!   only once the log itself (not the core's idea of it) is durable up to its last seq;
+//! - every answer of a batch whose write or sync failed, or that was decided after one that
+//!   failed, is 503, and so is every command while the log is failed or full;
+//! - a read is released only with nothing in flight, and sees exactly the replay of the
+//!   log's durable prefix (after a failure too: the rebuilt state); so does the engine
+//!   whenever the pipeline is drained;
 //! - due holds expire before the batch's commands decide (no expiry after a command's
 //!   decision, none left due afterwards);
 //! - a snapshot the core writes fails only by an injected fault;
-//! - after a crash, recovery gives exactly the durable prefix when the unsynced bytes were
-//!   dropped, and something between the durable prefix and all that was written when they
-//!   were torn; the state is the replay of exactly the recovered prefix; invariants hold.
+//! - after a crash (with batches queued for the stage, written and not synced, or durable
+//!   and not released), every released batch survives; recovery gives exactly the durable
+//!   prefix when the unsynced bytes were dropped, and something between the durable prefix
+//!   and all that was written when they were torn; the state is the replay of exactly the
+//!   recovered prefix; invariants hold.
 //!
 //! `BOXOFFICE_SIM_SEEDS` (default 2000) sets how many seeds run; `BOXOFFICE_SEED=n` runs
 //! only seed n, to replay a failure exactly (every failure prints its seed).
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,7 +44,9 @@ use engine::{
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use server::core::{CoreOptions, DirLock, LogDir, Maintenance, ShardCore, SnapshotSource, Written};
+use server::core::{
+    CoreOptions, DirLock, LogDir, LogStage, Maintenance, ShardCore, SnapshotSource, Written,
+};
 use server::shard::{Readiness, ShardError, ShardStatus};
 use wal::{CrashStorage, FaultKind, FaultStorage, Options, Storage, TearMode};
 
@@ -46,7 +57,8 @@ const OPTIONS: Options = Options {
 };
 
 type Sim = FaultStorage<CrashStorage>;
-type Core = ShardCore<Sim>;
+type Core = ShardCore<Sim, usize, usize>;
+type Stage = Option<LogStage<Sim>>;
 
 #[derive(Default)]
 struct Counts {
@@ -79,6 +91,23 @@ struct Counts {
     unsynced_dropped: u64,
     unsynced_torn: u64,
     torn_kept_records: u64,
+    /// The pipeline: the most batches in flight at once; decides refused because it was
+    /// full (or a read or a snapshot waited for it to drain); writes that took more than
+    /// one batch; syncs with later batches in flight; failed batches with others in flight
+    /// after them; batches released; reads run; crashes with batches queued for the log
+    /// stage, written and not synced, durable and not released; snapshot files written
+    /// while the log stage had written and not synced.
+    max_in_flight: u64,
+    pipeline_full: u64,
+    grouped: u64,
+    synced_with_later_in_flight: u64,
+    failed_later_in_flight: u64,
+    acknowledged_batches: u64,
+    reads: u64,
+    crash_queued: u64,
+    crash_written_unsynced: u64,
+    crash_durable_unreleased: u64,
+    snapshot_racing_append: u64,
 }
 
 /// The simulated log directory: every storage handle the core opens (recovery, rebuilds)
@@ -110,7 +139,7 @@ impl LogDir<Sim> for SimDir {
 fn faulty(storage: &CrashStorage, rng: &mut StdRng, faults: bool) -> Sim {
     let kind = [FaultKind::Eio, FaultKind::NoSpace, FaultKind::ShortWrite][rng.random_range(0..3)];
     let fail_at = if faults {
-        rng.random_range(1..400)
+        rng.random_range(1..160)
     } else {
         u64::MAX
     };
@@ -144,15 +173,18 @@ impl SnapshotSource for SimSnapshots {
 
 /// Recovers a core from `storage`; a fault that hit recovery itself (cutting a torn tail)
 /// is retried without one, as a restart would. The core keeps injecting faults afterwards.
+/// Its log stage is the simulation's to step.
 fn recover(
     storage: &CrashStorage,
     rng: &mut StdRng,
     every: u64,
+    depth: usize,
     counts: &mut Counts,
-) -> (Core, Arc<ShardStatus>) {
+) -> (Core, Stage, Arc<ShardStatus>) {
     let options = CoreOptions {
         wal: OPTIONS,
         snapshot_every: every,
+        depth,
     };
     let status = Arc::new(ShardStatus::default());
     let dir = SimDir {
@@ -161,20 +193,38 @@ fn recover(
         faults: true,
         opens: 0,
     };
-    let core = match ShardCore::recover(0, dir, options, Arc::clone(&status)) {
+    let mut core = match ShardCore::recover(0, dir, options, Arc::clone(&status)) {
         Ok(core) => core,
         Err(_) => {
             counts.faults += 1;
+            // Again as a restart would, with faults or not; a third time without.
             let dir = SimDir {
                 storage: storage.clone(),
                 rng: StdRng::seed_from_u64(rng.random()),
                 faults: rng.random_bool(0.5),
                 opens: 0,
             };
-            ShardCore::recover(0, dir, options, Arc::clone(&status)).expect("recovers")
+            match ShardCore::recover(0, dir, options, Arc::clone(&status)) {
+                Ok(core) => core,
+                Err(_) => {
+                    let dir = SimDir {
+                        storage: storage.clone(),
+                        rng: StdRng::seed_from_u64(rng.random()),
+                        faults: false,
+                        opens: 0,
+                    };
+                    ShardCore::recover(0, dir, options, Arc::clone(&status)).expect("recovers")
+                }
+            }
         }
     };
-    (core, status)
+    // A fifth of the cores run their log stage inline (the server's depth 1).
+    let stage = if rng.random_bool(0.2) {
+        None
+    } else {
+        Some(core.take_log_stage().expect("a new core has its stage"))
+    };
+    (core, stage, status)
 }
 
 /// An expiry, alone or feeding a waiting list.
@@ -270,19 +320,46 @@ fn random_command(rng: &mut StdRng, engine: &Engine) -> Command {
     }
 }
 
+/// A batch the simulation handed to the core and has not seen released yet.
+struct Sent {
+    /// The tags of its commands, in order, and of its reads.
+    commands: Vec<usize>,
+    reads: Vec<usize>,
+    /// Whether the core refused writes when it decided it (then every answer is 503).
+    refused: bool,
+}
+
+/// The actions a step can take; the seed picks one among those possible.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    /// The core decides a batch (if it may).
+    Decide,
+    /// The log stage writes what is queued (one append).
+    Write,
+    /// The log stage fdatasyncs what it wrote.
+    Sync,
+    /// The core takes in the stage's reports and releases what is durable; the snapshot
+    /// writer and the core's maintenance run.
+    Release,
+}
+
+#[allow(clippy::too_many_lines)]
 fn run_seed(seed: u64, counts: &mut Counts) {
     let mut rng = StdRng::seed_from_u64(seed);
     let storage = CrashStorage::new();
     // Half the seeds snapshot the server's way (off the core's path), half on it.
     let off_path = rng.random_bool(0.5);
     let every = rng.random_range(4..40);
+    // Batches in flight at most: 1 (no pipeline) to 4.
+    let depth = rng.random_range(1..=4);
     // history[..n] is exactly what the log holds as seqs 1..=n, plus, past the durable seq,
-    // whatever a failed batch handed to the storage (a short write may have stored whole
-    // records of it, which a crash may keep: never acknowledged, so either is allowed).
+    // whatever a failed write handed to the storage (a short write may have stored whole
+    // records of it, which a crash may keep: never acknowledged, so either is allowed) and
+    // the batches decided after it (never written: the log stage drops them).
     let mut history: Vec<Decision> = Vec::new();
     let mut reference = Reference::new();
     let mut acknowledged: u64 = 0;
-    let (mut core, mut status) = recover(&storage, &mut rng, every, counts);
+    let (mut core, mut stage, mut status) = recover(&storage, &mut rng, every, depth, counts);
     let mut snapshots = SimSnapshots::default();
     if off_path {
         core.set_snapshot_source(Box::new(snapshots.clone()));
@@ -290,181 +367,304 @@ fn run_seed(seed: u64, counts: &mut Counts) {
     let mut now = T0;
     let mut pending = vec![sim_event()];
     let mut staged: Option<(u64, Vec<u8>)> = None;
-    for step in 0..60 {
-        now += rng.random_range(0..1_500);
-        let engine_now = core.engine().map(Engine::now_ms);
-        let empty = Engine::new(0);
-        let seen = core.engine().unwrap_or(&empty);
-        pending.extend((0..rng.random_range(1..6)).map(|_| random_command(&mut rng, seen)));
-        let commands = pending.len();
-        let refused_before = core.refusal().is_some();
-        let mut replies = Vec::new();
-        let report = core.decide(now, pending.drain(..).zip(0..), &mut replies);
-        assert_eq!(
-            replies.len(),
-            commands,
-            "seed {seed}: one answer per command"
-        );
-        assert!(
-            replies.iter().enumerate().all(|(i, (tag, _))| *tag == i),
-            "seed {seed}: answers out of order"
-        );
-        assert!(
-            engine_now.is_none_or(|t| report.now_ms >= t),
-            "seed {seed}: time went back"
-        );
-        let decisions: Vec<Decision> = core
-            .records()
+    let mut sent: VecDeque<Sent> = VecDeque::new();
+    let mut tag = 0usize;
+    let mut released = Vec::new();
+    let debug = std::env::var_os("BOXOFFICE_SIM_DEBUG").is_some();
+    for step in 0..150 {
+        let actions = [
+            (Action::Decide, 4),
+            (Action::Write, 2),
+            (Action::Sync, 2),
+            (Action::Release, 3),
+        ];
+        let total: u32 = actions.iter().map(|(_, w)| w).sum();
+        let mut pick = rng.random_range(0..total);
+        let action = actions
             .iter()
-            .map(|r| Decision::decode(r).expect("records decode"))
-            .collect();
-        assert_eq!(decisions.len(), report.decisions);
-        // Expiry before commands: once a command's decision is in the batch, no expiry
-        // follows; and nothing is left due at the batch's time.
-        if let Some(first_command) = decisions.iter().position(|d| !is_expiry(d)) {
-            assert!(
-                !decisions[first_command..].iter().any(is_expiry),
-                "seed {seed} step {step}: an expiry decided after a command"
+            .find(|(_, w)| {
+                let hit = pick < *w;
+                pick = pick.saturating_sub(*w);
+                hit
+            })
+            .map(|(a, _)| *a)
+            .expect("an action");
+        if debug {
+            eprintln!(
+                "seed {seed} step {step}: {action:?}, in flight {}, durable {}, last {}, refusal {:?}",
+                core.in_flight(),
+                core.durable_seq(),
+                core.wal().last_seq(),
+                core.refusal()
             );
         }
-        counts.expired += decisions.iter().filter(|d| is_expiry(d)).count() as u64;
-        if report.written != Written::Failed && core.refusal().is_none() {
-            let due = core.engine().and_then(Engine::next_expiry_ms);
-            assert!(
-                due.is_none_or(|due| due > report.now_ms),
-                "seed {seed} step {step}: a hold due at {due:?} outlived the batch at {}",
-                report.now_ms
-            );
-        }
-        history.extend(decisions);
-        let answered = replies.iter().any(|(_, result)| result.is_ok());
-        let all_refused = replies
-            .iter()
-            .all(|(_, result)| matches!(result, Err(ShardError::Unavailable(_))));
-        match report.written {
-            Written::Durable => {
-                assert_eq!(core.durable_seq(), history.len() as u64, "seed {seed}");
-            }
-            Written::Failed => {
-                counts.faults += 1;
-                counts.failed_batches += 1;
-                assert!(
-                    all_refused,
-                    "seed {seed} step {step}: a batch whose write failed answered besides 503"
-                );
-                if core.is_failed() {
-                    assert!(matches!(status.readiness(0), Readiness::Failed(_)));
+        match action {
+            Action::Decide if core.can_decide() => {
+                assert!(core.in_flight() < depth, "seed {seed}: deeper than {depth}");
+                now += rng.random_range(0..1_500);
+                let engine_now = core.engine().map(Engine::now_ms);
+                let empty = Engine::new(0);
+                let seen = core.engine().unwrap_or(&empty);
+                pending.extend((0..rng.random_range(0..6)).map(|_| random_command(&mut rng, seen)));
+                let commands: Vec<usize> = (0..pending.len()).map(|i| tag + i).collect();
+                tag += commands.len();
+                let reads: Vec<usize> = if rng.random_bool(0.25) {
+                    tag += 1;
+                    vec![tag - 1]
                 } else {
+                    Vec::new()
+                };
+                let refused = core.refusal().is_some();
+                let report = core.decide(
+                    now,
+                    pending.drain(..).zip(commands.iter().copied()),
+                    reads.clone(),
+                );
+                assert!(
+                    engine_now.is_none_or(|t| report.now_ms >= t),
+                    "seed {seed}: time went back"
+                );
+                if refused && core.refusal().is_none() {
+                    counts.resumed += 1;
+                    assert!(status.is_ready(), "seed {seed}: resumed but not ready");
+                }
+                // Decided while the log refused writes (a probe for space may have just
+                // resumed them): every answer is 503.
+                let refused = refused && core.refusal().is_some();
+                let decisions: Vec<Decision> = core
+                    .records()
+                    .iter()
+                    .map(|r| Decision::decode(r).expect("records decode"))
+                    .collect();
+                assert_eq!(decisions.len(), report.decisions);
+                // Expiry before commands: once a command's decision is in the batch, no
+                // expiry follows; and nothing is left due at the batch's time.
+                if let Some(first_command) = decisions.iter().position(|d| !is_expiry(d)) {
+                    assert!(
+                        !decisions[first_command..].iter().any(is_expiry),
+                        "seed {seed} step {step}: an expiry decided after a command"
+                    );
+                }
+                counts.expired += decisions.iter().filter(|d| is_expiry(d)).count() as u64;
+                if core.refusal().is_none() {
+                    let due = core.engine().and_then(Engine::next_expiry_ms);
+                    assert!(
+                        due.is_none_or(|due| due > report.now_ms),
+                        "seed {seed} step {step}: a hold due at {due:?} outlived the batch at {}",
+                        report.now_ms
+                    );
+                }
+                if report.decisions > 0 {
+                    assert_eq!(
+                        report.last_seq,
+                        history.len() as u64 + decisions.len() as u64,
+                        "seed {seed} step {step}: seqs out of step with the history"
+                    );
+                    counts.max_in_flight = counts.max_in_flight.max(core.in_flight() as u64);
+                }
+                history.extend(decisions);
+                if !commands.is_empty() || !reads.is_empty() || report.decisions > 0 {
+                    sent.push_back(Sent {
+                        commands,
+                        reads,
+                        refused,
+                    });
+                }
+            }
+            Action::Decide => counts.pipeline_full += 1,
+            Action::Write => {
+                if let Some(stage) = &mut stage {
+                    if stage.has_queued() && core.in_flight() > 1 {
+                        counts.grouped += 1;
+                    }
+                    stage.write();
+                }
+            }
+            Action::Sync => {
+                if let Some(stage) = &mut stage {
+                    if stage.has_written() && core.in_flight() > 1 {
+                        counts.synced_with_later_in_flight += 1;
+                    }
+                    stage.sync();
+                }
+            }
+            Action::Release => {
+                let in_flight = core.in_flight();
+                let was_refusing = core.refusal().is_some();
+                core.release(&mut released);
+                if core.refusal().is_some() && !core.is_failed() {
                     // No space: the log cut itself back to its durable end.
-                    assert!(matches!(status.readiness(0), Readiness::Full(_)));
-                    counts.full += 1;
                     history.truncate(core.durable_seq() as usize);
                 }
-            }
-            Written::Nothing => {}
-        }
-        if refused_before && core.refusal().is_some() {
-            assert!(
-                all_refused,
-                "seed {seed} step {step}: a refusing log answered"
-            );
-            counts.refused_commands += commands as u64;
-        }
-        if refused_before && core.refusal().is_none() {
-            counts.resumed += 1;
-            assert!(status.is_ready(), "seed {seed}: resumed but not ready");
-        }
-        // An answer is released only once its batch is durable: everything up to here must
-        // survive any crash from now on.
-        if answered {
-            acknowledged = history.len() as u64;
-        }
-        // Reads see exactly the durable state.
-        let durable = core.failed_at().unwrap_or(core.durable_seq());
-        match core.engine() {
-            Some(engine) => assert_eq!(
-                engine.snapshot(),
-                reference.at(&history, durable).snapshot(),
-                "seed {seed} step {step}: reads would see state that is not the durable prefix"
-            ),
-            None => counts.rebuild_failures += u64::from(core.is_failed()),
-        }
-        // The server's off-path snapshot: encoded at a durable seq (the follower's state),
-        // its file written by another thread with its own storage handle some steps later,
-        // while appends go on, taken in by the core, the obsolete files deleted later still.
-        if off_path {
-            if let Some((seq, bytes)) = staged.take_if(|_| rng.random_bool(0.5)) {
-                let faults = rng.random_bool(0.2);
-                let mut writer = faulty(&storage, &mut rng, faults);
-                match wal::write_snapshot_file(&mut writer, seq, &bytes) {
-                    Ok(()) => {
-                        counts.off_path_snapshots += 1;
-                        snapshots.0.lock().done.push(seq);
+                let durable_now = core.wal().durable_seq();
+                for (i, batch) in released.drain(..).enumerate() {
+                    let expect = sent.pop_front().expect("released a batch never sent");
+                    let tags: Vec<usize> = batch.replies.iter().map(|(t, _)| *t).collect();
+                    assert_eq!(
+                        tags, expect.commands,
+                        "seed {seed} step {step}: answers out of order"
+                    );
+                    assert_eq!(
+                        batch.reads, expect.reads,
+                        "seed {seed} step {step}: reads out of order"
+                    );
+                    let all_refused = batch
+                        .replies
+                        .iter()
+                        .all(|(_, result)| matches!(result, Err(ShardError::Unavailable(_))));
+                    match batch.report.written {
+                        Written::Durable | Written::Nothing => {
+                            // Released only once durable: a crash from now on keeps it.
+                            assert!(
+                                batch.report.last_seq <= durable_now,
+                                "seed {seed} step {step}: batch up to seq {} released, the log \
+                                 is durable up to {durable_now}",
+                                batch.report.last_seq
+                            );
+                            acknowledged = acknowledged.max(batch.report.last_seq);
+                            counts.acknowledged_batches += 1;
+                        }
+                        Written::Failed => {
+                            counts.failed_batches += 1;
+                            counts.failed_later_in_flight += u64::from(i > 0 || in_flight > 1);
+                            assert!(
+                                all_refused,
+                                "seed {seed} step {step}: a batch whose write failed answered besides 503"
+                            );
+                        }
+                        Written::Pending => panic!("seed {seed}: released a pending batch"),
                     }
-                    Err(_) => counts.faults += 1,
+                    if expect.refused {
+                        assert!(
+                            all_refused,
+                            "seed {seed} step {step}: a refusing log answered"
+                        );
+                        counts.refused_commands += expect.commands.len() as u64;
+                    }
+                    if !batch.reads.is_empty() {
+                        // Reads run now, on the durable state and nothing else.
+                        assert!(
+                            core.is_drained(),
+                            "seed {seed} step {step}: a read released with batches in flight"
+                        );
+                        counts.reads += batch.reads.len() as u64;
+                        let durable = core.failed_at().unwrap_or(durable_now);
+                        if let Some(engine) = core.engine() {
+                            assert_eq!(
+                                engine.snapshot(),
+                                reference.at(&history, durable).snapshot(),
+                                "seed {seed} step {step}: a read would see state that is not the durable prefix"
+                            );
+                        }
+                    }
+                }
+                if core.is_failed() {
+                    assert!(matches!(status.readiness(0), Readiness::Failed(_)));
+                } else if core.refusal().is_some() {
+                    assert!(matches!(status.readiness(0), Readiness::Full(_)));
+                    counts.full += u64::from(!was_refusing);
+                }
+                // Drained: the engine is exactly the durable prefix (what reads see,
+                // failures included).
+                if core.is_drained() {
+                    let durable = core.failed_at().unwrap_or(core.durable_seq());
+                    match core.engine() {
+                        Some(engine) => assert_eq!(
+                            engine.snapshot(),
+                            reference.at(&history, durable).snapshot(),
+                            "seed {seed} step {step}: drained, yet the engine is not the durable prefix"
+                        ),
+                        None => counts.rebuild_failures += u64::from(core.is_failed()),
+                    }
+                }
+                // The server's off-path snapshot: encoded at a durable seq (the follower's
+                // state), its file written through another storage handle some steps later,
+                // while appends go on, taken in by the core, the obsolete files deleted
+                // later still.
+                if off_path {
+                    if let Some((seq, bytes)) = staged.take_if(|_| rng.random_bool(0.5)) {
+                        let faults = rng.random_bool(0.2);
+                        let mut writer = faulty(&storage, &mut rng, faults);
+                        if stage.as_ref().is_some_and(LogStage::has_written) {
+                            counts.snapshot_racing_append += 1;
+                        }
+                        match wal::write_snapshot_file(&mut writer, seq, &bytes) {
+                            Ok(()) => {
+                                counts.off_path_snapshots += 1;
+                                snapshots.0.lock().done.push(seq);
+                            }
+                            Err(_) => counts.faults += 1,
+                        }
+                    }
+                    let removals = std::mem::take(&mut snapshots.0.lock().remove);
+                    for names in removals {
+                        if rng.random_bool(0.5) {
+                            snapshots.0.lock().remove.push(names);
+                            continue;
+                        }
+                        let faults = rng.random_bool(0.2);
+                        let mut remover = faulty(&storage, &mut rng, faults);
+                        match wal::remove_files(&mut remover, &names) {
+                            Ok(()) => counts.off_path_removed += 1,
+                            Err(_) => counts.faults += 1,
+                        }
+                    }
+                    if core.is_drained()
+                        && core.refusal().is_none()
+                        && staged.is_none()
+                        && core.durable_seq() > 0
+                        && rng.random_bool(0.2)
+                    {
+                        let engine = core.engine().expect("serving");
+                        staged = Some((core.durable_seq(), engine.snapshot()));
+                    }
+                }
+                let injected = core.wal().storage().injected();
+                match core.maintain() {
+                    Maintenance::Nothing => {}
+                    Maintenance::Adopted(_) => counts.off_path_adopted += 1,
+                    Maintenance::Written(_) => counts.snapshots += 1,
+                    Maintenance::WriteFailed(error) => {
+                        // Only an injected I/O error may fail a snapshot (one at the last
+                        // seq is valid: the core is drained and serving, so every record is
+                        // durable).
+                        assert!(
+                            matches!(error, wal::Error::Io { .. })
+                                && core.wal().storage().injected() > injected,
+                            "seed {seed}: a snapshot failed without an injected fault: {error}"
+                        );
+                        counts.snapshot_faults += 1;
+                    }
                 }
             }
-            let removals = std::mem::take(&mut snapshots.0.lock().remove);
-            for names in removals {
-                if rng.random_bool(0.5) {
-                    snapshots.0.lock().remove.push(names);
-                    continue;
-                }
-                let faults = rng.random_bool(0.2);
-                let mut remover = faulty(&storage, &mut rng, faults);
-                match wal::remove_files(&mut remover, &names) {
-                    Ok(()) => counts.off_path_removed += 1,
-                    Err(_) => counts.faults += 1,
-                }
-            }
-            if report.written == Written::Durable && staged.is_none() && rng.random_bool(0.1) {
-                let engine = core.engine().expect("serving");
-                staged = Some((core.durable_seq(), engine.snapshot()));
-            }
         }
-        let injected = core.wal().storage().injected();
-        match core.maintain() {
-            Maintenance::Nothing => {}
-            Maintenance::Adopted(_) => counts.off_path_adopted += 1,
-            Maintenance::Written(_) => counts.snapshots += 1,
-            Maintenance::WriteFailed(error) => {
-                // Only an injected I/O error may fail a snapshot (one at the last seq is
-                // valid: the core is serving, so every record is durable).
-                assert!(
-                    matches!(error, wal::Error::Io { .. })
-                        && core.wal().storage().injected() > injected,
-                    "seed {seed}: a snapshot failed without an injected fault: {error}"
-                );
-                counts.snapshot_faults += 1;
-            }
-        }
-        let crash = rng.random_bool(0.12)
-            || (report.written == Written::Failed && rng.random_bool(0.5))
-            || (core.is_failed() && rng.random_bool(0.3));
-        if std::env::var_os("BOXOFFICE_SIM_DEBUG").is_some() {
-            eprintln!(
-                "seed {seed} step {step}: {report:?}, refusal {:?}, last {} durable {} files {:?} crash {crash}",
-                core.refusal(),
-                core.wal().last_seq(),
-                core.durable_seq(),
-                storage.list().unwrap()
-            );
-        }
+        let crash = rng.random_bool(0.02) || (core.is_failed() && rng.random_bool(0.1));
         if !crash {
             continue;
         }
+        // A crash at this point of the pipeline: batches decided and not written, written
+        // and not synced, synced and not released, all lost with the process.
         counts.crashes += 1;
+        if stage.as_ref().is_some_and(LogStage::has_written) {
+            counts.crash_written_unsynced += 1;
+        } else if stage.as_ref().is_some_and(LogStage::has_queued) {
+            counts.crash_queued += 1;
+        } else if !core.is_drained() {
+            counts.crash_durable_unreleased += 1;
+        }
         let tear = match rng.random_range(0..3) {
             0 => TearMode::DropUnsynced,
             1 => TearMode::KeepPrefix(rng.random()),
             _ => TearMode::GarbleTail(rng.random()),
         };
         // What the log had made durable, and every seq handed to the storage.
-        let durable = core.durable_seq();
+        let durable = core.wal().durable_seq();
+        let written = core.wal().last_seq();
         let appended = history.len() as u64;
+        drop(stage);
         drop(core);
         storage.crash(tear);
-        (core, status) = recover(&storage, &mut rng, every, counts);
+        (core, stage, status) = recover(&storage, &mut rng, every, depth, counts);
         let last = core.wal().last_seq();
         assert!(
             last >= acknowledged,
@@ -479,7 +679,7 @@ fn run_seed(seed: u64, counts: &mut Counts) {
             assert_eq!(
                 last, durable,
                 "seed {seed}: unsynced bytes dropped, yet recovered seq {last} is not the \
-                 durable seq {durable} (written {appended})"
+                 durable seq {durable} (written {written}, decided {appended})"
             );
         } else {
             assert!(
@@ -487,7 +687,7 @@ fn run_seed(seed: u64, counts: &mut Counts) {
                 "seed {seed}: {tear:?}: recovered seq {last} below the durable {durable}"
             );
         }
-        if durable < appended {
+        if durable < written {
             if tear == TearMode::DropUnsynced {
                 counts.unsynced_dropped += 1;
             } else {
@@ -505,6 +705,7 @@ fn run_seed(seed: u64, counts: &mut Counts) {
         let lost_event = recovered.event("sim").is_none();
         history.truncate(last as usize);
         acknowledged = last;
+        sent.clear();
         // The writer's work in progress is gone with the process (a snapshot file already
         // renamed into place may be on disk: recovery above used it if it was the newest).
         staged = None;
@@ -582,25 +783,40 @@ fn the_shard_core_survives_crashes_and_io_errors_under_seeded_simulation() {
     }
     println!(
         "simulation of the shard core: {} seeds (replay one with BOXOFFICE_SEED=n), {} crashes, \
-         {} I/O faults, {} decisions acknowledged and recovered; {} failed batches all 503, \
-         {} commands refused while failed or full, {} times full ({} resumed), {} rebuilds \
-         failed; {} holds expired ahead of commands; {} snapshots written by the core, {} \
-         failed by an injected fault; {} written off its path, {} taken in, {} removals; {} \
-         crashes with unsynced records dropped (recovered exactly the durable prefix), {} torn \
-         ({} kept records past the durable seq)",
+         {} I/O faults, {} decisions acknowledged and recovered; {} batches released durable, \
+         {} failed batches all 503 ({} with other batches in flight), {} commands refused \
+         while failed or full, {} times full ({} resumed), {} rebuilds failed; {} reads on \
+         the durable state; pipeline: at most {} batches in flight, {} decides waited for \
+         it, {} grouped writes, {} syncs with later batches in flight; crashes with batches \
+         queued {}, written and unsynced {}, durable and unreleased {}; {} holds expired \
+         ahead of commands; {} snapshots written by the core, {} failed by an injected \
+         fault; {} written off its path ({} while a write awaited its sync), {} taken in, {} \
+         removals; {} crashes with unsynced records dropped (recovered exactly the durable \
+         prefix), {} torn ({} kept records past the durable seq)",
         seeds.len(),
         counts.crashes,
         counts.faults,
         counts.acknowledged,
+        counts.acknowledged_batches,
         counts.failed_batches,
+        counts.failed_later_in_flight,
         counts.refused_commands,
         counts.full,
         counts.resumed,
         counts.rebuild_failures,
+        counts.reads,
+        counts.max_in_flight,
+        counts.pipeline_full,
+        counts.grouped,
+        counts.synced_with_later_in_flight,
+        counts.crash_queued,
+        counts.crash_written_unsynced,
+        counts.crash_durable_unreleased,
         counts.expired,
         counts.snapshots,
         counts.snapshot_faults,
         counts.off_path_snapshots,
+        counts.snapshot_racing_append,
         counts.off_path_adopted,
         counts.off_path_removed,
         counts.unsynced_dropped,
@@ -627,6 +843,27 @@ fn the_shard_core_survives_crashes_and_io_errors_under_seeded_simulation() {
             ("off-path removals", counts.off_path_removed),
             ("dropped unsynced records", counts.unsynced_dropped),
             ("torn unsynced records", counts.unsynced_torn),
+            ("reads", counts.reads),
+            ("a full pipeline", counts.pipeline_full),
+            ("grouped writes", counts.grouped),
+            (
+                "syncs with later batches in flight",
+                counts.synced_with_later_in_flight,
+            ),
+            (
+                "failures with later batches in flight",
+                counts.failed_later_in_flight,
+            ),
+            ("crashes with batches queued", counts.crash_queued),
+            (
+                "crashes between write and sync",
+                counts.crash_written_unsynced,
+            ),
+            (
+                "crashes with durable batches unreleased",
+                counts.crash_durable_unreleased,
+            ),
+            ("snapshots racing appends", counts.snapshot_racing_append),
         ];
         let missed: Vec<&str> = paths
             .iter()

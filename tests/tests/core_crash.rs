@@ -10,6 +10,12 @@
 //!   survives a kill -9 after it. Ordering of events, not time: the snapshot cannot finish
 //!   until the test lets it, after the answer.
 //!
+//! - kill -9 with pipelined batches in flight: under load at whatever point of the pipeline
+//!   the shard is, and with the log stage held before a write (`BOXOFFICE_TEST_PAUSE_SYNC`)
+//!   while the shard decided more batches behind it (`boxoffice_log_batches_in_flight` ≥ 2):
+//!   no answer of theirs is released, and after each restart every acknowledged hold is
+//!   held.
+//!
 //! `BOXOFFICE_CORE_CRASH_HOLDS` sets the live holds of the second test (default 200,000; the
 //! issue's scenario is 2,000,000).
 
@@ -259,5 +265,125 @@ fn a_buyers_hold_is_answered_before_an_unfinished_snapshot_of_many_live_holds_co
         (200, Some("held")),
         "{body}"
     );
+    server.terminate();
+}
+
+const PAUSE_SYNC_ENV: &str = "BOXOFFICE_TEST_PAUSE_SYNC";
+const IN_FLIGHT: &str = "boxoffice_log_batches_in_flight{shard=\"0\"}";
+
+/// Buyers placing holds one after the other until stopped or the server dies; every hold
+/// answered 201 is recorded.
+fn buyers(
+    port: u16,
+    round: usize,
+    acked: &Arc<Mutex<Vec<String>>>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..8)
+        .map(|b| {
+            let (stop, acked) = (Arc::clone(stop), Arc::clone(acked));
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Acquire) {
+                    n += 1;
+                    match hold(port, "e", &format!("r{round}-u{b}-{n}")) {
+                        Ok((201, body)) => acked
+                            .lock()
+                            .unwrap()
+                            .push(body["id"].as_str().unwrap().to_string()),
+                        Ok((status, body)) => panic!("an unexpected answer {status}: {body}"),
+                        Err(_) => return, // killed
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_while_pipelined_batches_wait_for_their_sync_loses_nothing_acknowledged() {
+    let pause = tempfile::tempdir().unwrap();
+    let pause_file = pause.path().join("pause");
+    let mut server = Server::start(Launch {
+        env: vec![
+            (PAUSE_SYNC_ENV.into(), pause_file.display().to_string()),
+            // The pipeline is off by default (docs/benchmarks.md): on, with 4 in flight.
+            ("BOXOFFICE_LOG_PIPELINE_DEPTH".into(), "4".into()),
+        ],
+        shards: Some(1),
+        ..Launch::default()
+    });
+    create_event(&server, "e", 10_000_000);
+    let mut all: Vec<String> = Vec::new();
+    // Round 0: kill -9 under load, at whatever point of the pipeline the shard is (with
+    // eight buyers, batches are decided while earlier ones are written and synced).
+    // Round 1: the log stage is held before its next write (the test hook), the shard
+    // decides more batches behind it, none of their answers is released; then kill -9.
+    for round in 0..2 {
+        let port = server.port();
+        let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = buyers(port, round, &acked, &stop);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked.lock().unwrap().len() < 300 {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: too few holds answered"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if round == 1 {
+            std::fs::write(&pause_file, b"").unwrap();
+            // Every buyer may be waiting on the held batch: more buyers come, and their
+            // requests are decided behind it.
+            std::thread::sleep(Duration::from_millis(200));
+            threads.extend(buyers(port, 10 + round, &acked, &stop));
+            let deadline = Instant::now() + Duration::from_secs(8);
+            while harness::metric(port, IN_FLIGHT) < 2.0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the shard never decided a batch while another waited for the log"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // The write in progress when the hook was set finishes; after it, nothing.
+            std::thread::sleep(Duration::from_millis(500));
+            let frozen = acked.lock().unwrap().len();
+            std::thread::sleep(Duration::from_millis(500));
+            assert_eq!(
+                acked.lock().unwrap().len(),
+                frozen,
+                "holds answered while their batches were not durable"
+            );
+            assert!(harness::metric(port, IN_FLIGHT) >= 2.0);
+        }
+        server.kill9();
+        stop.store(true, Ordering::Release);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let _ = std::fs::remove_file(&pause_file);
+        server.restart();
+        all.extend(acked.lock().unwrap().iter().cloned());
+        // Nothing acknowledged is lost: the section holds at least every acknowledged hold
+        // of both rounds, and each one looked up is held.
+        let (status, event) = server.call("GET", "/v1/events/e", None, None);
+        assert_eq!(status, 200);
+        let held = event["sections"][0]["held"].as_u64().unwrap();
+        assert!(
+            held >= all.len() as u64,
+            "round {round}: {} holds acknowledged, {held} held after the restart",
+            all.len()
+        );
+        let acked = acked.lock().unwrap().clone();
+        for id in acked.iter().rev().take(300).chain(acked.iter().step_by(17)) {
+            let (status, body) = server.call("GET", &format!("/v1/holds/{id}"), Some(ADMIN), None);
+            assert_eq!(
+                status, 200,
+                "round {round}: acknowledged hold {id} lost: {body}"
+            );
+            assert_eq!(body["status"], "held", "{body}");
+        }
+    }
     server.terminate();
 }
