@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::decision::{Cascaded, WaitlistLeft};
 use engine::{Command, Decision, Engine};
 use parking_lot::{Mutex, MutexGuard};
 use wal::{FileStorage, ReplayError, Storage, Wal};
@@ -40,7 +39,7 @@ use crate::limits::{WAL_FULL_PROBE_BYTES, WAL_FULL_RETRY_INTERVAL};
 
 /// The core logs as the shard thread always has (its lines and `RUST_LOG` filters stay).
 const LOG_TARGET: &str = "server::shard";
-use crate::shard::{CommandResult, ShardError, ShardStatus};
+use crate::shard_status::{CommandResult, ShardError, ShardStatus};
 
 /// Where a shard's log lives, and how to open another storage handle on it (recovery, and
 /// the rebuild of the durable state after a log failure, each open one).
@@ -169,55 +168,7 @@ enum State {
     },
 }
 
-/// Decisions of one batch by kind (a purchase is a hold and its confirmation at once and
-/// counts as a purchase only).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Tally {
-    /// Holds placed (waiting-list offers included).
-    pub placed: u64,
-    /// Holds confirmed.
-    pub confirmed: u64,
-    /// Holds released.
-    pub released: u64,
-    /// Holds expired.
-    pub expired: u64,
-    /// Purchases.
-    pub purchased: u64,
-    /// Bookings cancelled.
-    pub cancelled: u64,
-}
-
-impl Tally {
-    fn count(&mut self, decision: &Decision) {
-        match decision {
-            Decision::HoldPlaced(_) => self.placed += 1,
-            Decision::HoldConfirmed(_) => self.confirmed += 1,
-            Decision::HoldReleased(_) => self.released += 1,
-            Decision::HoldExpired(_) => self.expired += 1,
-            Decision::Purchased(_) => self.purchased += 1,
-            Decision::BookingCancelled(_) => self.cancelled += 1,
-            // A release, expiry or cancel that fed a waiting list counts as itself, and
-            // each offer it made as a hold placed.
-            Decision::Cascaded(Cascaded { base, steps, .. }) => {
-                self.count(base);
-                self.count_offers(steps);
-            }
-            Decision::WaitlistLeft(WaitlistLeft { steps, .. }) => self.count_offers(steps),
-            Decision::EventCreated(_)
-            | Decision::EventCreatedWith(_)
-            | Decision::HoldExtended(_)
-            | Decision::WaitlistJoined(_) => {}
-        }
-    }
-
-    fn count_offers(&mut self, steps: &[engine::WaitStep]) {
-        let offers = steps
-            .iter()
-            .filter(|step| matches!(step, engine::WaitStep::Offered { .. }))
-            .count();
-        self.placed += offers as u64;
-    }
-}
+pub use engine::Tally;
 
 /// What became of a batch's decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,21 +460,12 @@ impl<S: Storage, R, Q> ShardCore<S, R, Q> {
                 // Expire due holds first, so their inventory is back before this batch
                 // decides. An expiry that feeds a waiting list comes alone: ask again until
                 // none is due.
-                let mut expired = 0;
-                while expired < engine::limits::EXPIRE_BATCH_MAX {
-                    let due = engine.decide_expiry(now, engine::limits::EXPIRE_BATCH_MAX - expired);
-                    if due.is_empty() {
-                        break;
-                    }
-                    for decision in due {
-                        engine.apply(&decision);
-                        let buf = next_record(&mut self.records, self.used);
-                        decision.encode(buf);
-                        self.used += 1;
-                        tally.count(&decision);
-                        expired += 1;
-                    }
-                }
+                let (records, used) = (&mut self.records, &mut self.used);
+                engine.expire_due(now, |decision| {
+                    decision.encode(next_record(records, *used));
+                    *used += 1;
+                    tally.count(decision);
+                });
                 for (command, reply) in commands {
                     let buf = next_record(&mut self.records, self.used);
                     let result = match engine.execute(&command, now, buf) {
@@ -1026,10 +968,4 @@ fn next_record(records: &mut Vec<Vec<u8>>, used: usize) -> &mut Vec<u8> {
     let buf = &mut records[used];
     buf.clear();
     buf
-}
-
-/// Encodes a decision into the next record buffer, reusing the buffers' allocations.
-pub(crate) fn push_record(records: &mut Vec<Vec<u8>>, used: &mut usize, decision: &Decision) {
-    decision.encode(next_record(records, *used));
-    *used += 1;
 }

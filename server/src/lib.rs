@@ -28,6 +28,7 @@ pub mod page;
 pub mod routing;
 pub mod serve;
 pub mod shard;
+pub mod shard_status;
 pub mod snapshotter;
 pub mod stream;
 pub mod testhooks;

@@ -18,29 +18,24 @@
 //! clock, so holds keep expiring (invariant 6).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use engine::{Command, Engine, Output, Rejection};
-use parking_lot::Mutex;
+use engine::{Command, Engine};
 use tokio::sync::oneshot;
 
-use crate::core::{CoreOptions, FileDir, Released, ShardCore, Tally, Written};
-use crate::limits::{
-    CLOCK_BEHIND_WARN, LOG_PIPELINE_DEPTH, SHARD_BATCH_MAX, SHARD_IDLE_TICK, SYNC_STALL_MAX,
-};
+use crate::core::{CoreOptions, FileDir, Released, ShardCore, Written};
+use crate::limits::{CLOCK_BEHIND_WARN, LOG_PIPELINE_DEPTH, SHARD_BATCH_MAX, SHARD_IDLE_TICK};
+pub use crate::shard_status::{CommandResult, Readiness, ShardError, ShardStatus};
 
 /// The environment variable of the power-cut test hook (see `Shard::durable_journal`).
 pub const DURABLE_JOURNAL_ENV: &str = "BOXOFFICE_TEST_DURABLE_JOURNAL";
 
 /// A read: runs on the shard thread against durable state at the batch's `now`.
 pub type ReadFn = Box<dyn FnOnce(&Engine, u64) + Send>;
-
-/// What a shard answers to a command.
-pub type CommandResult = Result<Output, ShardError>;
 
 /// A request to a shard.
 pub enum Request {
@@ -57,18 +52,6 @@ pub enum Request {
     Shutdown,
 }
 
-/// Why a shard did not carry out a command.
-#[derive(Debug, Clone)]
-pub enum ShardError {
-    /// The engine refused it (a business outcome).
-    Rejected(Rejection),
-    /// The shard cannot write (log failure, or recovery failed); the reason is logged.
-    Unavailable(String),
-    /// The command's decision was written but whether it took effect is not known (a
-    /// cluster failover left it open): retry with the same idempotency key.
-    OutcomeUnknown(String),
-}
-
 /// Why a request could not even be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueError {
@@ -76,123 +59,6 @@ pub enum QueueError {
     Full,
     /// The shard thread has stopped.
     Stopped,
-}
-
-const RECOVERING: u8 = 0;
-const READY: u8 = 1;
-const FAILED: u8 = 2;
-const FULL: u8 = 3;
-
-/// Microseconds of the process's monotonic clock (from its first use), plus one, so that
-/// 0 can mean "none" in an atomic.
-fn mono_us() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64 + 1
-}
-
-/// What `/ready` says of one shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
-    /// Recovered and writing.
-    Ready,
-    /// Still replaying its log.
-    Recovering,
-    /// A batch has waited longer than [`SYNC_STALL_MAX`] for its write and fdatasync.
-    Stalled(String),
-    /// The log found no space; writes resume by themselves once there is room.
-    Full(String),
-    /// Cannot write until a restart (a failed fdatasync, damage, a failed rebuild).
-    Failed(String),
-}
-
-/// A shard's health, shared with the HTTP side for `/ready` and `/metrics`. The HTTP side
-/// reads it without the shard thread, which may be blocked in an fdatasync.
-#[derive(Debug, Default)]
-pub struct ShardStatus {
-    state: AtomicU8,
-    reason: Mutex<Option<String>>,
-    /// Set when the failure happened in recovery (damage on disk), not in a later write.
-    at_recovery: std::sync::atomic::AtomicBool,
-    /// [`mono_us`] when the batch now being written and synced started its write; 0 when
-    /// no batch is unsynced.
-    unsynced_since_us: AtomicU64,
-    /// Longest loop gap (µs) since the last [`ShardStatus::take_loop_gap`].
-    loop_gap_max_us: AtomicU64,
-}
-
-impl ShardStatus {
-    /// Recovered and able to write.
-    pub fn is_ready(&self) -> bool {
-        self.state.load(Ordering::Acquire) == READY
-    }
-    /// What `/ready` reports for this shard, computed now from the shared state.
-    pub fn readiness(&self, index: usize) -> Readiness {
-        match self.state.load(Ordering::Acquire) {
-            RECOVERING => Readiness::Recovering,
-            FAILED => Readiness::Failed(self.failure().unwrap_or_default()),
-            FULL => Readiness::Full(self.failure().unwrap_or_default()),
-            _ => match self.unsynced_age() {
-                Some(age) if age > SYNC_STALL_MAX => Readiness::Stalled(format!(
-                    "shard {index}: a batch has waited {:.1} s for its log write and \
-                     fdatasync (more than {} s): the disk is stuck",
-                    age.as_secs_f64(),
-                    SYNC_STALL_MAX.as_secs()
-                )),
-                _ => Readiness::Ready,
-            },
-        }
-    }
-    /// How long the oldest batch not yet durable has been waiting, if one is.
-    pub fn unsynced_age(&self) -> Option<Duration> {
-        match self.unsynced_since_us.load(Ordering::Acquire) {
-            0 => None,
-            since => Some(Duration::from_micros(mono_us().saturating_sub(since))),
-        }
-    }
-    /// The longest loop gap since the previous call (then starts over).
-    pub fn take_loop_gap(&self) -> Duration {
-        Duration::from_micros(self.loop_gap_max_us.swap(0, Ordering::AcqRel))
-    }
-    pub(crate) fn note_loop_gap(&self, gap: Duration) {
-        self.loop_gap_max_us
-            .fetch_max(gap.as_micros() as u64, Ordering::AcqRel);
-    }
-    pub(crate) fn set_unsynced(&self, waiting: bool) {
-        let value = if waiting { mono_us() } else { 0 };
-        self.unsynced_since_us.store(value, Ordering::Release);
-    }
-    pub(crate) fn set_full(&self, reason: String) {
-        *self.reason.lock() = Some(reason);
-        self.state.store(FULL, Ordering::Release);
-    }
-    /// Still replaying its log.
-    pub fn is_recovering(&self) -> bool {
-        self.state.load(Ordering::Acquire) == RECOVERING
-    }
-    /// Why the shard cannot write, if it cannot.
-    pub fn failure(&self) -> Option<String> {
-        self.reason.lock().clone()
-    }
-    pub(crate) fn set_ready(&self) {
-        *self.reason.lock() = None;
-        self.state.store(READY, Ordering::Release);
-    }
-    /// Why recovery failed, if it did (the server stops start-up on it).
-    pub fn recovery_failure(&self) -> Option<String> {
-        if self.at_recovery.load(Ordering::Acquire) {
-            self.failure()
-        } else {
-            None
-        }
-    }
-    pub(crate) fn set_recovery_failed(&self, reason: String) {
-        self.at_recovery.store(true, Ordering::Release);
-        self.set_failed(reason);
-    }
-    pub(crate) fn set_failed(&self, reason: String) {
-        *self.reason.lock() = Some(reason);
-        self.state.store(FAILED, Ordering::Release);
-    }
 }
 
 /// The HTTP side's handle on a shard thread.
@@ -555,13 +421,7 @@ impl crate::core::SnapshotSource for crate::snapshotter::SnapshotLink {
 struct ShardMetrics {
     batch_size: metrics::Histogram,
     fsync_seconds: metrics::Histogram,
-    decisions: metrics::Counter,
-    placed: metrics::Counter,
-    confirmed: metrics::Counter,
-    released: metrics::Counter,
-    expired: metrics::Counter,
-    purchased: metrics::Counter,
-    cancelled: metrics::Counter,
+    decisions: crate::metrics::DecisionCounters,
     queue_depth: metrics::Gauge,
     in_flight: metrics::Gauge,
     holds_live: metrics::Gauge,
@@ -577,13 +437,7 @@ impl ShardMetrics {
         ShardMetrics {
             batch_size: metrics::histogram!("boxoffice_shard_batch_size", "shard" => shard.clone()),
             fsync_seconds: metrics::histogram!("boxoffice_wal_fsync_seconds", "shard" => shard.clone()),
-            decisions: metrics::counter!("boxoffice_decisions_total", "shard" => shard.clone()),
-            placed: metrics::counter!("boxoffice_holds_placed_total", "shard" => shard.clone()),
-            confirmed: metrics::counter!("boxoffice_holds_confirmed_total", "shard" => shard.clone()),
-            released: metrics::counter!("boxoffice_holds_released_total", "shard" => shard.clone()),
-            expired: metrics::counter!("boxoffice_holds_expired_total", "shard" => shard.clone()),
-            purchased: metrics::counter!("boxoffice_purchases_total", "shard" => shard.clone()),
-            cancelled: metrics::counter!("boxoffice_bookings_cancelled_total", "shard" => shard.clone()),
+            decisions: crate::metrics::DecisionCounters::new(index),
             queue_depth: metrics::gauge!("boxoffice_shard_queue_depth", "shard" => shard.clone()),
             in_flight: metrics::gauge!("boxoffice_log_batches_in_flight", "shard" => shard.clone()),
             holds_live: metrics::gauge!("boxoffice_holds_live", "shard" => shard.clone()),
@@ -591,22 +445,6 @@ impl ShardMetrics {
             tickets_held: metrics::gauge!("boxoffice_tickets_held", "shard" => shard.clone()),
             sections_sold_out: metrics::gauge!("boxoffice_sections_sold_out", "shard" => shard),
             last_stats: Instant::now() - Duration::from_secs(1),
-        }
-    }
-
-    /// Counts a durable batch's decisions.
-    fn count(&self, tally: &Tally) {
-        for (counter, n) in [
-            (&self.placed, tally.placed),
-            (&self.confirmed, tally.confirmed),
-            (&self.released, tally.released),
-            (&self.expired, tally.expired),
-            (&self.purchased, tally.purchased),
-            (&self.cancelled, tally.cancelled),
-        ] {
-            if n > 0 {
-                counter.increment(n);
-            }
         }
     }
 }
@@ -766,8 +604,9 @@ impl Shard {
                     let engine = self.core.engine().filter(|_| drained);
                     follower.durable_batch(seq, batch.records, engine);
                 }
-                self.metrics.decisions.increment(report.decisions as u64);
-                self.metrics.count(&report.tally);
+                self.metrics
+                    .decisions
+                    .count(report.decisions, &report.tally);
             }
             for (reply, result) in batch.replies {
                 let _ = reply.send(result);

@@ -27,7 +27,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use wal::{Storage, Wal};
 
-use crate::shard::ShardStatus;
+use crate::shard_status::ShardStatus;
 
 /// What became of the batches submitted up to some seq.
 #[derive(Debug)]
