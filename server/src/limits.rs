@@ -37,6 +37,11 @@ pub const SHARD_IDLE_TICK: Duration = Duration::from_millis(250);
 /// second, so this bounds the replay part of a restart to well under a second.
 pub const SNAPSHOT_EVERY_DECISIONS: u64 = 1_000_000;
 
+/// The CPU priority (nice value, 19 the lowest) of each shard's snapshot writer thread,
+/// which encodes the follower's copy of the engine and writes it: background work that
+/// yields the cores to the HTTP workers and the shard threads.
+pub const SNAPSHOT_THREAD_NICE: i32 = 19;
+
 /// Bytes of padding (zeros past the last record) a shard's log writes ahead of its
 /// records at a time. Appends into padding leave the file's size alone, so a group
 /// commit's fdatasync writes the data only, not the inode as well (measured in

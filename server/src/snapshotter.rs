@@ -2,8 +2,10 @@
 //!
 //! The shard's follower (see [`crate::follower`]) holds a copy of the shard's engine at a
 //! durable sequence number. [`SnapshotObserver`], one of its observers, counts the
-//! decisions it applies; every [`snapshot_every_decisions`] it encodes that copy on the
-//! follower thread and hands the bytes to the shard's snapshot writer thread, which writes
+//! decisions it applies; every [`snapshot_every_decisions`] it copies that engine and hands
+//! the copy to the shard's snapshot writer thread. The writer runs at the lowest CPU
+//! priority ([`SNAPSHOT_THREAD_NICE`]): it encodes the copy with what the HTTP workers and
+//! the shard thread leave of the cores, and writes
 //! the snapshot file with [`wal::write_snapshot_file`] (temporary file, fsync, rename,
 //! directory fsync) and then tells the shard, through a channel the shard polls once per
 //! batch, that a snapshot at `seq` is durable. The shard takes it in with
@@ -14,7 +16,7 @@
 //! The follower is always exactly at a durable sequence number (also right after a
 //! resynchronisation from a copy of the shard's engine), so the snapshot it writes never
 //! covers a decision that is not durable. Only one snapshot is in progress at a time: the
-//! observer does not encode while the writer is still busy with the previous one.
+//! observer does not copy while the writer is still busy with the previous one.
 //!
 //! The writer and the shard both touch the log directory outside the log's append path only
 //! under [`SnapshotLink::dir_lock`]: the shard takes it when it reopens the directory to rebuild
@@ -30,7 +32,7 @@ use engine::{Decision, Engine};
 use parking_lot::Mutex;
 
 use crate::follower::Observer;
-use crate::limits::SNAPSHOT_EVERY_DECISIONS;
+use crate::limits::{SNAPSHOT_EVERY_DECISIONS, SNAPSHOT_THREAD_NICE};
 
 /// The environment variable that overrides [`SNAPSHOT_EVERY_DECISIONS`] (read once, at the
 /// first use): tests and benchmarks take snapshots at a lower cadence with it.
@@ -52,11 +54,11 @@ pub fn snapshot_every_decisions() -> u64 {
 }
 
 enum Job {
-    /// Write the snapshot of `seq`, encoded in `encode_ms`.
+    /// Encode and write this copy of the engine, the state at `seq`, copied in `copy_ms`.
     Write {
         seq: u64,
-        bytes: Vec<u8>,
-        encode_ms: u64,
+        engine: Box<Engine>,
+        copy_ms: u64,
     },
     /// Delete files the log no longer needs.
     Remove(Vec<String>),
@@ -106,15 +108,18 @@ impl Observer for SnapshotObserver {
             holds_live = engine.stats().holds_live,
             "snapshot started"
         );
+        // A copy, not the encoding: the copy is a fraction of the encode's CPU, and the
+        // writer thread, at the lowest priority, encodes it with what the buyers' threads
+        // leave of the cores.
         let started = Instant::now();
-        let bytes = engine.snapshot();
-        let encode_ms = started.elapsed().as_millis() as u64;
+        let engine = Box::new(engine.clone());
+        let copy_ms = started.elapsed().as_millis() as u64;
         if self
             .jobs
             .send(Job::Write {
                 seq,
-                bytes,
-                encode_ms,
+                engine,
+                copy_ms,
             })
             .is_err()
         {
@@ -142,14 +147,19 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
     std::thread::Builder::new()
         .name(format!("snapshot-{shard}"))
         .spawn(move || {
+            lowest_priority(shard);
             for job in jobs_rx.iter() {
                 let _guard = thread_lock.lock();
                 match job {
                     Job::Write {
                         seq,
-                        bytes,
-                        encode_ms,
+                        engine,
+                        copy_ms,
                     } => {
+                        let started = Instant::now();
+                        let bytes = engine.snapshot();
+                        drop(engine);
+                        let encode_ms = started.elapsed().as_millis() as u64;
                         let started = Instant::now();
                         match wal::write_snapshot_file(&mut storage, seq, &bytes) {
                             Ok(()) => {
@@ -157,6 +167,7 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
                                     shard,
                                     seq,
                                     bytes = bytes.len(),
+                                    copy_ms,
                                     encode_ms,
                                     write_ms = started.elapsed().as_millis() as u64,
                                     "snapshot written"
@@ -194,6 +205,17 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
         dir_lock,
     };
     Ok((observer, link))
+}
+
+/// Puts the calling thread at the lowest CPU priority ([`SNAPSHOT_THREAD_NICE`]): encoding
+/// and writing a snapshot is background work that must not take a core from the HTTP
+/// workers or the shard thread. If the system refuses, the thread runs at the normal
+/// priority.
+fn lowest_priority(shard: u16) {
+    let tid = rustix::thread::gettid();
+    if let Err(error) = rustix::process::setpriority_process(Some(tid), SNAPSHOT_THREAD_NICE) {
+        tracing::debug!(shard, %error, "cannot lower the snapshot writer's priority");
+    }
 }
 
 /// The writer's files: the log directory's, with the test hook
@@ -273,6 +295,37 @@ mod tests {
             assert!(Instant::now() < deadline, "no snapshot was written");
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// The writer thread runs at the lowest CPU priority: its nice value, read from
+    /// `/proc`, is [`SNAPSHOT_THREAD_NICE`], while the thread that started it keeps its own.
+    #[test]
+    fn the_snapshot_writer_runs_at_the_lowest_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_observer, _link) = spawn(7, dir.path().to_path_buf()).unwrap();
+        let nice_of = |stat: &str| -> i32 {
+            // Fields after the command's closing parenthesis: state is field 3, nice 19.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            rest.split(' ').nth(16).unwrap().parse().unwrap()
+        };
+        let mut writer = None;
+        for _ in 0..500 {
+            for task in std::fs::read_dir("/proc/self/task").unwrap() {
+                let task = task.unwrap().path();
+                let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+                if comm.trim() == "snapshot-7" {
+                    let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+                    writer = Some(nice_of(&stat));
+                }
+            }
+            if writer == Some(SNAPSHOT_THREAD_NICE) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(writer, Some(SNAPSHOT_THREAD_NICE), "the writer's nice value");
+        let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        assert_ne!(nice_of(&own), SNAPSHOT_THREAD_NICE, "the caller's priority changed too");
     }
 
     /// A snapshot written by the writer thread after a resynchronisation, taken in by the
