@@ -323,9 +323,17 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        assert_eq!(writer, Some(SNAPSHOT_THREAD_NICE), "the writer's nice value");
+        assert_eq!(
+            writer,
+            Some(SNAPSHOT_THREAD_NICE),
+            "the writer's nice value"
+        );
         let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        assert_ne!(nice_of(&own), SNAPSHOT_THREAD_NICE, "the caller's priority changed too");
+        assert_ne!(
+            nice_of(&own),
+            SNAPSHOT_THREAD_NICE,
+            "the caller's priority changed too"
+        );
     }
 
     /// A snapshot written by the writer thread after a resynchronisation, taken in by the
