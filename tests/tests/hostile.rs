@@ -85,13 +85,23 @@ fn a_flood_of_connections_gets_quick_503s_and_memory_stays_bounded() {
     // ...then knock: each extra connection is answered 503 with Retry-After at once.
     let mut refused = 0;
     let mut slowest = Duration::ZERO;
+    let mut others = Vec::new();
     for _ in 0..50 {
         let asked = Instant::now();
         let mut s = TcpStream::connect(("127.0.0.1", proc.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let _ = s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n");
         let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
+        let read = s.read_to_string(&mut answer);
+        if !answer.starts_with("HTTP/1.1 503") && others.len() < 3 {
+            // What came instead, for the failure message: the status line, or the error.
+            let line = answer.lines().next().unwrap_or("").to_string();
+            others.push(format!(
+                "after {:?}: {line:?} ({:?})",
+                asked.elapsed(),
+                read.err().map(|e| e.kind())
+            ));
+        }
         if answer.starts_with("HTTP/1.1 503") {
             assert!(
                 answer.to_ascii_lowercase().contains("retry-after: 1"),
@@ -107,7 +117,10 @@ fn a_flood_of_connections_gets_quick_503s_and_memory_stays_bounded() {
         "connection flood: {cap} held, {refused}/50 extra refused with 503 (slowest refusal {slowest:?}); \
          RSS {before} KiB -> {during} KiB"
     );
-    assert_eq!(refused, 50, "every connection past the cap is refused");
+    assert_eq!(
+        refused, 50,
+        "every connection past the cap is refused; the first other answers: {others:?}"
+    );
     assert!(
         during < before + 256 * 1024,
         "memory grew by more than 256 MiB under the flood"
