@@ -164,3 +164,7 @@ pub const PIPELINE_DEPTH: usize = 4;
 /// `BOXOFFICE_LOG_PIPELINE_DEPTH`, read once at start, sets it. Cluster mode's
 /// [`PIPELINE_DEPTH`] is its own.
 pub const LOG_PIPELINE_DEPTH: usize = 1;
+
+/// The largest depth `BOXOFFICE_LOG_PIPELINE_DEPTH` may set; a value outside 1 to this
+/// is ignored (the default stands).
+pub const LOG_PIPELINE_DEPTH_MAX: usize = 64;

@@ -28,7 +28,9 @@ use engine::{Command, Engine};
 use tokio::sync::oneshot;
 
 use crate::core::{CoreOptions, FileDir, Released, ShardCore, Written};
-use crate::limits::{CLOCK_BEHIND_WARN, LOG_PIPELINE_DEPTH, SHARD_BATCH_MAX, SHARD_IDLE_TICK};
+use crate::limits::{
+    CLOCK_BEHIND_WARN, LOG_PIPELINE_DEPTH, LOG_PIPELINE_DEPTH_MAX, SHARD_BATCH_MAX, SHARD_IDLE_TICK,
+};
 pub use crate::shard_status::{CommandResult, Readiness, ShardError, ShardStatus};
 
 /// The environment variable of the power-cut test hook (see `Shard::durable_journal`).
@@ -226,7 +228,7 @@ pub fn log_pipeline_depth() -> usize {
         std::env::var("BOXOFFICE_LOG_PIPELINE_DEPTH")
             .ok()
             .and_then(|v| v.parse().ok())
-            .filter(|&d: &usize| d >= 1)
+            .filter(|d: &usize| (1..=LOG_PIPELINE_DEPTH_MAX).contains(d))
             .unwrap_or(LOG_PIPELINE_DEPTH)
     })
 }
