@@ -117,7 +117,7 @@ pub fn spawn(
 fn feed_stream(group: &raft::Group, hub: &Arc<crate::stream::Hub>) {
     let sm = group.state_machine();
     let engine = sm.with(|c| c.engine.clone());
-    let Some(mut feed) = crate::stream::start_follower(hub, &engine, 0, Vec::new()) else {
+    let Some(mut feed) = crate::stream::start_follower(hub, &engine, 0, Vec::new(), None) else {
         return;
     };
     drop(engine);

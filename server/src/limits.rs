@@ -107,9 +107,16 @@ pub const WAL_FULL_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 pub const WAL_FULL_PROBE_BYTES: u64 = 64 * 1024;
 
 /// Durable batches queued from a shard to its follower (the thread that keeps a copy of the
-/// shard's engine for the live stream). A full queue never blocks the shard: the follower is
-/// marked lagging and resynchronised from a copy of the engine at the next batch.
+/// shard's engine for the live stream and the snapshots). A full queue never blocks the
+/// shard: on a single node the follower reads the batches it was not sent from the log's
+/// files; in cluster mode it is marked lagging and resynchronised from a copy of the engine
+/// at the next batch.
 pub const FOLLOWER_QUEUE_BATCHES: usize = 4_096;
+
+/// Decisions a follower that fell behind applies and shows its observers as one batch while
+/// it catches up from the log's files (the decisions of one such batch are in memory at
+/// once).
+pub const FOLLOWER_CATCH_UP_RECORDS: usize = 4_096;
 
 /// Requests (stream subscriptions that need a snapshot) queued to a follower. Past it a new
 /// stream client gets 503 `overloaded`.

@@ -119,6 +119,10 @@ pub const FAMILIES: &[Family] = &[
         "Stream clients disconnected because they fell behind (their queue was full)."),
     family("boxoffice_follower_resyncs_total", Kind::Counter, Unit::Count, &["shard"],
         "Times a shard's follower (the copy of its state fed each durable batch) restarted from a fresh copy."),
+    family("boxoffice_follower_catch_ups_total", Kind::Counter, Unit::Count, &["shard"],
+        "Times a shard's follower, behind by batches it was not sent (its queue was full), read them from the log's files."),
+    family("boxoffice_follower_caught_up_records_total", Kind::Counter, Unit::Count, &["shard"],
+        "Decisions a shard's follower read from the log's files instead of being sent them."),
 ];
 
 /// The HTTP request series (`boxoffice_http_request_duration_seconds{method, route}`,

@@ -288,8 +288,13 @@ fn run(
                     (Vec::new(), None)
                 }
             };
-            let follower =
-                crate::stream::start_follower(stream, engine, core.durable_seq(), observers);
+            let follower = crate::stream::start_follower(
+                stream,
+                engine,
+                core.durable_seq(),
+                observers,
+                Some(dir.to_path_buf()),
+            );
             let clock = ShardTime::new(index, engine.now_ms(), time);
             if let Some(link) = snapshots.filter(|_| follower.is_some()) {
                 core.set_snapshot_source(Box::new(link));

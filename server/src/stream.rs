@@ -625,11 +625,12 @@ pub fn start_follower(
     engine: &Engine,
     seq: u64,
     more: Vec<Box<dyn Observer>>,
+    log: Option<std::path::PathBuf>,
 ) -> Option<Feed> {
     hub.inner.lock().seq = seq;
     let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(HubObserver(Arc::clone(hub)))];
     observers.extend(more);
-    match follower::spawn(hub.shard, engine.clone(), seq, observers) {
+    match follower::spawn(hub.shard, engine.clone(), seq, observers, log) {
         Ok((feed, caller)) => {
             let _ = hub.caller.set(caller);
             Some(feed)
@@ -838,7 +839,7 @@ mod tests {
     impl Shard {
         fn start(hub: &Arc<Hub>) -> Shard {
             let engine = Engine::new(0);
-            let feed = start_follower(hub, &engine, 0, Vec::new()).unwrap();
+            let feed = start_follower(hub, &engine, 0, Vec::new(), None).unwrap();
             let mut shard = Shard {
                 engine,
                 seq: 0,

@@ -38,3 +38,19 @@ pub fn pause_before_snapshot_rename(shard: u16) {
         }
     }
 }
+
+/// While the file this variable names exists, every shard's follower waits before it takes
+/// its next batch, as if its core were busy: the end-to-end tests use it to make a shard
+/// overflow its follower's queue.
+pub const PAUSE_FOLLOWER_ENV: &str = "BOXOFFICE_TEST_PAUSE_FOLLOWER";
+
+/// Waits while the file named by [`PAUSE_FOLLOWER_ENV`] exists (not at all when it is unset).
+pub fn pause_follower() {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    if let Some(path) = PATH.get_or_init(|| std::env::var_os(PAUSE_FOLLOWER_ENV).map(PathBuf::from))
+    {
+        while path.exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

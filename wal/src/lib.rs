@@ -43,6 +43,7 @@ mod inspect;
 mod log;
 mod scan;
 pub mod storage;
+mod tail;
 
 pub use error::{Error, ReplayError};
 pub use format::{
@@ -55,3 +56,4 @@ pub use log::{
 };
 pub use scan::TornTail;
 pub use storage::{CrashStorage, FaultKind, FaultStorage, FileStorage, Storage, TearMode};
+pub use tail::read_durable;
