@@ -532,6 +532,22 @@ fn error_response(status: u16, codes: &[ErrorCode]) -> utoipa::openapi::Response
 /// The errors any route that reaches a shard can answer besides its own.
 const SHARD: [ErrorCode; 3] = [Overloaded, Unavailable, RequestTimeout];
 
+/// What placing tickets can answer besides [`SHARD`] and `outcome_unknown`: a hold and a
+/// purchase alike.
+const PLACING: [ErrorCode; 11] = [
+    InvalidInput,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    SoldOut,
+    SeatTaken,
+    LimitExceeded,
+    NoAdjacentSeats,
+    PayloadTooLarge,
+    IdempotencyKeyReused,
+    OverCapacity,
+];
+
 /// `codes` plus [`SHARD`].
 fn with_shard(codes: &[ErrorCode]) -> Vec<ErrorCode> {
     codes.iter().chain(SHARD.iter()).copied().collect()
@@ -785,19 +801,7 @@ fn place_hold() -> Op {
         "hold_id",
         "Move this hold's expiry.",
     )
-    .errors(&with_outcome(&[
-        InvalidInput,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        SoldOut,
-        SeatTaken,
-        LimitExceeded,
-        NoAdjacentSeats,
-        PayloadTooLarge,
-        IdempotencyKeyReused,
-        OverCapacity,
-    ]))
+    .errors(&with_outcome(&PLACING))
 }
 
 /// The bookings (tag `bookings`).
@@ -816,19 +820,7 @@ fn booking_operations() -> Vec<Op> {
         .body::<PurchaseBody>(true)
         .answers::<BookingJson>(201, "The booking, `confirmed`.")
         .booking_links()
-        .errors(&with_outcome(&[
-            InvalidInput,
-            Unauthorized,
-            Forbidden,
-            NotFound,
-            SoldOut,
-            SeatTaken,
-            LimitExceeded,
-            NoAdjacentSeats,
-            PayloadTooLarge,
-            IdempotencyKeyReused,
-            OverCapacity,
-        ])),
+        .errors(&with_outcome(&PLACING)),
         Op::get(
             "/v1/bookings/{booking_id}",
             "getBooking",
