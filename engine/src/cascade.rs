@@ -12,7 +12,103 @@ use crate::ids::HoldId;
 use crate::limits::HOLDS_PER_SHARD_MAX;
 use crate::picker;
 use crate::state::{Row, Section};
-use crate::waitlist::{Returned, ReturnedBy};
+use crate::waitlist::{Entry, Returned, ReturnedBy};
+
+/// One cascade's state across the sections it visits, in section order.
+struct Run {
+    event: u32,
+    /// The waiting entry the decision removes from its queue.
+    leaving: Option<u32>,
+    /// (user, tickets) the decision takes off that user's count.
+    user_delta: Option<(u32, u32)>,
+    now_ms: u64,
+    offer_ttl_ms: u64,
+    /// The counter of the next hold an offer creates.
+    next_hold: u64,
+    steps: Vec<WaitStep>,
+}
+
+/// One section's tickets during a cascade: those set aside before the decision
+/// (`pooled`, `pool_seats`), and the free ones the waiting list takes: what the decision
+/// gives back (`fresh`, `fresh_seats`), and once an entry fits, the section's `available`
+/// tickets too. Offers take the set-aside ones first; what is left of the free ones is
+/// set aside at the end.
+struct Tickets {
+    seated: bool,
+    pooled: u32,
+    pool_seats: BTreeSet<u32>,
+    fresh: u32,
+    fresh_seats: BTreeSet<u32>,
+    /// Not yet taken into `fresh` / `fresh_seats`.
+    available: u32,
+}
+
+impl Tickets {
+    /// Whether an entry for `qty` tickets fits in what is set aside, given back and free.
+    fn fit(&self, qty: u32) -> bool {
+        let have = self.pooled + self.fresh + self.fresh_seats.len() as u32;
+        have + self.available >= qty
+    }
+
+    /// Takes the section's available tickets into the free ones (once): for a seated
+    /// section, the seats `free_seats` lists.
+    fn take_available(&mut self, free_seats: impl FnOnce() -> Vec<u32>) {
+        if self.available > 0 {
+            if self.seated {
+                self.fresh_seats.extend(free_seats());
+            } else {
+                self.fresh += self.available;
+            }
+            self.available = 0;
+        }
+    }
+
+    /// Takes `qty` tickets of section `s` (seat indexes by `rows`) for an offer: the
+    /// set-aside ones first; seats by best available among set-aside and free together.
+    fn take(&mut self, rows: &[Row], s: u16, qty: u32) -> Lines {
+        let mut lines = Lines::default();
+        if self.seated {
+            let union: BTreeSet<u32> = self.pool_seats.union(&self.fresh_seats).copied().collect();
+            let picked =
+                pick_from_set(rows, &union, qty).expect("the set-aside and free seats suffice");
+            for seat in &picked {
+                if self.pool_seats.remove(seat) {
+                    self.pooled -= 1;
+                } else {
+                    self.fresh_seats.remove(seat);
+                }
+            }
+            lines.seats.extend(picked.into_iter().map(|seat| (s, seat)));
+        } else {
+            let from_pool = self.pooled.min(qty);
+            self.pooled -= from_pool;
+            self.fresh -= qty - from_pool;
+            lines.items.push((s, qty));
+        }
+        lines
+    }
+
+    /// What becomes of section `s`'s tickets left after the offers: when every entry was
+    /// served (or nobody waits), what is still set aside goes back on sale (returns stay
+    /// free); otherwise what is left of the free ones is set aside.
+    fn leftover(self, s: u16, all_served: bool) -> Option<WaitStep> {
+        if all_served {
+            (self.pooled > 0).then(|| WaitStep::BackOnSale {
+                section: s,
+                qty: if self.seated { 0 } else { self.pooled },
+                seats: self.pool_seats.into_iter().collect(),
+            })
+        } else if self.fresh > 0 || !self.fresh_seats.is_empty() {
+            Some(WaitStep::SetAside {
+                section: s,
+                qty: self.fresh,
+                seats: self.fresh_seats.into_iter().collect(),
+            })
+        } else {
+            None
+        }
+    }
+}
 
 impl Engine {
     /// What the waiting lists of `event` do after a decision that gives back `returned`
@@ -21,7 +117,6 @@ impl Engine {
     /// Only for an event the waiting lists touch
     /// ([`crate::waitlist::Waitlists::touches`]: the callers check it, so that a decision
     /// with no waiting list skips the lookups).
-    #[allow(clippy::too_many_lines)]
     pub(crate) fn cascade(
         &self,
         event: u32,
@@ -30,140 +125,105 @@ impl Engine {
         user_delta: Option<(u32, u32)>,
         now_ms: u64,
     ) -> Vec<WaitStep> {
-        let mut steps = Vec::new();
         let e = &self.state.events[event as usize];
-        let offer_ttl = self
-            .wait
-            .offer_ttl_ms
-            .get(&event)
-            .copied()
-            .unwrap_or(e.hold_ttl_ms);
+        let mut run = Run {
+            event,
+            leaving,
+            user_delta,
+            now_ms,
+            offer_ttl_ms: self
+                .wait
+                .offer_ttl_ms
+                .get(&event)
+                .copied()
+                .unwrap_or(e.hold_ttl_ms),
+            next_hold: self.state.holds.len() as u64 + 1,
+            steps: Vec::new(),
+        };
         let mut sections: SmallVec<[u16; 4]> = returned.iter().map(|(s, _)| *s).collect();
         if let Some(c) = leaving {
             sections.push(self.wait.entry(c).section);
         }
         sections.sort_unstable();
         sections.dedup();
-        let mut next_hold = self.state.holds.len() as u64 + 1;
         let none = Returned::default();
         for s in sections {
-            let section = &e.sections[s as usize];
-            let seated = section.is_seated();
             let back = returned
                 .iter()
                 .find(|(x, _)| *x == s)
                 .map_or(&none, |(_, r)| r);
-            // The queue without the entry that leaves (read in place: queues can be long).
-            let queued = self.wait.queues.get(&(event, s));
-            let leaves_here = leaving.is_some_and(|c| self.wait.entry(c).section == s) as usize;
-            let waiting = queued.map_or(0, |q| q.len()) - leaves_here;
-            let queue = queued
-                .into_iter()
-                .flatten()
-                .copied()
-                .filter(|&c| Some(c) != leaving);
-            // Tickets set aside before this decision...
-            let pool = self.wait.set_aside.get(&(event, s));
-            let mut pooled = pool.map_or(0, |p| p.count);
-            let mut pool_seats: BTreeSet<u32> = pool.map(|p| p.seats.clone()).unwrap_or_default();
-            if waiting == 0 {
-                // Nobody waits: what was set aside goes back on sale (returns stay free).
-                if pooled > 0 {
-                    steps.push(WaitStep::BackOnSale {
-                        section: s,
-                        qty: if seated { 0 } else { pooled },
-                        seats: pool_seats.into_iter().collect(),
-                    });
-                }
+            self.cascade_section(&mut run, s, back);
+        }
+        run.steps
+    }
+
+    /// The cascade in section `s`, which the decision gives `back`: its queue, in join
+    /// order, is offered tickets while the entry at its head fits.
+    fn cascade_section(&self, run: &mut Run, s: u16, back: &Returned) {
+        let (event, leaving) = (run.event, run.leaving);
+        let section = &self.state.events[event as usize].sections[s as usize];
+        // The queue without the entry that leaves (read in place: queues can be long).
+        let queued = self.wait.queues.get(&(event, s));
+        let leaves_here = leaving.is_some_and(|c| self.wait.entry(c).section == s) as usize;
+        let waiting = queued.map_or(0, |q| q.len()) - leaves_here;
+        let queue = queued
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&c| Some(c) != leaving);
+        let pool = self.wait.set_aside.get(&(event, s));
+        let mut tickets = Tickets {
+            seated: section.is_seated(),
+            pooled: pool.map_or(0, |p| p.count),
+            pool_seats: pool.map(|p| p.seats.clone()).unwrap_or_default(),
+            fresh: back.qty,
+            fresh_seats: back.seats.iter().copied().collect(),
+            available: section.available(),
+        };
+        let mut served = 0;
+        for c in queue {
+            let entry = self.wait.entry(c);
+            if !tickets.fit(entry.qty) {
+                break;
+            }
+            served += 1;
+            tickets.take_available(|| self.free_seats(event, s));
+            if self.over_limit(run, entry) || run.next_hold > HOLDS_PER_SHARD_MAX {
+                run.steps.push(WaitStep::PassedOver {
+                    entry: self.entry_id(c),
+                });
                 continue;
             }
-            // ... and free ones the waiting list takes: what this decision gives back, and
-            // once an entry fits, the section's available tickets too. Offers take the
-            // set-aside ones first; what is left of the free ones is set aside at the end.
-            let mut fresh = back.qty;
-            let mut fresh_seats: BTreeSet<u32> = back.seats.iter().copied().collect();
-            let mut available = section.available();
-            let mut served = 0;
-            for c in queue {
-                let entry = self.wait.entry(c);
-                let have = pooled + fresh + fresh_seats.len() as u32;
-                if have + available < entry.qty {
-                    break;
-                }
-                served += 1;
-                if available > 0 {
-                    if seated {
-                        fresh_seats.extend(self.free_seats(event, s));
-                    } else {
-                        fresh += available;
-                    }
-                    available = 0;
-                }
-                let over_limit = e.max_per_user.is_some_and(|max| {
-                    let mut current = self
-                        .derived
-                        .per_user
-                        .get(&(event, entry.user))
-                        .copied()
-                        .unwrap_or(0);
-                    if let Some((u, t)) = user_delta {
-                        if u == entry.user {
-                            current -= t;
-                        }
-                    }
-                    current + entry.qty > max
-                });
-                if over_limit || next_hold > HOLDS_PER_SHARD_MAX {
-                    steps.push(WaitStep::PassedOver {
-                        entry: self.entry_id(c),
-                    });
-                    continue;
-                }
-                let mut lines = Lines::default();
-                if seated {
-                    let union: BTreeSet<u32> = pool_seats.union(&fresh_seats).copied().collect();
-                    let picked = pick_from_set(&section.rows, &union, entry.qty)
-                        .expect("the set-aside and free seats suffice");
-                    for seat in &picked {
-                        if pool_seats.remove(seat) {
-                            pooled -= 1;
-                        } else {
-                            fresh_seats.remove(seat);
-                        }
-                    }
-                    lines.seats.extend(picked.into_iter().map(|seat| (s, seat)));
-                } else {
-                    let from_pool = pooled.min(entry.qty);
-                    pooled -= from_pool;
-                    fresh -= entry.qty - from_pool;
-                    lines.items.push((s, entry.qty));
-                }
-                steps.push(WaitStep::Offered {
-                    entry: self.entry_id(c),
-                    hold: HoldId::new(self.state.shard, next_hold),
-                    lines,
-                    total_cents: section.price_cents * u64::from(entry.qty),
-                    expires_at_ms: now_ms + offer_ttl,
-                });
-                next_hold += 1;
-            }
-            if served == waiting {
-                if pooled > 0 {
-                    steps.push(WaitStep::BackOnSale {
-                        section: s,
-                        qty: if seated { 0 } else { pooled },
-                        seats: pool_seats.into_iter().collect(),
-                    });
-                }
-            } else if fresh > 0 || !fresh_seats.is_empty() {
-                steps.push(WaitStep::SetAside {
-                    section: s,
-                    qty: fresh,
-                    seats: fresh_seats.into_iter().collect(),
-                });
-            }
+            run.steps.push(WaitStep::Offered {
+                entry: self.entry_id(c),
+                hold: HoldId::new(self.state.shard, run.next_hold),
+                lines: tickets.take(&section.rows, s, entry.qty),
+                total_cents: section.price_cents * u64::from(entry.qty),
+                expires_at_ms: run.now_ms + run.offer_ttl_ms,
+            });
+            run.next_hold += 1;
         }
-        steps
+        run.steps.extend(tickets.leftover(s, served == waiting));
+    }
+
+    /// Whether offering `entry` its tickets would take its user past the event's
+    /// `max_per_user`, counted after the decision.
+    fn over_limit(&self, run: &Run, entry: &Entry) -> bool {
+        let e = &self.state.events[run.event as usize];
+        e.max_per_user.is_some_and(|max| {
+            let mut current = self
+                .derived
+                .per_user
+                .get(&(run.event, entry.user))
+                .copied()
+                .unwrap_or(0);
+            if let Some((u, t)) = run.user_delta {
+                if u == entry.user {
+                    current -= t;
+                }
+            }
+            current + entry.qty > max
+        })
     }
 
     /// Every free seat of a seated section, ascending.

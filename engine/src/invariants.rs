@@ -6,13 +6,13 @@
 //! by construction: `decide` changes nothing and `apply` cannot fail. Invariants 4, 5 and
 //! 8 to 10 belong to the server and the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::derived::Derived;
 use crate::engine::Engine;
 use crate::seat::SeatState;
 use crate::state::{State, Status};
-use crate::waitlist::{Status as EntryStatus, Waitlists};
+use crate::waitlist::{Entry, Status as EntryStatus, Waitlists};
 
 /// What the holds and bookings say the counters should be.
 #[derive(Default)]
@@ -79,6 +79,13 @@ impl Recount {
     }
 }
 
+/// A map of the derived indexes, in key order (to compare with a recount).
+fn ordered<'a, K: Ord + Copy + 'a, V: Copy + 'a>(
+    map: impl IntoIterator<Item = (&'a K, &'a V)>,
+) -> BTreeMap<K, V> {
+    map.into_iter().map(|(&k, &v)| (k, v)).collect()
+}
+
 impl Engine {
     /// Asserts every invariant the engine owns; panics with both values on a breach.
     pub fn check_invariants(&self) {
@@ -121,12 +128,7 @@ impl Engine {
             }
         }
         // 7. A user never holds plus owns more than the event's max_per_user.
-        let counted: BTreeMap<(u32, u32), u32> = self
-            .derived
-            .per_user
-            .iter()
-            .map(|(&k, &v)| (k, v))
-            .collect();
+        let counted = ordered(&self.derived.per_user);
         assert_eq!(
             counted, recount.per_user,
             "invariant 7: per-user counts (left) differ from a recount (right)"
@@ -146,8 +148,15 @@ impl Engine {
     }
 
     /// The waiting lists' invariants (docs/api.md, "Waiting list").
-    #[allow(clippy::too_many_lines)]
     fn check_waitlists(&self) {
+        self.check_set_aside();
+        let queued = self.check_queues();
+        let live = self.check_entries(&queued);
+        self.check_waitlist_indexes(&live);
+    }
+
+    /// Set-aside tickets: counted as held, seats matching the count, someone waiting.
+    fn check_set_aside(&self) {
         let (state, wait) = (&self.state, &self.wait);
         for (&(e, s), pool) in &wait.set_aside {
             let section = &state.events[e as usize].sections[s as usize];
@@ -174,7 +183,13 @@ impl Engine {
                 section.id
             );
         }
-        let mut queued = std::collections::BTreeSet::new();
+    }
+
+    /// The queues: none empty, in join order, of waiting entries of their section, and
+    /// none whose head fits in what is on sale. Returns every queued entry.
+    fn check_queues(&self) -> BTreeSet<u32> {
+        let (state, wait) = (&self.state, &self.wait);
+        let mut queued = BTreeSet::new();
         for (&(e, s), queue) in &wait.queues {
             let section = &state.events[e as usize].sections[s as usize];
             assert!(!queue.is_empty(), "empty queues are removed");
@@ -204,7 +219,14 @@ impl Engine {
                 head.qty
             );
         }
-        let mut live = std::collections::BTreeMap::new();
+        queued
+    }
+
+    /// Every entry: queued exactly when waiting, one live entry per user per event, and
+    /// an offer that matches its entry. Returns the live entries by (event, user).
+    fn check_entries(&self, queued: &BTreeSet<u32>) -> BTreeMap<(u32, u32), u32> {
+        let (state, wait) = (&self.state, &self.wait);
+        let mut live = BTreeMap::new();
         for (i, entry) in wait.entries.iter().enumerate() {
             let c = i as u32 + 1;
             assert_eq!(
@@ -223,57 +245,64 @@ impl Engine {
                 );
             }
             if matches!(entry.status, EntryStatus::Offered | EntryStatus::Accepted) {
-                // An entry is offered its whole qty or nothing, as a hold of its user.
-                let hold = state.hold(entry.hold);
-                let (items, seats) = state.lines_of(hold);
-                assert!(
-                    hold.user == entry.user
-                        && hold.event == entry.event
-                        && items.iter().all(|&(s, _)| s == entry.section)
-                        && seats.iter().all(|&(s, _)| s == entry.section)
-                        && state.tickets_of(hold) == entry.qty,
-                    "entry {c}'s offer is its qty of its section for its user"
-                );
-                let want = if entry.status == EntryStatus::Offered {
-                    Status::Held
-                } else {
-                    Status::Confirmed
-                };
-                assert_eq!(hold.status, want, "entry {c}'s offer status");
+                self.check_offer(c, entry);
             }
         }
-        let indexed: std::collections::BTreeMap<(u32, u32), u32> = self
-            .derived
-            .live_entry
-            .iter()
-            .map(|(&k, &v)| (k, v))
-            .collect();
-        assert_eq!(indexed, live, "the live-entry index matches the entries");
-        let counted: std::collections::BTreeMap<u32, u32> = self
-            .derived
-            .live_per_event
-            .iter()
-            .map(|(&k, &v)| (k, v))
-            .collect();
-        let mut want_counts = std::collections::BTreeMap::new();
+        live
+    }
+
+    /// An entry is offered its whole qty or nothing, as a hold of its user: held while
+    /// `offered`, confirmed once `accepted`.
+    fn check_offer(&self, c: u32, entry: &Entry) {
+        let state = &self.state;
+        let hold = state.hold(entry.hold);
+        let (items, seats) = state.lines_of(hold);
+        assert!(
+            hold.user == entry.user
+                && hold.event == entry.event
+                && items.iter().all(|&(s, _)| s == entry.section)
+                && seats.iter().all(|&(s, _)| s == entry.section)
+                && state.tickets_of(hold) == entry.qty,
+            "entry {c}'s offer is its qty of its section for its user"
+        );
+        let want = if entry.status == EntryStatus::Offered {
+            Status::Held
+        } else {
+            Status::Confirmed
+        };
+        assert_eq!(hold.status, want, "entry {c}'s offer status");
+    }
+
+    /// The waiting lists' derived indexes agree with the entries (`live`, by event and
+    /// user).
+    fn check_waitlist_indexes(&self, live: &BTreeMap<(u32, u32), u32>) {
+        assert_eq!(
+            &ordered(&self.derived.live_entry),
+            live,
+            "the live-entry index matches the entries"
+        );
+        let mut want_counts = BTreeMap::new();
         for &(event, _) in live.keys() {
             *want_counts.entry(event).or_insert(0u32) += 1;
         }
-        assert_eq!(counted, want_counts, "live entries per event");
-        let offers: std::collections::BTreeMap<u32, u32> = self
-            .derived
-            .offer_of
-            .iter()
-            .map(|(&k, &v)| (k, v))
-            .collect();
-        let want: std::collections::BTreeMap<u32, u32> = wait
+        assert_eq!(
+            ordered(&self.derived.live_per_event),
+            want_counts,
+            "live entries per event"
+        );
+        let want: BTreeMap<u32, u32> = self
+            .wait
             .entries
             .iter()
             .enumerate()
             .filter(|(_, e)| e.status == EntryStatus::Offered)
             .map(|(i, e)| (e.hold, i as u32 + 1))
             .collect();
-        assert_eq!(offers, want, "the offer index matches the entries");
+        assert_eq!(
+            ordered(&self.derived.offer_of),
+            want,
+            "the offer index matches the entries"
+        );
     }
 
     /// The derived indexes agree with the state.

@@ -35,7 +35,7 @@
 //! `max_in_snapshot_log_to_keep` entries), at the size of the entries.
 //!
 //! **Failure.** After any failed write the store refuses every later write
-//! ([`LogStoreError::Failed`]) and fails the callbacks of unsynced appends; openraft then
+//! ([`LogStoreError::FailedEarlier`]) and fails the callbacks of unsynced appends; openraft then
 //! stops the Raft node. A restart recovers from the files.
 
 mod meta;
@@ -107,7 +107,7 @@ pub enum LogStoreError {
     Invalid(String),
     /// A write failed earlier: the store refuses every later write until a restart.
     #[error("the raft log failed earlier and refuses writes: {0}")]
-    Failed(String),
+    FailedEarlier(String),
     /// The log thread is gone (the store was closed, or the thread panicked).
     #[error("the raft log of {0} is closed")]
     Closed(PathBuf),

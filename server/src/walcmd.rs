@@ -162,84 +162,118 @@ fn log_error(index: usize, dir: &Path, error: wal::Error) -> String {
 }
 
 /// Reads one shard's log read-only, decoding every record and snapshot, and, given `f`,
-/// hands each snapshot and decision to it as a JSON line in words. Names come from an
-/// engine restored from the newest snapshot and brought forward by the records after it.
+/// hands each snapshot and decision to it as a JSON line in words (see [`Visit`]).
 /// Err: the first damage.
-#[allow(clippy::too_many_lines)]
 fn visit(
     data_dir: &Path,
     dir: &Path,
     index: usize,
-    mut f: Option<impl FnMut(Value)>,
+    f: Option<impl FnMut(Value)>,
 ) -> Result<wal::VerifyReport, String> {
-    let shard = index as u16;
-    let mut failure = None;
-    let mut names = Engine::new(shard);
-    let mut covered = 0;
+    let mut visit = Visit {
+        data_dir,
+        index,
+        f,
+        names: Engine::new(index as u16),
+        covered: 0,
+        failure: None,
+    };
     let report = wal::inspect(dir, |item| match item {
-        wal::Item::Snapshot { path, seq, bytes } => {
-            let restored = Engine::restore(bytes);
-            let mut line = Map::new();
-            line.insert("shard".into(), index.into());
-            line.insert("snapshot".into(), relative(data_dir, path).into());
-            line.insert("seq".into(), seq.into());
-            line.insert("bytes".into(), bytes.len().into());
-            match restored {
-                Ok(engine) => {
-                    let stats = engine.stats();
-                    line.insert(
-                        "at".into(),
-                        rfc3339(engine.now_ms()).map_or(Value::Null, Value::from),
-                    );
-                    line.insert(
-                        "contents".into(),
-                        serde_json::json!({
-                            "events": stats.events,
-                            "bookings": stats.bookings,
-                            "holds_live": stats.holds_live,
-                            "tickets_sold": stats.tickets_sold,
-                            "tickets_held": stats.tickets_held,
-                        }),
-                    );
-                    if seq >= covered {
-                        names = engine;
-                        covered = seq;
-                    }
-                }
-                Err(e) => {
-                    failure.get_or_insert(damage(
-                        path,
-                        None,
-                        &format!("the snapshot does not decode: {e}"),
-                        "this build cannot read it: run the release that wrote it, or \
-                         remove it so that the server starts from the older snapshot and \
-                         the log",
-                    ));
-                }
-            }
-            if let Some(f) = f.as_mut() {
-                f(Value::Object(line));
-            }
-        }
+        wal::Item::Snapshot { path, seq, bytes } => visit.snapshot(path, seq, bytes),
         wal::Item::Record {
             path,
             offset,
             seq,
             bytes,
-        } => match Decision::decode(bytes) {
-            Ok(decision) => {
-                let Some(f) = f.as_mut() else { return };
-                let mut line = Map::new();
-                line.insert("shard".into(), index.into());
-                line.insert("seq".into(), seq.into());
-                describe(&names, &decision, &mut line);
-                f(Value::Object(line));
-                if seq > covered {
-                    names.apply(&decision);
+        } => visit.record(path, offset, seq, bytes),
+    })
+    .map_err(|e| log_error(index, dir, e))?;
+    match visit.failure {
+        Some(failure) => Err(failure),
+        None => Ok(report),
+    }
+}
+
+/// One shard's log being read by [`visit`]. Names come from an engine restored from the
+/// newest snapshot and brought forward by the records after it.
+struct Visit<'a, F> {
+    data_dir: &'a Path,
+    index: usize,
+    /// Takes each line (none for `wal verify`).
+    f: Option<F>,
+    /// The engine that names ids.
+    names: Engine,
+    /// The seq up to which `names` is brought.
+    covered: u64,
+    /// The first damage found.
+    failure: Option<String>,
+}
+
+impl<F: FnMut(Value)> Visit<'_, F> {
+    /// Snapshot `seq` (file `path`): its line with its time and contents when it decodes;
+    /// the newest one becomes the engine that names ids.
+    fn snapshot(&mut self, path: &Path, seq: u64, bytes: &[u8]) {
+        let restored = Engine::restore(bytes);
+        let mut line = Map::new();
+        line.insert("shard".into(), self.index.into());
+        line.insert("snapshot".into(), relative(self.data_dir, path).into());
+        line.insert("seq".into(), seq.into());
+        line.insert("bytes".into(), bytes.len().into());
+        match restored {
+            Ok(engine) => {
+                let stats = engine.stats();
+                line.insert(
+                    "at".into(),
+                    rfc3339(engine.now_ms()).map_or(Value::Null, Value::from),
+                );
+                line.insert(
+                    "contents".into(),
+                    serde_json::json!({
+                        "events": stats.events,
+                        "bookings": stats.bookings,
+                        "holds_live": stats.holds_live,
+                        "tickets_sold": stats.tickets_sold,
+                        "tickets_held": stats.tickets_held,
+                    }),
+                );
+                if seq >= self.covered {
+                    self.names = engine;
+                    self.covered = seq;
                 }
             }
             Err(e) => {
-                failure.get_or_insert(damage(
+                self.failure.get_or_insert(damage(
+                    path,
+                    None,
+                    &format!("the snapshot does not decode: {e}"),
+                    "this build cannot read it: run the release that wrote it, or \
+                     remove it so that the server starts from the older snapshot and \
+                     the log",
+                ));
+            }
+        }
+        if let Some(f) = self.f.as_mut() {
+            f(Value::Object(line));
+        }
+    }
+
+    /// Record `seq` (at `offset` of segment `path`): given `f`, its decision in words, then
+    /// applied to the naming engine when the snapshot does not cover it.
+    fn record(&mut self, path: &Path, offset: u64, seq: u64, bytes: &[u8]) {
+        match Decision::decode(bytes) {
+            Ok(decision) => {
+                let Some(f) = self.f.as_mut() else { return };
+                let mut line = Map::new();
+                line.insert("shard".into(), self.index.into());
+                line.insert("seq".into(), seq.into());
+                describe(&self.names, &decision, &mut line);
+                f(Value::Object(line));
+                if seq > self.covered {
+                    self.names.apply(&decision);
+                }
+            }
+            Err(e) => {
+                self.failure.get_or_insert(damage(
                     path,
                     Some(offset),
                     &format!("record {seq} does not decode as a decision: {e}"),
@@ -247,12 +281,7 @@ fn visit(
                      another release wrote: run the release that wrote it",
                 ));
             }
-        },
-    })
-    .map_err(|e| log_error(index, dir, e))?;
-    match failure {
-        Some(failure) => Err(failure),
-        None => Ok(report),
+        }
     }
 }
 

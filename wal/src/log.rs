@@ -91,6 +91,153 @@ fn io_error(dir: &Path, name: &str, op: &'static str) -> impl FnOnce(std::io::Er
     move |source| Error::Io { path, op, source }
 }
 
+/// What the segments hold, as open found them.
+struct SegmentsFound {
+    segments: Vec<Segment>,
+    /// Bytes of the valid records of the last segment (its header included).
+    current_len: u64,
+    /// CRC of the last record (the chain's next seed).
+    prev_crc: u32,
+    /// The format version of the last segment.
+    newest_version: u32,
+}
+
+/// Loads the newest valid snapshot among `names` into `recovery` (skipping and reporting
+/// damaged ones, newest first). Returns the snapshots to keep and the damaged ones.
+fn load_snapshot<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    names: &[String],
+    recovery: &mut Recovery,
+) -> Result<(Vec<u64>, Vec<u64>), Error> {
+    let mut snapshots = snapshot_seqs(names);
+    let mut damaged = Vec::new();
+    for &seq in snapshots.iter().rev() {
+        let name = format::snapshot_name(seq);
+        match read_snapshot_file(storage, seq) {
+            Ok(bytes) => {
+                recovery.snapshot = Some(Snapshot {
+                    seq,
+                    bytes,
+                    path: dir.join(&name),
+                });
+                break;
+            }
+            Err(error @ Error::Io { .. }) => return Err(error),
+            Err(_) => {
+                tracing::warn!(path = %dir.join(&name).display(), "damaged snapshot skipped");
+                recovery.damaged_snapshots.push(dir.join(&name));
+                damaged.push(seq);
+            }
+        }
+    }
+    // A damaged snapshot is never one of the two kept (so pruning cannot keep it in
+    // place of a good one); it is deleted with the next prune.
+    snapshots.retain(|seq| !damaged.contains(seq));
+    Ok((snapshots, damaged))
+}
+
+/// The segments among `names`, by first seq, after deleting those that hold records up
+/// to `purged` only.
+fn segment_names_after_purge<S: Storage>(
+    storage: &mut S,
+    dir: &Path,
+    names: &[String],
+    purged: u64,
+) -> Result<Vec<(u64, String)>, Error> {
+    let mut segment_names: Vec<(u64, String)> = names
+        .iter()
+        .filter_map(|n| format::parse_segment_name(n).map(|s| (s, n.clone())))
+        .collect();
+    segment_names.sort_unstable();
+    if purged > 0 {
+        // A segment followed by one starting at or before `purged + 1` holds purged
+        // records only: a purge removed it, or was about to.
+        let mut removed = false;
+        while segment_names.len() > 1 && segment_names[1].0 <= purged + 1 {
+            let (_, name) = segment_names.remove(0);
+            storage
+                .remove(&name)
+                .map_err(io_error(dir, &name, "remove"))?;
+            removed = true;
+        }
+        if removed {
+            storage
+                .sync_dir()
+                .map_err(io_error(dir, "", "fsync directory"))?;
+        }
+    }
+    Ok(segment_names)
+}
+
+/// Checks every segment in order, cuts a torn tail of the newest one (into
+/// `recovery.torn_tail`; a newest segment torn within its header is removed), and cuts
+/// the padding after the last record.
+fn scan_segments<S: Storage>(
+    storage: &mut S,
+    dir: &Path,
+    segment_names: &[(u64, String)],
+    recovery: &mut Recovery,
+) -> Result<SegmentsFound, Error> {
+    let mut found = SegmentsFound {
+        segments: Vec::new(),
+        current_len: 0,
+        prev_crc: 0,
+        newest_version: format::FORMAT_VERSION,
+    };
+    let mut expected: Option<u64> = None;
+    let mut padding = 0;
+    let count = segment_names.len();
+    for (i, (first_seq, name)) in segment_names.iter().enumerate() {
+        let newest = i + 1 == count;
+        let bytes = storage.read(name).map_err(io_error(dir, name, "read"))?;
+        let scan = scan_segment(
+            &dir.join(name),
+            &bytes,
+            newest,
+            expected.or(Some(*first_seq)),
+            |_, _, _| {},
+        )?;
+        if let Some(torn) = scan.torn.clone() {
+            tracing::warn!(path = %torn.path.display(), offset = torn.offset, bytes = torn.bytes_cut,
+                "cutting a torn record at the end of the log");
+            if scan.valid_len < SEGMENT_HEADER_LEN as u64 {
+                storage
+                    .remove(name)
+                    .map_err(io_error(dir, name, "remove"))?;
+                storage
+                    .sync_dir()
+                    .map_err(io_error(dir, "", "fsync directory"))?;
+                recovery.torn_tail = Some(torn);
+                continue;
+            }
+            storage
+                .truncate(name, scan.valid_len)
+                .map_err(io_error(dir, name, "truncate"))?;
+            recovery.torn_tail = Some(torn);
+        }
+        padding = scan.padding;
+        found.newest_version = scan.version;
+        expected = Some(scan.last_seq + 1);
+        found.current_len = scan.valid_len;
+        found.prev_crc = scan.last_crc;
+        found.segments.push(Segment {
+            name: name.clone(),
+            first_seq: scan.first_seq,
+            last_seq: scan.last_seq,
+        });
+    }
+    if let Some(last) = found.segments.last().filter(|_| padding > 0) {
+        // Padding after the last record of the segment appends go to (the last file, or
+        // the one before a torn newest file that was removed): cut it, so the next
+        // append starts right after that record; it is written again as needed.
+        storage
+            .truncate(&last.name, found.current_len)
+            .map_err(io_error(dir, &last.name, "truncate"))?;
+    }
+    Ok(found)
+}
+
 impl Wal<FileStorage> {
     /// Opens the log in `dir` (created if missing) and recovers it; see [`Wal::open_with`].
     pub fn open(dir: &Path, options: Options) -> Result<(Self, Recovery), Error> {
@@ -112,7 +259,6 @@ impl<S: Storage> Wal<S> {
     /// The first segment may then start anywhere up to `purged + 1`; segments holding only
     /// records up to `purged` (left by a purge a crash cut short) are deleted; an empty log
     /// continues at `purged + 1`. With `purged == 0` this is exactly [`Wal::open_with`].
-    #[allow(clippy::too_many_lines)]
     pub fn open_with_purged(
         mut storage: S,
         options: Options,
@@ -124,119 +270,24 @@ impl<S: Storage> Wal<S> {
             storage.remove(tmp).map_err(io_error(&dir, tmp, "remove"))?;
         }
         let mut recovery = Recovery::default();
-        let mut snapshots = snapshot_seqs(&names);
-        let mut damaged = Vec::new();
-        for &seq in snapshots.iter().rev() {
-            let name = format::snapshot_name(seq);
-            match read_snapshot_file(&storage, seq) {
-                Ok(bytes) => {
-                    recovery.snapshot = Some(Snapshot {
-                        seq,
-                        bytes,
-                        path: dir.join(&name),
-                    });
-                    break;
-                }
-                Err(error @ Error::Io { .. }) => return Err(error),
-                Err(_) => {
-                    tracing::warn!(path = %dir.join(&name).display(), "damaged snapshot skipped");
-                    recovery.damaged_snapshots.push(dir.join(&name));
-                    damaged.push(seq);
-                }
-            }
-        }
-        // A damaged snapshot is never one of the two kept (so pruning cannot keep it in
-        // place of a good one); it is deleted with the next prune.
-        snapshots.retain(|seq| !damaged.contains(seq));
-        let mut segment_names: Vec<(u64, String)> = names
-            .iter()
-            .filter_map(|n| format::parse_segment_name(n).map(|s| (s, n.clone())))
-            .collect();
-        segment_names.sort_unstable();
-        if purged > 0 {
-            // A segment followed by one starting at or before `purged + 1` holds purged
-            // records only: a purge removed it, or was about to.
-            let mut removed = false;
-            while segment_names.len() > 1 && segment_names[1].0 <= purged + 1 {
-                let (_, name) = segment_names.remove(0);
-                storage
-                    .remove(&name)
-                    .map_err(io_error(&dir, &name, "remove"))?;
-                removed = true;
-            }
-            if removed {
-                storage
-                    .sync_dir()
-                    .map_err(io_error(&dir, "", "fsync directory"))?;
-            }
-        }
+        let (snapshots, damaged) = load_snapshot(&storage, &dir, &names, &mut recovery)?;
+        let segment_names = segment_names_after_purge(&mut storage, &dir, &names, purged)?;
         let snapshot_seq = recovery.snapshot.as_ref().map_or(0, |s| s.seq);
-        let mut segments = Vec::new();
-        let mut expected: Option<u64> = None;
-        let (mut current_len, mut prev_crc, mut newest_version) = (0, 0, format::FORMAT_VERSION);
-        let mut padding = 0;
-        let count = segment_names.len();
-        for (i, (first_seq, name)) in segment_names.iter().enumerate() {
-            let newest = i + 1 == count;
-            let bytes = storage.read(name).map_err(io_error(&dir, name, "read"))?;
-            let scan = scan_segment(
-                &dir.join(name),
-                &bytes,
-                newest,
-                expected.or(Some(*first_seq)),
-                |_, _, _| {},
-            )?;
-            if let Some(torn) = scan.torn.clone() {
-                tracing::warn!(path = %torn.path.display(), offset = torn.offset, bytes = torn.bytes_cut,
-                    "cutting a torn record at the end of the log");
-                if scan.valid_len < SEGMENT_HEADER_LEN as u64 {
-                    storage
-                        .remove(name)
-                        .map_err(io_error(&dir, name, "remove"))?;
-                    storage
-                        .sync_dir()
-                        .map_err(io_error(&dir, "", "fsync directory"))?;
-                    recovery.torn_tail = Some(torn);
-                    continue;
-                }
-                storage
-                    .truncate(name, scan.valid_len)
-                    .map_err(io_error(&dir, name, "truncate"))?;
-                recovery.torn_tail = Some(torn);
-            }
-            padding = scan.padding;
-            newest_version = scan.version;
-            expected = Some(scan.last_seq + 1);
-            current_len = scan.valid_len;
-            prev_crc = scan.last_crc;
-            segments.push(Segment {
-                name: name.clone(),
-                first_seq: scan.first_seq,
-                last_seq: scan.last_seq,
-            });
-        }
-        if let Some(last) = segments.last().filter(|_| padding > 0) {
-            // Padding after the last record of the segment appends go to (the last file, or
-            // the one before a torn newest file that was removed): cut it, so the next
-            // append starts right after that record; it is written again as needed.
-            storage
-                .truncate(&last.name, current_len)
-                .map_err(io_error(&dir, &last.name, "truncate"))?;
-        }
-        if purged > 0 && segments.last().is_some_and(|s| s.last_seq < purged) {
+        let mut found = scan_segments(&mut storage, &dir, &segment_names, &mut recovery)?;
+        if purged > 0 && found.segments.last().is_some_and(|s| s.last_seq < purged) {
             // Every record left is purged (a purge past the end that a crash cut short
             // before its new segment): drop them all, and continue at `purged + 1`.
-            for segment in segments.drain(..) {
+            for segment in found.segments.drain(..) {
                 storage
                     .remove(&segment.name)
                     .map_err(io_error(&dir, &segment.name, "remove"))?;
             }
-            current_len = 0;
-            prev_crc = 0;
-            newest_version = format::FORMAT_VERSION;
+            found.current_len = 0;
+            found.prev_crc = 0;
+            found.newest_version = format::FORMAT_VERSION;
         }
         let snapshot_seq = snapshot_seq.max(purged);
-        if let Some(first) = segments.first() {
+        if let Some(first) = found.segments.first() {
             if first.first_seq > snapshot_seq + 1 {
                 return Err(Error::Corrupt {
                     path: dir.join(&first.name),
@@ -249,7 +300,8 @@ impl<S: Storage> Wal<S> {
                 });
             }
         }
-        let last_seq = segments
+        let last_seq = found
+            .segments
             .last()
             .map_or(snapshot_seq, |s| s.last_seq.max(snapshot_seq));
         recovery.last_seq = last_seq;
@@ -262,11 +314,11 @@ impl<S: Storage> Wal<S> {
         let mut wal = Wal {
             storage,
             options,
-            segments,
-            current_len,
-            reserved_len: current_len,
-            durable_len: current_len,
-            prev_crc,
+            segments: found.segments,
+            current_len: found.current_len,
+            reserved_len: found.current_len,
+            durable_len: found.current_len,
+            prev_crc: found.prev_crc,
             last_seq,
             durable_seq: last_seq,
             snapshots,
@@ -275,20 +327,30 @@ impl<S: Storage> Wal<S> {
             preallocate_configured: options.preallocate_bytes,
             buf: Vec::new(),
         };
+        wal.open_current_segment(found.newest_version)?;
+        Ok((wal, recovery))
+    }
+
+    /// The last step of open: starts a segment for the next records unless the newest one
+    /// (of format `newest_version`) can take them.
+    fn open_current_segment(&mut self, newest_version: u32) -> Result<(), Error> {
+        let last_seq = self.last_seq;
         if newest_version < format::FORMAT_VERSION {
             // Only segments of this build's version are written to: an older one is left
             // as it is (an empty one is replaced), and the next records start a new one.
-            if let Some(old) = wal.segments.pop_if(|s| s.last_seq < s.first_seq) {
-                wal.storage
-                    .remove(&old.name)
-                    .map_err(io_error(&dir, &old.name, "remove"))?;
+            if let Some(old) = self.segments.pop_if(|s| s.last_seq < s.first_seq) {
+                self.storage.remove(&old.name).map_err(io_error(
+                    &self.dir(),
+                    &old.name,
+                    "remove",
+                ))?;
             }
-            wal.new_segment(last_seq + 1)?;
-        } else if wal.segments.last().is_none_or(|s| s.last_seq < last_seq) {
+            self.new_segment(last_seq + 1)?;
+        } else if self.segments.last().is_none_or(|s| s.last_seq < last_seq) {
             // No segment (or only one that ends before the snapshot): start a fresh one.
-            wal.new_segment(last_seq + 1)?;
+            self.new_segment(last_seq + 1)?;
         }
-        Ok((wal, recovery))
+        Ok(())
     }
 
     fn dir(&self) -> PathBuf {

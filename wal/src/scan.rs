@@ -15,10 +15,10 @@
 //!   the end of the file ends the segment cleanly, in any segment. Bytes that are not all
 //!   zero are a frame, judged by the rules above.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::format::{self, Frame, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{self, Frame, SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 
 /// A torn tail found (and, by `Wal::open`, cut) at recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,19 +52,13 @@ pub struct SegmentScan {
 
 /// Scans segment `bytes` (named `path`), calling `visit(offset, seq, payload)` for every
 /// valid record. `newest` allows a torn tail; `expected_first` checks continuity.
-#[allow(clippy::too_many_lines)]
 pub fn scan_segment(
-    path: &std::path::Path,
+    path: &Path,
     bytes: &[u8],
     newest: bool,
     expected_first: Option<u64>,
-    mut visit: impl FnMut(u64, u64, &[u8]),
+    visit: impl FnMut(u64, u64, &[u8]),
 ) -> Result<SegmentScan, Error> {
-    let corrupt = |offset: usize, reason: String| Error::Corrupt {
-        path: path.to_path_buf(),
-        offset: offset as u64,
-        reason,
-    };
     let header = match format::parse_segment_header(bytes) {
         Ok(header) => header,
         Err(_) if newest && bytes.len() <= SEGMENT_HEADER_LEN => {
@@ -83,11 +77,12 @@ pub fn scan_segment(
                 version: 0,
             });
         }
-        Err(reason) => return Err(corrupt(0, reason)),
+        Err(reason) => return Err(corrupt(path, 0, reason)),
     };
     if let Some(expected) = expected_first {
         if header.first_seq != expected {
             return Err(corrupt(
+                path,
                 0,
                 format!(
                     "segment starts at seq {}, {expected} was due",
@@ -96,10 +91,42 @@ pub fn scan_segment(
             ));
         }
     }
+    scan_records(path, bytes, newest, &header, visit)
+}
+
+/// Corruption in `path` at `offset`.
+fn corrupt(path: &Path, offset: usize, reason: String) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    }
+}
+
+/// The records of segment `bytes` after its `header`, up to its end, its padding or a
+/// damaged frame (a torn tail in the `newest` segment, else corruption).
+fn scan_records(
+    path: &Path,
+    bytes: &[u8],
+    newest: bool,
+    header: &SegmentHeader,
+    mut visit: impl FnMut(u64, u64, &[u8]),
+) -> Result<SegmentScan, Error> {
     let mut offset = SEGMENT_HEADER_LEN;
     let mut prev_crc = header.crc;
     let mut seq = header.first_seq;
     let padded = header.version >= format::PADDED_SINCE_VERSION;
+    let ended = |offset: usize, prev_crc: u32, seq: u64, torn: Option<TornTail>, padding: u64| {
+        SegmentScan {
+            first_seq: header.first_seq,
+            last_seq: seq - 1,
+            valid_len: offset as u64,
+            last_crc: prev_crc,
+            torn,
+            padding,
+            version: header.version,
+        }
+    };
     loop {
         if offset == bytes.len() {
             break;
@@ -127,34 +154,19 @@ pub fn scan_segment(
                     _ => "record cut short".to_string(),
                 };
                 if !newest || later_record_exists(&bytes[offset..], prev_crc, seq) {
-                    return Err(corrupt(offset, reason));
+                    return Err(corrupt(path, offset, reason));
                 }
                 let torn = TornTail {
                     path: path.to_path_buf(),
                     offset: offset as u64,
                     bytes_cut: (bytes.len() - offset) as u64,
                 };
-                return Ok(SegmentScan {
-                    first_seq: header.first_seq,
-                    last_seq: seq - 1,
-                    valid_len: offset as u64,
-                    last_crc: prev_crc,
-                    torn: Some(torn),
-                    padding: 0,
-                    version: header.version,
-                });
+                return Ok(ended(offset, prev_crc, seq, Some(torn), 0));
             }
         }
     }
-    Ok(SegmentScan {
-        first_seq: header.first_seq,
-        last_seq: seq - 1,
-        valid_len: offset as u64,
-        last_crc: prev_crc,
-        torn: None,
-        padding: (bytes.len() - offset) as u64,
-        version: header.version,
-    })
+    let padding = (bytes.len() - offset) as u64;
+    Ok(ended(offset, prev_crc, seq, None, padding))
 }
 
 /// Whether, after the damaged frame at the start of `rest` (which should have been

@@ -110,7 +110,7 @@ impl<C: RaftTypeConfig, S: Storage> Writer<C, S> {
 
     fn check_failed(&self) -> Result<(), LogStoreError> {
         match &self.failed {
-            Some(reason) => Err(LogStoreError::Failed(reason.clone())),
+            Some(reason) => Err(LogStoreError::FailedEarlier(reason.clone())),
             None => Ok(()),
         }
     }

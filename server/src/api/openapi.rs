@@ -2,10 +2,13 @@
 //! `operations()` lists every route once, with its `operationId`, who may call it, its
 //! parameters, its body, its success answer with the `links` a client follows next, and
 //! every error code its handler can answer. The error statuses, their descriptions and
-//! the schemas of the named types all follow from that entry.
+//! the schemas of the named types all follow from that entry. The table is kept by
+//! resource: `operations()` joins `event_operations()`, `hold_operations()`,
+//! `booking_operations()`, `waitlist_operations()`, `ops_operations()` and
+//! `page_operations()`, in that order.
 //!
-//! **To document a new route, add one entry to `operations()`** (handlers carry no
-//! OpenAPI annotations), e.g.
+//! **To document a new route, add one entry to its resource's function** (handlers carry
+//! no OpenAPI annotations), e.g.
 //!
 //! ```text
 //! Op::post("/v1/holds/{hold_id}/extend", "extendHold", "holds", "Moves a live hold's expiry.")
@@ -529,6 +532,22 @@ fn error_response(status: u16, codes: &[ErrorCode]) -> utoipa::openapi::Response
 /// The errors any route that reaches a shard can answer besides its own.
 const SHARD: [ErrorCode; 3] = [Overloaded, Unavailable, RequestTimeout];
 
+/// What placing tickets can answer besides [`SHARD`] and `outcome_unknown`: a hold and a
+/// purchase alike.
+const PLACING: [ErrorCode; 11] = [
+    InvalidInput,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    SoldOut,
+    SeatTaken,
+    LimitExceeded,
+    NoAdjacentSeats,
+    PayloadTooLarge,
+    IdempotencyKeyReused,
+    OverCapacity,
+];
+
 /// `codes` plus [`SHARD`].
 fn with_shard(codes: &[ErrorCode]) -> Vec<ErrorCode> {
     codes.iter().chain(SHARD.iter()).copied().collect()
@@ -552,61 +571,31 @@ const STREAM_DOC: &str = "`text/event-stream`. The first message is `event: snap
     strictly increasing; nothing is sent before it is durable. A comment line every 15 s \
     keeps an idle stream open; a client that cannot keep up is disconnected.";
 
-/// Every operation of the API, in the order of the design's table.
-#[allow(clippy::too_many_lines)]
+/// Every operation of the API, in the order of the design's table: by resource, each
+/// resource's operations in that order.
 fn operations() -> Vec<Op> {
-    let text = Schema::Object(ObjectBuilder::new().schema_type(Type::String).build());
-    let object = Schema::Object(ObjectBuilder::new().schema_type(Type::Object).build());
+    [
+        event_operations(),
+        hold_operations(),
+        booking_operations(),
+        waitlist_operations(),
+        ops_operations(),
+        page_operations(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The schema of a text answer (the stream, the metrics, the pages).
+fn text() -> Schema {
+    Schema::Object(ObjectBuilder::new().schema_type(Type::String).build())
+}
+
+/// The events (tag `events`).
+fn event_operations() -> Vec<Op> {
     vec![
-        Op::post(
-            "/v1/events",
-            "createEvent",
-            "events",
-            "Creates an event with its sections (admin).",
-        )
-        .admin()
-        .idempotency_key()
-        .body::<CreateEventBody>(true)
-        .answers::<EventJson>(201, "The event, created, with its live counts.")
-        .link(
-            "placeHold",
-            "placeHold",
-            "event_id",
-            "Hold tickets of this event.",
-        )
-        .link(
-            "purchase",
-            "purchase",
-            "event_id",
-            "Buy tickets of this event at once.",
-        )
-        .link(
-            "getEvent",
-            "getEvent",
-            "event_id",
-            "Read this event's live counts.",
-        )
-        .link(
-            "getSeats",
-            "getSeats",
-            "event_id",
-            "Read this event's seats.",
-        )
-        .link(
-            "joinWaitlist",
-            "joinWaitlist",
-            "event_id",
-            "Wait for tickets of a section of this event.",
-        )
-        .errors(&with_outcome(&[
-            InvalidInput,
-            Unauthorized,
-            Forbidden,
-            EventExists,
-            PayloadTooLarge,
-            IdempotencyKeyReused,
-            OverCapacity,
-        ])),
+        create_event(),
         Op::get(
             "/v1/events",
             "listEvents",
@@ -647,44 +636,68 @@ fn operations() -> Vec<Op> {
                  changes after it, or starts with a fresh snapshot when that point is too old \
                  (or is not a number).",
         )
-        .answers_as(200, STREAM_DOC, "text/event-stream", text.clone())
+        .answers_as(200, STREAM_DOC, "text/event-stream", text())
         .errors(&[InvalidInput, NotFound, Overloaded, Unavailable]),
-        Op::post(
-            "/v1/events/{event_id}/holds",
-            "placeHold",
-            "holds",
-            "Holds general-admission quantities, named seats and/or seats picked by the server \
-             (`best_available`), all or nothing, until `expires_at`.",
-        )
-        .user()
-        .path_param(EVENT_ID)
-        .idempotency_key()
-        .body::<HoldBody>(true)
-        .answers::<HoldJson>(
-            201,
-            "The hold, `held` until `expires_at`, with the seats picked.",
-        )
-        .link("getHold", "getHold", "hold_id", "Read this hold.")
-        .live_hold_links()
-        .link(
-            "extendHold",
-            "extendHold",
-            "hold_id",
-            "Move this hold's expiry.",
-        )
-        .errors(&with_outcome(&[
-            InvalidInput,
-            Unauthorized,
-            Forbidden,
-            NotFound,
-            SoldOut,
-            SeatTaken,
-            LimitExceeded,
-            NoAdjacentSeats,
-            PayloadTooLarge,
-            IdempotencyKeyReused,
-            OverCapacity,
-        ])),
+    ]
+}
+
+/// `POST /v1/events`, with the links a client follows next.
+fn create_event() -> Op {
+    Op::post(
+        "/v1/events",
+        "createEvent",
+        "events",
+        "Creates an event with its sections (admin).",
+    )
+    .admin()
+    .idempotency_key()
+    .body::<CreateEventBody>(true)
+    .answers::<EventJson>(201, "The event, created, with its live counts.")
+    .link(
+        "placeHold",
+        "placeHold",
+        "event_id",
+        "Hold tickets of this event.",
+    )
+    .link(
+        "purchase",
+        "purchase",
+        "event_id",
+        "Buy tickets of this event at once.",
+    )
+    .link(
+        "getEvent",
+        "getEvent",
+        "event_id",
+        "Read this event's live counts.",
+    )
+    .link(
+        "getSeats",
+        "getSeats",
+        "event_id",
+        "Read this event's seats.",
+    )
+    .link(
+        "joinWaitlist",
+        "joinWaitlist",
+        "event_id",
+        "Wait for tickets of a section of this event.",
+    )
+    .errors(&with_outcome(&[
+        InvalidInput,
+        Unauthorized,
+        Forbidden,
+        EventExists,
+        PayloadTooLarge,
+        IdempotencyKeyReused,
+        OverCapacity,
+    ]))
+}
+
+/// The holds (tag `holds`).
+fn hold_operations() -> Vec<Op> {
+    vec![
+        place_hold(),
         Op::get(
             "/v1/holds/{hold_id}",
             "getHold",
@@ -760,6 +773,40 @@ fn operations() -> Vec<Op> {
             PayloadTooLarge,
             IdempotencyKeyReused,
         ])),
+    ]
+}
+
+/// `POST /v1/events/{event_id}/holds`, with the links a client follows next.
+fn place_hold() -> Op {
+    Op::post(
+        "/v1/events/{event_id}/holds",
+        "placeHold",
+        "holds",
+        "Holds general-admission quantities, named seats and/or seats picked by the server \
+         (`best_available`), all or nothing, until `expires_at`.",
+    )
+    .user()
+    .path_param(EVENT_ID)
+    .idempotency_key()
+    .body::<HoldBody>(true)
+    .answers::<HoldJson>(
+        201,
+        "The hold, `held` until `expires_at`, with the seats picked.",
+    )
+    .link("getHold", "getHold", "hold_id", "Read this hold.")
+    .live_hold_links()
+    .link(
+        "extendHold",
+        "extendHold",
+        "hold_id",
+        "Move this hold's expiry.",
+    )
+    .errors(&with_outcome(&PLACING))
+}
+
+/// The bookings (tag `bookings`).
+fn booking_operations() -> Vec<Op> {
+    vec![
         Op::post(
             "/v1/events/{event_id}/bookings",
             "purchase",
@@ -773,19 +820,7 @@ fn operations() -> Vec<Op> {
         .body::<PurchaseBody>(true)
         .answers::<BookingJson>(201, "The booking, `confirmed`.")
         .booking_links()
-        .errors(&with_outcome(&[
-            InvalidInput,
-            Unauthorized,
-            Forbidden,
-            NotFound,
-            SoldOut,
-            SeatTaken,
-            LimitExceeded,
-            NoAdjacentSeats,
-            PayloadTooLarge,
-            IdempotencyKeyReused,
-            OverCapacity,
-        ])),
+        .errors(&with_outcome(&PLACING)),
         Op::get(
             "/v1/bookings/{booking_id}",
             "getBooking",
@@ -824,41 +859,13 @@ fn operations() -> Vec<Op> {
             BookingNotActive,
             IdempotencyKeyReused,
         ])),
-        Op::post(
-            "/v1/events/{event_id}/waitlist",
-            "joinWaitlist",
-            "waitlist",
-            "Joins a section's waiting list, when it has fewer than `qty` tickets available \
-             (user; the admin names `user_id`).",
-        )
-        .user()
-        .path_param(EVENT_ID)
-        .idempotency_key()
-        .body::<JoinBody>(true)
-        .answers::<EntryJson>(201, "The entry, `waiting`, with its `position`.")
-        .link(
-            "getWaitlistEntry",
-            "getWaitlistEntry",
-            "entry_id",
-            "Read this entry.",
-        )
-        .link(
-            "leaveWaitlist",
-            "leaveWaitlist",
-            "entry_id",
-            "Leave the waiting list.",
-        )
-        .errors(&with_outcome(&[
-            InvalidInput,
-            Unauthorized,
-            Forbidden,
-            NotFound,
-            AlreadyWaiting,
-            TicketsAvailable,
-            PayloadTooLarge,
-            IdempotencyKeyReused,
-            OverCapacity,
-        ])),
+    ]
+}
+
+/// The waiting list (tag `waitlist`).
+fn waitlist_operations() -> Vec<Op> {
+    vec![
+        join_waitlist(),
         Op::get(
             "/v1/waitlist/{entry_id}",
             "getWaitlistEntry",
@@ -894,6 +901,52 @@ fn operations() -> Vec<Op> {
             EntryNotActive,
             IdempotencyKeyReused,
         ])),
+    ]
+}
+
+/// `POST /v1/events/{event_id}/waitlist`, with the links a client follows next.
+fn join_waitlist() -> Op {
+    Op::post(
+        "/v1/events/{event_id}/waitlist",
+        "joinWaitlist",
+        "waitlist",
+        "Joins a section's waiting list, when it has fewer than `qty` tickets available \
+         (user; the admin names `user_id`).",
+    )
+    .user()
+    .path_param(EVENT_ID)
+    .idempotency_key()
+    .body::<JoinBody>(true)
+    .answers::<EntryJson>(201, "The entry, `waiting`, with its `position`.")
+    .link(
+        "getWaitlistEntry",
+        "getWaitlistEntry",
+        "entry_id",
+        "Read this entry.",
+    )
+    .link(
+        "leaveWaitlist",
+        "leaveWaitlist",
+        "entry_id",
+        "Leave the waiting list.",
+    )
+    .errors(&with_outcome(&[
+        InvalidInput,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        AlreadyWaiting,
+        TicketsAvailable,
+        PayloadTooLarge,
+        IdempotencyKeyReused,
+        OverCapacity,
+    ]))
+}
+
+/// Health, readiness, cluster, metrics and this document (tag `ops`).
+fn ops_operations() -> Vec<Op> {
+    let object = Schema::Object(ObjectBuilder::new().schema_type(Type::Object).build());
+    vec![
         // A connection over the server's cap is answered 503 `overloaded` on any path.
         Op::get("/health", "health", "ops", "The process is alive.")
             .answers::<HealthJson>(200, "Alive.")
@@ -926,18 +979,24 @@ fn operations() -> Vec<Op> {
             "ops",
             "Metrics in Prometheus text format.",
         )
-        .answers_as(200, "The metrics.", "text/plain", text.clone())
+        .answers_as(200, "The metrics.", "text/plain", text())
         .errors(&[Overloaded]),
         Op::get("/openapi.json", "openapi", "ops", "This document.")
             .answers_as(200, "The OpenAPI document.", "application/json", object)
             .errors(&[Overloaded]),
+    ]
+}
+
+/// The HTML pages (tag `pages`).
+fn page_operations() -> Vec<Op> {
+    vec![
         Op::get(
             "/",
             "listPage",
             "pages",
             "An HTML page listing the events, with links to their seat maps.",
         )
-        .answers_as(200, "The page.", "text/html", text.clone())
+        .answers_as(200, "The page.", "text/html", text())
         .errors(&[Overloaded]),
         Op::get(
             "/events/{event_id}",
@@ -948,7 +1007,7 @@ fn operations() -> Vec<Op> {
              same for any id: it reads the event from the API.",
         )
         .path_param(EVENT_ID)
-        .answers_as(200, "The page.", "text/html", text)
+        .answers_as(200, "The page.", "text/html", text())
         .errors(&[Overloaded]),
     ]
 }
