@@ -19,17 +19,17 @@
 //! `BOXOFFICE_CORE_CRASH_HOLDS` sets the live holds of the second test (default 200,000; the
 //! issue's scenario is 2,000,000).
 
+#[path = "support/buyers.rs"]
+mod buyers;
 #[path = "support/server_log.rs"]
 mod server_log;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{env_or, request, Launch, Server, ADMIN};
-use serde_json::{json, Value};
+use buyers::{assert_acknowledged_held, create_event, hold, sample, Buyers};
+use harness::{env_or, Launch, Server, ADMIN};
 use server_log::{count, current_run, field, number, seqs, snapshot_files, temporary_files};
 
 const EVERY_ENV: &str = "BOXOFFICE_SNAPSHOT_EVERY_DECISIONS";
@@ -38,29 +38,6 @@ const PAUSED: &str = "snapshot paused by a test hook";
 
 fn shard_dir(server: &Server) -> PathBuf {
     server.data_dir().join("shard-000")
-}
-
-fn create_event(server: &Server, id: &str, capacity: u64) {
-    let (status, body) = server.call(
-        "POST",
-        "/v1/events",
-        Some(ADMIN),
-        Some(&json!({
-            "id": id, "name": id, "hold_ttl_seconds": 86_400,
-            "sections": [{"id": "ga", "name": "GA", "price_cents": 100, "capacity": capacity}]
-        })),
-    );
-    assert_eq!(status, 201, "{body}");
-}
-
-fn hold(port: u16, event: &str, user: &str) -> std::io::Result<(u16, Value)> {
-    request(
-        port,
-        "POST",
-        &format!("/v1/events/{event}/holds"),
-        Some(ADMIN),
-        Some(&json!({"user_id": user, "items": [{"section_id": "ga", "qty": 1}]})),
-    )
 }
 
 /// Waits (at most 60 s) until the current run's log satisfies `done`.
@@ -98,28 +75,7 @@ fn kill_9_while_a_snapshot_is_unfinished_loses_nothing_and_recovers_from_the_new
         ..Launch::default()
     });
     create_event(&server, "e", 10_000_000);
-    let port = server.port();
-    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let buyers: Vec<_> = (0..6)
-        .map(|b| {
-            let (stop, acked) = (Arc::clone(&stop), Arc::clone(&acked));
-            std::thread::spawn(move || {
-                let mut n = 0;
-                while !stop.load(Ordering::Acquire) {
-                    n += 1;
-                    match hold(port, "e", &format!("u{b}-{n}")) {
-                        Ok((201, body)) => acked
-                            .lock()
-                            .unwrap()
-                            .push(body["id"].as_str().unwrap().to_string()),
-                        Ok((status, body)) => panic!("an unexpected answer {status}: {body}"),
-                        Err(_) => return, // killed
-                    }
-                }
-            })
-        })
-        .collect();
+    let buyers = Buyers::start(server.port(), "e", "u", 6);
     // One snapshot completes; then the next one is held unfinished.
     wait_for_log(&server, "a first snapshot", |l| {
         count(l, "snapshot written") >= 1
@@ -128,20 +84,12 @@ fn kill_9_while_a_snapshot_is_unfinished_loses_nothing_and_recovers_from_the_new
     let lines = wait_for_log(&server, "a paused snapshot", |l| count(l, PAUSED) >= 1);
     let paused_seq = *seqs(&lines, "snapshot started").last().unwrap();
     // The shard goes on answering while the snapshot waits: more holds are acknowledged.
-    let before = acked.lock().unwrap().len();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.lock().unwrap().len() < before + 500 {
-        assert!(
-            Instant::now() < deadline,
-            "no holds answered while a snapshot was unfinished"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    server.kill9();
-    stop.store(true, Ordering::Release);
-    for buyer in buyers {
-        buyer.join().unwrap();
-    }
+    buyers.wait_for(
+        buyers.acked() + 500,
+        Duration::from_secs(30),
+        "no holds answered while a snapshot was unfinished",
+    );
+    let acked = buyers.kill9_server(&mut server);
     let lines = current_run(&server.log_path());
     assert_eq!(
         count(&lines, "snapshot written"),
@@ -171,20 +119,7 @@ fn kill_9_while_a_snapshot_is_unfinished_loses_nothing_and_recovers_from_the_new
     );
     // Nothing acknowledged is lost: the section holds at least every acknowledged hold,
     // and each one looked up is held.
-    let acked = acked.lock().unwrap().clone();
-    let (status, event) = server.call("GET", "/v1/events/e", None, None);
-    assert_eq!(status, 200);
-    let held = event["sections"][0]["held"].as_u64().unwrap();
-    assert!(
-        held >= acked.len() as u64,
-        "{} holds acknowledged, {held} held after the restart",
-        acked.len()
-    );
-    for id in acked.iter().rev().take(600).chain(acked.iter().step_by(53)) {
-        let (status, body) = server.call("GET", &format!("/v1/holds/{id}"), Some(ADMIN), None);
-        assert_eq!(status, 200, "acknowledged hold {id} lost: {body}");
-        assert_eq!(body["status"], "held", "{body}");
-    }
+    assert_acknowledged_held(&server, "e", acked.len(), sample(&acked, 600, 53), "");
     server.terminate();
 }
 
@@ -271,35 +206,6 @@ fn a_buyers_hold_is_answered_before_an_unfinished_snapshot_of_many_live_holds_co
 const PAUSE_SYNC_ENV: &str = "BOXOFFICE_TEST_PAUSE_SYNC";
 const IN_FLIGHT: &str = "boxoffice_log_batches_in_flight{shard=\"0\"}";
 
-/// Buyers placing holds one after the other until stopped or the server dies; every hold
-/// answered 201 is recorded.
-fn buyers(
-    port: u16,
-    round: usize,
-    acked: &Arc<Mutex<Vec<String>>>,
-    stop: &Arc<AtomicBool>,
-) -> Vec<std::thread::JoinHandle<()>> {
-    (0..8)
-        .map(|b| {
-            let (stop, acked) = (Arc::clone(stop), Arc::clone(acked));
-            std::thread::spawn(move || {
-                let mut n = 0;
-                while !stop.load(Ordering::Acquire) {
-                    n += 1;
-                    match hold(port, "e", &format!("r{round}-u{b}-{n}")) {
-                        Ok((201, body)) => acked
-                            .lock()
-                            .unwrap()
-                            .push(body["id"].as_str().unwrap().to_string()),
-                        Ok((status, body)) => panic!("an unexpected answer {status}: {body}"),
-                        Err(_) => return, // killed
-                    }
-                }
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn kill_9_while_pipelined_batches_wait_for_their_sync_loses_nothing_acknowledged() {
     let pause = tempfile::tempdir().unwrap();
@@ -321,23 +227,18 @@ fn kill_9_while_pipelined_batches_wait_for_their_sync_loses_nothing_acknowledged
     // decides more batches behind it, none of their answers is released; then kill -9.
     for round in 0..2 {
         let port = server.port();
-        let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = buyers(port, round, &acked, &stop);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while acked.lock().unwrap().len() < 300 {
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: too few holds answered"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let mut buyers = Buyers::start(port, "e", &format!("r{round}"), 8);
+        buyers.wait_for(
+            300,
+            Duration::from_secs(60),
+            &format!("round {round}: too few holds answered"),
+        );
         if round == 1 {
             std::fs::write(&pause_file, b"").unwrap();
             // Every buyer may be waiting on the held batch: more buyers come, and their
             // requests are decided behind it.
             std::thread::sleep(Duration::from_millis(200));
-            threads.extend(buyers(port, 10 + round, &acked, &stop));
+            buyers.add(&format!("r{}", 10 + round), 8);
             let deadline = Instant::now() + Duration::from_secs(8);
             while harness::metric(port, IN_FLIGHT) < 2.0 {
                 assert!(
@@ -348,42 +249,28 @@ fn kill_9_while_pipelined_batches_wait_for_their_sync_loses_nothing_acknowledged
             }
             // The write in progress when the hook was set finishes; after it, nothing.
             std::thread::sleep(Duration::from_millis(500));
-            let frozen = acked.lock().unwrap().len();
+            let frozen = buyers.acked();
             std::thread::sleep(Duration::from_millis(500));
             assert_eq!(
-                acked.lock().unwrap().len(),
+                buyers.acked(),
                 frozen,
                 "holds answered while their batches were not durable"
             );
             assert!(harness::metric(port, IN_FLIGHT) >= 2.0);
         }
-        server.kill9();
-        stop.store(true, Ordering::Release);
-        for thread in threads {
-            thread.join().unwrap();
-        }
+        let acked = buyers.kill9_server(&mut server);
         let _ = std::fs::remove_file(&pause_file);
         server.restart();
-        all.extend(acked.lock().unwrap().iter().cloned());
+        all.extend(acked.iter().cloned());
         // Nothing acknowledged is lost: the section holds at least every acknowledged hold
-        // of both rounds, and each one looked up is held.
-        let (status, event) = server.call("GET", "/v1/events/e", None, None);
-        assert_eq!(status, 200);
-        let held = event["sections"][0]["held"].as_u64().unwrap();
-        assert!(
-            held >= all.len() as u64,
-            "round {round}: {} holds acknowledged, {held} held after the restart",
-            all.len()
+        // of both rounds, and each of this round's looked up is held.
+        assert_acknowledged_held(
+            &server,
+            "e",
+            all.len(),
+            sample(&acked, 300, 17),
+            &format!("round {round}: "),
         );
-        let acked = acked.lock().unwrap().clone();
-        for id in acked.iter().rev().take(300).chain(acked.iter().step_by(17)) {
-            let (status, body) = server.call("GET", &format!("/v1/holds/{id}"), Some(ADMIN), None);
-            assert_eq!(
-                status, 200,
-                "round {round}: acknowledged hold {id} lost: {body}"
-            );
-            assert_eq!(body["status"], "held", "{body}");
-        }
     }
     server.terminate();
 }

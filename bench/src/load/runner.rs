@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::client::{error_code, Client, Target};
 use super::recorder::Recorder;
 use super::verify::Ledger;
-use super::workload::{hold_id, Answer, Effect, Spec, WorkloadKind};
+use super::workload::{hold_id, Answer, Effect, Op, Spec, WorkloadKind};
 
 /// How long a run goes and how hard it pushes.
 #[derive(Debug, Clone)]
@@ -140,94 +140,125 @@ struct Worker {
 }
 
 impl Worker {
-    #[allow(clippy::too_many_lines)]
     async fn run(mut self, mut script: super::workload::Script) -> Worker {
-        let shared = self.shared.clone();
         let mut sent: u32 = 0;
         loop {
-            let now = Instant::now();
-            let intended = match self.interval {
-                Some(interval) => {
-                    let at = shared.start + self.offset + interval * sent;
-                    if at >= shared.end {
-                        break;
-                    }
-                    if now > shared.end + OPEN_LOOP_GRACE {
-                        let left = (shared.end - at).as_secs_f64() / interval.as_secs_f64();
-                        self.unsent += left.ceil() as u64;
-                        break;
-                    }
-                    tokio::time::sleep_until(at).await;
-                    at
-                }
-                None if now >= shared.end => break,
-                None => now,
+            let Some(intended) = self.next_send_time(sent).await else {
+                break;
             };
-            let measured = intended >= shared.measure_start;
-            if measured {
-                if let Some(budget) = &shared.budget {
-                    if budget
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
+            let measured = intended >= self.shared.measure_start;
+            if measured && !self.take_from_budget() {
+                break;
             }
             let Some(op) = script.next_op() else { break };
-            let reply = tokio::time::timeout(
-                self.timeout,
-                self.client
-                    .send(op.method, &op.path, op.body.clone(), &op.user),
-            )
-            .await;
-            let done = Instant::now();
-            let (status, body) = match reply {
-                Ok(Ok(reply)) => (reply.status, reply.body),
-                Ok(Err(e)) => {
-                    self.recorder
-                        .transport_error(op.kind, measured, &e.to_string());
-                    (0, bytes::Bytes::new())
-                }
-                Err(_) => {
-                    self.client.reset();
-                    self.recorder.transport_error(op.kind, measured, "timeout");
-                    (0, bytes::Bytes::new())
-                }
-            };
+            let (status, body) = self.send(&op, measured).await;
             let answer = Answer {
                 status,
                 body: &body,
             };
-            let code = (status >= 400).then(|| error_code(&body));
-            if status != 0 {
-                self.recorder.answer(
-                    op.kind,
-                    measured,
-                    status,
-                    code.as_deref(),
-                    done - intended,
-                    done,
-                );
-            }
-            let id = match &op.effect {
-                Effect::Place { .. } if self.follows_up => hold_id(answer),
-                _ => None,
-            };
-            let expires = match &op.effect {
-                Effect::Place { expiring: true, .. } => Some(
-                    done.into_std() + Duration::from_secs(super::workload::EXPIRING_TTL_SECONDS),
-                ),
-                _ => None,
-            };
-            let effect = script.resolve(&op, answer);
-            self.ledger
-                .record(&effect, status, id, code.as_deref(), expires);
-            script.observe(&op, answer);
-            shared.completed.fetch_add(1, Ordering::Relaxed);
+            self.settle(&mut script, &op, answer, measured, intended);
+            self.shared.completed.fetch_add(1, Ordering::Relaxed);
             sent += 1;
         }
         self
+    }
+
+    /// When the request numbered `sent` is meant to go, waiting for it in an open loop;
+    /// `None` when this connection is done (an open loop that fell more than
+    /// [`OPEN_LOOP_GRACE`] behind counts what it did not send as `unsent`).
+    async fn next_send_time(&mut self, sent: u32) -> Option<Instant> {
+        let shared = &self.shared;
+        let now = Instant::now();
+        match self.interval {
+            Some(interval) => {
+                let at = shared.start + self.offset + interval * sent;
+                if at >= shared.end {
+                    return None;
+                }
+                if now > shared.end + OPEN_LOOP_GRACE {
+                    let left = (shared.end - at).as_secs_f64() / interval.as_secs_f64();
+                    self.unsent += left.ceil() as u64;
+                    return None;
+                }
+                tokio::time::sleep_until(at).await;
+                Some(at)
+            }
+            None if now >= shared.end => None,
+            None => Some(now),
+        }
+    }
+
+    /// Takes one measured request from the `--requests` budget; false when it is spent.
+    fn take_from_budget(&self) -> bool {
+        match &self.shared.budget {
+            Some(budget) => budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+            None => true,
+        }
+    }
+
+    /// Sends `op` and waits for its answer: its status and body, or status 0 (recorded as
+    /// a transport error) when none came.
+    async fn send(&mut self, op: &Op, measured: bool) -> (u16, bytes::Bytes) {
+        let reply = tokio::time::timeout(
+            self.timeout,
+            self.client
+                .send(op.method, &op.path, op.body.clone(), &op.user),
+        )
+        .await;
+        match reply {
+            Ok(Ok(reply)) => (reply.status, reply.body),
+            Ok(Err(e)) => {
+                self.recorder
+                    .transport_error(op.kind, measured, &e.to_string());
+                (0, bytes::Bytes::new())
+            }
+            Err(_) => {
+                self.client.reset();
+                self.recorder.transport_error(op.kind, measured, "timeout");
+                (0, bytes::Bytes::new())
+            }
+        }
+    }
+
+    /// Records the answer to `op` (meant to go at `intended`, answered now) in the figures
+    /// and the ledger, and lets the script learn from it.
+    fn settle(
+        &mut self,
+        script: &mut super::workload::Script,
+        op: &Op,
+        answer: Answer<'_>,
+        measured: bool,
+        intended: Instant,
+    ) {
+        let done = Instant::now();
+        let status = answer.status;
+        let code = (status >= 400).then(|| error_code(answer.body));
+        if status != 0 {
+            self.recorder.answer(
+                op.kind,
+                measured,
+                status,
+                code.as_deref(),
+                done - intended,
+                done,
+            );
+        }
+        let id = match &op.effect {
+            Effect::Place { .. } if self.follows_up => hold_id(answer),
+            _ => None,
+        };
+        let expires = match &op.effect {
+            Effect::Place { expiring: true, .. } => {
+                Some(done.into_std() + Duration::from_secs(super::workload::EXPIRING_TTL_SECONDS))
+            }
+            _ => None,
+        };
+        let effect = script.resolve(op, answer);
+        self.ledger
+            .record(&effect, status, id, code.as_deref(), expires);
+        script.observe(op, answer);
     }
 }
 

@@ -558,7 +558,6 @@ type Waited<'a> = (Instant, Option<Instant>, &'a str);
 /// sold as told, nothing sold to the public while a fitting entry waited, offers in join
 /// order, every confirmed offer a booking of its entry's user, and the entries' final
 /// states consistent with each other, with what the run saw and with the section.
-#[allow(clippy::too_many_lines)]
 fn check_waitlist(
     id: &str,
     capacity: u64,
@@ -567,289 +566,355 @@ fn check_waitlist(
     observed: &Observed,
     failures: &mut Vec<String>,
 ) {
-    let facts = &ledger.wait;
-    // Entries the run joined: id -> (user, qty, join sent, join answered).
-    let mut joins: HashMap<&str, (&str, u32, Instant, Instant)> = HashMap::new();
-    for f in facts {
-        if let (
-            WaitOp::Join {
-                qty,
-                entry: Some(entry),
-            },
-            Outcome::Done,
-        ) = (&f.what, f.outcome)
-        {
-            joins.insert(entry, (&f.user, *qty, f.sent, f.answered));
+    let run = WaitlistRun::new(id, &ledger.wait, observed);
+    run.check_sold(capacity, obs, failures);
+    run.check_held(obs, failures);
+    run.check_public_while_waiting(failures);
+    run.check_offer_order(failures);
+    run.check_confirmed_offers(failures);
+    run.check_final_entries(obs, failures);
+    run.check_never_waiting_again(failures);
+}
+
+/// An entry the run joined: (user, qty, join sent, join answered).
+type Joined<'a> = (&'a str, u32, Instant, Instant);
+
+/// What the waitlist checks read: the run's facts, the entries it joined, and the
+/// entries read back at the end.
+struct WaitlistRun<'a> {
+    /// The section's id.
+    id: &'a str,
+    facts: &'a [WaitFact],
+    /// Entries the run joined, by id.
+    joins: HashMap<&'a str, Joined<'a>>,
+    /// The final entries by id.
+    finals: HashMap<&'a str, &'a ObservedEntry>,
+    /// The final entries in join order.
+    entries: Vec<&'a ObservedEntry>,
+    /// When each entry was last seen waiting by a poll.
+    last_waiting: HashMap<&'a str, Option<Instant>>,
+}
+
+impl<'a> WaitlistRun<'a> {
+    fn new(id: &'a str, facts: &'a [WaitFact], observed: &'a Observed) -> Self {
+        let mut joins = HashMap::new();
+        let mut last_waiting: HashMap<&str, Option<Instant>> = HashMap::new();
+        for f in facts {
+            match (&f.what, f.outcome) {
+                (
+                    WaitOp::Join {
+                        qty,
+                        entry: Some(entry),
+                    },
+                    Outcome::Done,
+                ) => {
+                    joins.insert(entry.as_str(), (f.user.as_str(), *qty, f.sent, f.answered));
+                }
+                (
+                    WaitOp::Poll {
+                        entry,
+                        status: Some(status),
+                        ..
+                    },
+                    _,
+                ) if status == "waiting" => {
+                    let seen = last_waiting.entry(entry).or_insert(Some(f.sent));
+                    *seen = (*seen).max(Some(f.sent));
+                }
+                _ => {}
+            }
+        }
+        let finals = observed
+            .entries
+            .iter()
+            .map(|e| (e.id.as_str(), e))
+            .collect();
+        let mut entries: Vec<&ObservedEntry> = observed.entries.iter().collect();
+        entries.sort_by_key(|e| counter_of(&e.id));
+        WaitlistRun {
+            id,
+            facts,
+            joins,
+            finals,
+            entries,
+            last_waiting,
         }
     }
-    let finals: HashMap<&str, &ObservedEntry> = observed
-        .entries
-        .iter()
-        .map(|e| (e.id.as_str(), e))
-        .collect();
 
-    // 1. Sold as told: bookings bought or confirmed, less those cancelled.
-    let mut bookings: HashMap<&str, u64> = HashMap::new();
-    let mut maybe_sold = 0u64;
-    for f in facts {
-        match (&f.what, f.outcome) {
-            (
+    /// The tickets of the entry `entry` joined for (0 if the run did not join it).
+    fn joined_qty(&self, entry: &str) -> u64 {
+        self.joins.get(entry).map_or(0, |j| u64::from(j.1))
+    }
+
+    /// Check 1, sold as told: bookings bought or confirmed, less those cancelled.
+    fn check_sold(&self, capacity: u64, obs: &ObservedSection, failures: &mut Vec<String>) {
+        let id = self.id;
+        let mut bookings: HashMap<&str, u64> = HashMap::new();
+        let mut maybe_sold = 0u64;
+        for f in self.facts {
+            match (&f.what, f.outcome) {
+                (
+                    WaitOp::Buy {
+                        qty,
+                        booking: Some(b),
+                    },
+                    Outcome::Done,
+                ) => {
+                    bookings.insert(b, u64::from(*qty));
+                }
+                (WaitOp::Buy { qty, .. }, Outcome::Unknown) => maybe_sold += u64::from(*qty),
+                (
+                    WaitOp::ConfirmOffer {
+                        entry,
+                        booking: Some((b, _, _)),
+                        ..
+                    },
+                    Outcome::Done,
+                ) => {
+                    bookings.insert(b, self.joined_qty(entry));
+                }
+                (WaitOp::ConfirmOffer { entry, .. }, Outcome::Unknown) => {
+                    maybe_sold += self.joined_qty(entry);
+                }
+                _ => {}
+            }
+        }
+        let mut sold_min: u64 = bookings.values().sum();
+        for f in self.facts {
+            if let WaitOp::Cancel { booking } = &f.what {
+                let qty = bookings.get(booking.as_str()).copied().unwrap_or(0);
+                match f.outcome {
+                    Outcome::Done => sold_min -= qty,
+                    Outcome::Unknown => {
+                        sold_min -= qty;
+                        maybe_sold += qty;
+                    }
+                    Outcome::Refused => {}
+                }
+            }
+        }
+        let sold_max = sold_min + maybe_sold;
+        if sold_min > capacity {
+            failures.push(format!(
+                "section {id}: oversold: the run holds {sold_min} bookings' tickets of {capacity}"
+            ));
+        }
+        if !(sold_min..=sold_max).contains(&obs.sold) {
+            failures.push(format!(
+                "section {id}: server says sold {}, the run was told {}",
+                obs.sold,
+                range(sold_min, sold_max)
+            ));
+        }
+    }
+
+    /// Check 2, held: the set-aside tickets plus the outstanding offers, as the entries say.
+    fn check_held(&self, obs: &ObservedSection, failures: &mut Vec<String>) {
+        let offered: u64 = self
+            .entries
+            .iter()
+            .filter(|e| e.status == "offered")
+            .map(|e| e.qty)
+            .sum();
+        let set_aside = obs.set_aside.unwrap_or(0);
+        if obs.held != set_aside + offered {
+            failures.push(format!(
+                "section {}: held {} is not set_aside {set_aside} + offers outstanding {offered}",
+                self.id, obs.held
+            ));
+        }
+    }
+
+    /// Check 3: while an entry waited, the public got nothing it could have had: no purchase
+    /// of at least an entry's qty was both sent after that entry's join was answered and
+    /// answered before the entry was last seen waiting (by a poll, or at the end).
+    fn check_public_while_waiting(&self, failures: &mut Vec<String>) {
+        // Windows (start, end) by qty; end None = still waiting at the end.
+        let mut windows: BTreeMap<u32, Vec<Waited<'_>>> = BTreeMap::new();
+        for (entry, (_, qty, _, answered)) in &self.joins {
+            let still = self
+                .finals
+                .get(entry)
+                .is_some_and(|e| e.status == "waiting");
+            let end = if still {
+                None
+            } else {
+                match self.last_waiting.get(entry) {
+                    Some(Some(seen)) => Some(*seen),
+                    _ => continue,
+                }
+            };
+            windows
+                .entry(*qty)
+                .or_default()
+                .push((*answered, end, *entry));
+        }
+        for f in self.facts {
+            let (
                 WaitOp::Buy {
                     qty,
                     booking: Some(b),
                 },
                 Outcome::Done,
-            ) => {
-                bookings.insert(b, u64::from(*qty));
+            ) = (&f.what, f.outcome)
+            else {
+                continue;
+            };
+            let covering = windows
+                .range(..=*qty)
+                .flat_map(|(_, w)| w)
+                .find(|(start, end, _)| {
+                    *start <= f.sent && end.is_none_or(|end| f.answered <= end)
+                });
+            if let Some((_, _, entry)) = covering {
+                failures.push(format!(
+                    "section {}: booking {b} was sold to the public while entry {entry} waited",
+                    self.id
+                ));
             }
-            (WaitOp::Buy { qty, .. }, Outcome::Unknown) => maybe_sold += u64::from(*qty),
-            (
+        }
+    }
+
+    /// Check 4, offers in join order: an entry offered (now offered, accepted, declined) was
+    /// joined before every entry still waiting, and offers' holds follow the entries' order.
+    fn check_offer_order(&self, failures: &mut Vec<String>) {
+        let entries = &self.entries;
+        let first_waiting = entries.iter().position(|e| e.status == "waiting");
+        let mut last_hold: Option<(&str, u64)> = None;
+        for (n, e) in entries.iter().enumerate() {
+            let Some(hold) = &e.hold_id else { continue };
+            if first_waiting.is_some_and(|w| w < n) {
+                let before = entries[first_waiting.unwrap_or(0)];
+                failures.push(format!(
+                    "entry {} was offered {hold} while {} (joined earlier) still waits",
+                    e.id, before.id
+                ));
+            }
+            let h = counter_of(hold);
+            if let Some((prev, p)) = last_hold {
+                if h <= p {
+                    failures.push(format!(
+                        "entry {} was offered {hold} before {prev} went to an earlier entry",
+                        e.id
+                    ));
+                }
+            }
+            last_hold = Some((hold, h));
+        }
+        if let Some(pair) = entries
+            .windows(2)
+            .find(|w| time_key(&w[0].created_at) > time_key(&w[1].created_at))
+        {
+            failures.push(format!(
+                "entries {} and {}: created out of join order",
+                pair[0].id, pair[1].id
+            ));
+        }
+    }
+
+    /// Check 5: every confirmed offer is a booking of its entry's user, of the offer's hold,
+    /// and its entry is accepted.
+    fn check_confirmed_offers(&self, failures: &mut Vec<String>) {
+        for f in self.facts {
+            let (
                 WaitOp::ConfirmOffer {
                     entry,
-                    booking: Some((b, _, _)),
-                    ..
+                    hold,
+                    booking,
                 },
                 Outcome::Done,
-            ) => {
-                let qty = joins.get(entry.as_str()).map_or(0, |j| u64::from(j.1));
-                bookings.insert(b, qty);
+            ) = (&f.what, f.outcome)
+            else {
+                continue;
+            };
+            let owner = self.joins.get(entry.as_str()).map(|j| j.0);
+            match booking {
+                Some((_, user, booked_hold))
+                    if Some(user.as_str()) == owner && booked_hold == hold => {}
+                other => failures.push(format!(
+                    "offer {hold} of entry {entry} (user {owner:?}) confirmed as {other:?}"
+                )),
             }
-            (WaitOp::ConfirmOffer { entry, .. }, Outcome::Unknown) => {
-                maybe_sold += joins.get(entry.as_str()).map_or(0, |j| u64::from(j.1));
+            match self.finals.get(entry.as_str()) {
+                Some(e) if e.status == "accepted" && e.hold_id.as_deref() == Some(hold) => {}
+                other => failures.push(format!(
+                    "entry {entry}: its offer {hold} was confirmed, yet it reads {other:?}"
+                )),
             }
-            _ => {}
-        }
-    }
-    let mut sold_min: u64 = bookings.values().sum();
-    for f in facts {
-        if let WaitOp::Cancel { booking } = &f.what {
-            let qty = bookings.get(booking.as_str()).copied().unwrap_or(0);
-            match f.outcome {
-                Outcome::Done => sold_min -= qty,
-                Outcome::Unknown => {
-                    sold_min -= qty;
-                    maybe_sold += qty;
-                }
-                Outcome::Refused => {}
-            }
-        }
-    }
-    let sold_max = sold_min + maybe_sold;
-    if sold_min > capacity {
-        failures.push(format!(
-            "section {id}: oversold: the run holds {sold_min} bookings' tickets of {capacity}"
-        ));
-    }
-    if !(sold_min..=sold_max).contains(&obs.sold) {
-        failures.push(format!(
-            "section {id}: server says sold {}, the run was told {}",
-            obs.sold,
-            range(sold_min, sold_max)
-        ));
-    }
-
-    // 2. Held: the set-aside tickets plus the outstanding offers, as the entries say.
-    let offered: u64 = observed
-        .entries
-        .iter()
-        .filter(|e| e.status == "offered")
-        .map(|e| e.qty)
-        .sum();
-    let set_aside = obs.set_aside.unwrap_or(0);
-    if obs.held != set_aside + offered {
-        failures.push(format!(
-            "section {id}: held {} is not set_aside {set_aside} + offers outstanding {offered}",
-            obs.held
-        ));
-    }
-
-    // 3. While an entry waited, the public got nothing it could have had: no purchase
-    // of at least an entry's qty was both sent after that entry's join was answered and
-    // answered before the entry was last seen waiting (by a poll, or at the end).
-    let mut last_waiting: HashMap<&str, Option<Instant>> = HashMap::new();
-    for f in facts {
-        if let WaitOp::Poll {
-            entry,
-            status: Some(status),
-            ..
-        } = &f.what
-        {
-            if status == "waiting" {
-                let seen = last_waiting.entry(entry).or_insert(Some(f.sent));
-                *seen = (*seen).max(Some(f.sent));
-            }
-        }
-    }
-    // Windows (start, end) by qty; end None = still waiting at the end.
-    let mut windows: BTreeMap<u32, Vec<Waited<'_>>> = BTreeMap::new();
-    for (entry, (_, qty, _, answered)) in &joins {
-        let still = finals.get(entry).is_some_and(|e| e.status == "waiting");
-        let end = if still {
-            None
-        } else {
-            match last_waiting.get(entry) {
-                Some(Some(seen)) => Some(*seen),
-                _ => continue,
-            }
-        };
-        windows
-            .entry(*qty)
-            .or_default()
-            .push((*answered, end, *entry));
-    }
-    for f in facts {
-        let (
-            WaitOp::Buy {
-                qty,
-                booking: Some(b),
-            },
-            Outcome::Done,
-        ) = (&f.what, f.outcome)
-        else {
-            continue;
-        };
-        let covering = windows
-            .range(..=*qty)
-            .flat_map(|(_, w)| w)
-            .find(|(start, end, _)| *start <= f.sent && end.is_none_or(|end| f.answered <= end));
-        if let Some((_, _, entry)) = covering {
-            failures.push(format!(
-                "section {id}: booking {b} was sold to the public while entry {entry} waited"
-            ));
         }
     }
 
-    // 4. Offers in join order: an entry offered (now offered, accepted, declined) was
-    // joined before every entry still waiting, and offers' holds follow the entries' order.
-    let mut entries: Vec<&ObservedEntry> = observed.entries.iter().collect();
-    entries.sort_by_key(|e| counter_of(&e.id));
-    let first_waiting = entries.iter().position(|e| e.status == "waiting");
-    let mut last_hold: Option<(&str, u64)> = None;
-    for (n, e) in entries.iter().enumerate() {
-        let Some(hold) = &e.hold_id else { continue };
-        if first_waiting.is_some_and(|w| w < n) {
-            let before = entries[first_waiting.unwrap_or(0)];
-            failures.push(format!(
-                "entry {} was offered {hold} while {} (joined earlier) still waits",
-                e.id, before.id
-            ));
-        }
-        let h = counter_of(hold);
-        if let Some((prev, p)) = last_hold {
-            if h <= p {
+    /// Check 6, the final entries: one per join, as joined; positions 1.. in join order among
+    /// the waiting ones, none for the others; an offer's hold once offered; the count of
+    /// waiting entries is the section's.
+    fn check_final_entries(&self, obs: &ObservedSection, failures: &mut Vec<String>) {
+        let id = self.id;
+        let mut position = 0;
+        for e in &self.entries {
+            let Some((user, qty, _, _)) = self.joins.get(e.id.as_str()) else {
                 failures.push(format!(
-                    "entry {} was offered {hold} before {prev} went to an earlier entry",
+                    "entry {}: read back, but the run never joined it",
                     e.id
                 ));
-            }
-        }
-        last_hold = Some((hold, h));
-    }
-    if let Some(pair) = entries
-        .windows(2)
-        .find(|w| time_key(&w[0].created_at) > time_key(&w[1].created_at))
-    {
-        failures.push(format!(
-            "entries {} and {}: created out of join order",
-            pair[0].id, pair[1].id
-        ));
-    }
-
-    // 5. Every confirmed offer is a booking of its entry's user, of the offer's hold,
-    // and its entry is accepted.
-    for f in facts {
-        let (
-            WaitOp::ConfirmOffer {
-                entry,
-                hold,
-                booking,
-            },
-            Outcome::Done,
-        ) = (&f.what, f.outcome)
-        else {
-            continue;
-        };
-        let owner = joins.get(entry.as_str()).map(|j| j.0);
-        match booking {
-            Some((b, user, booked_hold)) if Some(user.as_str()) == owner && booked_hold == hold => {
-                let _ = b;
-            }
-            other => failures.push(format!(
-                "offer {hold} of entry {entry} (user {owner:?}) confirmed as {other:?}"
-            )),
-        }
-        match finals.get(entry.as_str()) {
-            Some(e) if e.status == "accepted" && e.hold_id.as_deref() == Some(hold) => {}
-            other => failures.push(format!(
-                "entry {entry}: its offer {hold} was confirmed, yet it reads {other:?}"
-            )),
-        }
-    }
-
-    // 6. The final entries: one per join, as joined; positions 1.. in join order among
-    // the waiting ones, none for the others; an offer's hold once offered; the count of
-    // waiting entries is the section's; no poll saw an entry go back to waiting.
-    let mut position = 0;
-    for e in &entries {
-        let Some((user, qty, _, _)) = joins.get(e.id.as_str()) else {
-            failures.push(format!(
-                "entry {}: read back, but the run never joined it",
-                e.id
-            ));
-            continue;
-        };
-        if e.user_id != *user || e.qty != u64::from(*qty) || e.section_id != id {
-            failures.push(format!(
-                "entry {}: reads user {} qty {} section {}, joined by {user} for {qty} of {id}",
-                e.id, e.user_id, e.qty, e.section_id
-            ));
-        }
-        let consistent = match e.status.as_str() {
-            "waiting" => {
-                position += 1;
-                e.position == Some(position) && e.hold_id.is_none()
-            }
-            "offered" | "accepted" | "declined" => e.position.is_none() && e.hold_id.is_some(),
-            "expired" | "left" => e.position.is_none(),
-            _ => false,
-        };
-        if !consistent {
-            failures.push(format!("entry {}: inconsistent final state {e:?}", e.id));
-        }
-    }
-    if joins.len() != entries.len() {
-        failures.push(format!(
-            "the run joined {} entries, {} read back",
-            joins.len(),
-            entries.len()
-        ));
-    }
-    if obs.waiting.is_some_and(|w| w != position) {
-        failures.push(format!(
-            "section {id}: shows {} waiting, the entries {position}",
-            obs.waiting.unwrap_or(0)
-        ));
-    }
-    let mut seen_offered: HashMap<&str, Instant> = HashMap::new();
-    for f in facts {
-        if let WaitOp::Poll {
-            entry,
-            status: Some(status),
-            ..
-        } = &f.what
-        {
-            if status != "waiting" {
-                let t = seen_offered.entry(entry).or_insert(f.answered);
-                *t = (*t).min(f.answered);
-            }
-        }
-    }
-    for (entry, t) in &seen_offered {
-        if let Some(Some(w)) = last_waiting.get(entry) {
-            if w > t {
+                continue;
+            };
+            if e.user_id != *user || e.qty != u64::from(*qty) || e.section_id != id {
                 failures.push(format!(
-                    "entry {entry}: read waiting again after it was offered"
+                    "entry {}: reads user {} qty {} section {}, joined by {user} for {qty} of {id}",
+                    e.id, e.user_id, e.qty, e.section_id
                 ));
+            }
+            let consistent = match e.status.as_str() {
+                "waiting" => {
+                    position += 1;
+                    e.position == Some(position) && e.hold_id.is_none()
+                }
+                "offered" | "accepted" | "declined" => e.position.is_none() && e.hold_id.is_some(),
+                "expired" | "left" => e.position.is_none(),
+                _ => false,
+            };
+            if !consistent {
+                failures.push(format!("entry {}: inconsistent final state {e:?}", e.id));
+            }
+        }
+        if self.joins.len() != self.entries.len() {
+            failures.push(format!(
+                "the run joined {} entries, {} read back",
+                self.joins.len(),
+                self.entries.len()
+            ));
+        }
+        if obs.waiting.is_some_and(|w| w != position) {
+            failures.push(format!(
+                "section {id}: shows {} waiting, the entries {position}",
+                obs.waiting.unwrap_or(0)
+            ));
+        }
+    }
+
+    /// Check 7: no poll saw an entry go back to waiting after a poll saw it offered.
+    fn check_never_waiting_again(&self, failures: &mut Vec<String>) {
+        let mut seen_offered: HashMap<&str, Instant> = HashMap::new();
+        for f in self.facts {
+            if let WaitOp::Poll {
+                entry,
+                status: Some(status),
+                ..
+            } = &f.what
+            {
+                if status != "waiting" {
+                    let t = seen_offered.entry(entry).or_insert(f.answered);
+                    *t = (*t).min(f.answered);
+                }
+            }
+        }
+        for (entry, t) in &seen_offered {
+            if let Some(Some(w)) = self.last_waiting.get(entry) {
+                if w > t {
+                    failures.push(format!(
+                        "entry {entry}: read waiting again after it was offered"
+                    ));
+                }
             }
         }
     }

@@ -543,20 +543,10 @@ impl Script {
         format!("q{}-{}", self.wait.worker, self.wait.session)
     }
 
-    #[allow(clippy::too_many_lines)]
     fn waitlist_op(&mut self) -> Op {
         let user = self.wait_user();
         let now = Instant::now();
         self.wait.sent = now;
-        let fact = |what| {
-            Effect::Wait(WaitFact {
-                what,
-                user: user.clone(),
-                sent: now,
-                answered: now,
-                outcome: Outcome::Unknown,
-            })
-        };
         match self.wait.at.clone() {
             WaitAt::Buy => Op {
                 kind: Kind::Purchase,
@@ -565,10 +555,14 @@ impl Script {
                 body: Some(Bytes::from(format!(
                     r#"{{"user_id":"{user}","items":[{{"section_id":"ga","qty":1}}]}}"#
                 ))),
-                effect: fact(WaitOp::Buy {
-                    qty: 1,
-                    booking: None,
-                }),
+                effect: wait_effect(
+                    WaitOp::Buy {
+                        qty: 1,
+                        booking: None,
+                    },
+                    &user,
+                    now,
+                ),
                 user,
             },
             WaitAt::Join => Op {
@@ -578,56 +572,62 @@ impl Script {
                 body: Some(Bytes::from(format!(
                     r#"{{"user_id":"{user}","section_id":"ga","qty":1}}"#
                 ))),
-                effect: fact(WaitOp::Join {
-                    qty: 1,
-                    entry: None,
-                }),
+                effect: wait_effect(
+                    WaitOp::Join {
+                        qty: 1,
+                        entry: None,
+                    },
+                    &user,
+                    now,
+                ),
                 user,
             },
-            WaitAt::Waiting { entry } => {
-                if !self.wait.bookings.is_empty() && self.rng.random_bool(WAITLIST_CANCEL_SHARE) {
-                    let n = self.rng.random_range(0..self.wait.bookings.len());
-                    let (booking, owner) = self.wait.bookings.swap_remove(n);
-                    return Op {
-                        kind: Kind::Cancel,
-                        method: Method::Post,
-                        path: format!("/v1/bookings/{booking}/cancel"),
-                        body: None,
-                        effect: Effect::Wait(WaitFact {
-                            what: WaitOp::Cancel { booking },
-                            user: owner.clone(),
-                            sent: now,
-                            answered: now,
-                            outcome: Outcome::Unknown,
-                        }),
-                        user: owner,
-                    };
-                }
-                Op {
-                    kind: Kind::GetEntry,
-                    method: Method::Get,
-                    path: format!("/v1/waitlist/{entry}"),
-                    body: None,
-                    effect: fact(WaitOp::Poll {
+            WaitAt::Waiting { entry } => self.while_waiting(entry, user, now),
+            WaitAt::Confirm { entry, hold } => {
+                let effect = wait_effect(
+                    WaitOp::ConfirmOffer {
                         entry,
-                        status: None,
-                        hold: None,
-                    }),
-                    user,
-                }
+                        hold: hold.clone(),
+                        booking: None,
+                    },
+                    &user,
+                    now,
+                );
+                confirm(&hold, user, effect)
             }
-            WaitAt::Confirm { entry, hold } => Op {
-                kind: Kind::Confirm,
+        }
+    }
+
+    /// A waiting connection's request: now and then the cancellation of one of its
+    /// bookings (for the booking's user), else a read of its entry.
+    fn while_waiting(&mut self, entry: String, user: String, now: Instant) -> Op {
+        if !self.wait.bookings.is_empty() && self.rng.random_bool(WAITLIST_CANCEL_SHARE) {
+            let n = self.rng.random_range(0..self.wait.bookings.len());
+            let (booking, owner) = self.wait.bookings.swap_remove(n);
+            return Op {
+                kind: Kind::Cancel,
                 method: Method::Post,
-                path: format!("/v1/holds/{hold}/confirm"),
-                body: Some(Bytes::from_static(br#"{"payment_ref":"load-test"}"#)),
-                effect: fact(WaitOp::ConfirmOffer {
+                path: format!("/v1/bookings/{booking}/cancel"),
+                body: None,
+                effect: wait_effect(WaitOp::Cancel { booking }, &owner, now),
+                user: owner,
+            };
+        }
+        Op {
+            kind: Kind::GetEntry,
+            method: Method::Get,
+            path: format!("/v1/waitlist/{entry}"),
+            body: None,
+            effect: wait_effect(
+                WaitOp::Poll {
                     entry,
-                    hold,
-                    booking: None,
-                }),
-                user,
-            },
+                    status: None,
+                    hold: None,
+                },
+                &user,
+                now,
+            ),
+            user,
         }
     }
 
@@ -858,49 +858,9 @@ impl Script {
         }
     }
 
-    #[allow(clippy::too_many_lines)]
     fn lifecycle_op(&mut self) -> Op {
         match self.life.clone() {
-            Life::Start | Life::Placing { .. } => {
-                let user = self.user();
-                if self.rng.random_bool(0.3) {
-                    self.life = Life::Start;
-                    return self.read(
-                        Kind::GetEvent,
-                        format!("/v1/events/{}", self.event_id),
-                        user,
-                    );
-                }
-                let fate = match self.rng.random_range(0..100) {
-                    0..60 => Fate::Confirm,
-                    60..85 => Fate::Release,
-                    _ => Fate::Expire,
-                };
-                let tickets = if self.rng.random_bool(0.7) {
-                    let section = if self.rng.random_bool(0.5) {
-                        "ga1"
-                    } else {
-                        "ga2"
-                    };
-                    Tickets {
-                        items: vec![(section.to_string(), self.rng.random_range(1..=4))],
-                        seats: vec![],
-                    }
-                } else {
-                    self.adjacent_seats("floor", LIFECYCLE_SEATS)
-                };
-                let expiring = fate == Fate::Expire;
-                let ttl = expiring.then_some(EXPIRING_TTL_SECONDS);
-                self.life = Life::Placing { fate };
-                Op {
-                    kind: Kind::Hold,
-                    method: Method::Post,
-                    path: format!("/v1/events/{}/holds", self.event_id),
-                    body: Some(ticket_body(&user, &tickets, ttl)),
-                    user,
-                    effect: Effect::Place { tickets, expiring },
-                }
-            }
+            Life::Start | Life::Placing { .. } => self.lifecycle_start(),
             Life::Holding {
                 hold_id,
                 user,
@@ -908,36 +868,15 @@ impl Script {
                 fate,
             } => {
                 if browse > 0 || fate == Fate::Expire {
-                    // An expiring hold is abandoned after one look; a new session starts.
-                    self.life = if fate == Fate::Expire {
-                        Life::Start
-                    } else {
-                        Life::Holding {
-                            hold_id: hold_id.clone(),
-                            user: user.clone(),
-                            browse: browse - 1,
-                            fate,
-                        }
-                    };
-                    return if self.rng.random_bool(0.25) {
-                        self.read(
-                            Kind::GetSeats,
-                            format!("/v1/events/{}/seats", self.event_id),
-                            user,
-                        )
-                    } else {
-                        self.read(Kind::GetHold, format!("/v1/holds/{hold_id}"), user)
-                    };
+                    return self.browse_holding(hold_id, user, browse, fate);
                 }
                 match fate {
-                    Fate::Confirm => Op {
-                        kind: Kind::Confirm,
-                        method: Method::Post,
-                        path: format!("/v1/holds/{hold_id}/confirm"),
-                        body: Some(Bytes::from_static(br#"{"payment_ref":"load-test"}"#)),
-                        user,
-                        effect: Effect::Confirm { hold_id },
-                    },
+                    Fate::Confirm => {
+                        let effect = Effect::Confirm {
+                            hold_id: hold_id.clone(),
+                        };
+                        confirm(&hold_id, user, effect)
+                    }
                     _ => Op {
                         kind: Kind::Release,
                         method: Method::Delete,
@@ -951,6 +890,72 @@ impl Script {
         }
     }
 
+    /// A new lifecycle session: a read of the event, or a hold whose fate it draws.
+    fn lifecycle_start(&mut self) -> Op {
+        let user = self.user();
+        if self.rng.random_bool(0.3) {
+            self.life = Life::Start;
+            return self.read(
+                Kind::GetEvent,
+                format!("/v1/events/{}", self.event_id),
+                user,
+            );
+        }
+        let fate = match self.rng.random_range(0..100) {
+            0..60 => Fate::Confirm,
+            60..85 => Fate::Release,
+            _ => Fate::Expire,
+        };
+        let tickets = if self.rng.random_bool(0.7) {
+            let section = if self.rng.random_bool(0.5) {
+                "ga1"
+            } else {
+                "ga2"
+            };
+            Tickets {
+                items: vec![(section.to_string(), self.rng.random_range(1..=4))],
+                seats: vec![],
+            }
+        } else {
+            self.adjacent_seats("floor", LIFECYCLE_SEATS)
+        };
+        let expiring = fate == Fate::Expire;
+        let ttl = expiring.then_some(EXPIRING_TTL_SECONDS);
+        self.life = Life::Placing { fate };
+        Op {
+            kind: Kind::Hold,
+            method: Method::Post,
+            path: format!("/v1/events/{}/holds", self.event_id),
+            body: Some(ticket_body(&user, &tickets, ttl)),
+            user,
+            effect: Effect::Place { tickets, expiring },
+        }
+    }
+
+    /// A read while holding `hold_id` (its hold or the seat map), one of `browse` left.
+    fn browse_holding(&mut self, hold_id: String, user: String, browse: u8, fate: Fate) -> Op {
+        // An expiring hold is abandoned after one look; a new session starts.
+        self.life = if fate == Fate::Expire {
+            Life::Start
+        } else {
+            Life::Holding {
+                hold_id: hold_id.clone(),
+                user: user.clone(),
+                browse: browse - 1,
+                fate,
+            }
+        };
+        if self.rng.random_bool(0.25) {
+            self.read(
+                Kind::GetSeats,
+                format!("/v1/events/{}/seats", self.event_id),
+                user,
+            )
+        } else {
+            self.read(Kind::GetHold, format!("/v1/holds/{hold_id}"), user)
+        }
+    }
+
     fn read(&self, kind: Kind, path: String, user: String) -> Op {
         Op {
             kind,
@@ -960,6 +965,29 @@ impl Script {
             user,
             effect: Effect::None,
         }
+    }
+}
+
+/// The effect of a waitlist request for `user` sent at `now`, its answer still to come.
+fn wait_effect(what: WaitOp, user: &str, now: Instant) -> Effect {
+    Effect::Wait(WaitFact {
+        what,
+        user: user.to_string(),
+        sent: now,
+        answered: now,
+        outcome: Outcome::Unknown,
+    })
+}
+
+/// The confirmation of hold `hold` for `user`.
+fn confirm(hold: &str, user: String, effect: Effect) -> Op {
+    Op {
+        kind: Kind::Confirm,
+        method: Method::Post,
+        path: format!("/v1/holds/{hold}/confirm"),
+        body: Some(Bytes::from_static(br#"{"payment_ref":"load-test"}"#)),
+        user,
+        effect,
     }
 }
 

@@ -635,7 +635,6 @@ struct HoldRun {
 }
 
 /// A closed loop of holds on `event` over `connections` connections.
-#[allow(clippy::too_many_lines)]
 async fn hold_loop(
     target: &Arc<Target>,
     server_pid: u32,
@@ -648,60 +647,14 @@ async fn hold_loop(
     let start = Instant::now();
     let measure = start + warmup;
     let end = measure + duration;
-    let sampler = tokio::spawn(async move {
-        tokio::time::sleep_until(measure).await;
-        let before = (server::cpu(Some(server_pid)), server::cpu(None));
-        tokio::time::sleep_until(end).await;
-        let after = (server::cpu(Some(server_pid)), server::cpu(None));
-        match (before, after) {
-            ((Ok(s0), Ok(b0)), (Ok(s1), Ok(b1))) => (s1.since(&s0), b1.total_s - b0.total_s),
-            _ => (server::Cpu::default(), 0.0),
-        }
-    });
+    let sampler = tokio::spawn(cpu_between(server_pid, measure, end));
     let path: Arc<str> = format!("/v1/events/{event}/holds").into();
     let mut tasks = Vec::with_capacity(connections);
     for c in 0..connections {
-        let (target, path, tag) = (target.clone(), path.clone(), tag.to_string());
+        let mut client = Client::new(target.clone());
+        let (path, tag) = (path.clone(), format!("{tag}-{c}"));
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::new(target);
-            let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
-            let mut n = 0u64;
-            while Instant::now() < end {
-                n += 1;
-                let body = hold_body(&format!("{tag}-{c}-{n}"));
-                let sent = Instant::now();
-                let answer = tokio::time::timeout(
-                    REQUEST_TIMEOUT,
-                    client.send(Method::Post, &path, Some(body), ""),
-                )
-                .await;
-                let done = Instant::now();
-                if sent < measure || done > end {
-                    if !matches!(answer, Ok(Ok(_))) {
-                        client.reset();
-                    }
-                    continue;
-                }
-                match answer {
-                    Ok(Ok(reply)) if reply.status == 201 => ok += 1,
-                    Ok(Ok(reply)) => {
-                        errors += 1;
-                        first_error.get_or_insert_with(|| {
-                            format!("{}: {}", reply.status, String::from_utf8_lossy(&reply.body))
-                        });
-                    }
-                    Ok(Err(e)) => {
-                        errors += 1;
-                        first_error.get_or_insert_with(|| format!("{e:#}"));
-                    }
-                    Err(_) => {
-                        errors += 1;
-                        client.reset();
-                        first_error.get_or_insert_with(|| "timed out".to_string());
-                    }
-                }
-            }
-            (ok, errors, first_error)
+            hold_connection(&mut client, &path, &tag, measure, end).await
         }));
     }
     let mut run = HoldRun {
@@ -713,11 +666,11 @@ async fn hold_loop(
         bench_cpu_s: 0.0,
     };
     for t in tasks {
-        if let Ok((ok, errors, first)) = t.await {
-            run.holds += ok;
-            run.errors += errors;
+        if let Ok(tally) = t.await {
+            run.holds += tally.holds;
+            run.errors += tally.errors;
             if run.first_error.is_none() {
-                run.first_error = first;
+                run.first_error = tally.first_error;
             }
         }
     }
@@ -726,6 +679,72 @@ async fn hold_loop(
         run.bench_cpu_s = bench_cpu_s;
     }
     run
+}
+
+/// The CPU the server (`server_pid`, per thread) and this process used from `measure` to
+/// `end`; nothing if either could not be read.
+async fn cpu_between(server_pid: u32, measure: Instant, end: Instant) -> (server::Cpu, f64) {
+    tokio::time::sleep_until(measure).await;
+    let before = (server::cpu(Some(server_pid)), server::cpu(None));
+    tokio::time::sleep_until(end).await;
+    let after = (server::cpu(Some(server_pid)), server::cpu(None));
+    match (before, after) {
+        ((Ok(s0), Ok(b0)), (Ok(s1), Ok(b1))) => (s1.since(&s0), b1.total_s - b0.total_s),
+        _ => (server::Cpu::default(), 0.0),
+    }
+}
+
+/// What one hold-loop connection counted in the measured time.
+#[derive(Default)]
+struct HoldTally {
+    holds: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// One connection of the hold loop: holds for users `{tag}-1`, `{tag}-2`, ... one after
+/// the other until `end`, counting those sent after `measure` and answered by `end`.
+async fn hold_connection(
+    client: &mut Client,
+    path: &str,
+    tag: &str,
+    measure: Instant,
+    end: Instant,
+) -> HoldTally {
+    let mut tally = HoldTally::default();
+    let mut n = 0u64;
+    while Instant::now() < end {
+        n += 1;
+        let body = hold_body(&format!("{tag}-{n}"));
+        let sent = Instant::now();
+        let answer = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            client.send(Method::Post, path, Some(body), ""),
+        )
+        .await;
+        let done = Instant::now();
+        if sent < measure || done > end {
+            if !matches!(answer, Ok(Ok(_))) {
+                client.reset();
+            }
+            continue;
+        }
+        let error = match answer {
+            Ok(Ok(reply)) if reply.status == 201 => {
+                tally.holds += 1;
+                continue;
+            }
+            Ok(Ok(reply)) => format!("{}: {}", reply.status, String::from_utf8_lossy(&reply.body)),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(_) => {
+                client.reset();
+                "timed out".to_string()
+            }
+        };
+        tally.errors += 1;
+        tally.first_error.get_or_insert(error);
+    }
+    tally
 }
 
 async fn memory(
@@ -765,7 +784,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-#[allow(clippy::too_many_lines)]
 async fn throughput(
     args: &Args,
     server: &Server,
@@ -780,95 +798,8 @@ async fn throughput(
             order.reverse();
         }
         for watchers in order {
-            let tag = format!(
-                "r{round}{}",
-                match watchers {
-                    Watchers::None => "n",
-                    Watchers::Other => "o",
-                    Watchers::Same => "s",
-                }
-            );
-            let event = format!("{prefix}-{tag}");
-            create_event(target, &event, 100_000_000).await?;
-            let rss_before = server.rss_bytes()?;
-            let (fleet, connect) = match watchers {
-                Watchers::None => (None, Duration::ZERO),
-                Watchers::Other => {
-                    let (f, d) =
-                        Fleet::connect(target, idle_event, args.clients, args.connect_parallel)
-                            .await?;
-                    (Some(f), d)
-                }
-                Watchers::Same => {
-                    let (f, d) =
-                        Fleet::connect(target, &event, args.clients, args.connect_parallel).await?;
-                    (Some(f), d)
-                }
-            };
-            // Let the server's allocator settle after the burst of connections.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let rss_after = server.rss_bytes()?;
-            let clients = fleet
-                .as_ref()
-                .map_or(0, |f| f.stats.connected.load(Ordering::Relaxed));
-            let hold = {
-                // On threads of its own: the stream clients' wake-ups (one per client per
-                // change) must not queue the hold loop's answers behind them in this
-                // process, or the figure would be this process's cost, not the server's.
-                let (target, pid, event, tag) =
-                    (target.clone(), server.pid(), event.clone(), tag.clone());
-                let (connections, warmup, duration) =
-                    (args.connections, args.warmup, args.duration);
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(HOLD_LOOP_THREADS)
-                        .thread_name("hold-loop")
-                        .enable_all()
-                        .build();
-                    let run = runtime.map(|rt| {
-                        rt.block_on(hold_loop(
-                            &target,
-                            pid,
-                            &event,
-                            &tag,
-                            connections,
-                            warmup,
-                            duration,
-                        ))
-                    });
-                    let _ = tx.send(run);
-                });
-                rx.await
-                    .context("the hold loop's thread ended")?
-                    .context("cannot start the hold loop's runtime")?
-            };
-            let (dropped, changes) = fleet.as_ref().map_or((0, 0), |f| {
-                (
-                    f.stats.ended.load(Ordering::Relaxed),
-                    f.stats.changes.load(Ordering::Relaxed),
-                )
-            });
-            if let Some(fleet) = fleet {
-                fleet.close(target).await?;
-            }
-            let run = Run {
-                round,
-                watchers,
-                holds: hold.holds,
-                errors: hold.errors,
-                seconds: hold.seconds,
-                holds_per_s: hold.holds as f64 / hold.seconds,
-                clients,
-                connect_s: connect.as_secs_f64(),
-                clients_dropped: dropped,
-                changes_received: changes,
-                rss_before,
-                rss_after,
-                first_error: hold.first_error,
-                server_cpu: hold.server_cpu,
-                bench_cpu_s: hold.bench_cpu_s,
-            };
+            let run =
+                throughput_run(args, server, target, prefix, idle_event, round, watchers).await?;
             eprintln!(
                 "round {round} {:?}: {:.0} holds/s, {} errors, {} clients ({} dropped, {} changes received)",
                 run.watchers, run.holds_per_s, run.errors, run.clients, run.clients_dropped, run.changes_received
@@ -876,51 +807,170 @@ async fn throughput(
             runs.push(run);
         }
     }
-    let rate = |w: Watchers| -> Vec<f64> {
-        runs.iter()
-            .filter(|r| r.watchers == w)
-            .map(|r| r.holds_per_s)
-            .collect()
-    };
-    let (none, other, same) = (
-        rate(Watchers::None),
-        rate(Watchers::Other),
-        rate(Watchers::Same),
+    Ok(Throughput::of(runs))
+}
+
+/// One throughput run: a fresh event, the `watchers` fleet connected, the hold loop on
+/// the fresh event, the fleet closed.
+async fn throughput_run(
+    args: &Args,
+    server: &Server,
+    target: &Arc<Target>,
+    prefix: &str,
+    idle_event: &str,
+    round: usize,
+    watchers: Watchers,
+) -> anyhow::Result<Run> {
+    let tag = format!(
+        "r{round}{}",
+        match watchers {
+            Watchers::None => "n",
+            Watchers::Other => "o",
+            Watchers::Same => "s",
+        }
     );
-    let ratios = |v: &[f64]| -> Vec<f64> {
-        v.iter()
-            .zip(&none)
-            .map(|(x, n)| if *n > 0.0 { x / n } else { 0.0 })
-            .collect()
+    let event = format!("{prefix}-{tag}");
+    create_event(target, &event, 100_000_000).await?;
+    let rss_before = server.rss_bytes()?;
+    let watched = match watchers {
+        Watchers::None => None,
+        Watchers::Other => Some(idle_event),
+        Watchers::Same => Some(event.as_str()),
     };
-    let per_client: Vec<f64> = runs
-        .iter()
-        .filter(|r| r.clients > 0)
-        .map(|r| (r.rss_after as f64 - r.rss_before as f64) / r.clients as f64)
-        .collect();
-    let (median_none, median_other, median_same) = (
-        median(none.clone()),
-        median(other.clone()),
-        median(same.clone()),
-    );
-    let ratio = |x: f64| {
-        if median_none > 0.0 {
-            x / median_none
-        } else {
-            0.0
+    let (fleet, connect) = match watched {
+        None => (None, Duration::ZERO),
+        Some(watched) => {
+            let (f, d) =
+                Fleet::connect(target, watched, args.clients, args.connect_parallel).await?;
+            (Some(f), d)
         }
     };
-    Ok(Throughput {
-        round_ratios_other: ratios(&other),
-        round_ratios_same: ratios(&same),
-        ratio_other: ratio(median_other),
-        ratio_same: ratio(median_same),
-        median_none,
-        median_other,
-        median_same,
-        bytes_per_client_reused: median(per_client),
-        runs,
+    // Let the server's allocator settle after the burst of connections.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_after = server.rss_bytes()?;
+    let clients = fleet
+        .as_ref()
+        .map_or(0, |f| f.stats.connected.load(Ordering::Relaxed));
+    let hold = hold_loop_on_own_threads(args, server, target, &event, &tag).await?;
+    let (dropped, changes) = fleet.as_ref().map_or((0, 0), |f| {
+        (
+            f.stats.ended.load(Ordering::Relaxed),
+            f.stats.changes.load(Ordering::Relaxed),
+        )
+    });
+    if let Some(fleet) = fleet {
+        fleet.close(target).await?;
+    }
+    Ok(Run {
+        round,
+        watchers,
+        holds: hold.holds,
+        errors: hold.errors,
+        seconds: hold.seconds,
+        holds_per_s: hold.holds as f64 / hold.seconds,
+        clients,
+        connect_s: connect.as_secs_f64(),
+        clients_dropped: dropped,
+        changes_received: changes,
+        rss_before,
+        rss_after,
+        first_error: hold.first_error,
+        server_cpu: hold.server_cpu,
+        bench_cpu_s: hold.bench_cpu_s,
     })
+}
+
+/// The hold loop on `event`, on threads of its own: the stream clients' wake-ups (one per
+/// client per change) must not queue the hold loop's answers behind them in this process,
+/// or the figure would be this process's cost, not the server's.
+async fn hold_loop_on_own_threads(
+    args: &Args,
+    server: &Server,
+    target: &Arc<Target>,
+    event: &str,
+    tag: &str,
+) -> anyhow::Result<HoldRun> {
+    let (target, pid, event, tag) = (
+        target.clone(),
+        server.pid(),
+        event.to_string(),
+        tag.to_string(),
+    );
+    let (connections, warmup, duration) = (args.connections, args.warmup, args.duration);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(HOLD_LOOP_THREADS)
+            .thread_name("hold-loop")
+            .enable_all()
+            .build();
+        let run = runtime.map(|rt| {
+            rt.block_on(hold_loop(
+                &target,
+                pid,
+                &event,
+                &tag,
+                connections,
+                warmup,
+                duration,
+            ))
+        });
+        let _ = tx.send(run);
+    });
+    rx.await
+        .context("the hold loop's thread ended")?
+        .context("cannot start the hold loop's runtime")
+}
+
+impl Throughput {
+    /// The medians and ratios of `runs`.
+    fn of(runs: Vec<Run>) -> Throughput {
+        let rate = |w: Watchers| -> Vec<f64> {
+            runs.iter()
+                .filter(|r| r.watchers == w)
+                .map(|r| r.holds_per_s)
+                .collect()
+        };
+        let (none, other, same) = (
+            rate(Watchers::None),
+            rate(Watchers::Other),
+            rate(Watchers::Same),
+        );
+        let ratios = |v: &[f64]| -> Vec<f64> {
+            v.iter()
+                .zip(&none)
+                .map(|(x, n)| if *n > 0.0 { x / n } else { 0.0 })
+                .collect()
+        };
+        let per_client: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.clients > 0)
+            .map(|r| (r.rss_after as f64 - r.rss_before as f64) / r.clients as f64)
+            .collect();
+        let (median_none, median_other, median_same) = (
+            median(none.clone()),
+            median(other.clone()),
+            median(same.clone()),
+        );
+        let ratio = |x: f64| {
+            if median_none > 0.0 {
+                x / median_none
+            } else {
+                0.0
+            }
+        };
+        Throughput {
+            round_ratios_other: ratios(&other),
+            round_ratios_same: ratios(&same),
+            ratio_other: ratio(median_other),
+            ratio_same: ratio(median_same),
+            median_none,
+            median_other,
+            median_same,
+            bytes_per_client_reused: median(per_client),
+            runs,
+        }
+    }
 }
 
 /// What one latency client saw: `(change index, when its bytes arrived)`.
@@ -936,7 +986,38 @@ fn held_of(data: &str) -> Option<u64> {
         .as_u64()
 }
 
-#[allow(clippy::too_many_lines)]
+/// What the latency clients and the writer share.
+struct LatencyShared {
+    /// Clients.
+    clients: usize,
+    /// Changes the writer places.
+    changes: usize,
+    /// Per change, the clients that have it.
+    delivered: Vec<AtomicUsize>,
+    /// Notified when every client has a change.
+    all_have: Notify,
+    /// Clients that read their snapshot.
+    connected: AtomicUsize,
+    /// Clients that could not open their stream or read its snapshot.
+    failed: AtomicUsize,
+    /// Clients whose stream ended before the last change.
+    ended: AtomicUsize,
+    /// Streams being opened at once.
+    permits: Semaphore,
+    /// The first error opening a stream.
+    first_error: Mutex<Option<String>>,
+}
+
+/// What the writer saw of each change it placed, by change index.
+struct Writes {
+    /// When the hold's answer was read.
+    answered: Vec<Instant>,
+    /// When the hold was sent.
+    sent_at: Vec<Instant>,
+    /// Its round trip, µs.
+    round_trips: Vec<i64>,
+}
+
 async fn latency(
     args: &Args,
     server: &Server,
@@ -944,185 +1025,222 @@ async fn latency(
     prefix: &str,
 ) -> anyhow::Result<Latency> {
     let event = format!("{prefix}-lat");
-    let n = args.latency_clients;
-    let changes = args.changes;
+    let (n, changes) = (args.latency_clients, args.changes);
     create_event(target, &event, 1_000_000).await?;
-    let delivered: Arc<Vec<AtomicUsize>> =
-        Arc::new((0..changes).map(|_| AtomicUsize::new(0)).collect());
-    let all_have = Arc::new(Notify::new());
-    let connected = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let ended = Arc::new(AtomicUsize::new(0));
-    let permits = Arc::new(Semaphore::new(args.connect_parallel.max(1)));
-    let first_error: Arc<Mutex<Option<String>>> = Arc::default();
-    let rss_before = server.rss_bytes()?;
-    let start = Instant::now();
-    let mut handles: Vec<JoinHandle<Arrivals>> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let (delivered, all_have, connected, failed, ended, permits, first_error) = (
-            delivered.clone(),
-            all_have.clone(),
-            connected.clone(),
-            failed.clone(),
-            ended.clone(),
-            permits.clone(),
-            first_error.clone(),
-        );
-        let (addr, event) = (target.addr, event.clone());
-        handles.push(tokio::spawn(async move {
-            let mut arrivals = Arrivals::with_capacity(changes);
-            let permit = permits.acquire_owned().await.expect("never closed");
-            let mut stream = match Stream::open(addr, &event).await {
-                Ok(s) => s,
-                Err(e) => {
-                    first_error
-                        .lock()
-                        .expect("lock")
-                        .get_or_insert(format!("{e:#}"));
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    return arrivals;
-                }
-            };
-            let mut parser = Parser::new(true);
-            let mut out: Vec<Message> = Vec::new();
-            let mut base: Option<u64> = None;
-            let mut permit = Some(permit);
-            loop {
-                let chunk = match stream.chunk().await {
-                    Ok(Some(c)) => c,
-                    _ => break,
-                };
-                let at = Instant::now();
-                parser.push(&chunk, &mut out);
-                for m in out.drain(..) {
-                    match (m.event.as_str(), base) {
-                        ("snapshot", None) => {
-                            base = held_of(&m.data);
-                            if base.is_none() {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                                return arrivals;
-                            }
-                            permit.take();
-                            connected.fetch_add(1, Ordering::Relaxed);
-                        }
-                        ("change", Some(b)) => {
-                            if let Some(k) = held_of(&m.data).and_then(|h| h.checked_sub(b + 1)) {
-                                let k = k as usize;
-                                if k < changes {
-                                    arrivals.push((k, at));
-                                    if delivered[k].fetch_add(1, Ordering::AcqRel) + 1 == n {
-                                        all_have.notify_one();
-                                    }
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                if arrivals.last().is_some_and(|(k, _)| *k + 1 == changes) {
-                    return arrivals;
-                }
-            }
-            ended.fetch_add(1, Ordering::Relaxed);
-            arrivals
-        }));
-    }
-    let deadline = start + CONNECT_TIMEOUT;
-    while connected.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < n {
-        if Instant::now() > deadline {
-            bail!("the latency clients did not connect in {CONNECT_TIMEOUT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let connect = start.elapsed();
-    if failed.load(Ordering::Relaxed) > 0 {
-        bail!(
-            "{} latency clients could not open their stream; the first: {}",
-            failed.load(Ordering::Relaxed),
-            first_error
-                .lock()
-                .expect("lock")
-                .clone()
-                .unwrap_or_default()
-        );
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss_after = server.rss_bytes()?;
-
-    let path = format!("/v1/events/{event}/holds");
-    let mut writer = Client::new(target.clone());
-    let mut answered: Vec<Instant> = Vec::with_capacity(changes);
-    let mut sent_at: Vec<Instant> = Vec::with_capacity(changes);
-    let mut round_trips = Vec::with_capacity(changes);
-    for k in 0..changes {
-        let sent = Instant::now();
-        let reply = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            writer.send(
-                Method::Post,
-                &path,
-                Some(hold_body(&format!("lat-{k}"))),
-                "",
-            ),
-        )
-        .await
-        .map_err(|_| anyhow!("hold {k} had no answer in {REQUEST_TIMEOUT:?}"))??;
-        let at = Instant::now();
-        if reply.status != 201 {
-            bail!(
-                "hold {k} answered {}: {}",
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            );
-        }
-        answered.push(at);
-        sent_at.push(sent);
-        round_trips.push(micros_between(sent, at));
-        let _ = tokio::time::timeout(DELIVERY_WAIT, async {
-            while delivered[k].load(Ordering::Acquire) < n {
-                all_have.notified().await;
-            }
-        })
-        .await;
-    }
-    let mut deliveries = Vec::with_capacity(n * changes);
-    let mut last: Vec<Option<i64>> = vec![None; changes];
-    let mut last_at: Vec<Option<Instant>> = vec![None; changes];
-    for h in handles {
-        let arrivals = match tokio::time::timeout(DELIVERY_WAIT, h).await {
-            Ok(Ok(a)) => a,
-            _ => Vec::new(),
-        };
-        for (k, at) in arrivals {
-            let us = micros_between(answered[k], at);
-            deliveries.push(us);
-            last[k] = Some(last[k].map_or(us, |l| l.max(us)));
-            last_at[k] = Some(last_at[k].map_or(at, |l| l.max(at)));
-        }
-    }
-    let delivered_count = deliveries.len() as u64;
-    let complete = |k: &usize| delivered[*k].load(Ordering::Relaxed) == n;
-    let from_answer: Vec<i64> = (0..changes)
-        .filter(complete)
-        .filter_map(|k| last[k])
-        .collect();
-    let from_send: Vec<i64> = (0..changes)
-        .filter(complete)
-        .filter_map(|k| last_at[k].map(|at| micros_between(sent_at[k], at)))
-        .collect();
-    Ok(Latency {
+    let shared = Arc::new(LatencyShared {
         clients: n,
         changes,
-        expected: (n * changes) as u64,
-        delivered: delivered_count,
-        clients_dropped: ended.load(Ordering::Relaxed),
-        delivery: Percentiles::of(deliveries),
-        last_client: Percentiles::of(from_answer),
-        last_client_from_send: Percentiles::of(from_send),
-        writer_round_trip: Percentiles::of(round_trips),
-        bytes_per_client: (rss_after as f64 - rss_before as f64) / n as f64,
-        connect_s: connect.as_secs_f64(),
-    })
+        delivered: (0..changes).map(|_| AtomicUsize::new(0)).collect(),
+        all_have: Notify::new(),
+        connected: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        ended: AtomicUsize::new(0),
+        permits: Semaphore::new(args.connect_parallel.max(1)),
+        first_error: Mutex::new(None),
+    });
+    let rss_before = server.rss_bytes()?;
+    let start = Instant::now();
+    let handles: Vec<JoinHandle<Arrivals>> = (0..n)
+        .map(|_| tokio::spawn(latency_client(shared.clone(), target.addr, event.clone())))
+        .collect();
+    shared.wait_connected(start + CONNECT_TIMEOUT).await?;
+    let connect = start.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_after = server.rss_bytes()?;
+    let writes = shared.write_changes(target, &event).await?;
+    let bytes_per_client = (rss_after as f64 - rss_before as f64) / n as f64;
+    Ok(shared
+        .gather(handles, writes, bytes_per_client, connect)
+        .await)
+}
+
+/// One latency client: opens a stream on `event`, and stamps each change by its index
+/// (its `held` count above the snapshot's) when its bytes arrive, until the last change.
+async fn latency_client(
+    shared: Arc<LatencyShared>,
+    addr: std::net::SocketAddr,
+    event: String,
+) -> Arrivals {
+    let mut arrivals = Arrivals::with_capacity(shared.changes);
+    let permit = shared.permits.acquire().await.expect("never closed");
+    let mut stream = match Stream::open(addr, &event).await {
+        Ok(s) => s,
+        Err(e) => {
+            shared
+                .first_error
+                .lock()
+                .expect("lock")
+                .get_or_insert(format!("{e:#}"));
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            return arrivals;
+        }
+    };
+    let mut parser = Parser::new(true);
+    let mut out: Vec<Message> = Vec::new();
+    let mut base: Option<u64> = None;
+    let mut permit = Some(permit);
+    while let Ok(Some(chunk)) = stream.chunk().await {
+        let at = Instant::now();
+        parser.push(&chunk, &mut out);
+        for m in out.drain(..) {
+            match (m.event.as_str(), base) {
+                ("snapshot", None) => {
+                    base = held_of(&m.data);
+                    if base.is_none() {
+                        shared.failed.fetch_add(1, Ordering::Relaxed);
+                        return arrivals;
+                    }
+                    permit.take();
+                    shared.connected.fetch_add(1, Ordering::Relaxed);
+                }
+                ("change", Some(b)) => {
+                    if let Some(k) = held_of(&m.data).and_then(|h| h.checked_sub(b + 1)) {
+                        shared.stamp(k as usize, at, &mut arrivals);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if arrivals
+            .last()
+            .is_some_and(|(k, _)| *k + 1 == shared.changes)
+        {
+            return arrivals;
+        }
+    }
+    shared.ended.fetch_add(1, Ordering::Relaxed);
+    arrivals
+}
+
+impl LatencyShared {
+    /// A client has change `k` at `at` (changes past the last are not the writer's).
+    fn stamp(&self, k: usize, at: Instant, arrivals: &mut Arrivals) {
+        if k < self.changes {
+            arrivals.push((k, at));
+            if self.delivered[k].fetch_add(1, Ordering::AcqRel) + 1 == self.clients {
+                self.all_have.notify_one();
+            }
+        }
+    }
+
+    /// Waits until every client has read its snapshot or failed; an error if any failed
+    /// or they took past `deadline`.
+    async fn wait_connected(&self, deadline: Instant) -> anyhow::Result<()> {
+        let n = self.clients;
+        while self.connected.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed) < n {
+            if Instant::now() > deadline {
+                bail!("the latency clients did not connect in {CONNECT_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.failed.load(Ordering::Relaxed) > 0 {
+            bail!(
+                "{} latency clients could not open their stream; the first: {}",
+                self.failed.load(Ordering::Relaxed),
+                self.first_error
+                    .lock()
+                    .expect("lock")
+                    .clone()
+                    .unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// The writer: places the changes one at a time on `event`, each once every client has
+    /// the one before (or after [`DELIVERY_WAIT`]).
+    async fn write_changes(&self, target: &Arc<Target>, event: &str) -> anyhow::Result<Writes> {
+        let (n, changes) = (self.clients, self.changes);
+        let path = format!("/v1/events/{event}/holds");
+        let mut writer = Client::new(target.clone());
+        let mut writes = Writes {
+            answered: Vec::with_capacity(changes),
+            sent_at: Vec::with_capacity(changes),
+            round_trips: Vec::with_capacity(changes),
+        };
+        for k in 0..changes {
+            let sent = Instant::now();
+            let reply = tokio::time::timeout(
+                REQUEST_TIMEOUT,
+                writer.send(
+                    Method::Post,
+                    &path,
+                    Some(hold_body(&format!("lat-{k}"))),
+                    "",
+                ),
+            )
+            .await
+            .map_err(|_| anyhow!("hold {k} had no answer in {REQUEST_TIMEOUT:?}"))??;
+            let at = Instant::now();
+            if reply.status != 201 {
+                bail!(
+                    "hold {k} answered {}: {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                );
+            }
+            writes.answered.push(at);
+            writes.sent_at.push(sent);
+            writes.round_trips.push(micros_between(sent, at));
+            let _ = tokio::time::timeout(DELIVERY_WAIT, async {
+                while self.delivered[k].load(Ordering::Acquire) < n {
+                    self.all_have.notified().await;
+                }
+            })
+            .await;
+        }
+        Ok(writes)
+    }
+
+    /// The phase's figures: the clients' arrivals (each client waited for at most
+    /// [`DELIVERY_WAIT`]) against the writer's times.
+    async fn gather(
+        &self,
+        handles: Vec<JoinHandle<Arrivals>>,
+        writes: Writes,
+        bytes_per_client: f64,
+        connect: Duration,
+    ) -> Latency {
+        let (n, changes) = (self.clients, self.changes);
+        let mut deliveries = Vec::with_capacity(n * changes);
+        let mut last: Vec<Option<i64>> = vec![None; changes];
+        let mut last_at: Vec<Option<Instant>> = vec![None; changes];
+        for h in handles {
+            let arrivals = match tokio::time::timeout(DELIVERY_WAIT, h).await {
+                Ok(Ok(a)) => a,
+                _ => Vec::new(),
+            };
+            for (k, at) in arrivals {
+                let us = micros_between(writes.answered[k], at);
+                deliveries.push(us);
+                last[k] = Some(last[k].map_or(us, |l| l.max(us)));
+                last_at[k] = Some(last_at[k].map_or(at, |l| l.max(at)));
+            }
+        }
+        let delivered_count = deliveries.len() as u64;
+        let complete = |k: &usize| self.delivered[*k].load(Ordering::Relaxed) == n;
+        let from_answer: Vec<i64> = (0..changes)
+            .filter(complete)
+            .filter_map(|k| last[k])
+            .collect();
+        let from_send: Vec<i64> = (0..changes)
+            .filter(complete)
+            .filter_map(|k| last_at[k].map(|at| micros_between(writes.sent_at[k], at)))
+            .collect();
+        Latency {
+            clients: n,
+            changes,
+            expected: (n * changes) as u64,
+            delivered: delivered_count,
+            clients_dropped: self.ended.load(Ordering::Relaxed),
+            delivery: Percentiles::of(deliveries),
+            last_client: Percentiles::of(from_answer),
+            last_client_from_send: Percentiles::of(from_send),
+            writer_round_trip: Percentiles::of(writes.round_trips),
+            bytes_per_client,
+            connect_s: connect.as_secs_f64(),
+        }
+    }
 }
 
 /// `to - from` in microseconds, negative when `to` is earlier.
@@ -1135,7 +1253,6 @@ fn micros_between(from: Instant, to: Instant) -> i64 {
 
 impl Report {
     /// The report for a terminal.
-    #[allow(clippy::too_many_lines)]
     pub fn text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
@@ -1156,95 +1273,126 @@ impl Report {
             m.connect_s
         );
         if let Some(t) = &self.throughput {
-            let _ = writeln!(
-                s,
-                "hold throughput, closed loop over {} connections, {} rounds of {:.1} s (+{:.1} s warm-up):",
-                c.connections, c.rounds, c.duration_s, c.warmup_s
-            );
-            for r in &t.runs {
-                let _ = writeln!(
-                    s,
-                    "  round {} {:>5}: {:>8.0} holds/s  {:>3} errors  {:>5} clients  {:>4} dropped  {:>9} changes received  connect {:.1} s",
-                    r.round,
-                    format!("{:?}", r.watchers).to_lowercase(),
-                    r.holds_per_s,
-                    r.errors,
-                    r.clients,
-                    r.clients_dropped,
-                    r.changes_received,
-                    r.connect_s
-                );
-            }
-            let _ = writeln!(
-                s,
-                "  median holds/s: none {:.0}, {} idle on another event {:.0} ({:.3}; per round {}), {} on the held event {:.0} ({:.3}; per round {})",
-                t.median_none,
-                c.clients,
-                t.median_other,
-                t.ratio_other,
-                fmt_list(&t.round_ratios_other),
-                c.clients,
-                t.median_same,
-                t.ratio_same,
-                fmt_list(&t.round_ratios_same)
-            );
-            let _ = writeln!(s, "  server memory per client in these runs: {:.0} bytes (median; a lower bound: freed memory reused)", t.bytes_per_client_reused);
-            for r in &t.runs {
-                let threads: Vec<String> = r
-                    .server_cpu
-                    .threads
-                    .iter()
-                    .filter(|(_, cpu)| **cpu >= 0.05)
-                    .map(|(name, cpu)| format!("{name} {cpu:.2}"))
-                    .collect();
-                let _ = writeln!(
-                    s,
-                    "  round {} {:>5} CPU s: server {:.2} ({}), bench {:.2}",
-                    r.round,
-                    format!("{:?}", r.watchers).to_lowercase(),
-                    r.server_cpu.total_s,
-                    threads.join(", "),
-                    r.bench_cpu_s
-                );
-            }
+            t.write_text(c, &mut s);
         }
         if let Some(l) = &self.latency {
+            l.write_text(&mut s);
+        }
+        self.goals.write_text(&mut s);
+        s
+    }
+}
+
+impl Throughput {
+    /// The report's lines on the throughput runs.
+    fn write_text(&self, c: &Config, s: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            s,
+            "hold throughput, closed loop over {} connections, {} rounds of {:.1} s (+{:.1} s warm-up):",
+            c.connections, c.rounds, c.duration_s, c.warmup_s
+        );
+        for r in &self.runs {
             let _ = writeln!(
                 s,
-                "delivery, {} clients, {} changes: {} of {} deliveries, {} clients dropped, connect {:.1} s, {:.0} bytes/client",
-                l.clients, l.changes, l.delivered, l.expected, l.clients_dropped, l.connect_s, l.bytes_per_client
+                "  round {} {:>5}: {:>8.0} holds/s  {:>3} errors  {:>5} clients  {:>4} dropped  {:>9} changes received  connect {:.1} s",
+                r.round,
+                r.watchers_name(),
+                r.holds_per_s,
+                r.errors,
+                r.clients,
+                r.clients_dropped,
+                r.changes_received,
+                r.connect_s
             );
-            for (name, p) in [
-                ("writer's answer → each client", &l.delivery),
-                ("writer's answer → last client", &l.last_client),
-                ("writer's send → last client  ", &l.last_client_from_send),
-                ("writer's round trip          ", &l.writer_round_trip),
-            ] {
-                let _ = writeln!(
-                    s,
-                    "  {name}: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  min {:.2} ms  (n {})",
-                    p.p50_ms, p.p99_ms, p.max_ms, p.min_ms, p.count
-                );
-            }
         }
-        let g = &self.goals;
-        if let (Some(cost), Some(met)) = (g.idle_cost_pct, g.idle_cost_met) {
+        let _ = writeln!(
+            s,
+            "  median holds/s: none {:.0}, {} idle on another event {:.0} ({:.3}; per round {}), {} on the held event {:.0} ({:.3}; per round {})",
+            self.median_none,
+            c.clients,
+            self.median_other,
+            self.ratio_other,
+            fmt_list(&self.round_ratios_other),
+            c.clients,
+            self.median_same,
+            self.ratio_same,
+            fmt_list(&self.round_ratios_same)
+        );
+        let _ = writeln!(s, "  server memory per client in these runs: {:.0} bytes (median; a lower bound: freed memory reused)", self.bytes_per_client_reused);
+        for r in &self.runs {
+            let threads: Vec<String> = r
+                .server_cpu
+                .threads
+                .iter()
+                .filter(|(_, cpu)| **cpu >= 0.05)
+                .map(|(name, cpu)| format!("{name} {cpu:.2}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  round {} {:>5} CPU s: server {:.2} ({}), bench {:.2}",
+                r.round,
+                r.watchers_name(),
+                r.server_cpu.total_s,
+                threads.join(", "),
+                r.bench_cpu_s
+            );
+        }
+    }
+}
+
+impl Run {
+    /// Its watchers as the report names them: `none`, `other`, `same`.
+    fn watchers_name(&self) -> String {
+        format!("{:?}", self.watchers).to_lowercase()
+    }
+}
+
+impl Latency {
+    /// The report's lines on the latency phase.
+    fn write_text(&self, s: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            s,
+            "delivery, {} clients, {} changes: {} of {} deliveries, {} clients dropped, connect {:.1} s, {:.0} bytes/client",
+            self.clients, self.changes, self.delivered, self.expected, self.clients_dropped, self.connect_s, self.bytes_per_client
+        );
+        for (name, p) in [
+            ("writer's answer → each client", &self.delivery),
+            ("writer's answer → last client", &self.last_client),
+            ("writer's send → last client  ", &self.last_client_from_send),
+            ("writer's round trip          ", &self.writer_round_trip),
+        ] {
+            let _ = writeln!(
+                s,
+                "  {name}: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  min {:.2} ms  (n {})",
+                p.p50_ms, p.p99_ms, p.max_ms, p.min_ms, p.count
+            );
+        }
+    }
+}
+
+impl Goals {
+    /// The report's lines on the goals that were measured.
+    fn write_text(&self, s: &mut String) {
+        use std::fmt::Write;
+        let verdict = |met: bool| if met { "met" } else { "missed" };
+        if let (Some(cost), Some(met)) = (self.idle_cost_pct, self.idle_cost_met) {
             let _ = writeln!(
                 s,
                 "goal: idle clients cost {cost:.1} % of hold throughput (goal ≤ {:.0} %): {}",
-                g.idle_cost_goal_pct,
-                if met { "met" } else { "missed" }
+                self.idle_cost_goal_pct,
+                verdict(met)
             );
         }
-        if let (Some(p99), Some(met)) = (g.latency_p99_ms, g.latency_met) {
+        if let (Some(p99), Some(met)) = (self.latency_p99_ms, self.latency_met) {
             let _ = writeln!(
                 s,
                 "goal: a change reaches every client in {p99:.1} ms p99 (goal ≤ {:.0} ms): {}",
-                g.latency_p99_goal_ms,
-                if met { "met" } else { "missed" }
+                self.latency_p99_goal_ms,
+                verdict(met)
             );
         }
-        s
     }
 }
 
