@@ -337,11 +337,12 @@ impl Engine {
         self.derived.live_holds -= 1;
         let hold = &state.holds[crate::ids::slot(hold_counter)];
         let (event, user) = (hold.event, hold.user);
+        let (items, seats) = hold_lines(&state.lines, hold);
         move_tickets(
             &mut state.events,
             &mut self.derived,
             event,
-            hold_lines(&state.lines, hold),
+            (&items, &seats),
             Pool::Held,
             Pool::Sold,
             SeatState::sold(booking_counter.into()),
@@ -385,19 +386,19 @@ impl Engine {
     fn return_tickets(&mut self, counter: u32, from: Pool) {
         let state = &mut self.state;
         let hold = &state.holds[crate::ids::slot(counter)];
-        let lines = hold_lines(&state.lines, hold);
+        let (items, seats) = hold_lines(&state.lines, hold);
         move_tickets(
             &mut state.events,
             &mut self.derived,
             hold.event,
-            lines,
+            (&items, &seats),
             from,
             Pool::Free,
             SeatState::FREE,
         );
         if state.events[hold.event as usize].max_per_user.is_some() {
             self.derived
-                .uncount(hold.event, hold.user, tickets(lines.0, lines.1));
+                .uncount(hold.event, hold.user, tickets(&items, &seats));
         }
     }
 

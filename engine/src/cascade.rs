@@ -297,17 +297,17 @@ impl Engine {
                 }
             }
         }
-        for &(s, q) in items {
+        for &(s, q) in items.iter() {
             let i = slot(&mut returned, s);
             returned[i].1.qty += q;
         }
-        for &(s, seat) in seats {
+        for &(s, seat) in seats.iter() {
             let i = slot(&mut returned, s);
             returned[i].1.seats.push(seat);
         }
         let delta = self.state.events[hold.event as usize]
             .max_per_user
-            .map(|_| (hold.user, crate::state::tickets(items, seats)));
+            .map(|_| (hold.user, crate::state::tickets(&items, &seats)));
         (returned, delta)
     }
 

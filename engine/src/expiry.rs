@@ -20,7 +20,8 @@ pub type Entry = (u64, u32);
 /// `2i + 1` and `2i + 2`), which [`ExpiryQueue::earliest`] relies on.
 #[derive(Clone, Debug, Default)]
 pub struct ExpiryQueue {
-    heap: Vec<Entry>,
+    /// In chunks, so that growing past a power of two moves nothing (see `chunked.rs`).
+    heap: crate::chunked::Chunked<Entry>,
 }
 
 impl ExpiryQueue {
@@ -111,8 +112,8 @@ impl ExpiryQueue {
     }
 
     /// Every entry, in no particular order (for invariant checks).
-    pub fn entries(&self) -> &[Entry] {
-        &self.heap
+    pub fn entries(&self) -> Vec<Entry> {
+        self.heap.iter().copied().collect()
     }
 }
 

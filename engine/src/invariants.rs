@@ -58,10 +58,10 @@ impl Recount {
                 &mut recount.sold
             };
             let (items, seats) = state.lines_of(hold);
-            for &(s, q) in items {
+            for &(s, q) in items.iter() {
                 *target.entry((hold.event, s)).or_default() += q;
             }
-            for &(s, seat) in seats {
+            for &(s, seat) in seats.iter() {
                 *target.entry((hold.event, s)).or_default() += 1;
                 let previous = recount.seats.insert((hold.event, s, seat), owner);
                 assert!(

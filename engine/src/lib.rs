@@ -21,6 +21,7 @@
 
 mod apply;
 mod cascade;
+pub mod chunked;
 mod codec;
 pub mod command;
 mod decide;

@@ -302,15 +302,8 @@ impl Engine {
         let e = &self.state.events[entry.event as usize];
         let offer = (entry.hold != 0).then(|| self.state.hold(entry.hold));
         let status = match entry.status {
-            S::Waiting => EntryStatus::Waiting,
-            S::Offered if offer.is_some_and(|h| now_ms >= h.expires_at_ms()) => {
-                EntryStatus::Expired
-            }
-            S::Offered => EntryStatus::Offered,
-            S::Accepted => EntryStatus::Accepted,
-            S::Expired => EntryStatus::Expired,
-            S::Declined => EntryStatus::Declined,
-            S::Left => EntryStatus::Left,
+            S::Offered if offer.is_some_and(|h| now_ms >= h.expires_at_ms()) => S::Expired,
+            status => status,
         };
         let position = (entry.status == S::Waiting).then(|| {
             let queue = &self.wait.queues[&(entry.event, entry.section)];

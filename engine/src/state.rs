@@ -2,7 +2,10 @@
 //! idempotency keys. Plain data, all of it in a snapshot; the indexes rebuilt from it are
 //! in derived.rs, and `Engine` (engine.rs) owns the rules.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
+
+use crate::chunked::Chunked;
 
 use serde::{Deserialize, Serialize};
 
@@ -215,11 +218,11 @@ pub struct State {
     /// Event id → index.
     pub event_index: BTreeMap<String, u32>,
     /// Holds by counter - 1.
-    pub holds: Vec<Hold>,
+    pub holds: Chunked<Hold>,
     /// Lines of all holds, each hold's contiguous (see [`Hold::lines_at`]).
-    pub lines: Vec<Line>,
+    pub lines: Chunked<Line>,
     /// Bookings by counter - 1.
-    pub bookings: Vec<Booking>,
+    pub bookings: Chunked<Booking>,
     /// Payment references of all bookings, concatenated (at most
     /// [`crate::limits::PAYMENT_REF_BYTES_PER_SHARD_MAX`] bytes).
     pub payment_refs: String,
@@ -257,14 +260,14 @@ impl State {
     }
 
     /// A hold's GA lines and seats.
-    pub fn lines_of(&self, hold: &Hold) -> (&[Line], &[Line]) {
+    pub fn lines_of(&self, hold: &Hold) -> (Cow<'_, [Line]>, Cow<'_, [Line]>) {
         hold_lines(&self.lines, hold)
     }
 
     /// Tickets in a hold.
     pub fn tickets_of(&self, hold: &Hold) -> u32 {
         let (items, seats) = self.lines_of(hold);
-        tickets(items, seats)
+        tickets(&items, &seats)
     }
 
     /// Whether an expiry entry is current: its hold is live and still expires then (an
@@ -286,11 +289,11 @@ impl State {
 pub type Line = (u16, u32);
 
 /// A hold's GA lines and seats in the line arena `lines`.
-pub fn hold_lines<'a>(lines: &'a [Line], hold: &Hold) -> (&'a [Line], &'a [Line]) {
+pub fn hold_lines<'a>(lines: &'a Chunked<Line>, hold: &Hold) -> (Cow<'a, [Line]>, Cow<'a, [Line]>) {
     let at = hold.lines_at as usize;
     let mid = at + usize::from(hold.items);
     let end = mid + usize::from(hold.seats);
-    (&lines[at..mid], &lines[mid..end])
+    (lines.range(at, mid), lines.range(mid, end))
 }
 
 /// Tickets in GA lines plus seats.

@@ -266,37 +266,10 @@ narrow! {
     into_entry: Entry(EntryView), "entry";
 }
 
-/// A waiting-list entry's status as a reader sees it at `now` (an offer past its
-/// `expires_at` shows `Expired` before the sweep).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EntryStatus {
-    /// In the queue.
-    Waiting,
-    /// Holds an offer (`hold_id`).
-    Offered,
-    /// Its offer was confirmed.
-    Accepted,
-    /// Its offer expired, or its user could not take the tickets when its turn came.
-    Expired,
-    /// Its offer was released.
-    Declined,
-    /// Its user left.
-    Left,
-}
-
-impl EntryStatus {
-    /// The API's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryStatus::Waiting => "waiting",
-            EntryStatus::Offered => "offered",
-            EntryStatus::Accepted => "accepted",
-            EntryStatus::Expired => "expired",
-            EntryStatus::Declined => "declined",
-            EntryStatus::Left => "left",
-        }
-    }
-}
+/// An entry's status as the API shows it: the stored status, except that an offer whose
+/// hold has passed `expires_at` shows `Expired` before the sweep (one type for both, so the
+/// two cannot drift apart).
+pub use crate::waitlist::Status as EntryStatus;
 
 /// A waiting-list entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

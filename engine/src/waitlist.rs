@@ -19,16 +19,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::slot;
 
-/// A stored entry's status.
+/// An entry's status, stored (in snapshots: variants are appended only) and shown
+/// (`view::EntryStatus`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
     /// In its section's queue.
     Waiting,
-    /// Holds an offer.
+    /// Holds an offer (`hold_id`).
     Offered,
     /// Its offer was confirmed.
     Accepted,
-    /// Its offer expired, or it was passed over.
+    /// Its offer expired, or its user could not take the tickets when its turn came (passed
+    /// over).
     Expired,
     /// Its offer was released.
     Declined,
@@ -40,6 +42,18 @@ impl Status {
     /// Waiting or offered.
     pub fn is_live(self) -> bool {
         matches!(self, Status::Waiting | Status::Offered)
+    }
+
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Offered => "offered",
+            Status::Accepted => "accepted",
+            Status::Expired => "expired",
+            Status::Declined => "declined",
+            Status::Left => "left",
+        }
     }
 }
 

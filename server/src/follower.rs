@@ -32,7 +32,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use engine::{Decision, Engine};
 
-use crate::limits::{FOLLOWER_CALLS_MAX, FOLLOWER_CATCH_UP_RECORDS, FOLLOWER_QUEUE_BATCHES};
+use crate::limits::{
+    FOLLOWER_CALLS_MAX, FOLLOWER_CATCH_UP_RECORDS, FOLLOWER_NICE, FOLLOWER_NICE_MAX,
+    FOLLOWER_QUEUE_BATCHES,
+};
 
 /// How long an idle follower waits before it looks whether batches it was not sent (a full
 /// queue) left it behind the published durable seq.
@@ -154,6 +157,16 @@ impl Caller {
     }
 }
 
+/// The follower threads' nice value: `BOXOFFICE_FOLLOWER_NICE` when it is a number from 0 to
+/// [`FOLLOWER_NICE_MAX`], [`FOLLOWER_NICE`] otherwise.
+pub fn follower_nice() -> i32 {
+    std::env::var("BOXOFFICE_FOLLOWER_NICE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (0..=FOLLOWER_NICE_MAX).contains(n))
+        .unwrap_or(FOLLOWER_NICE)
+}
+
 /// Starts the follower of shard `shard` from `engine`, the shard's state at the durable
 /// sequence number `seq`. With `log`, the directory of the shard's log, the follower reads
 /// the batches it was not sent from there. It runs until the returned [`Feed`] is dropped.
@@ -181,9 +194,17 @@ pub fn spawn(
         catch_ups: metrics::counter!("boxoffice_follower_catch_ups_total", "shard" => label.clone()),
         caught_up: metrics::counter!("boxoffice_follower_caught_up_records_total", "shard" => label.clone()),
     };
+    let nice = follower_nice();
     std::thread::Builder::new()
         .name(format!("follower-{shard}"))
-        .spawn(move || follower.run(&rx, &call_rx))?;
+        .spawn(move || {
+            if nice != 0 {
+                if let Err(error) = crate::snapshotter::set_thread_nice(nice) {
+                    tracing::warn!(shard, nice, %error, "cannot set the follower's priority");
+                }
+            }
+            follower.run(&rx, &call_rx);
+        })?;
     let feed = Feed {
         tx,
         lagging,

@@ -42,6 +42,16 @@ pub const SNAPSHOT_EVERY_DECISIONS: u64 = 1_000_000;
 /// yields the cores to the HTTP workers and the shard threads.
 pub const SNAPSHOT_THREAD_NICE: i32 = 19;
 
+/// The CPU priority (nice value) of each shard's follower thread by default, which applies
+/// every durable batch a second time for the live stream and clones its engine for each
+/// snapshot. `BOXOFFICE_FOLLOWER_NICE` (0 to [`FOLLOWER_NICE_MAX`]) sets another. A
+/// follower that gets too little CPU to keep up falls behind and reads what it missed from
+/// the log (single node), so a low priority delays the stream, never a buyer.
+pub const FOLLOWER_NICE: i32 = 0;
+
+/// The largest `BOXOFFICE_FOLLOWER_NICE` taken (the lowest priority).
+pub const FOLLOWER_NICE_MAX: i32 = 19;
+
 /// Bytes of padding (zeros past the last record) a shard's log writes ahead of its
 /// records at a time. Appends into padding leave the file's size alone, so a group
 /// commit's fdatasync writes the data only, not the inode as well (measured in

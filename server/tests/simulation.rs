@@ -343,7 +343,6 @@ enum Action {
     Release,
 }
 
-#[allow(clippy::too_many_lines)]
 fn run_seed(seed: u64, counts: &mut Counts) {
     let mut rng = StdRng::seed_from_u64(seed);
     let storage = CrashStorage::new();
