@@ -6,6 +6,9 @@
 //! It runs on the server's allocator (mimalloc), whose `realloc` of a large block copies
 //! it into fresh memory (glibc's would move the pages with `mremap` instead).
 //!
+//! Like the server, it turns transparent huge pages off for itself unless
+//! `BOXOFFICE_HUGE_PAGES=1`.
+//!
 //! `cargo run --release -p boxoffice-bench --example growth_pauses -- [HOLDS] [THRESHOLD_MS]`
 //! (defaults 4,200,000 and 2 ms).
 
@@ -19,6 +22,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const T0: u64 = 1_700_000_000_000;
 
 fn main() {
+    if std::env::var("BOXOFFICE_HUGE_PAGES").as_deref() != Ok("1") {
+        rustix::thread::disable_transparent_huge_pages(true).expect("huge pages off");
+    }
     let mut args = std::env::args().skip(1);
     let holds: u64 = args.next().map_or(4_200_000, |a| a.parse().expect("HOLDS"));
     let threshold_ms: f64 = args

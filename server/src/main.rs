@@ -47,7 +47,21 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Transparent huge pages off for the process (`PR_SET_THP_DISABLE`) unless
+/// `BOXOFFICE_HUGE_PAGES=1`: the allocator asks for them, and the kernel then serves the first
+/// touch of fresh memory by zeroing 2 MiB at once, a pause of several milliseconds inside a
+/// decision each time a table takes a new chunk (docs/benchmarks.md, "Huge pages").
+fn small_pages() {
+    if std::env::var("BOXOFFICE_HUGE_PAGES").as_deref() == Ok("1") {
+        return;
+    }
+    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::warn!(%error, "cannot turn transparent huge pages off");
+    }
+}
+
 fn serve(args: ServeArgs) -> Result<(), String> {
+    small_pages();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers.max(1));

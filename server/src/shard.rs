@@ -524,6 +524,12 @@ impl Shard {
                 // Work waits for the pipeline: wait for a report only.
                 select.ready_timeout(SHARD_IDLE_TICK).ok()
             };
+            if ready.is_none() {
+                // Idle for a tick: take in a snapshot the writer finished meanwhile, so that
+                // the follower's next one can start (and the log's old segments go) without
+                // waiting for the next buyer.
+                self.core.maintain();
+            }
             if ready.is_some() && ready == reports {
                 continue;
             }

@@ -1,8 +1,9 @@
 //! A shard's follower that falls further behind than its queue holds catches up from the
 //! log's files by itself, through the binary: the shard never stops to copy its engine for
 //! it (`boxoffice_follower_resyncs_total` stays 0), the live stream delivers the changes
-//! in order (a client dropped for the burst resumes from its last id), a new stream client's snapshot is exact, and the snapshots the follower takes
-//! while catching up restore the same state after a restart.
+//! in order (a client dropped for the burst resumes from its last id), a new stream
+//! client's snapshot is exact, and a snapshot of the caught-up state restores the same state
+//! after kill -9.
 //!
 //! The follower is held with `BOXOFFICE_TEST_PAUSE_FOLLOWER` while more batches than
 //! `FOLLOWER_QUEUE_BATCHES` (4,096; one sequential hold is one batch) become durable.
@@ -32,10 +33,21 @@ fn a_follower_held_past_its_queue_catches_up_from_the_log_and_the_stream_stays_e
                 pause.display().to_string(),
             ),
             ("BOXOFFICE_SNAPSHOT_EVERY_DECISIONS".into(), "1000".into()),
+            ("BOXOFFICE_FOLLOWER_NICE".into(), "7".into()),
         ],
         ..Launch::default()
     });
     let port = server.port();
+    assert_eq!(
+        thread_nice(server.pid(), "follower-0"),
+        Some(7),
+        "BOXOFFICE_FOLLOWER_NICE sets the follower's priority"
+    );
+    assert_eq!(
+        thread_nice(server.pid(), "shard-0"),
+        Some(0),
+        "and only the follower's"
+    );
     let body = json!({"id": "big", "name": "Big", "hold_ttl_seconds": 86_400, "sections": [
         {"id": "ga", "name": "GA", "price_cents": 100, "capacity": 100_000},
         {"id": "hall", "name": "Hall", "price_cents": 500,
@@ -131,16 +143,29 @@ fn a_follower_held_past_its_queue_catches_up_from_the_log_and_the_stream_stays_e
         "the shard never copied its engine for the follower"
     );
 
-    // The follower took snapshots while it caught up; the newest restores the same state.
+    // A snapshot of the caught-up state: the follower starts one at a batch once the
+    // cadence (1,000 decisions since the last one started) is reached and the writer is
+    // free, so at most a little over 1,000 more holds bring it; the newest
+    // restores the same state after kill -9.
     let shard_dir = server.data_dir().join("shard-000");
-    let deadline = Instant::now() + WAIT;
-    while snapshot_files(&shard_dir).last().copied().unwrap_or(0) < 4_000 {
+    let mut late = 0;
+    while snapshot_files(&shard_dir).last().copied().unwrap_or(0) < HOLDS {
         assert!(
-            Instant::now() < deadline,
-            "no snapshot past seq 4,000: {:?}",
+            late < 2_500,
+            "no snapshot past seq {HOLDS}: {:?}",
             snapshot_files(&shard_dir)
         );
-        std::thread::sleep(Duration::from_millis(20));
+        late += 1;
+        let (status, answer) = request(
+            port,
+            "POST",
+            "/v1/events/big/holds",
+            Some(ADMIN),
+            Some(&json!({"user_id": "late", "items": [{"section_id": "ga", "qty": 1}]})),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{answer}");
+        std::thread::sleep(Duration::from_millis(1));
     }
     let before = StreamModel::read(port, "big");
     drop(live);
@@ -148,4 +173,17 @@ fn a_follower_held_past_its_queue_catches_up_from_the_log_and_the_stream_stays_e
     server.kill9();
     server.restart();
     assert_eq!(StreamModel::read(server.port(), "big"), before);
+}
+
+/// The nice value of the thread of process `pid` named `name` (from `/proc`).
+fn thread_nice(pid: u32, name: &str) -> Option<i32> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+        let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        if comm == name {
+            // After the name: state is field 3 of the line, nice field 19.
+            return rest.split(' ').nth(16)?.parse().ok();
+        }
+    }
+    None
 }
