@@ -11,6 +11,8 @@
 //! The snapshot cadence is lowered with `BOXOFFICE_SNAPSHOT_EVERY_DECISIONS`.
 //! `BOXOFFICE_SNAPSHOT_HOLDS` sets the live holds of the second test (default 400,000).
 
+#[path = "support/buyers.rs"]
+mod buyers;
 #[path = "support/server_log.rs"]
 mod server_log;
 
@@ -20,37 +22,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{env_or, request, Launch, Server, ADMIN};
-use serde_json::{json, Value};
+use buyers::{create_event, hold};
+use harness::{env_or, Launch, Server, ADMIN};
 use server_log::{count, current_run, field, load_binary, number, snapshot_files};
 
 const EVERY_ENV: &str = "BOXOFFICE_SNAPSHOT_EVERY_DECISIONS";
 
 fn shard_dir(server: &Server) -> PathBuf {
     server.data_dir().join("shard-000")
-}
-
-fn create_event(server: &Server, id: &str, capacity: u64) {
-    let (status, body) = server.call(
-        "POST",
-        "/v1/events",
-        Some(ADMIN),
-        Some(&json!({
-            "id": id, "name": id, "hold_ttl_seconds": 86_400,
-            "sections": [{"id": "ga", "name": "GA", "price_cents": 100, "capacity": capacity}]
-        })),
-    );
-    assert_eq!(status, 201, "{body}");
-}
-
-fn hold(port: u16, event: &str, user: &str) -> std::io::Result<(u16, Value)> {
-    request(
-        port,
-        "POST",
-        &format!("/v1/events/{event}/holds"),
-        Some(ADMIN),
-        Some(&json!({"user_id": user, "items": [{"section_id": "ga", "qty": 1}]})),
-    )
 }
 
 #[test]
