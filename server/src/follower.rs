@@ -199,7 +199,7 @@ pub fn spawn(
         .name(format!("follower-{shard}"))
         .spawn(move || {
             if nice != 0 {
-                if let Err(error) = crate::snapshotter::set_thread_nice(nice) {
+                if let Err(error) = crate::priority::set_thread_nice(nice) {
                     tracing::warn!(shard, nice, %error, "cannot set the follower's priority");
                 }
             }

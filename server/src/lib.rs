@@ -25,6 +25,7 @@ pub mod follower;
 pub mod limits;
 pub mod metrics;
 pub mod page;
+pub mod priority;
 pub mod routing;
 pub mod serve;
 pub mod shard;

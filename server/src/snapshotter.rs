@@ -212,15 +212,9 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
 /// workers or the shard thread. If the system refuses, the thread runs at the normal
 /// priority.
 fn lowest_priority(shard: u16) {
-    if let Err(error) = set_thread_nice(SNAPSHOT_THREAD_NICE) {
+    if let Err(error) = crate::priority::set_thread_nice(SNAPSHOT_THREAD_NICE) {
         tracing::debug!(shard, %error, "cannot lower the snapshot writer's priority");
     }
-}
-
-/// Sets the calling thread's nice value (0 normal, 19 the lowest priority).
-pub(crate) fn set_thread_nice(nice: i32) -> std::io::Result<()> {
-    let tid = rustix::thread::gettid();
-    rustix::process::setpriority_process(Some(tid), nice).map_err(std::io::Error::from)
 }
 
 /// The writer's files: the log directory's, with the test hook
