@@ -50,6 +50,10 @@ pub fn read_durable(
     };
     let mut last = after;
     for &first in firsts[from..].iter().take_while(|&&first| first <= through) {
+        if first > last + 1 {
+            // A segment is missing: nothing after the gap can be read in order.
+            break;
+        }
         let path = dir.join(format::segment_name(first));
         let bytes = std::fs::read(&path).map_err(io("read", &path))?;
         let scanned = scan_segment(&path, &bytes, true, Some(first), |_, seq, payload| {
@@ -117,5 +121,21 @@ mod tests {
         );
         assert!(seen.is_empty());
         assert_eq!(read(dir.path(), 700, 800), (800, (701..=800).collect()));
+        // A segment missing in the middle: the reader stops before the gap.
+        let mut firsts: Vec<u64> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| format::parse_segment_name(e.unwrap().file_name().to_str()?))
+            .collect();
+        firsts.sort_unstable();
+        let (before, gone) = (firsts[firsts.len() - 3], firsts[firsts.len() - 2]);
+        std::fs::remove_file(dir.path().join(format::segment_name(gone))).unwrap();
+        let (last, seen) = read(dir.path(), before, 1000);
+        assert_eq!(
+            last,
+            gone - 1,
+            "read {} records past a missing segment",
+            seen.len()
+        );
+        assert_eq!(seen, (before + 1..gone).collect::<Vec<_>>());
     }
 }
