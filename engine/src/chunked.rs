@@ -83,11 +83,6 @@ impl<T> Chunked<T> {
         (index < self.len).then(|| &self.chunks[index >> CHUNK_BITS][index & MASK])
     }
 
-    /// The element at `index` to change, if there is one.
-    pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
-        (index < self.len).then(|| &mut self.chunks[index >> CHUNK_BITS][index & MASK])
-    }
-
     /// The first element.
     pub fn first(&self) -> Option<&T> {
         self.get(0)
