@@ -11,11 +11,20 @@
 //!
 //! Indexes are flat (`0..len`), as in the `Vec` it replaces, and it serializes as the same
 //! sequence, so a snapshot's bytes are unchanged.
+//!
+//! Chunks are shared between clones and copied on the first write (`Arc`): a clone costs
+//! one reference count per chunk, not a copy of every element. The snapshot writer's copy
+//! of a follower's engine at 1-2 M holds took the follower 33-84 ms of a core, at normal
+//! priority, in the middle of a sale; now the follower copies only the chunks it changes
+//! before the writer drops its copy, one chunk at a time (docs/benchmarks.md, "Snapshot
+//! copies"). The shard's own engine is never cloned while it runs, so its chunks are never
+//! shared and a write costs one check of the count.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Index, IndexMut};
+use std::sync::Arc;
 
 use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
@@ -26,11 +35,20 @@ const CHUNK_BITS: u32 = 16;
 pub const CHUNK: usize = 1 << CHUNK_BITS;
 const MASK: usize = CHUNK - 1;
 
-/// An append-only sequence stored in chunks of [`CHUNK`] elements.
-#[derive(Clone)]
+/// An append-only sequence stored in chunks of [`CHUNK`] elements, shared by clones.
 pub struct Chunked<T> {
-    chunks: Vec<Vec<T>>,
+    chunks: Vec<Arc<Vec<T>>>,
     len: usize,
+}
+
+/// A clone shares every chunk; each side copies a chunk when it first writes to it.
+impl<T> Clone for Chunked<T> {
+    fn clone(&self) -> Self {
+        Chunked {
+            chunks: self.chunks.clone(),
+            len: self.len,
+        }
+    }
 }
 
 impl<T> Default for Chunked<T> {
@@ -53,31 +71,6 @@ impl<T> Chunked<T> {
         self.len == 0
     }
 
-    /// Appends `value`; never moves the elements already in (but those of the last chunk
-    /// of a clone, which holds only what it copied, once).
-    pub fn push(&mut self, value: T) {
-        let at = self.len >> CHUNK_BITS;
-        if at == self.chunks.len() {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        let chunk = &mut self.chunks[at];
-        if chunk.capacity() < CHUNK {
-            chunk.reserve_exact(CHUNK - chunk.len());
-        }
-        chunk.push(value);
-        self.len += 1;
-    }
-
-    /// Removes and returns the last element. One emptied chunk is kept for the next
-    /// pushes, so a length going back and forth over a chunk boundary allocates nothing.
-    pub fn pop(&mut self) -> Option<T> {
-        let at = self.len.checked_sub(1)? >> CHUNK_BITS;
-        let value = self.chunks[at].pop();
-        self.len -= 1;
-        self.chunks.truncate(at + 2);
-        value
-    }
-
     /// The element at `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<&T> {
         (index < self.len).then(|| &self.chunks[index >> CHUNK_BITS][index & MASK])
@@ -91,13 +84,50 @@ impl<T> Chunked<T> {
     /// Every element in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &T> + DoubleEndedIterator + '_ {
         Iter {
-            inner: self.chunks.iter().flatten(),
+            inner: self.chunks.iter().flat_map(|chunk| chunk.iter()),
             left: self.len,
         }
     }
 }
 
 impl<T: Clone> Chunked<T> {
+    /// Chunk `at`, to change: copied first if a clone shares it (into a chunk of full
+    /// capacity, so the pushes that follow move nothing).
+    fn chunk_mut(&mut self, at: usize) -> &mut Vec<T> {
+        let chunk = &mut self.chunks[at];
+        if Arc::get_mut(chunk).is_none() {
+            let mut own = Vec::with_capacity(CHUNK);
+            own.extend_from_slice(chunk);
+            *chunk = Arc::new(own);
+        }
+        Arc::get_mut(chunk).expect("the chunk was just made this table's own")
+    }
+
+    /// Appends `value`; never moves the elements already in (but those of a last chunk
+    /// shared with a clone, once).
+    pub fn push(&mut self, value: T) {
+        let at = self.len >> CHUNK_BITS;
+        if at == self.chunks.len() {
+            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+        }
+        let chunk = self.chunk_mut(at);
+        if chunk.capacity() < CHUNK {
+            chunk.reserve_exact(CHUNK - chunk.len());
+        }
+        chunk.push(value);
+        self.len += 1;
+    }
+
+    /// Removes and returns the last element. One emptied chunk is kept for the next
+    /// pushes, so a length going back and forth over a chunk boundary allocates nothing.
+    pub fn pop(&mut self) -> Option<T> {
+        let at = self.len.checked_sub(1)? >> CHUNK_BITS;
+        let value = self.chunk_mut(at).pop();
+        self.len -= 1;
+        self.chunks.truncate(at + 2);
+        value
+    }
+
     /// Appends every element of `values`.
     pub fn extend_from_slice(&mut self, values: &[T]) {
         for value in values {
@@ -164,14 +194,14 @@ impl<T> Index<usize> for Chunked<T> {
     }
 }
 
-impl<T> IndexMut<usize> for Chunked<T> {
+impl<T: Clone> IndexMut<usize> for Chunked<T> {
     fn index_mut(&mut self, index: usize) -> &mut T {
         assert!(index < self.len, "index {index} of {}", self.len);
-        &mut self.chunks[index >> CHUNK_BITS][index & MASK]
+        &mut self.chunk_mut(index >> CHUNK_BITS)[index & MASK]
     }
 }
 
-impl<T> FromIterator<T> for Chunked<T> {
+impl<T: Clone> FromIterator<T> for Chunked<T> {
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         let mut chunked = Chunked::default();
         for value in iter {
@@ -202,11 +232,11 @@ impl<T: Serialize> Serialize for Chunked<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Chunked<T> {
+impl<'de, T: Deserialize<'de> + Clone> Deserialize<'de> for Chunked<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Seq<T>(PhantomData<T>);
 
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for Seq<T> {
+        impl<'de, T: Deserialize<'de> + Clone> Visitor<'de> for Seq<T> {
             type Value = Chunked<T>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -273,5 +303,38 @@ mod tests {
             .eq(vec[..n - CHUNK - 200].iter().copied()));
         popped.push(7);
         assert_eq!(popped[n - CHUNK - 200], 7);
+    }
+
+    #[test]
+    fn a_clone_shares_its_chunks_until_either_side_writes() {
+        let n = 3 * CHUNK + 10;
+        let original: Chunked<u64> = (0..n as u64).collect();
+        let mut copy = original.clone();
+        let shared = |a: &Chunked<u64>, b: &Chunked<u64>| -> Vec<bool> {
+            a.chunks
+                .iter()
+                .zip(&b.chunks)
+                .map(|(x, y)| Arc::ptr_eq(x, y))
+                .collect()
+        };
+        assert_eq!(shared(&original, &copy), [true, true, true, true]);
+        copy[CHUNK + 5] = 99;
+        copy.push(7);
+        assert_eq!(shared(&original, &copy), [true, false, true, false]);
+        assert_eq!(original[CHUNK + 5], CHUNK as u64 + 5);
+        assert_eq!(copy[CHUNK + 5], 99);
+        assert_eq!(original.len(), n);
+        assert_eq!(copy.len(), n + 1);
+        assert_eq!(copy[n], 7);
+        // The copied last chunk has room for a whole chunk: later pushes move nothing.
+        assert_eq!(copy.chunks[3].capacity(), CHUNK);
+        let mut popped = original.clone();
+        assert_eq!(popped.pop(), Some(n as u64 - 1));
+        assert_eq!(original[n - 1], n as u64 - 1);
+        assert!(original.iter().copied().eq(0..n as u64));
+        let mut expected: Vec<u64> = (0..n as u64).collect();
+        expected[CHUNK + 5] = 99;
+        expected.push(7);
+        assert!(copy.iter().copied().eq(expected));
     }
 }

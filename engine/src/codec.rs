@@ -56,14 +56,18 @@ impl Engine {
     /// A shard that never used a waiting list or an offer TTL writes format version 1
     /// (the state alone); otherwise version 2 (the state, then the waiting lists).
     pub fn snapshot(&self) -> Vec<u8> {
-        if self.wait == Waitlists::default() {
-            let mut buf = vec![SNAPSHOT_VERSION_1];
-            encode_into(&self.state, &mut buf);
-            return buf;
+        encode_snapshot(&self.state, &self.wait)
+    }
+
+    /// A copy of what [`Engine::snapshot`] encodes, to encode on another thread: the
+    /// state and the waiting lists, without the indexes derived from them (which
+    /// [`Engine::restore`] rebuilds). Its tables that grow with the sale share their
+    /// chunks with this engine until one side writes to them ([`crate::chunked`]).
+    pub fn snapshot_copy(&self) -> SnapshotCopy {
+        SnapshotCopy {
+            state: self.state.clone(),
+            wait: self.wait.clone(),
         }
-        let mut buf = vec![SNAPSHOT_VERSION];
-        encode_into(&(&self.state, &self.wait), &mut buf);
-        buf
     }
 
     /// Rebuilds an engine from [`Engine::snapshot`] bytes (either version).
@@ -85,6 +89,31 @@ impl Engine {
             derived,
         })
     }
+}
+
+/// What a snapshot holds, copied out of an engine by [`Engine::snapshot_copy`].
+pub struct SnapshotCopy {
+    state: State,
+    wait: Waitlists,
+}
+
+impl SnapshotCopy {
+    /// The bytes [`Engine::snapshot`] gives for the engine it was copied from.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_snapshot(&self.state, &self.wait)
+    }
+}
+
+/// [`Engine::snapshot`] of these parts.
+fn encode_snapshot(state: &State, wait: &Waitlists) -> Vec<u8> {
+    if *wait == Waitlists::default() {
+        let mut buf = vec![SNAPSHOT_VERSION_1];
+        encode_into(state, &mut buf);
+        return buf;
+    }
+    let mut buf = vec![SNAPSHOT_VERSION];
+    encode_into(&(state, wait), &mut buf);
+    buf
 }
 
 impl Decision {

@@ -43,7 +43,7 @@ mod tally;
 pub mod view;
 mod waitlist;
 
-pub use codec::CodecError;
+pub use codec::{CodecError, SnapshotCopy};
 pub use command::{
     fingerprint, Actor, BestAvailable, BookingQuery, Command, EventOptions, Idempotency,
     ItemRequest, Layout, NewEntry, NewEvent, NewHold, NewRow, NewSection,

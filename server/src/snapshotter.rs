@@ -57,7 +57,7 @@ enum Job {
     /// Encode and write this copy of the engine, the state at `seq`, copied in `copy_ms`.
     Write {
         seq: u64,
-        engine: Box<Engine>,
+        engine: Box<engine::SnapshotCopy>,
         copy_ms: u64,
     },
     /// Delete files the log no longer needs.
@@ -112,7 +112,7 @@ impl Observer for SnapshotObserver {
         // writer thread, at the lowest priority, encodes it with what the buyers' threads
         // leave of the cores.
         let started = Instant::now();
-        let engine = Box::new(engine.clone());
+        let engine = Box::new(engine.snapshot_copy());
         let copy_ms = started.elapsed().as_millis() as u64;
         if self
             .jobs
@@ -157,7 +157,7 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
                         copy_ms,
                     } => {
                         let started = Instant::now();
-                        let bytes = engine.snapshot();
+                        let bytes = engine.encode();
                         drop(engine);
                         let encode_ms = started.elapsed().as_millis() as u64;
                         let started = Instant::now();

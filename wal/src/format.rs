@@ -57,6 +57,10 @@ pub const SNAPSHOT_HEADER_LEN: usize = SNAP_CRC_OFF + 4;
 
 /// Largest record payload (a decision is far smaller; this bounds a corrupt length).
 pub const RECORD_LEN_MAX: usize = 16 * 1024 * 1024;
+/// A snapshot file is written and fdatasynced this many payload bytes at a time (1 MiB),
+/// so that the log's own fdatasync, queued behind it on the device, waits for one piece at
+/// most (docs/benchmarks.md, "Snapshot copies and writes").
+pub const SNAPSHOT_WRITE_PIECE: usize = 1024 * 1024;
 
 const _: () = assert!(SEGMENT_HEADER_LEN == 28);
 const _: () = assert!(RECORD_HEADER_LEN == 16);

@@ -48,6 +48,7 @@ mod tail;
 pub use error::{Error, ReplayError};
 pub use format::{
     FORMAT_VERSION, RECORD_HEADER_LEN, RECORD_LEN_MAX, SEGMENT_HEADER_LEN, SNAPSHOT_HEADER_LEN,
+    SNAPSHOT_WRITE_PIECE,
 };
 pub use inspect::{inspect, presence, verify, Item, Presence, VerifyReport};
 pub use log::{

@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::error::{is_full, Error, ReplayError};
-use crate::format::{self, Frame, SEGMENT_HEADER_LEN};
+use crate::format::{self, Frame, SEGMENT_HEADER_LEN, SNAPSHOT_WRITE_PIECE};
 use crate::scan::{scan_segment, TornTail};
 use crate::storage::{FileStorage, Storage};
 
@@ -956,13 +956,27 @@ pub fn write_snapshot_file<S: Storage>(
         .and_then(|()| {
             storage
                 .append(&tmp, &header)
-                .and_then(|()| storage.append(&tmp, bytes))
                 .map_err(io_error(&dir, &tmp, "write"))
         })
         .and_then(|()| {
-            storage
-                .sync(&tmp)
-                .map_err(io_error(&dir, &tmp, "fdatasync"))
+            // In pieces, each made durable before the next is written: a device's cache
+            // flush waits for every write queued before it, so one write of the whole
+            // snapshot (tens of MiB) made each fdatasync of the log behind it wait for all
+            // of it. Now the log's flush waits for one piece at most.
+            for piece in bytes.chunks(SNAPSHOT_WRITE_PIECE) {
+                storage
+                    .append(&tmp, piece)
+                    .map_err(io_error(&dir, &tmp, "write"))?;
+                storage
+                    .sync(&tmp)
+                    .map_err(io_error(&dir, &tmp, "fdatasync"))?;
+            }
+            if bytes.is_empty() {
+                storage
+                    .sync(&tmp)
+                    .map_err(io_error(&dir, &tmp, "fdatasync"))?;
+            }
+            Ok(())
         });
     if let Err(error) = written {
         // A half-written temporary file would only hold space (on a full disk, the
