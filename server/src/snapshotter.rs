@@ -108,9 +108,10 @@ impl Observer for SnapshotObserver {
             holds_live = engine.stats().holds_live,
             "snapshot started"
         );
-        // A copy, not the encoding: the copy is a fraction of the encode's CPU, and the
-        // writer thread, at the lowest priority, encodes it with what the buyers' threads
-        // leave of the cores.
+        // A copy, not the encoding: the copy shares the growing tables' chunks with this
+        // engine (copy on write, engine/src/chunked.rs), so it costs well under a
+        // millisecond, and the writer thread, at the lowest priority, encodes it with what
+        // the buyers' threads leave of the cores.
         let started = Instant::now();
         let engine = Box::new(engine.snapshot_copy());
         let copy_ms = started.elapsed().as_millis() as u64;
