@@ -209,7 +209,65 @@ fn print_report(report: &Report) {
             println!("live holds placed before the run: {}", report.live_holds);
         }
         print!("{}", server.text());
+        if let Some(b) = &report.boxoffice {
+            print!("{}", snapshot_attribution(b, &server.snapshot_phases));
+        }
     }
+}
+
+/// After a snapshot, how long its effects are looked for (the queue it left draining).
+const AFTER_SNAPSHOT_MS: u64 = 1000;
+
+/// Where the slowest answers of run `b` fell against the snapshots' phases: each snapshot's
+/// phases in seconds from the end of the warm-up, then the answers at or over the run's p99
+/// per phase.
+fn snapshot_attribution(b: &RunReport, phases: &[watch::SnapshotPhases]) -> String {
+    let Some(kind) = b.kinds.first() else {
+        return String::new();
+    };
+    if phases.is_empty() || b.timeline_latency.is_empty() {
+        return String::new();
+    }
+    let rel = |t: u64| (t as f64 - b.measure_start_unix_ms as f64) / 1000.0;
+    let mut out = String::from("  snapshots (s from the end of the warm-up):");
+    for p in phases {
+        out.push_str(&format!(
+            " [started {:.2}, write {:.2}-{:.2}, encode {} ms]",
+            rel(p.started_unix_ms),
+            rel(p.write_from_unix_ms),
+            rel(p.written_unix_ms),
+            p.encode_ms
+        ));
+    }
+    out.push('\n');
+    let phase_of = |t: u64| {
+        phases
+            .iter()
+            .find_map(|p| p.phase_at(t))
+            .or_else(|| {
+                phases
+                    .iter()
+                    .any(|p| t > p.written_unix_ms && t <= p.written_unix_ms + AFTER_SNAPSHOT_MS)
+                    .then_some("the 1 s after a write")
+            })
+            .unwrap_or("no snapshot")
+    };
+    let by_phase = b.answers_by_phase(kind.p99_ms, phase_of);
+    let list: Vec<String> = by_phase
+        .iter()
+        .map(|(label, buckets, answers, slow)| {
+            format!(
+                "{label}: {slow} of {answers} in {:.2} s",
+                *buckets as f64 * b.bucket_s
+            )
+        })
+        .collect();
+    out.push_str(&format!(
+        "  answers at or over the p99 ({:.1} ms), by what the snapshot was doing: {}\n",
+        kind.p99_ms,
+        list.join("; ")
+    ));
+    out
 }
 
 async fn run_ceiling(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Result<RunReport> {

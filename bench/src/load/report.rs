@@ -81,6 +81,16 @@ pub struct RunReport {
     pub timeline_per_s: Vec<f64>,
     /// The bucket width.
     pub bucket_s: f64,
+    /// p99 latency of the answers completed in each bucket, ms (coarse: the upper edge of a
+    /// bin a fourth of a doubling wide; see `recorder::LATENCY_BINS`).
+    pub timeline_p99_ms: Vec<f64>,
+    /// The slowest answer completed in each bucket, ms.
+    pub timeline_max_ms: Vec<f64>,
+    /// Where the first bucket starts: the wall clock, ms since the Unix epoch.
+    pub measure_start_unix_ms: u64,
+    /// Each bucket's coarse histogram (not in the JSON: its p99 and max are).
+    #[serde(skip)]
+    pub timeline_latency: Vec<super::recorder::BucketLatency>,
     /// The verification (none for the ceiling).
     pub verification: Option<Verdict>,
     /// The server's CPU per answer (the ceiling's threads, or the spawned or `--server-pid`
@@ -89,6 +99,9 @@ pub struct RunReport {
     /// The machine's 1-minute load average as the run started.
     pub load_average: Option<f64>,
 }
+
+/// Buckets named in the text report's "slowest" line.
+const SLOWEST_BUCKETS_SHOWN: usize = 5;
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
@@ -170,6 +183,25 @@ impl RunReport {
                 .map(|(n, _)| *n as f64 * per_s)
                 .collect(),
             bucket_s: BUCKET.as_secs_f64(),
+            timeline_p99_ms: rec
+                .timeline_latency
+                .iter()
+                .take(full.max(1))
+                .map(|b| b.quantile_us(0.99) / 1000.0)
+                .collect(),
+            timeline_max_ms: rec
+                .timeline_latency
+                .iter()
+                .take(full.max(1))
+                .map(|b| ms(b.max_us))
+                .collect(),
+            measure_start_unix_ms: out.measure_start_unix_ms,
+            timeline_latency: rec
+                .timeline_latency
+                .iter()
+                .take(full.max(1))
+                .cloned()
+                .collect(),
             verification: verdict,
             cpu: None,
             load_average: None,
@@ -256,10 +288,80 @@ impl RunReport {
                 let _ = writeln!(s, "    - {f}");
             }
         }
+        if let Some(line) = self.slowest_buckets_text(SLOWEST_BUCKETS_SHOWN) {
+            s.push_str(&line);
+        }
         if let Some(cpu) = &self.cpu {
             s.push_str(&cpu.text());
         }
         s
+    }
+
+    /// The `n` buckets with the highest p99, slowest first, as `(start s, p99 ms, max ms)`.
+    pub fn slowest_buckets(&self, n: usize) -> Vec<(f64, f64, f64)> {
+        let mut all: Vec<(f64, f64, f64)> = self
+            .timeline_p99_ms
+            .iter()
+            .zip(&self.timeline_max_ms)
+            .enumerate()
+            .map(|(i, (p99, max))| (i as f64 * self.bucket_s, *p99, *max))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.total_cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+
+    /// Where the slow answers were: for each label that `phase_of` gives a bucket (by the
+    /// wall clock at its middle, ms since the Unix epoch), `(label, buckets, answers,
+    /// answers at or over `slow_ms`)`, in the order the labels first occur. An answer
+    /// counts as slow when its whole bin is at or over `slow_ms`.
+    pub fn answers_by_phase(
+        &self,
+        slow_ms: f64,
+        phase_of: impl Fn(u64) -> &'static str,
+    ) -> Vec<(&'static str, u64, u64, u64)> {
+        let mut out: Vec<(&'static str, u64, u64, u64)> = Vec::new();
+        let bucket_ms = self.bucket_s * 1000.0;
+        for (i, b) in self.timeline_latency.iter().enumerate() {
+            let middle = self.measure_start_unix_ms + ((i as f64 + 0.5) * bucket_ms) as u64;
+            let label = phase_of(middle);
+            let answers: u64 = b.bins.iter().map(|&n| u64::from(n)).sum();
+            let slow: u64 = b
+                .bins
+                .iter()
+                .enumerate()
+                .filter(|(bin, _)| {
+                    *bin > 0 && super::recorder::latency_bin_edge_us(bin - 1) >= slow_ms * 1000.0
+                })
+                .map(|(_, &n)| u64::from(n))
+                .sum();
+            match out.iter_mut().find(|e| e.0 == label) {
+                Some(e) => {
+                    e.1 += 1;
+                    e.2 += answers;
+                    e.3 += slow;
+                }
+                None => out.push((label, 1, answers, slow)),
+            }
+        }
+        out
+    }
+
+    fn slowest_buckets_text(&self, n: usize) -> Option<String> {
+        let slowest = self.slowest_buckets(n);
+        if self.timeline_p99_ms.len() < 2 || slowest.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = slowest
+            .iter()
+            .map(|(t, p99, max)| format!("{t:.2} s: p99 {p99:.1} / max {max:.1} ms"))
+            .collect();
+        Some(format!(
+            "  slowest {} s buckets (from the end of the warm-up, unix ms {}): {}\n",
+            self.bucket_s,
+            self.measure_start_unix_ms,
+            list.join("; ")
+        ))
     }
 }
 
@@ -356,6 +458,42 @@ mod tests {
         assert!(close(r.max_ms, 1000.0), "{}", r.max_ms);
         assert_eq!(rec.warmup_requests, 1);
         assert_eq!(rec.timeline.len(), 5);
+    }
+
+    #[test]
+    fn the_slowest_buckets_are_named_with_their_start_and_p99() {
+        let t0 = Instant::now();
+        let mut rec = Recorder::new(t0);
+        // Four buckets of 100 answers; bucket 2 has its slowest 5 % at 30 ms.
+        for bucket in 0..4u32 {
+            let done = t0 + BUCKET * bucket + Duration::from_millis(1);
+            for i in 0..100 {
+                let ms = if bucket == 2 && i < 5 {
+                    30
+                } else {
+                    1 + u64::from(bucket)
+                };
+                rec.answer(Kind::Hold, true, 201, None, Duration::from_millis(ms), done);
+            }
+        }
+        let out = crate::load::runner::RunOutput {
+            recorder: rec,
+            ledger: Default::default(),
+            elapsed: BUCKET * 4,
+            unsent: 0,
+            connects: 1,
+            measure_start_unix_ms: 1_700_000_000_000,
+        };
+        let report = RunReport::new("boxoffice", &out, None);
+        assert_eq!(report.timeline_p99_ms.len(), 4);
+        let slowest = report.slowest_buckets(2);
+        assert_eq!(slowest.len(), 2);
+        assert_eq!(slowest[0].0, 2.0 * BUCKET.as_secs_f64());
+        assert!((25.0..=30.0).contains(&slowest[0].1), "{:?}", slowest);
+        assert_eq!(slowest[0].2, 30.0);
+        // Then bucket 3 (4 ms answers), before buckets 1 and 0.
+        assert_eq!(slowest[1].0, 3.0 * BUCKET.as_secs_f64());
+        assert!(report.text().contains("unix ms 1700000000000"));
     }
 
     #[test]

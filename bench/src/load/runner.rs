@@ -53,6 +53,9 @@ pub struct RunOutput {
     pub unsent: u64,
     /// Connections opened, reconnects included.
     pub connects: u64,
+    /// The wall clock at the end of the warm-up, ms since the Unix epoch: where the
+    /// timeline's first bucket starts, to line it up with the server's log.
+    pub measure_start_unix_ms: u64,
 }
 
 struct Shared {
@@ -74,6 +77,10 @@ pub async fn run(target: Arc<Target>, spec: &Spec, config: &RunConfig) -> RunOut
         config.warmup
     };
     let measure_start = start + warmup;
+    let measure_start_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        + warmup.as_millis() as u64;
     let shared = Arc::new(Shared {
         start,
         measure_start,
@@ -111,6 +118,7 @@ pub async fn run(target: Arc<Target>, spec: &Spec, config: &RunConfig) -> RunOut
         elapsed: Duration::ZERO,
         unsent: 0,
         connects: 0,
+        measure_start_unix_ms,
     };
     for task in tasks {
         let worker = task.await.expect("a load task panicked");

@@ -3,6 +3,7 @@
 //! it afterwards by its PID (SIGTERM, then SIGKILL after a grace period). Only the process
 //! this started is ever signalled.
 
+use super::watch::SnapshotLines;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -31,8 +32,8 @@ pub struct Spawned {
     pub jwt_secret: String,
     dir: PathBuf,
     log: Arc<Mutex<VecDeque<String>>>,
-    /// Every `snapshot written` line the server logged, in order.
-    snapshots: Arc<Mutex<Vec<String>>>,
+    /// Every `snapshot started` and `snapshot written` line the server logged, in order.
+    snapshots: SnapshotLines,
 }
 
 fn token() -> String {
@@ -87,8 +88,14 @@ impl Spawned {
                 if let Some(addr) = listening_addr(&line) {
                     let _ = addr_tx.send(addr);
                 }
-                if line.contains("snapshot written") {
-                    snapshot_lines.lock().expect("log lock").push(line.clone());
+                if line.contains("snapshot written") || line.contains("snapshot started") {
+                    // The time the line was read stands for the time it was logged: the
+                    // server writes each line to the pipe as it logs it.
+                    let at = super::watch::unix_ms_now();
+                    snapshot_lines
+                        .lock()
+                        .expect("log lock")
+                        .push((at, line.clone()));
                 }
                 let mut kept = kept.lock().expect("log lock");
                 if kept.len() == LOG_LINES_KEPT {
@@ -145,8 +152,9 @@ impl Spawned {
         self.child.id()
     }
 
-    /// The `snapshot written` lines logged so far.
-    pub fn snapshot_lines(&self) -> Arc<Mutex<Vec<String>>> {
+    /// The `snapshot started` and `snapshot written` lines logged so far, each with the
+    /// wall clock (ms since the Unix epoch) it was read at.
+    pub fn snapshot_lines(&self) -> SnapshotLines {
         self.snapshots.clone()
     }
 

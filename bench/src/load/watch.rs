@@ -39,6 +39,79 @@ pub struct ServerSide {
     /// The longest snapshot as a server that takes them on the shard thread logs it
     /// (`elapsed_ms`: encode and write together, the shard stalled meanwhile).
     pub snapshot_on_shard_ms_max: Option<u64>,
+    /// When each snapshot written during the run was started, encoded and written.
+    pub snapshot_phases: Vec<SnapshotPhases>,
+}
+
+/// Log lines about snapshots, each with the wall clock it was read at (ms since the Unix
+/// epoch), shared between the thread that reads the server's log and the watcher.
+pub type SnapshotLines = Arc<Mutex<Vec<(u64, String)>>>;
+
+/// The wall clock, ms since the Unix epoch.
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One snapshot's phases on the wall clock (ms since the Unix epoch), from its two log lines:
+/// the follower copies its engine at `started`, the writer encodes the copy, then writes the
+/// file, and logs `written` when the file is durable.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct SnapshotPhases {
+    /// The `snapshot started` line (the copy is taken right after it).
+    pub started_unix_ms: u64,
+    /// Where the write began: `written` less the logged `write_ms`.
+    pub write_from_unix_ms: u64,
+    /// The `snapshot written` line.
+    pub written_unix_ms: u64,
+    /// As logged.
+    pub encode_ms: u64,
+}
+
+impl SnapshotPhases {
+    /// What the snapshot was doing at wall clock `t` (ms since the Unix epoch), if anything:
+    /// `copy+encode` from its start to the write, then `write`.
+    pub fn phase_at(&self, t: u64) -> Option<&'static str> {
+        if t < self.started_unix_ms || t > self.written_unix_ms {
+            None
+        } else if t < self.write_from_unix_ms {
+            Some("copy+encode")
+        } else {
+            Some("write")
+        }
+    }
+}
+
+/// The phases of the snapshots whose `written` line is among `lines`, each paired with the
+/// last `started` line of its shard and seq before it.
+pub fn snapshot_phases(lines: &[(u64, String)]) -> Vec<SnapshotPhases> {
+    let mut out = Vec::new();
+    for (i, (at, line)) in lines.iter().enumerate() {
+        if !line.contains("snapshot written") {
+            continue;
+        }
+        let (shard, seq) = (field(line, "shard"), field(line, "seq"));
+        let started = lines[..i]
+            .iter()
+            .rev()
+            .find(|(_, l)| {
+                l.contains("snapshot started")
+                    && field(l, "shard") == shard
+                    && field(l, "seq") == seq
+            })
+            .map(|(t, _)| *t);
+        let write_ms = field(line, "write_ms").unwrap_or(0);
+        let encode_ms = field(line, "encode_ms").unwrap_or(0);
+        let write_from = at.saturating_sub(write_ms);
+        out.push(SnapshotPhases {
+            started_unix_ms: started.unwrap_or(write_from.saturating_sub(encode_ms)),
+            write_from_unix_ms: write_from,
+            written_unix_ms: *at,
+            encode_ms,
+        });
+    }
+    out
 }
 
 impl ServerSide {
@@ -141,7 +214,7 @@ async fn scrape(target: &Arc<Target>) -> Option<String> {
 pub struct Watcher {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<ServerSide>,
-    snapshots: Option<(Arc<Mutex<Vec<String>>>, usize)>,
+    snapshots: Option<(SnapshotLines, usize)>,
 }
 
 /// Starts watching: resets the loop-gap gauge with a first scrape, then scrapes until
@@ -150,7 +223,7 @@ pub async fn start(
     target: Arc<Target>,
     pid: Option<u32>,
     rss_baseline_kib: Option<u64>,
-    snapshots: Option<Arc<Mutex<Vec<String>>>>,
+    snapshots: Option<SnapshotLines>,
 ) -> Watcher {
     let first = scrape(&target).await.unwrap_or_default();
     let mut side = ServerSide {
@@ -215,7 +288,13 @@ impl Watcher {
         let mut side = self.task.await.unwrap_or_default();
         if let Some((lines, seen)) = self.snapshots {
             let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
-            let run = lines.get(seen..).unwrap_or_default();
+            let all = lines.get(seen..).unwrap_or_default();
+            side.snapshot_phases = snapshot_phases(all);
+            let run: Vec<&str> = all
+                .iter()
+                .map(|(_, l)| l.as_str())
+                .filter(|l| l.contains("snapshot written"))
+                .collect();
             side.snapshots = Some(run.len());
             side.snapshot_bytes_max = run.iter().filter_map(|l| field(l, " bytes")).max();
             side.snapshot_encode_ms_max = run.iter().filter_map(|l| field(l, "encode_ms")).max();
