@@ -56,7 +56,7 @@ impl Engine {
     /// A shard that never used a waiting list or an offer TTL writes format version 1
     /// (the state alone); otherwise version 2 (the state, then the waiting lists).
     pub fn snapshot(&self) -> Vec<u8> {
-        encode_snapshot(&self.state, &self.wait)
+        encode_snapshot(&self.state, &self.wait, 0)
     }
 
     /// A copy of what [`Engine::snapshot`] encodes, to encode on another thread: the
@@ -100,18 +100,26 @@ pub struct SnapshotCopy {
 impl SnapshotCopy {
     /// The bytes [`Engine::snapshot`] gives for the engine it was copied from.
     pub fn encode(&self) -> Vec<u8> {
-        encode_snapshot(&self.state, &self.wait)
+        self.encode_with_capacity(0)
+    }
+
+    /// [`SnapshotCopy::encode`] into a buffer allocated for `capacity` bytes at once (the
+    /// size of the previous snapshot, say), so that it does not grow by doubling, copying
+    /// itself and faulting in fresh pages at every step.
+    pub fn encode_with_capacity(&self, capacity: usize) -> Vec<u8> {
+        encode_snapshot(&self.state, &self.wait, capacity)
     }
 }
 
-/// [`Engine::snapshot`] of these parts.
-fn encode_snapshot(state: &State, wait: &Waitlists) -> Vec<u8> {
+/// [`Engine::snapshot`] of these parts, into a buffer of `capacity` bytes to begin with.
+fn encode_snapshot(state: &State, wait: &Waitlists, capacity: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(capacity.max(1));
     if *wait == Waitlists::default() {
-        let mut buf = vec![SNAPSHOT_VERSION_1];
+        buf.push(SNAPSHOT_VERSION_1);
         encode_into(state, &mut buf);
         return buf;
     }
-    let mut buf = vec![SNAPSHOT_VERSION];
+    buf.push(SNAPSHOT_VERSION);
     encode_into(&(state, wait), &mut buf);
     buf
 }

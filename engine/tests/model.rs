@@ -385,6 +385,10 @@ proptest! {
         prop_assert_eq!(replayed.snapshot(), engine.snapshot());
         let restored = Engine::restore(&engine.snapshot()).unwrap();
         prop_assert_eq!(restored.snapshot(), engine.snapshot());
+        // The snapshot writer's copy encodes to the same bytes, whatever its buffer's start.
+        let copy = engine.snapshot_copy();
+        prop_assert_eq!(copy.encode(), engine.snapshot());
+        prop_assert_eq!(copy.encode_with_capacity(3), engine.snapshot());
     }
 }
 
@@ -707,5 +711,7 @@ proptest! {
         let restored = Engine::restore(&engine.snapshot()).unwrap();
         restored.check_invariants();
         prop_assert_eq!(restored.snapshot(), engine.snapshot());
+        let copy = engine.snapshot_copy();
+        prop_assert_eq!(copy.encode_with_capacity(1 << 16), engine.snapshot());
     }
 }

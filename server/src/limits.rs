@@ -42,6 +42,18 @@ pub const SNAPSHOT_EVERY_DECISIONS: u64 = 1_000_000;
 /// yields the cores to the HTTP workers and the shard threads.
 pub const SNAPSHOT_THREAD_NICE: i32 = 19;
 
+/// The snapshot writer's duty cycle on the disk: after each piece of its I/O (a piece of a
+/// snapshot file written and fdatasynced, or a step of an obsolete file cut away) it rests
+/// this many times as long as the piece took, so the shard's log fdatasyncs find the
+/// device free most of the time. A snapshot takes (1 + this) times as long to write.
+pub const SNAPSHOT_IO_REST_FACTOR: u32 = 1;
+
+/// An obsolete log file (an old segment or snapshot) is cut from its end by this many
+/// bytes at a time, each cut made durable, before it is unlinked: freeing a file's blocks
+/// (and, on a file system mounted with `discard`, trimming them) in one go kept the device
+/// busy for tens of milliseconds while the log's fdatasyncs waited.
+pub const OBSOLETE_FILE_CUT_STEP: u64 = 4 * 1024 * 1024;
+
 /// The CPU priority (nice value) of each shard's follower thread by default, which applies
 /// every durable batch a second time for the live stream and clones its engine for each
 /// snapshot. `BOXOFFICE_FOLLOWER_NICE` (0 to [`FOLLOWER_NICE_MAX`]) sets another. A

@@ -32,7 +32,9 @@ use engine::{Decision, Engine};
 use parking_lot::Mutex;
 
 use crate::follower::Observer;
-use crate::limits::{SNAPSHOT_EVERY_DECISIONS, SNAPSHOT_THREAD_NICE};
+use crate::limits::{
+    OBSOLETE_FILE_CUT_STEP, SNAPSHOT_EVERY_DECISIONS, SNAPSHOT_IO_REST_FACTOR, SNAPSHOT_THREAD_NICE,
+};
 
 /// The environment variable that overrides [`SNAPSHOT_EVERY_DECISIONS`] (read once, at the
 /// first use): tests and benchmarks take snapshots at a lower cadence with it.
@@ -149,6 +151,8 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
         .name(format!("snapshot-{shard}"))
         .spawn(move || {
             lowest_priority(shard);
+            // The previous snapshot's size: the next one's buffer is allocated at once.
+            let mut last_len = 0usize;
             for job in jobs_rx.iter() {
                 let _guard = thread_lock.lock();
                 match job {
@@ -158,11 +162,12 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
                         copy_ms,
                     } => {
                         let started = Instant::now();
-                        let bytes = engine.encode();
+                        let bytes = engine.encode_with_capacity(last_len + last_len / 8);
+                        last_len = bytes.len();
                         drop(engine);
                         let encode_ms = started.elapsed().as_millis() as u64;
                         let started = Instant::now();
-                        match wal::write_snapshot_file(&mut storage, seq, &bytes) {
+                        match wal::write_snapshot_file_paced(&mut storage, seq, &bytes, rest) {
                             Ok(()) => {
                                 tracing::info!(
                                     shard,
@@ -185,7 +190,7 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
                         thread_busy.store(false, Ordering::Release);
                     }
                     Job::Remove(names) => {
-                        if let Err(error) = wal::remove_files(&mut storage, &names) {
+                        if let Err(error) = remove_gradually(&mut storage, &names) {
                             tracing::warn!(shard, %error, "cannot delete old log files");
                         } else {
                             tracing::debug!(shard, files = names.len(), "old log files deleted");
@@ -206,6 +211,48 @@ pub fn spawn(shard: u16, dir: PathBuf) -> std::io::Result<(SnapshotObserver, Sna
         dir_lock,
     };
     Ok((observer, link))
+}
+
+/// The writer's rest after a piece of disk work that took `took`
+/// ([`SNAPSHOT_IO_REST_FACTOR`]).
+fn rest(took: std::time::Duration) {
+    std::thread::sleep(took * SNAPSHOT_IO_REST_FACTOR);
+}
+
+/// Deletes the obsolete files `names` ([`wal::remove_files`]), each first renamed to a
+/// temporary name and cut from its end [`OBSOLETE_FILE_CUT_STEP`] at a time (each cut
+/// durable, then a [`rest`]), so that their blocks are freed a few MiB at a time.
+///
+/// Crash safety: the files are obsolete (a durable snapshot covers them); the rename to
+/// `*.tmp` comes first, and a log open deletes every `*.tmp`, so a crash part way leaves no
+/// cut file under a name the log reads. The cuts' fsyncs also make the rename durable (the
+/// file system journals them in order).
+fn remove_gradually(storage: &mut WriterStorage, names: &[String]) -> Result<(), wal::Error> {
+    let mut renamed = Vec::with_capacity(names.len());
+    for name in names {
+        let len = std::fs::metadata(wal::Storage::dir(storage).join(name)).map_or(0, |m| m.len());
+        if len <= OBSOLETE_FILE_CUT_STEP {
+            renamed.push(name.clone());
+            continue;
+        }
+        let tmp = format!("{name}.tmp");
+        // Straight to the files: the writer's rename hook is for snapshots being made.
+        if wal::Storage::rename(&mut storage.files, name, &tmp).is_err() {
+            renamed.push(name.clone());
+            continue;
+        }
+        let mut left = len;
+        while left > OBSOLETE_FILE_CUT_STEP {
+            left -= OBSOLETE_FILE_CUT_STEP;
+            let started = Instant::now();
+            if wal::Storage::truncate(&mut storage.files, &tmp, left).is_err() {
+                break;
+            }
+            rest(started.elapsed());
+        }
+        renamed.push(tmp);
+    }
+    wal::remove_files(storage, &renamed)
 }
 
 /// Puts the calling thread at the lowest CPU priority ([`SNAPSHOT_THREAD_NICE`]): encoding
@@ -409,5 +456,30 @@ mod tests {
             })
             .count();
         assert_eq!(snaps, 2, "two snapshots are kept");
+    }
+
+    #[test]
+    fn obsolete_files_are_cut_down_under_a_temporary_name_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = "seg-00000000000000000001.wal";
+        let small = "snap-00000000000000000002.snap";
+        let kept = "seg-00000000000000000900.wal";
+        let big_len = OBSOLETE_FILE_CUT_STEP * 2 + 12_345;
+        std::fs::write(dir.path().join(big), vec![7u8; big_len as usize]).unwrap();
+        std::fs::write(dir.path().join(small), b"small").unwrap();
+        std::fs::write(dir.path().join(kept), b"kept").unwrap();
+        let mut storage = WriterStorage {
+            shard: 0,
+            files: wal::FileStorage::new(dir.path()).unwrap(),
+        };
+        remove_gradually(&mut storage, &[big.to_string(), small.to_string()]).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![kept.to_string()], "only the file not named is left");
+        // A name that is already gone is not an error (a second pass after a crash).
+        remove_gradually(&mut storage, &[big.to_string()]).unwrap();
     }
 }

@@ -53,7 +53,7 @@ pub use format::{
 pub use inspect::{inspect, presence, verify, Item, Presence, VerifyReport};
 pub use log::{
     read_snapshot_file, remove_files, snapshot_file_name, snapshot_seqs, write_snapshot_file,
-    Options, Recovery, Snapshot, Wal,
+    write_snapshot_file_paced, Options, Recovery, Snapshot, Wal,
 };
 pub use scan::TornTail;
 pub use storage::{CrashStorage, FaultKind, FaultStorage, FileStorage, Storage, TearMode};
