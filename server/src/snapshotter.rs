@@ -478,7 +478,11 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, vec![kept.to_string()], "only the file not named is left");
+        assert_eq!(
+            left,
+            vec![kept.to_string()],
+            "only the file not named is left"
+        );
         // A name that is already gone is not an error (a second pass after a crash).
         remove_gradually(&mut storage, &[big.to_string()]).unwrap();
     }
