@@ -117,6 +117,9 @@ impl Auth {
         // `nbf` is checked when present (it is not required).
         validation.validate_nbf = true;
         validation.leeway = 0;
+        // The contract takes a token from any standard issuer that signs {sub, exp}; many
+        // add an `aud` claim, which names no audience boxoffice is configured with.
+        validation.validate_aud = false;
         Auth {
             admin_token: admin_token.to_string(),
             encoding: EncodingKey::from_secret(jwt_secret.as_bytes()),
@@ -211,6 +214,14 @@ impl Auth {
             kind => token_error_words(kind),
         })?;
         let claims = data.claims;
+        // RFC 7519: not accepted on or after `exp` (the library refuses only after it).
+        if claims
+            .get("exp")
+            .and_then(serde_json::Value::as_f64)
+            .is_some_and(|exp| exp <= now_secs() as f64)
+        {
+            return Err(token_error_words(&ErrorKind::ExpiredSignature));
+        }
         if let Some(iat) = claims.get("iat") {
             let iat = iat
                 .as_f64()
@@ -339,5 +350,33 @@ mod tests {
             auth.verify(&headers(&expired)).unwrap_err().code(),
             "unauthorized"
         );
+    }
+
+    fn signed(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_with_an_audience_is_taken_and_one_at_its_exp_second_is_not() {
+        let auth = Auth::new("admintoken", "secret");
+        let later = now_secs() + 600;
+        for aud in [
+            serde_json::json!("boxoffice"),
+            serde_json::json!(["a", "b"]),
+        ] {
+            let token = signed(serde_json::json!({"sub": "bob", "exp": later, "aud": aud}));
+            assert_eq!(
+                auth.verify(&headers(&token)).unwrap(),
+                Principal::User("bob".into())
+            );
+        }
+        let now = signed(serde_json::json!({"sub": "bob", "exp": now_secs()}));
+        let error = auth.verify(&headers(&now)).unwrap_err();
+        assert_eq!(error.code(), "unauthorized");
     }
 }
