@@ -113,29 +113,34 @@ fn schemathesis_finds_no_failure() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
     let url = format!("http://127.0.0.1:{}/openapi.json", proc.port);
     let auth = format!("Authorization: Bearer {user}");
-    let output = run_tool(
-        "schemathesis",
-        &[
-            "--config-file",
-            config,
-            "run",
-            &url,
-            "--checks",
-            "all",
-            "--phases",
-            "examples,coverage,fuzzing,stateful",
-            "--workers",
-            "2",
-            "--seed",
-            &seed,
-            "--max-examples",
-            &max_examples,
-            "--request-timeout",
-            "10",
-            "-H",
-            &auth,
-        ],
-    );
+    let args = [
+        "--config-file",
+        config,
+        "run",
+        &url,
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--workers",
+        "2",
+        "--seed",
+        &seed,
+        "--max-examples",
+        &max_examples,
+        "--request-timeout",
+        "10",
+        "-H",
+        &auth,
+    ];
+    let mut output = run_tool("schemathesis", &args);
+    // CPython 3.11 can raise this SystemError when two of the tool's threads parse source at
+    // once (seen once in CI, every generated case passing); schemathesis reports it as a
+    // runtime error of its own, not a failure of the API. Such a run is made again, once; any other outcome stands.
+    if !output.status.success() && is_tool_crash(&String::from_utf8_lossy(&output.stdout)) {
+        eprintln!("schemathesis crashed in CPython's ast module (not a failure of the API); running it again");
+        output = run_tool("schemathesis", &args);
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -162,4 +167,19 @@ fn schemathesis_finds_no_failure() {
         "not every operation was tested ({tested} expected)"
     );
     assert_eq!(proc.terminate(), Some(0));
+}
+
+/// Whether a failed schemathesis run failed only because the tool itself crashed with
+/// CPython's thread-unsafe `ast.parse` error, and found no failure of the API.
+fn is_tool_crash(stdout: &str) -> bool {
+    stdout.contains("SystemError: AST constructor recursion depth mismatch")
+        && !stdout.contains("FAILURES")
+}
+
+#[test]
+fn only_the_ast_crash_of_the_tool_counts_as_a_crash() {
+    let crash = "ERRORS\n    SystemError: AST constructor recursion depth mismatch (before=66, after=156)\n";
+    assert!(is_tool_crash(crash));
+    assert!(!is_tool_crash(&format!("{crash}=== FAILURES ===\n")));
+    assert!(!is_tool_crash("=== FAILURES ===\n- Server error\n"));
 }
