@@ -225,8 +225,8 @@ fn rest(took: std::time::Duration) {
 ///
 /// Crash safety: the files are obsolete (a durable snapshot covers them); the rename to
 /// `*.tmp` comes first, and a log open deletes every `*.tmp`, so a crash part way leaves no
-/// cut file under a name the log reads. The cuts' fsyncs also make the rename durable (the
-/// file system journals them in order).
+/// cut file under a name the log reads (the rename is made durable, a directory fsync,
+/// before the first cut).
 fn remove_gradually(storage: &mut WriterStorage, names: &[String]) -> Result<(), wal::Error> {
     let mut renamed = Vec::with_capacity(names.len());
     for name in names {
@@ -239,6 +239,12 @@ fn remove_gradually(storage: &mut WriterStorage, names: &[String]) -> Result<(),
         // Straight to the files: the writer's rename hook is for snapshots being made.
         if wal::Storage::rename(&mut storage.files, name, &tmp).is_err() {
             renamed.push(name.clone());
+            continue;
+        }
+        // The rename durable before the first cut, on any file system: a crash never leaves
+        // a cut file under its old name.
+        if wal::Storage::sync_dir(&mut storage.files).is_err() {
+            renamed.push(tmp);
             continue;
         }
         let mut left = len;
