@@ -33,8 +33,11 @@ pub async fn purchase(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PurchaseBody>,
 ) -> Result<Response, ApiError> {
-    let route = format!("POST /v1/events/{event_id}/bookings");
-    let idem = idempotency(&headers, &route, &body)?;
+    let idem = idempotency(
+        &headers,
+        format_args!("POST /v1/events/{event_id}/bookings"),
+        &body,
+    )?;
     let shard = state.shard_of_event(&event_id);
     let (hold, take) = purchase_take(body);
     let command = take_command(&principal, event_id, hold, take, idem)?;
@@ -63,8 +66,7 @@ pub async fn cancel(
     headers: HeaderMap,
 ) -> Result<Json<BookingJson>, ApiError> {
     let (id, shard) = route_booking(&state, &booking_id)?;
-    let route = format!("POST /v1/bookings/{id}/cancel");
-    let idempotency = idempotency(&headers, &route, &())?;
+    let idempotency = idempotency(&headers, format_args!("POST /v1/bookings/{id}/cancel"), &())?;
     let command = Command::CancelBooking {
         actor: principal.actor(),
         booking_id: id,

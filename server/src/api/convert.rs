@@ -50,7 +50,8 @@ pub use engine::{is_valid_id, is_valid_user_id};
 
 /// The `Idempotency-Key` header, if any, with the request's fingerprint: a hash of the
 /// route and the canonical JSON of the body, so the same key with another request is
-/// recognised as reuse. The body is serialized only when the header is there.
+/// recognised as reuse. The route is formatted and the body serialized only when the
+/// header is there.
 ///
 /// A key's scope is the caller (the engine keeps each user's keys and the admin's apart)
 /// and the object the route names: the event of `/v1/events/{event_id}/...`, the hold of
@@ -60,12 +61,15 @@ pub use engine::{is_valid_id, is_valid_user_id};
 /// creation (`POST /v1/events`) is scoped to the created event by [`new_event`].
 pub fn idempotency(
     headers: &HeaderMap,
-    route: &str,
+    route: std::fmt::Arguments<'_>,
     body: &impl serde::Serialize,
 ) -> Result<Option<Idempotency>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
+    // Formatted only for a request that carries a key: most holds carry none.
+    let route = route.to_string();
+    let route = route.as_str();
     let key = value
         .to_str()
         .ok()
@@ -568,10 +572,10 @@ mod tests {
         assert_eq!(idempotency_scope("POST /v1/events"), None);
         let mut headers = HeaderMap::new();
         headers.insert("idempotency-key", "k1".parse().unwrap());
-        let one = idempotency(&headers, "POST /v1/events/e1/holds", &())
+        let one = idempotency(&headers, format_args!("POST /v1/events/e1/holds"), &())
             .unwrap()
             .unwrap();
-        let two = idempotency(&headers, "POST /v1/events/e2/holds", &())
+        let two = idempotency(&headers, format_args!("POST /v1/events/e2/holds"), &())
             .unwrap()
             .unwrap();
         assert_ne!(one.key, two.key);

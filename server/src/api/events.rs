@@ -24,7 +24,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateEventBody>,
 ) -> Result<Response, ApiError> {
     principal.require_admin()?;
-    let idem = idempotency(&headers, "POST /v1/events", &body)?;
+    let idem = idempotency(&headers, format_args!("POST /v1/events"), &body)?;
     let id = match &body.id {
         Some(id) => id.clone(),
         None => new_event_id(idem.as_ref()),

@@ -30,8 +30,11 @@ pub async fn place(
     headers: HeaderMap,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> Result<Response, ApiError> {
-    let route = format!("POST /v1/events/{event_id}/holds");
-    let idem = idempotency(&headers, &route, &body)?;
+    let idem = idempotency(
+        &headers,
+        format_args!("POST /v1/events/{event_id}/holds"),
+        &body,
+    )?;
     let shard = state.shard_of_event(&event_id);
     let command = take_command(&principal, event_id, body, Take::Hold, idem)?;
     Ok(created(hold_json(state.submit(shard, command).await?)))
@@ -60,8 +63,7 @@ pub async fn confirm(
     ApiJson(body): ApiJson<ConfirmBody>,
 ) -> Result<Response, ApiError> {
     let (id, shard) = route_hold(&state, &hold_id)?;
-    let route = format!("POST /v1/holds/{id}/confirm");
-    let idempotency = idempotency(&headers, &route, &body)?;
+    let idempotency = idempotency(&headers, format_args!("POST /v1/holds/{id}/confirm"), &body)?;
     let command = Command::ConfirmHold {
         actor: principal.actor(),
         hold_id: id,
@@ -79,8 +81,7 @@ pub async fn release(
     headers: HeaderMap,
 ) -> Result<Json<HoldJson>, ApiError> {
     let (id, shard) = route_hold(&state, &hold_id)?;
-    let route = format!("DELETE /v1/holds/{id}");
-    let idempotency = idempotency(&headers, &route, &())?;
+    let idempotency = idempotency(&headers, format_args!("DELETE /v1/holds/{id}"), &())?;
     let command = Command::ReleaseHold {
         actor: principal.actor(),
         hold_id: id,
@@ -99,8 +100,7 @@ pub async fn extend(
     ApiJson(body): ApiJson<ExtendBody>,
 ) -> Result<Json<HoldJson>, ApiError> {
     let (id, shard) = route_hold(&state, &hold_id)?;
-    let route = format!("POST /v1/holds/{id}/extend");
-    let idempotency = idempotency(&headers, &route, &body)?;
+    let idempotency = idempotency(&headers, format_args!("POST /v1/holds/{id}/extend"), &body)?;
     let command = Command::ExtendHold {
         actor: principal.actor(),
         hold_id: id,

@@ -34,8 +34,11 @@ pub async fn join(
     headers: HeaderMap,
     ApiJson(body): ApiJson<JoinBody>,
 ) -> Result<Response, ApiError> {
-    let route = format!("POST /v1/events/{event_id}/waitlist");
-    let idem = idempotency(&headers, &route, &body)?;
+    let idem = idempotency(
+        &headers,
+        format_args!("POST /v1/events/{event_id}/waitlist"),
+        &body,
+    )?;
     let user_id = match (&principal, body.user_id) {
         (Principal::Admin, None) => {
             return Err(ApiError::invalid(
@@ -81,8 +84,7 @@ pub async fn leave(
     headers: HeaderMap,
 ) -> Result<Json<EntryJson>, ApiError> {
     let (id, shard) = route_entry(&state, &entry_id)?;
-    let route = format!("DELETE /v1/waitlist/{id}");
-    let idempotency = idempotency(&headers, &route, &())?;
+    let idempotency = idempotency(&headers, format_args!("DELETE /v1/waitlist/{id}"), &())?;
     let command = Command::LeaveWaitlist {
         actor: principal.actor(),
         entry_id: id,
