@@ -491,6 +491,8 @@ impl Shard {
         let mut batch: Vec<Request> = Vec::with_capacity(SHARD_BATCH_MAX);
         let mut stopping = false;
         let mut idle_pass = false;
+        // The gauges show the recovered state from the start, not 0 until the first batch.
+        self.record_stats();
         loop {
             if self.core.release(&mut self.released) > 0 {
                 self.answer();
@@ -527,8 +529,9 @@ impl Shard {
             if ready.is_none() {
                 // Idle for a tick: take in a snapshot the writer finished meanwhile, so that
                 // the follower's next one can start (and the log's old segments go) without
-                // waiting for the next buyer.
+                // waiting for the next buyer. The gauges follow what the last batches did.
                 self.core.maintain();
+                self.record_stats();
             }
             if ready.is_some() && ready == reports {
                 continue;

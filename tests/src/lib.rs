@@ -367,6 +367,13 @@ impl Server {
         );
     }
 
+    /// Sets environment variable `key` for the next [`Server::restart`] (replacing an
+    /// earlier value of it).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.launch.env.retain(|(k, _)| k != key);
+        self.launch.env.push((key.to_string(), value.to_string()));
+    }
+
     /// Starts the server again on the same data directory (stopping it with SIGTERM first
     /// if it still runs), and waits until it is ready.
     pub fn restart(&mut self) {

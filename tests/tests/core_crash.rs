@@ -42,23 +42,12 @@ fn shard_dir(server: &Server) -> PathBuf {
 
 /// Waits (at most 60 s) until the current run's log satisfies `done`.
 fn wait_for_log(server: &Server, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let lines = current_run(&server.log_path());
-        if done(&lines) {
-            return lines;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    server_log::wait_for_log(&server.log_path(), what, done)
 }
 
 /// The newest seq the recovery of the current run started from (its `shard recovered` line).
 fn recovered_from(server: &Server) -> Option<u64> {
-    let line = current_run(&server.log_path())
-        .into_iter()
-        .find(|l| l.contains("shard recovered"))
-        .expect("a `shard recovered` line");
+    let line = server_log::recovered_line(&server.log_path());
     field(&line, "snapshot_seq").and_then(number)
 }
 

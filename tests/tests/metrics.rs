@@ -145,3 +145,49 @@ fn every_metric_family_has_help_and_type_for_a_real_parser() {
     assert!(problems.is_empty(), "{problems:?}\n{text}");
     assert_eq!(proc.terminate(), Some(0));
 }
+
+/// The sum over shards of gauge `name` in Prometheus text (0 when absent).
+fn gauge_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn the_inventory_gauges_show_the_recovered_state_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let launch = Launch {
+        shards: Some(2),
+        ..Launch::default()
+    };
+    let proc = Proc::start(&data, &launch);
+    small_sale(&proc); // 2 sold, 1 hold released
+    let one = json!({"items": [{"section_id": "ga", "qty": 1}]});
+    let bob = user_token("bob");
+    let (status, held) = proc.call("POST", "/v1/events/m/holds", Some(&bob), Some(&one));
+    assert_eq!(status, 201, "{held}");
+    proc.kill9();
+    let proc = Proc::start(&data, &launch);
+    // Nothing but /metrics is asked of the restarted server; the gauges are set as the
+    // shards finish recovering, so they may take a moment (bounded) to appear.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let (status, text) = proc.call("GET", "/metrics", None, None);
+        assert_eq!(status, 200);
+        let text = text.as_str().expect("text").to_string();
+        if gauge_sum(&text, "boxoffice_holds_live") > 0.0 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(gauge_sum(&text, "boxoffice_holds_live"), 1.0, "{text}");
+    assert_eq!(gauge_sum(&text, "boxoffice_tickets_held"), 1.0, "{text}");
+    assert_eq!(gauge_sum(&text, "boxoffice_tickets_sold"), 2.0, "{text}");
+    assert_eq!(
+        gauge_sum(&text, "boxoffice_sections_sold_out"),
+        1.0,
+        "{text}"
+    );
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The value of `key=` in a log line (up to the next space), e.g. `seq=12`.
 pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -28,6 +29,54 @@ pub fn current_run(path: &Path) -> Vec<String> {
         .rposition(|l| l.starts_with("==== boxoffice"))
         .map_or(0, |i| i + 1);
     lines[start..].iter().map(|l| l.to_string()).collect()
+}
+
+/// Waits (at most 60 s) until the current run's lines in the log at `path` satisfy
+/// `done`, and returns them. The log file is written by the test's reader of the server's
+/// stderr, which may lag behind the server (a line the server logged before answering may
+/// reach the file after the answer): a test waits for a line, never reads it once.
+pub fn wait_for_log(path: &Path, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = current_run(path);
+        if done(&lines) {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The current run's `shard recovered` line (of the first shard to log one), waited for.
+pub fn recovered_line(path: &Path) -> String {
+    wait_for_log(path, "a `shard recovered` line", |l| {
+        count(l, "shard recovered") > 0
+    })
+    .into_iter()
+    .find(|l| l.contains("shard recovered"))
+    .unwrap()
+}
+
+/// The time a log line was logged, in microseconds since the Unix epoch, read from its
+/// leading RFC 3339 UTC timestamp (`2026-12-03T10:59:34.071795Z`, as the server logs).
+pub fn logged_at_us(line: &str) -> Option<u64> {
+    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut ymd = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (parts.next()??, parts.next()??, parts.next()??);
+    // Days from the civil date (proleptic Gregorian), after H. Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let micros: i64 = format!("{fraction:0<6}").get(..6)?.parse().ok()?;
+    let total = ((days * 24 + hh) * 60 + mm) * 60 + ss;
+    u64::try_from(total * 1_000_000 + micros).ok()
 }
 
 /// Lines containing `what`.
