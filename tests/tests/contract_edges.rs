@@ -677,3 +677,58 @@ fn a_body_that_does_not_arrive_is_408_and_nothing_is_done() {
     assert!(answer.contains("request_timeout"), "{answer}");
     assert_eq!(sold(&server, "slow"), 0);
 }
+
+#[test]
+fn a_missing_field_is_named_by_its_own_path_and_nothing_is_done() {
+    let mut server = Server::start(Launch::default());
+    create_event(&server, "m", 10);
+    let admin = bearer(ADMIN);
+    let cases = [
+        (
+            "/v1/events/m/holds",
+            json!({"user_id": "u", "items": [{"section_id": "ga", "qty": 1}, {"section_id": "ga"}]}),
+            "items[1].qty",
+        ),
+        (
+            "/v1/events/m/bookings",
+            json!({"user_id": "u", "items": [{"qty": 1}]}),
+            "items[0].section_id",
+        ),
+        (
+            "/v1/events",
+            json!({"sections": [{"name": "S", "price_cents": 1, "capacity": 1}]}),
+            "name",
+        ),
+        (
+            "/v1/events",
+            json!({"name": "N", "sections": [{"name": "S", "capacity": 1}]}),
+            "sections[0].price_cents",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let reply = call(
+            &server,
+            "POST",
+            path,
+            &[("authorization", &admin)],
+            Some(&body),
+        );
+        assert_eq!(
+            (reply.status, reply.body["error"]["code"].as_str()),
+            (400, Some("invalid_input")),
+            "POST {path} {body}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["field"], field, "POST {path} {body}");
+        assert!(message(&reply).contains(field), "{:?}", reply.body);
+    }
+    assert_eq!(sold(&server, "m"), 0);
+    let events = call(&server, "GET", "/v1/events", &[], None);
+    assert_eq!(
+        events.body["data"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        events.body
+    );
+    server.terminate();
+}

@@ -129,6 +129,10 @@ impl ApiError {
             ),
         )
     }
+    /// The offending field, for `invalid_input`.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
     /// The stable code.
     pub fn code(&self) -> &'static str {
         self.code

@@ -51,15 +51,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path.is_empty() || path == "." {
-            "body".to_string()
-        } else {
-            path
+        let parent = (!path.is_empty() && path != ".").then_some(path);
+        let message = e.into_inner().to_string();
+        // A missing field's path is the object it is missing from; `field` names the
+        // field itself (`items[0].qty`), as it does for a field of the wrong type.
+        let field = match (missing_field(&message), parent) {
+            (Some(name), Some(parent)) => format!("{parent}.{name}"),
+            (Some(name), None) => name.to_string(),
+            (None, Some(parent)) => parent,
+            (None, None) => "body".to_string(),
         };
-        ApiError::invalid(field, e.into_inner())
+        ApiError::invalid(field, message)
     })?;
     de.end().map_err(|e| ApiError::invalid("body", e))?;
     Ok(value)
+}
+
+/// The name in serde's "missing field `name`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next().filter(|name| !name.is_empty())
 }
 
 /// One path parameter, as a string. A segment that is not UTF-8 once percent-decoded is
@@ -124,6 +135,22 @@ mod tests {
         assert_eq!(err.code(), "invalid_input");
         let body = format!("{err:?}");
         assert!(body.contains("sections[0].capacity"), "{body}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_own_path_and_an_unknown_one_by_its_path() {
+        use crate::api::dto::HoldBody;
+        let missing = parse_json::<HoldBody>(br#"{"items":[{"section_id":"ga"}]}"#).unwrap_err();
+        assert_eq!(missing.field(), Some("items[0].qty"));
+        let top = parse_json::<CreateEventBody>(br#"{"sections":[]}"#).unwrap_err();
+        assert_eq!(top.field(), Some("name"));
+        let unknown =
+            parse_json::<HoldBody>(br#"{"items":[{"section_id":"ga","qty":1,"colour":1}]}"#)
+                .unwrap_err();
+        assert!(
+            unknown.field().is_some_and(|f| f.starts_with("items[0]")),
+            "{unknown:?}"
+        );
     }
 
     #[test]
