@@ -192,15 +192,18 @@ fn unknown_events_are_404_and_the_pages_are_served() {
         missing.error
     );
 
-    for (path, kind, needle) in [
-        ("/", "text/html", "/page/list.js"),
-        ("/events/nope", "text/html", "/page/seatmap.js"),
-        ("/page/seatmap.js", "text/javascript", "EventSource"),
-        ("/page/list.js", "text/javascript", "/v1/events"),
-        ("/page/style.css", "text/css", ".seat"),
+    event(&server, "known", 1, 10);
+    // An unknown event's page is the same page (it says the event is not found), with 404.
+    for (path, status, kind, needle) in [
+        ("/", 200, "text/html", "/page/list.js"),
+        ("/events/known", 200, "text/html", "/page/seatmap.js"),
+        ("/events/nope", 404, "text/html", "/page/seatmap.js"),
+        ("/page/seatmap.js", 200, "text/javascript", "EventSource"),
+        ("/page/list.js", 200, "text/javascript", "/v1/events"),
+        ("/page/style.css", 200, "text/css", ".seat"),
     ] {
         let reply = harness::send(port, "GET", path, &[], None).unwrap();
-        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.status, status, "{path}");
         assert!(
             reply.header("content-type").unwrap().starts_with(kind),
             "{path}: {:?}",

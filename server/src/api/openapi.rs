@@ -1003,11 +1003,18 @@ fn page_operations() -> Vec<Op> {
             "eventPage",
             "pages",
             "The event's seat-map page (HTML): seats and counts live from the stream; hold by \
-             clicking or by \"best N together\", confirm or release. The page itself is the \
-             same for any id: it reads the event from the API.",
+             clicking or by \"best N together\", confirm or release. The page is the same \
+             for any id (it reads the event from the API); for an event the server knows does \
+             not exist it is answered 404.",
         )
         .path_param(EVENT_ID)
         .answers_as(200, "The page.", "text/html", text())
+        .answers_as(
+            404,
+            "No such event: the same page, which says so.",
+            "text/html",
+            text(),
+        )
         .errors(&[Overloaded]),
     ]
 }

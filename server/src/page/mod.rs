@@ -3,8 +3,12 @@
 //! server's API: the Content-Security-Policy allows no other origin, so a token given to
 //! the page (pasted, or in the URL fragment, which browsers never send) goes nowhere else.
 
-use axum::http::{header, HeaderValue};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+
+use crate::api::extract::ApiPath;
+use crate::api::AppState;
 
 const INDEX_HTML: &str = include_str!("index.html");
 const EVENT_HTML: &str = include_str!("event.html");
@@ -42,9 +46,19 @@ pub async fn index() -> Response {
 }
 
 /// `GET /events/{event_id}`: the live seat map of one event (the script reads the id from
-/// the path; an unknown event is reported by the page).
-pub async fn event() -> Response {
-    asset("text/html; charset=utf-8", EVENT_HTML)
+/// the path). An event this server knows does not exist is answered 404 with the same page
+/// (which says so); when the shard cannot tell now (recovering, or led by another node of a
+/// cluster) the page is served 200 and reports what the API says.
+pub async fn event(State(state): State<AppState>, ApiPath(event_id): ApiPath) -> Response {
+    let mut response = asset("text/html; charset=utf-8", EVENT_HTML);
+    let shard = state.shard_of_event(&event_id);
+    let known = state
+        .read(shard, move |engine, _| engine.event(&event_id).is_some())
+        .await;
+    if let Ok(false) = known {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+    }
+    response
 }
 
 /// `GET /page/style.css`.
