@@ -409,7 +409,7 @@ fn bad_input_changes_nothing() {
             holds,
             &alice,
             json!({"items": [{"section_id": "ga"}]}),
-            "items[0]", /* a missing field is named on its object; the message names `qty` */
+            "items[0].qty", // a missing field is named by its own path
         ),
         (
             holds,
