@@ -1078,15 +1078,26 @@ impl StreamModel {
     }
 }
 
-/// The value of an unlabelled metric in `GET /metrics` text (0 when absent).
+/// The value of one series in `GET /metrics`; see [`metric_in`].
 pub fn metric(port: u16, name: &str) -> f64 {
     let (_, body) = request(port, "GET", "/metrics", None, None).expect("GET /metrics answers");
-    body.as_str()
-        .unwrap_or_default()
-        .lines()
+    metric_in(body.as_str().unwrap_or_default(), name)
+}
+
+/// The value of one series in Prometheus text, named with its labels
+/// (`boxoffice_log_batches_in_flight{shard="0"}`), or the sum of every series of a family
+/// named bare (`boxoffice_holds_live`: all shards); 0 when absent.
+pub fn metric_in(text: &str, name: &str) -> f64 {
+    let labelled = |series: &str| {
+        !name.contains('{')
+            && series
+                .strip_prefix(name)
+                .is_some_and(|l| l.starts_with('{'))
+    };
+    text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_once(' '))
-        .filter(|(n, _)| *n == name)
+        .filter(|(series, _)| *series == name || labelled(series))
         .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
         .sum()
 }

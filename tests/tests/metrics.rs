@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use harness::{user_token, Launch, Proc, ADMIN};
+use harness::{metric_in, user_token, Launch, Proc, ADMIN};
 use serde_json::{json, Value};
 
 /// Reads Prometheus text on stdin; prints one JSON object per family (name, type, help)
@@ -146,14 +146,6 @@ fn every_metric_family_has_help_and_type_for_a_real_parser() {
     assert_eq!(proc.terminate(), Some(0));
 }
 
-/// The sum over shards of gauge `name` in Prometheus text (0 when absent).
-fn gauge_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn the_inventory_gauges_show_the_recovered_state_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,16 +169,16 @@ fn the_inventory_gauges_show_the_recovered_state_before_any_request() {
         let (status, text) = proc.call("GET", "/metrics", None, None);
         assert_eq!(status, 200);
         let text = text.as_str().expect("text").to_string();
-        if gauge_sum(&text, "boxoffice_holds_live") > 0.0 || std::time::Instant::now() > deadline {
+        if metric_in(&text, "boxoffice_holds_live") > 0.0 || std::time::Instant::now() > deadline {
             break text;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert_eq!(gauge_sum(&text, "boxoffice_holds_live"), 1.0, "{text}");
-    assert_eq!(gauge_sum(&text, "boxoffice_tickets_held"), 1.0, "{text}");
-    assert_eq!(gauge_sum(&text, "boxoffice_tickets_sold"), 2.0, "{text}");
+    assert_eq!(metric_in(&text, "boxoffice_holds_live"), 1.0, "{text}");
+    assert_eq!(metric_in(&text, "boxoffice_tickets_held"), 1.0, "{text}");
+    assert_eq!(metric_in(&text, "boxoffice_tickets_sold"), 2.0, "{text}");
     assert_eq!(
-        gauge_sum(&text, "boxoffice_sections_sold_out"),
+        metric_in(&text, "boxoffice_sections_sold_out"),
         1.0,
         "{text}"
     );

@@ -168,7 +168,7 @@ fn a_hold_is_answered_while_a_snapshot_of_many_live_holds_is_in_progress() {
         "{}",
         String::from_utf8_lossy(&placed.stderr)
     );
-    let live = live_holds(&server);
+    let live = harness::metric(server.port(), "boxoffice_holds_live");
     // A snapshot of 100,000 holds is 4 MiB, written in 1 MiB pieces with a rest after each:
     // far longer than one hold's round trip.
     assert!(
@@ -178,7 +178,7 @@ fn a_hold_is_answered_while_a_snapshot_of_many_live_holds_is_in_progress() {
     server.set_env(EVERY_ENV, "2000");
     server.restart();
     assert!(
-        live_holds(&server) >= live,
+        harness::metric(server.port(), "boxoffice_holds_live") >= live,
         "live holds lost by the restart"
     );
     create_event(&server, "mine", 1_000_000);
@@ -233,19 +233,6 @@ fn a_hold_is_answered_while_a_snapshot_of_many_live_holds_is_in_progress() {
         "{body}"
     );
     server.terminate();
-}
-
-/// `boxoffice_holds_live` of the server's /metrics (0 if it is missing).
-fn live_holds(server: &Server) -> f64 {
-    let (_, metrics) = server.call("GET", "/metrics", None, None);
-    metrics
-        .as_str()
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("boxoffice_holds_live"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
 }
 
 /// The wall clock in microseconds since the Unix epoch.

@@ -60,23 +60,10 @@ pub fn recovered_line(path: &Path) -> String {
 /// The time a log line was logged, in microseconds since the Unix epoch, read from its
 /// leading RFC 3339 UTC timestamp (`2026-12-03T10:59:34.071795Z`, as the server logs).
 pub fn logged_at_us(line: &str) -> Option<u64> {
-    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
-    let (date, time) = stamp.split_once('T')?;
-    let mut ymd = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
-    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
-    let (hh, mm, ss) = (parts.next()??, parts.next()??, parts.next()??);
-    // Days from the civil date (proleptic Gregorian), after H. Hinnant's algorithm.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let micros: i64 = format!("{fraction:0<6}").get(..6)?.parse().ok()?;
-    let total = ((days * 24 + hh) * 60 + mm) * 60 + ss;
-    u64::try_from(total * 1_000_000 + micros).ok()
+    let stamp = line.split_whitespace().next()?;
+    let time =
+        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(time.unix_timestamp_nanos() / 1_000).ok()
 }
 
 /// Lines containing `what`.
