@@ -7,8 +7,13 @@
 
 /// Longest client-chosen id (event, section) in bytes; ids match `[A-Za-z0-9_-]{1,64}`.
 pub const ID_LEN_MAX: usize = 64;
-/// Longest user id in bytes (`[A-Za-z0-9_.@+-]{1,128}`): JWT subjects are often e-mail addresses.
-pub const USER_ID_LEN_MAX: usize = 128;
+/// Longest user id, in characters (Unicode scalar values, as JSON Schema's `maxLength`
+/// counts them; so up to 1,020 bytes). A user id is a token's `sub` as its issuer wrote it
+/// (`alice@example.com`, `auth0|5f7c8ec7`, `https://issuer.example/users/42`): any
+/// characters but control characters ([`USER_ID_RULE`]).
+pub const USER_ID_LEN_MAX: usize = 255;
+/// The rule for user ids, as error messages state it.
+pub const USER_ID_RULE: &str = "must be 1 to 255 characters, none of them a control character";
 /// Longest event or section name, in characters (Unicode scalar values, as the OpenAPI
 /// `maxLength` of the API document counts them), so up to 800 bytes.
 pub const NAME_LEN_MAX: usize = 200;

@@ -154,8 +154,9 @@ fn token(args: TokenArgs) -> Result<(), String> {
     };
     if !server::api::convert::is_valid_user_id(&args.user) {
         return Err(format!(
-            "--user {:?}: must match [A-Za-z0-9_.@+-]{{1,128}}",
-            args.user
+            "--user {:?}: {}",
+            args.user,
+            engine::limits::USER_ID_RULE
         ));
     }
     let auth = server::auth::Auth::new("", &secret);

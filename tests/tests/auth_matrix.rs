@@ -146,3 +146,93 @@ fn base64_url(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// A token from a standard issuer works whatever its `sub` looks like (RFC 7519: any string
+/// or URI): the user holds, buys and lists their own bookings, the admin finds them by that
+/// id, and the answers carry it exactly. A `sub` with a control character is still 401, and
+/// the admin naming such a user is 400 `user_id`, with nothing done.
+#[test]
+fn a_token_whose_sub_is_an_issuers_id_or_a_uri_acts_for_that_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = Proc::start(dir.path(), &Launch::default());
+    let event = json!({"id": "subs", "name": "Subs", "sections": [{"id": "ga", "name": "GA", "price_cents": 1, "capacity": 100}]});
+    assert_eq!(
+        proc.call("POST", "/v1/events", Some(ADMIN), Some(&event)).0,
+        201
+    );
+    let one = json!({"items": [{"section_id": "ga", "qty": 1}]});
+    let subs = [
+        "auth0|5f7c8ec7c33c6c004bbafe82",
+        "google-oauth2|109384756102938475610",
+        "https://issuer.example/users/42",
+        "Zoë Müller",
+    ];
+    for sub in subs {
+        let token = user_token(sub);
+        let (status, hold) = proc.call("POST", "/v1/events/subs/holds", Some(&token), Some(&one));
+        assert_eq!((status, &hold["user_id"]), (201, &json!(sub)), "{hold}");
+        let (status, booking) =
+            proc.call("POST", "/v1/events/subs/bookings", Some(&token), Some(&one));
+        assert_eq!(
+            (status, &booking["user_id"]),
+            (201, &json!(sub)),
+            "{booking}"
+        );
+        let (status, mine) = proc.call("GET", "/v1/bookings", Some(&token), None);
+        assert_eq!(status, 200, "{mine}");
+        let ids: Vec<&Value> = mine["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| &b["id"])
+            .collect();
+        assert_eq!(ids, vec![&booking["id"]], "{sub}: only their own booking");
+        let query: String = sub
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let (status, theirs) = proc.call(
+            "GET",
+            &format!("/v1/bookings?user_id={query}"),
+            Some(ADMIN),
+            None,
+        );
+        assert_eq!(status, 200, "{theirs}");
+        assert_eq!(
+            theirs["data"].as_array().unwrap().len(),
+            1,
+            "{sub}: {theirs}"
+        );
+        assert_eq!(theirs["data"][0]["user_id"], json!(sub));
+    }
+    let before = proc.call("GET", "/v1/events/subs", None, None).1;
+    let control = user_token("alice\nbob");
+    let (status, body) = proc.call("POST", "/v1/events/subs/holds", Some(&control), Some(&one));
+    assert_eq!((status, code(&body)), (401, "unauthorized"), "{body}");
+    let for_control = json!({"user_id": "alice\u{7}", "items": [{"section_id": "ga", "qty": 1}]});
+    let (status, body) = proc.call(
+        "POST",
+        "/v1/events/subs/holds",
+        Some(ADMIN),
+        Some(&for_control),
+    );
+    assert_eq!(
+        (status, code(&body), &body["error"]["field"]),
+        (400, "invalid_input", &json!("user_id")),
+        "{body}"
+    );
+    let long = json!({"user_id": "u".repeat(256), "items": [{"section_id": "ga", "qty": 1}]});
+    let (status, body) = proc.call("POST", "/v1/events/subs/holds", Some(ADMIN), Some(&long));
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (400, &json!("user_id")),
+        "{body}"
+    );
+    assert_eq!(proc.call("GET", "/v1/events/subs", None, None).1, before);
+}

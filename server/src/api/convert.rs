@@ -310,10 +310,7 @@ pub fn user_for(principal: &Principal, user_id: Option<String>) -> Result<String
             if is_valid_user_id(&named) {
                 Ok(named)
             } else {
-                Err(ApiError::invalid(
-                    "user_id",
-                    "must match [A-Za-z0-9_.@+-]{1,128}",
-                ))
+                Err(ApiError::invalid("user_id", engine::limits::USER_ID_RULE))
             }
         }
         (Principal::Admin, None) => Err(ApiError::invalid(
@@ -585,8 +582,17 @@ mod tests {
     #[test]
     fn user_ids_allow_email_addresses_but_no_spaces() {
         assert!(is_valid_user_id("alice@example.com"));
-        assert!(!is_valid_user_id("alice smith"));
+        // Subjects as standard issuers write them (RFC 7519: any string or URI).
+        assert!(is_valid_user_id("auth0|5f7c8ec7c33c6c004bbafe82"));
+        assert!(is_valid_user_id("google-oauth2|109384756"));
+        assert!(is_valid_user_id("https://issuer.example/users/42"));
+        assert!(is_valid_user_id("alice smith"));
+        assert!(is_valid_user_id(&"é".repeat(255)));
+        assert!(!is_valid_user_id(&"é".repeat(256)));
+        assert!(!is_valid_user_id(&"a".repeat(256)));
         assert!(!is_valid_user_id(""));
-        assert!(!is_valid_user_id(&"a".repeat(129)));
+        assert!(!is_valid_user_id("alice\nbob"));
+        assert!(!is_valid_user_id("alice\u{0}"));
+        assert!(!is_valid_user_id("a\u{85}b"));
     }
 }

@@ -92,7 +92,11 @@ pub struct RowJson {
     "ttl_seconds": 300}))]
 pub struct HoldBody {
     /// For whom: required with the admin token; with a user token, absent or your own id.
-    #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub user_id: Option<String>,
     /// General-admission quantities, at most 16 (give items, seats, or both).
     #[schema(max_items = 16)]
@@ -115,7 +119,11 @@ pub struct HoldBody {
 #[schema(example = json!({"items": [{"section_id": "ga", "qty": 2}], "payment_ref": "pay_8f2c"}))]
 pub struct PurchaseBody {
     /// For whom (as for holds).
-    #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub user_id: Option<String>,
     /// General-admission quantities, at most 16 (give items, seats, or both).
     #[schema(max_items = 16)]

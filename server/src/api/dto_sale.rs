@@ -45,7 +45,11 @@ impl BestAvailableJson {
 #[serde(deny_unknown_fields)]
 pub struct JoinBody {
     /// For whom: required with the admin token; with a user token, absent or your own id.
-    #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,128}$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub user_id: Option<String>,
     /// The section to wait for.
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
