@@ -732,3 +732,56 @@ fn a_missing_field_is_named_by_its_own_path_and_nothing_is_done() {
     );
     server.terminate();
 }
+
+/// The list routes read their query strings as the contract writes them: the template
+/// `?event_id=&user_id=&limit=&after=` with every value empty is the unfiltered first page;
+/// a value that does not parse, an unknown or a repeated parameter is 400 `invalid_input`
+/// whose `field` is that parameter.
+#[test]
+fn empty_query_values_are_absent_and_a_bad_parameter_is_named() {
+    let server = Server::start(Launch::default());
+    create_event(&server, "q", 10);
+    let admin = bearer(ADMIN);
+    let buy = json!({"user_id": "u", "items": [{"section_id": "ga", "qty": 1}]});
+    let bought = call(
+        &server,
+        "POST",
+        "/v1/events/q/bookings",
+        &[("authorization", &admin)],
+        Some(&buy),
+    );
+    assert_eq!(bought.status, 201, "{:?}", bought.body);
+    for path in [
+        "/v1/bookings?event_id=&user_id=&limit=&after=",
+        "/v1/bookings?limit=",
+        "/v1/bookings?event_id=q&limit=&after=",
+        "/v1/events?limit=&after=",
+    ] {
+        let reply = call(&server, "GET", path, &[("authorization", &admin)], None);
+        assert_eq!(reply.status, 200, "{path}: {:?}", reply.body);
+        assert_eq!(
+            reply.body["data"].as_array().map(Vec::len),
+            Some(1),
+            "{path}: {:?}",
+            reply.body
+        );
+    }
+    for (path, field) in [
+        ("/v1/bookings?limit=abc", "limit"),
+        ("/v1/bookings?limit=-1", "limit"),
+        ("/v1/bookings?limit=0", "limit"),
+        ("/v1/bookings?colour=red", "colour"),
+        ("/v1/bookings?limit=1&limit=2", "limit"),
+        ("/v1/events?limit=x", "limit"),
+    ] {
+        let reply = call(&server, "GET", path, &[("authorization", &admin)], None);
+        assert_eq!(
+            (reply.status, reply.body["error"]["code"].as_str()),
+            (400, Some("invalid_input")),
+            "{path}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["field"], field, "{path}");
+        assert!(message(&reply).contains(field), "{:?}", reply.body);
+    }
+}

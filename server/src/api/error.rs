@@ -133,6 +133,10 @@ impl ApiError {
     pub fn field(&self) -> Option<&str> {
         self.field.as_deref()
     }
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
     /// The stable code.
     pub fn code(&self) -> &'static str {
         self.code

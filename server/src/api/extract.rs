@@ -2,7 +2,7 @@
 //! plain-text 400 or 422): a JSON body whose errors name the field, and query strings.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -104,10 +104,44 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        Query::<T>::try_from_uri(&parts.uri)
-            .map(|Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::invalid("query", e.body_text()))
+        parse_query(parts.uri.query().unwrap_or("")).map(ApiQuery)
     }
+}
+
+/// Parses a query string into `T`. A parameter given with an empty value (`limit=`, or
+/// `limit` alone) is absent, as the route templates write them
+/// (`?event_id=&user_id=&limit=&after=`). An error names the parameter in `field` (a value
+/// that does not parse, an unknown or repeated parameter), else `query`.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let given = form_urlencoded::parse(query.as_bytes()).filter(|(_, value)| !value.is_empty());
+    // The pairs are re-encoded once filtered: the deserializer takes only a parser.
+    let kept = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(given)
+        .finish();
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(kept.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = if !path.is_empty() && path != "." {
+            path
+        } else {
+            named_in(&message).unwrap_or("query").to_string()
+        };
+        let message = if message.contains(&field) {
+            message
+        } else {
+            format!("{field}: {message}")
+        };
+        ApiError::invalid(field, message)
+    })
+}
+
+/// The parameter an "unknown field `x`" or "duplicate field `x`" message names.
+fn named_in(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("duplicate field `"))?;
+    rest.split('`').next().filter(|name| !name.is_empty())
 }
 
 /// The verified caller of a route: its `Authorization` header checked by the server's
@@ -124,6 +158,44 @@ impl FromRequestParts<AppState> for Principal {
 mod tests {
     use super::*;
     use crate::api::dto::CreateEventBody;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        event_id: Option<String>,
+        limit: Option<usize>,
+        after: Option<String>,
+    }
+
+    #[test]
+    fn an_empty_query_value_is_absent_and_a_bad_one_is_named_by_its_parameter() {
+        let none = Params {
+            event_id: None,
+            limit: None,
+            after: None,
+        };
+        assert_eq!(
+            parse_query::<Params>("event_id=&limit=&after=").unwrap(),
+            none
+        );
+        assert_eq!(parse_query::<Params>("limit&after").unwrap(), none);
+        assert_eq!(parse_query::<Params>("").unwrap(), none);
+        let some: Params = parse_query("event_id=e%201&limit=5&after=").unwrap();
+        assert_eq!(
+            (some.event_id.as_deref(), some.limit, some.after),
+            (Some("e 1"), Some(5), None)
+        );
+        for (query, field) in [
+            ("limit=abc", "limit"),
+            ("limit=-1", "limit"),
+            ("event_id=e&colour=red", "colour"),
+            ("limit=1&limit=2", "limit"),
+        ] {
+            let error = parse_query::<Params>(query).unwrap_err();
+            assert_eq!(error.field(), Some(field), "{query}");
+            assert!(error.message().contains(field), "{query}: {error:?}");
+        }
+    }
 
     #[test]
     fn a_wrong_type_names_the_field_path() {
