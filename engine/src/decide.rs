@@ -976,8 +976,10 @@ impl Engine {
     }
 
     /// Best available over `sections` in order: the first section where the steps find
-    /// seats gives them. Else `no_adjacent_seats` when one of them has `qty` free seats,
-    /// `sold_out` when none has.
+    /// seats gives them. Else `no_adjacent_seats` when at least `qty` seats are free in the
+    /// sections tried (together: a request without `section_id` tries them all, and its
+    /// buyer is told seats are left, not that the event is sold out), `sold_out` when fewer
+    /// are. Either names the section with the most free seats.
     fn pick_best(
         &self,
         event: u32,
@@ -1004,7 +1006,11 @@ impl Engine {
                 },
             )
             .expect("at least one section");
-        if available >= best.qty {
+        let free: u64 = sections
+            .iter()
+            .map(|&s| u64::from(e.sections[s as usize].available()))
+            .sum();
+        if free >= u64::from(best.qty) {
             Err(Rejection::NoAdjacentSeats {
                 section_id: section.id.clone(),
                 available,

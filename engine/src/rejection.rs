@@ -59,8 +59,8 @@ pub enum Rejection {
     IdempotencyKeyReused,
     /// The shard keeps as much as one of its limits allows (which one: [`ShardLimit`]).
     OverCapacity(ShardLimit),
-    /// Best available found no placement although `available` seats are free (they are
-    /// not adjacent and the request did not allow a split).
+    /// Best available found no placement although at least the seats asked for are free in
+    /// the sections tried (not adjacent, a split not allowed, or spread over sections).
     NoAdjacentSeats {
         /// The section with the most free seats among those tried.
         section_id: String,
@@ -210,7 +210,7 @@ impl fmt::Display for Rejection {
                 available,
             } => write!(
                 f,
-                "section {section_id} has {available} free seats but not the ones asked for together; allow_split takes them from several rows"
+                "no placement of the seats asked for, though seats are free (section {section_id} has {available}, the most of the sections tried); allow_split takes them from several rows of one section"
             ),
             Rejection::ExtensionLimit { latest_ms } => write!(
                 f,

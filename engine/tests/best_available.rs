@@ -114,7 +114,9 @@ fn oracle(
             return Ok(found);
         }
     }
-    let most_free = tried
+    // design.md: "409 `no_adjacent_seats` when at least `qty` seats are free": free in
+    // the sections tried, together.
+    let free: usize = tried
         .iter()
         .map(|&s| {
             sections[s]
@@ -123,9 +125,8 @@ fn oracle(
                 .filter(|&&b| b)
                 .count()
         })
-        .max()
-        .unwrap_or(0);
-    Err(if most_free >= qty as usize {
+        .sum();
+    Err(if free >= qty as usize {
         "no_adjacent_seats"
     } else {
         "sold_out"

@@ -499,7 +499,7 @@ fn every_invalid_input_names_its_field() {
         "seats[1]"
     );
     assert_eq!(
-        field(place(&mut e, "bad user", &[("floor", 1)], &[], T0)),
+        field(place(&mut e, "bad\u{7}user", &[("floor", 1)], &[], T0)),
         "user_id"
     );
     let mut long = hold_cmd("alice", &[("floor", 1)], &[]);

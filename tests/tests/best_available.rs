@@ -266,3 +266,52 @@ fn concurrent_best_available_buyers_get_disjoint_adjacent_seats_until_sold_out()
         Some(owned.len() as u64)
     );
 }
+
+/// Without `section_id` the picker tries every seated section, one after the other, and
+/// never splits a request across two: when no section can place `qty` seats but the
+/// sections have `qty` free seats between them, the buyer is told 409 `no_adjacent_seats`
+/// (seats are left), not `sold_out`; `sold_out` once fewer are free in all of them.
+/// Nothing is held by a refusal.
+#[test]
+fn seats_free_only_across_sections_are_no_adjacent_seats_not_sold_out() {
+    let server = Server::start(Launch::default());
+    let body = json!({"id": "two", "name": "Two rooms", "sections": [
+        {"id": "left", "name": "Left", "price_cents": 500, "seats": {"rows": [{"label": "A", "count": 2}]}},
+        {"id": "right", "name": "Right", "price_cents": 500, "seats": {"rows": [{"label": "B", "count": 2}]}}]});
+    let (status, reply) = server.call("POST", "/v1/events", Some(ADMIN), Some(&body));
+    assert_eq!(status, 201, "{reply}");
+    let bob = user_token("bob");
+    let hold = |body: Value| server.call("POST", "/v1/events/two/holds", Some(&bob), Some(&body));
+    for best in [json!({"qty": 3}), json!({"qty": 3, "allow_split": true})] {
+        let (status, reply) = hold(json!({ "best_available": best }));
+        assert_eq!(
+            (status, code(&reply)),
+            (409, "no_adjacent_seats"),
+            "{best}: {reply}"
+        );
+    }
+    assert!(seat_map(&server, "two").values().all(|s| s == "free"));
+    let (status, _) = hold(json!({"seats": ["A-1"]}));
+    assert_eq!(status, 201);
+    // Three free (A-2, B-1, B-2): still no section has three.
+    let (status, reply) = hold(json!({"best_available": {"qty": 3, "allow_split": true}}));
+    assert_eq!(
+        (status, code(&reply)),
+        (409, "no_adjacent_seats"),
+        "{reply}"
+    );
+    let (status, _) = hold(json!({"seats": ["B-1"]}));
+    assert_eq!(status, 201);
+    let (status, reply) = hold(json!({"best_available": {"qty": 3}}));
+    assert_eq!((status, code(&reply)), (409, "sold_out"), "{reply}");
+    // A request one section can place is placed, in the first section that can.
+    let (status, one) = hold(json!({"best_available": {"qty": 1}}));
+    assert_eq!(
+        (status, seats_of(&one)),
+        (201, vec!["A-2".to_string()]),
+        "{one}"
+    );
+    let statuses = seat_map(&server, "two");
+    assert_eq!(statuses["B-2"], "free");
+    assert_eq!(statuses.values().filter(|s| *s == "held").count(), 3);
+}
