@@ -11,7 +11,7 @@ use crate::engine::Engine;
 use crate::ids::HoldId;
 use crate::limits::HOLDS_PER_SHARD_MAX;
 use crate::picker;
-use crate::state::{Row, Section};
+use crate::state::Row;
 use crate::waitlist::{Entry, Returned, ReturnedBy};
 
 /// One cascade's state across the sections it visits, in section order.
@@ -29,42 +29,27 @@ struct Run {
 }
 
 /// One section's tickets during a cascade: those set aside before the decision
-/// (`pooled`, `pool_seats`), and the free ones the waiting list takes: what the decision
-/// gives back (`fresh`, `fresh_seats`), and once an entry fits, the section's `available`
-/// tickets too. Offers take the set-aside ones first; what is left of the free ones is
-/// set aside at the end.
+/// (`pooled`, `pool_seats`) and what the decision gives back (`fresh`, `fresh_seats`),
+/// which is set aside too (design.md: returned tickets never go back on sale while entries
+/// wait). Offers are made from these alone, never from the tickets on sale: an entry is
+/// offered once the set-aside tickets reach its `qty`. Offers take the earlier set-aside
+/// ones first; what is left of the returned ones is set aside at the end.
 struct Tickets {
     seated: bool,
     pooled: u32,
     pool_seats: BTreeSet<u32>,
     fresh: u32,
     fresh_seats: BTreeSet<u32>,
-    /// Not yet taken into `fresh` / `fresh_seats`.
-    available: u32,
 }
 
 impl Tickets {
-    /// Whether an entry for `qty` tickets fits in what is set aside, given back and free.
+    /// Whether an entry for `qty` tickets fits in what is set aside and given back.
     fn fit(&self, qty: u32) -> bool {
-        let have = self.pooled + self.fresh + self.fresh_seats.len() as u32;
-        have + self.available >= qty
-    }
-
-    /// Takes the section's available tickets into the free ones (once): for a seated
-    /// section, the seats `free_seats` lists.
-    fn take_available(&mut self, free_seats: impl FnOnce() -> Vec<u32>) {
-        if self.available > 0 {
-            if self.seated {
-                self.fresh_seats.extend(free_seats());
-            } else {
-                self.fresh += self.available;
-            }
-            self.available = 0;
-        }
+        self.pooled + self.fresh + self.fresh_seats.len() as u32 >= qty
     }
 
     /// Takes `qty` tickets of section `s` (seat indexes by `rows`) for an offer: the
-    /// set-aside ones first; seats by best available among set-aside and free together.
+    /// set-aside ones first; seats by best available among the set-aside and returned ones.
     fn take(&mut self, rows: &[Row], s: u16, qty: u32) -> Lines {
         let mut lines = Lines::default();
         if self.seated {
@@ -178,7 +163,6 @@ impl Engine {
             pool_seats: pool.map(|p| p.seats.clone()).unwrap_or_default(),
             fresh: back.qty,
             fresh_seats: back.seats.iter().copied().collect(),
-            available: section.available(),
         };
         let mut served = 0;
         for c in queue {
@@ -187,7 +171,6 @@ impl Engine {
                 break;
             }
             served += 1;
-            tickets.take_available(|| self.free_seats(event, s));
             if self.over_limit(run, entry) || run.next_hold > HOLDS_PER_SHARD_MAX {
                 run.steps.push(WaitStep::PassedOver {
                     entry: self.entry_id(c),
@@ -224,14 +207,6 @@ impl Engine {
             }
             current + entry.qty > max
         })
-    }
-
-    /// Every free seat of a seated section, ascending.
-    fn free_seats(&self, event: u32, section: u16) -> Vec<u32> {
-        let s: &Section = &self.state.events[event as usize].sections[section as usize];
-        (0..s.seats.len() as u32)
-            .filter(|&i| s.seats[i as usize].is_free())
-            .collect()
     }
 }
 

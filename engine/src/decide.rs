@@ -1060,6 +1060,14 @@ impl Engine {
                 );
             }
         }
+        if new.qty > section.capacity {
+            // Never servable: the entry would block every later one for good.
+            return Err(invalid(
+                "qty",
+                format!("more than the section's {} tickets", section.capacity),
+            )
+            .into());
+        }
         self.remembered(&new.actor, &new.idempotency, now_ms)?;
         let user = self.user_index(&new.user_id);
         if let Some(&c) = user.and_then(|u| self.derived.live_entry.get(&(index, u))) {

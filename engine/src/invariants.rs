@@ -207,15 +207,14 @@ impl Engine {
                 );
                 queued.insert(c);
             }
-            // No tickets on sale while a fitting entry waits.
+            // No set-aside tickets enough for the first entry while it waits.
             let head = wait.entry(queue[0]);
             let pool = wait.set_aside_count(e, s);
             assert!(
-                section.available() + pool < head.qty,
-                "{}/{}: {} available and {pool} set aside while the first entry waits for {}",
+                pool < head.qty,
+                "{}/{}: {pool} set aside while the first entry waits for {}",
                 state.events[e as usize].id,
                 section.id,
-                section.available(),
                 head.qty
             );
         }

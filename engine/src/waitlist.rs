@@ -3,13 +3,14 @@
 //!
 //! Rules (docs/api.md, "Waiting list"): strict join order per section; tickets of a section
 //! that return while entries wait are set aside (they count as held) instead of going
-//! back on sale; as soon as the set-aside tickets plus the section's available ones reach
-//! the first waiting entry's `qty`, the available ones are set aside too and the entry is
-//! offered a hold of exactly its `qty` (seats picked from the set-aside ones by the
-//! best-available steps), or passed over when its user cannot take them; the next entry
-//! follows in the same decision. When no entry waits, set-aside tickets go back on sale.
-//! So after every decision: for a section with entries waiting, available + set-aside <
-//! the first entry's `qty`, and a section with none waiting has nothing set aside.
+//! back on sale; as soon as the set-aside tickets reach the first waiting entry's `qty`,
+//! the entry is offered a hold of exactly its `qty` (seats picked from the set-aside ones
+//! by the best-available steps), or passed over when its user cannot take them; the next
+//! entry follows in the same decision. Tickets on sale stay on sale: an offer is made from
+//! set-aside tickets alone. When no entry waits, set-aside tickets go back on sale. So
+//! after every decision: for a section with entries waiting, set-aside < the first entry's
+//! `qty`, and a section with none waiting has nothing set aside. An entry never asks for
+//! more than its section's capacity (it could never be served and would block the queue).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

@@ -550,10 +550,17 @@ fn a_user_who_cannot_take_the_tickets_is_passed_over() {
 #[test]
 fn joining_is_refused_when_tickets_are_available_twice_or_above_the_cap() {
     let mut s = Shard::new();
-    event(&mut s, Some(4), vec![("ga", ga(3))]);
+    event(&mut s, Some(4), vec![("ga", ga(4)), ("small", ga(2))]);
+    buy(&mut s, "b", &[("ga", 1)], &[], T0);
     assert_eq!(
         try_join(&mut s, "u", "ga", 3, T0).unwrap_err().code(),
         "tickets_available"
+    );
+    // More than the section holds could never be served, and would block the queue.
+    buy(&mut s, "b", &[("small", 2)], &[], T0);
+    assert_eq!(
+        try_join(&mut s, "u", "small", 3, T0).unwrap_err(),
+        Rejection::invalid("qty", "more than the section's 2 tickets")
     );
     assert_eq!(
         try_join(&mut s, "u", "ga", 5, T0).unwrap_err(),

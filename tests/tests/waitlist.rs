@@ -345,3 +345,78 @@ fn an_offer_left_to_expire_passes_to_the_next_entry_and_then_back_on_sale() {
     );
     assert_eq!(entry(&server, "second", &second)["status"], "expired");
 }
+
+/// An offer is made from set-aside tickets alone (design.md: "as soon as the set-aside
+/// tickets reach that entry's `qty`"): a ticket that was on sale when the entry joined stays
+/// on sale and a buyer may take it; returned tickets are set aside until they reach the
+/// entry's `qty`. A join for more than the section holds is 400 `qty`, and changes nothing.
+#[test]
+fn offers_come_from_set_aside_tickets_only_and_tickets_on_sale_stay_on_sale() {
+    let server = Server::start(Launch::default());
+    ga_event(&server, "rule", 5);
+    let bob = user_token("bob");
+    let two = json!({"items": [{"section_id": "ga", "qty": 2}]});
+    let holds: Vec<String> = (0..2)
+        .map(|_| {
+            let (status, h) = server.call("POST", "/v1/events/rule/holds", Some(&bob), Some(&two));
+            assert_eq!(status, 201, "{h}");
+            h["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let (status, body) = server.call(
+        "POST",
+        "/v1/events/rule/waitlist",
+        Some(&user_token("erin")),
+        Some(&json!({"section_id": "ga", "qty": 6})),
+    );
+    assert_eq!(
+        (status, code(&body), &body["error"]["field"]),
+        (400, "invalid_input", &json!("qty")),
+        "{body}"
+    );
+    let carol = join(&server, "rule", "carol", 3);
+    assert_eq!(section(&server, "rule")["waiting"], 1);
+    let release = |id: &str| {
+        let (status, h) = server.call("DELETE", &format!("/v1/holds/{id}"), Some(&bob), None);
+        assert_eq!(status, 200, "{h}");
+    };
+    release(&holds[0]);
+    let ga = section(&server, "rule");
+    assert_eq!(
+        (&ga["available"], &ga["set_aside"], &ga["held"]),
+        (&json!(1), &json!(2), &json!(4)),
+        "{ga}"
+    );
+    let id = carol["id"].as_str().unwrap();
+    assert_eq!(entry(&server, "carol", id)["status"], "waiting");
+    // The ticket on sale is still for sale.
+    let one = json!({"items": [{"section_id": "ga", "qty": 1}]});
+    let (status, b) = server.call(
+        "POST",
+        "/v1/events/rule/bookings",
+        Some(&user_token("dave")),
+        Some(&one),
+    );
+    assert_eq!(status, 201, "{b}");
+    release(&holds[1]);
+    let offered = entry(&server, "carol", id);
+    assert_eq!(offered["status"], "offered", "{offered}");
+    let (status, offer) = server.call(
+        "GET",
+        &format!("/v1/holds/{}", offered["hold_id"].as_str().unwrap()),
+        Some(&user_token("carol")),
+        None,
+    );
+    assert_eq!(
+        (status, &offer["items"][0]["qty"]),
+        (200, &json!(3)),
+        "{offer}"
+    );
+    // Nobody else waits: the set-aside ticket left over goes back on sale.
+    let ga = section(&server, "rule");
+    assert_eq!(
+        (&ga["available"], &ga["set_aside"], &ga["held"], &ga["sold"]),
+        (&json!(1), &json!(0), &json!(3), &json!(1)),
+        "{ga}"
+    );
+}
