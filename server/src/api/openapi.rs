@@ -224,10 +224,21 @@ impl Op {
         self
     }
 
-    /// Query parameters from a handler's parameter struct.
+    /// Query parameters from a handler's parameter struct. Each is `allowEmptyValue`: an
+    /// empty value (`?limit=`, as the route templates write them) is the parameter absent
+    /// (`extract::parse_query`). utoipa has no field for the keyword, so it is set as an
+    /// extension, which serializes among the parameter's own keys.
     fn query<P: IntoParams>(mut self) -> Op {
-        self.params
-            .extend(P::into_params(|| Some(ParameterIn::Query)));
+        self.params.extend(
+            P::into_params(|| Some(ParameterIn::Query))
+                .into_iter()
+                .map(|mut p| {
+                    p.extensions
+                        .get_or_insert_with(Default::default)
+                        .insert("allowEmptyValue".into(), true.into());
+                    p
+                }),
+        );
         self
     }
 
