@@ -41,6 +41,7 @@ fn event(capacity: u32, rows: u32) -> Engine {
     });
     engine
         .execute(&command, T0, &mut Vec::new())
+        .output
         .expect("event created");
     engine
 }
@@ -315,6 +316,7 @@ fn benches(c: &mut Criterion) {
         let mut record = Vec::new();
         source
             .execute(&command, T0 + i, &mut record)
+            .output
             .expect("accepted");
         log.push(record);
     }

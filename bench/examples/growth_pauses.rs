@@ -48,7 +48,10 @@ fn main() {
         idempotency: None,
     });
     let mut records = Vec::new();
-    engine.execute(&create, T0, &mut records).expect("event");
+    engine
+        .execute(&create, T0, &mut records)
+        .output
+        .expect("event");
     let started = Instant::now();
     let mut worst = 0.0f64;
     for n in 0..holds {
@@ -73,6 +76,7 @@ fn main() {
         let at = Instant::now();
         engine
             .execute(&command, T0 + n / 25, &mut records)
+            .output
             .expect("hold");
         let ms = at.elapsed().as_secs_f64() * 1000.0;
         worst = worst.max(ms);

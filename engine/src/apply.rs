@@ -9,7 +9,7 @@ use crate::decision::{
 use crate::derived::Derived;
 use crate::engine::Engine;
 use crate::ids::{BookingId, EntryId, HoldId};
-use crate::limits::{IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_RETENTION_MS};
+use crate::limits::{IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_REFUSALS_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::seat::SeatState;
 use crate::state::{
     hold_lines, tickets, Booking, Event, Hold, IdemEntry, IdemOutcome, Line, Row, Section, Status,
@@ -97,10 +97,12 @@ impl Engine {
         let outcome = self.apply_one(decision);
         let state = &self.state;
         self.derived.expiry.pop_stale(|e| !state.is_current(e));
+        // Forget first: a key past its retention that comes back is remembered anew,
+        // and must not be forgotten with its old recording.
+        self.forget_old_keys(at_ms);
         if let Some(tag) = decision.idem() {
             self.remember(tag, at_ms, outcome);
         }
-        self.forget_old_keys(at_ms);
     }
 
     fn apply_one(&mut self, decision: &Decision) -> IdemOutcome {
@@ -117,6 +119,7 @@ impl Engine {
             Decision::HoldExpired(d) => self.hold_expired(d),
             Decision::BookingCancelled(d) => self.booking_cancelled(d),
             Decision::HoldExtended(d) => self.hold_extended(d),
+            Decision::Refused(d) => IdemOutcome::Refused(d.refusal.clone()),
         }
     }
 
@@ -404,26 +407,47 @@ impl Engine {
 
     fn remember(&mut self, tag: &IdemTag, at_ms: u64, outcome: IdemOutcome) {
         let key = (tag.scope.clone(), tag.key.clone());
+        let refused = matches!(outcome, IdemOutcome::Refused(_));
         let entry = IdemEntry {
             fingerprint: tag.fingerprint,
             at_ms,
             outcome,
         };
-        if self.state.idem.insert(key, entry).is_none() {
-            self.state
-                .idem_order
-                .push_back((at_ms, tag.scope.clone(), tag.key.clone()));
+        // `decide` replays a key it remembers, so a decision never carries one that is
+        // still remembered (the old recording was forgotten just before).
+        let old = self.state.idem.insert(key, entry);
+        debug_assert!(old.is_none(), "a remembered key was decided again");
+        let order = (at_ms, tag.scope.clone(), tag.key.clone());
+        if refused {
+            self.derived.refusals.insert(order);
+            if self.derived.refusals.len() > IDEMPOTENCY_REFUSALS_MAX {
+                let (_, scope, key) = self.derived.refusals.pop_first().expect("not empty");
+                self.state.idem.remove(&(scope, key));
+            }
+        } else {
+            self.state.idem_order.push_back(order);
+            if self.state.idem_order.len() > IDEMPOTENCY_ENTRIES_MAX {
+                let (_, scope, key) = self.state.idem_order.pop_front().expect("not empty");
+                self.state.idem.remove(&(scope, key));
+            }
         }
     }
 
-    /// Drops keys older than the retention, and the oldest beyond the count limit.
+    /// Drops keys older than the retention.
     fn forget_old_keys(&mut self, now_ms: u64) {
+        let expired = |at_ms: u64| at_ms + IDEMPOTENCY_RETENTION_MS <= now_ms;
         while let Some((at_ms, _, _)) = self.state.idem_order.front() {
-            let expired = at_ms + IDEMPOTENCY_RETENTION_MS <= now_ms;
-            if !expired && self.state.idem_order.len() <= IDEMPOTENCY_ENTRIES_MAX {
+            if !expired(*at_ms) {
                 break;
             }
             let (_, scope, key) = self.state.idem_order.pop_front().expect("front exists");
+            self.state.idem.remove(&(scope, key));
+        }
+        while let Some((at_ms, _, _)) = self.derived.refusals.first() {
+            if !expired(*at_ms) {
+                break;
+            }
+            let (_, scope, key) = self.derived.refusals.pop_first().expect("first exists");
             self.state.idem.remove(&(scope, key));
         }
     }

@@ -9,7 +9,7 @@ use crate::command::{
 use crate::decision::{
     BookingCancelled, Decision, EventCreated, EventCreatedWith, EventSpec, HoldConfirmed,
     HoldExpired, HoldExtended, HoldPlaced, HoldReleased, IdemScope, IdemTag, Lines, Purchased,
-    SectionSpec, UserRef, WaitlistJoined, WaitlistLeft,
+    Refusal, Refused, SectionSpec, UserRef, WaitlistJoined, WaitlistLeft,
 };
 use crate::engine::Engine;
 use crate::ids::{BookingId, EntryId, HoldId};
@@ -96,14 +96,45 @@ pub(crate) fn idem_scope(actor: &Actor) -> IdemScope {
     }
 }
 
-/// What [`Engine::execute`] did with an accepted command.
+/// What [`Engine::execute`] did with a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Executed {
-    /// The answer.
-    pub output: Output,
-    /// The decision applied and encoded, or `None` for a remembered answer (nothing
-    /// changed, nothing to log).
+    /// The answer: what was made, or why not.
+    pub output: Result<Output, Rejection>,
+    /// The decision applied and encoded (a refusal remembered with its key is one,
+    /// [`Decision::Refused`]), or `None` when nothing changed and nothing is logged: a
+    /// remembered answer, or a refusal no key remembers.
     pub decision: Option<Decision>,
+}
+
+/// Who sends `command` and its idempotency key, if it has one.
+fn keyed(command: &Command) -> Option<(&Actor, &Option<Idempotency>)> {
+    let (actor, idem) = match command {
+        Command::CreateEvent(new) | Command::CreateEventWith(new, _) => {
+            (&Actor::Admin, &new.idempotency)
+        }
+        Command::PlaceHold(new)
+        | Command::Purchase(new)
+        | Command::PlaceHoldBest(new, _)
+        | Command::PurchaseBest(new, _) => (&new.actor, &new.idempotency),
+        Command::JoinWaitlist(new) => (&new.actor, &new.idempotency),
+        Command::ConfirmHold {
+            actor, idempotency, ..
+        }
+        | Command::ReleaseHold {
+            actor, idempotency, ..
+        }
+        | Command::CancelBooking {
+            actor, idempotency, ..
+        }
+        | Command::ExtendHold {
+            actor, idempotency, ..
+        }
+        | Command::LeaveWaitlist {
+            actor, idempotency, ..
+        } => (actor, idempotency),
+    };
+    idem.is_some().then_some((actor, idem))
 }
 
 fn tag(actor: &Actor, idem: &Option<Idempotency>) -> Option<Box<IdemTag>> {
@@ -181,7 +212,19 @@ impl Engine {
         match decided {
             Ok(decided) => Ok(decided),
             Err(Stop::Remembered(output)) => Ok(Decided::Remembered(*output)),
-            Err(Stop::Rejected(rejection)) => Err(rejection),
+            Err(Stop::Replayed(rejection)) => Err(rejection),
+            Err(Stop::Rejected(rejection)) => match (keyed(command), Refusal::of(&rejection)) {
+                // Every rule that gives such a refusal runs after the key was looked up
+                // (`remembered`), so the key is new: remember the refusal with it.
+                (Some((actor, idem)), Some(refusal)) => {
+                    Ok(Decided::Change(Decision::Refused(Refused {
+                        at_ms: now_ms,
+                        idem: tag(actor, idem).expect("a key"),
+                        refusal,
+                    })))
+                }
+                _ => Err(rejection),
+            },
         }
     }
 
@@ -244,25 +287,26 @@ impl Engine {
     /// Decides `command` at `now_ms`, applies the decision and appends its encoding to
     /// `record` (untouched when nothing changes): what a shard does with each command,
     /// and what tests and benchmarks call instead of repeating it.
-    pub fn execute(
-        &mut self,
-        command: &Command,
-        now_ms: u64,
-        record: &mut Vec<u8>,
-    ) -> Result<Executed, Rejection> {
-        match self.decide(command, now_ms)? {
-            Decided::Change(decision) => {
+    /// A refusal remembered with its key ([`Decision::Refused`]) is a decision: it is
+    /// logged like any other, and answered with its rejection.
+    pub fn execute(&mut self, command: &Command, now_ms: u64, record: &mut Vec<u8>) -> Executed {
+        match self.decide(command, now_ms) {
+            Ok(Decided::Change(decision)) => {
                 self.apply(&decision);
                 decision.encode(record);
-                Ok(Executed {
+                Executed {
                     output: self.output(&decision, now_ms),
                     decision: Some(decision),
-                })
+                }
             }
-            Decided::Remembered(output) => Ok(Executed {
-                output,
+            Ok(Decided::Remembered(output)) => Executed {
+                output: Ok(output),
                 decision: None,
-            }),
+            },
+            Err(rejection) => Executed {
+                output: Err(rejection),
+                decision: None,
+            },
         }
     }
 
@@ -454,23 +498,24 @@ impl Engine {
             return Err(Rejection::IdempotencyKeyReused.into());
         }
         let shard = self.shard();
-        let output = match entry.outcome {
-            IdemOutcome::EventCreated(i) => Output::Event(self.event_view(i)),
+        let output = match &entry.outcome {
+            IdemOutcome::Refused(refusal) => return Err(Stop::Replayed(refusal.into())),
+            IdemOutcome::EventCreated(i) => Output::Event(self.event_view(*i)),
             IdemOutcome::HoldPlaced(h) | IdemOutcome::Extended(h) => {
-                Output::Hold(self.hold_view_as(h, HoldStatus::Held))
+                Output::Hold(self.hold_view_as(*h, HoldStatus::Held))
             }
-            IdemOutcome::Released(h) => Output::Hold(self.hold_view_as(h, HoldStatus::Released)),
+            IdemOutcome::Released(h) => Output::Hold(self.hold_view_as(*h, HoldStatus::Released)),
             IdemOutcome::Purchased(b) | IdemOutcome::Confirmed(b) => {
-                let mut view = self.booking_view(BookingId::new(shard, b));
+                let mut view = self.booking_view(BookingId::new(shard, *b));
                 view.status = crate::view::BookingStatus::Confirmed;
                 view.cancelled_at_ms = None;
                 Output::Booking(view)
             }
             IdemOutcome::Cancelled(b) => {
-                Output::Booking(self.booking_view(BookingId::new(shard, b)))
+                Output::Booking(self.booking_view(BookingId::new(shard, *b)))
             }
             IdemOutcome::Joined(c) | IdemOutcome::Left(c) => Output::Entry(
-                self.entry_view(u32::try_from(c).expect("counters fit in u32"), now_ms),
+                self.entry_view(u32::try_from(*c).expect("counters fit in u32"), now_ms),
             ),
         };
         Err(Stop::Remembered(Box::new(output)))
@@ -680,6 +725,8 @@ impl Asked<'_> {
 /// idempotent retry whose remembered answer is the answer. Either way nothing changes.
 enum Stop {
     Rejected(Rejection),
+    /// A refusal remembered with the key: answered again, nothing logged.
+    Replayed(Rejection),
     /// Boxed: an answer is large, and a retry is the rare path.
     Remembered(Box<Output>),
 }

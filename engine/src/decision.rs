@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::ids::{BookingId, EntryId, HoldId};
+use crate::rejection::Rejection;
 
 /// Who an idempotency key belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -120,6 +121,146 @@ pub enum Decision {
     /// A release, expiry or cancellation (`base`) whose tickets went to a waiting list,
     /// with what the waiting list did, in order: one decision, one record.
     Cascaded(Cascaded),
+    /// A command with an `Idempotency-Key` refused for a reason a later state could
+    /// change (sold out now, free later): nothing else changes, but the key remembers the
+    /// refusal, so its retry gets the same answer, also after a restart.
+    Refused(Refused),
+}
+
+/// A refusal remembered with its idempotency key ([`Decision::Refused`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// Engine time.
+    pub at_ms: u64,
+    /// The key and the request it came with.
+    pub idem: Box<IdemTag>,
+    /// The answer.
+    pub refusal: Refusal,
+}
+
+/// The refusals a key remembers: those whose answer depends on a state that can change,
+/// so that a retry could otherwise get another answer. The others need no memory: input
+/// errors and unknown ids answer the same for the same request, and a hold, booking or
+/// entry that is no longer active never becomes active again. `over_capacity` (503,
+/// `Retry-After`) is not remembered: it asks for a retry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// [`Rejection::SoldOut`].
+    SoldOut {
+        /// The section that ran out.
+        section_id: String,
+        /// Tickets available there.
+        available: u32,
+    },
+    /// [`Rejection::SeatTaken`].
+    SeatTaken {
+        /// The first seat not free.
+        seat: String,
+    },
+    /// [`Rejection::LimitExceeded`].
+    LimitExceeded {
+        /// The event's cap.
+        max_per_user: u32,
+        /// What the user held plus owned.
+        current: u32,
+    },
+    /// [`Rejection::NoAdjacentSeats`].
+    NoAdjacentSeats {
+        /// The section with the most free seats.
+        section_id: String,
+        /// Its free seats.
+        available: u32,
+    },
+    /// [`Rejection::AlreadyWaiting`].
+    AlreadyWaiting {
+        /// The user's live entry.
+        entry_id: EntryId,
+    },
+    /// [`Rejection::TicketsAvailable`].
+    TicketsAvailable {
+        /// Tickets available in the section.
+        available: u32,
+    },
+    /// [`Rejection::ExtensionLimit`] (the hold may expire later, which would answer
+    /// `hold_expired`).
+    ExtensionLimit {
+        /// The latest `expires_at` allowed.
+        latest_ms: u64,
+    },
+}
+
+impl Refusal {
+    /// The remembered form of `rejection`, if a key remembers it.
+    pub fn of(rejection: &Rejection) -> Option<Refusal> {
+        Some(match rejection.clone() {
+            Rejection::SoldOut {
+                section_id,
+                available,
+            } => Refusal::SoldOut {
+                section_id,
+                available,
+            },
+            Rejection::SeatTaken { seat } => Refusal::SeatTaken { seat },
+            Rejection::LimitExceeded {
+                max_per_user,
+                current,
+            } => Refusal::LimitExceeded {
+                max_per_user,
+                current,
+            },
+            Rejection::NoAdjacentSeats {
+                section_id,
+                available,
+            } => Refusal::NoAdjacentSeats {
+                section_id,
+                available,
+            },
+            Rejection::AlreadyWaiting { entry_id } => Refusal::AlreadyWaiting { entry_id },
+            Rejection::TicketsAvailable { available } => Refusal::TicketsAvailable { available },
+            Rejection::ExtensionLimit { latest_ms } => Refusal::ExtensionLimit { latest_ms },
+            Rejection::InvalidInput { .. }
+            | Rejection::NotFound { .. }
+            | Rejection::EventExists
+            | Rejection::HoldExpired
+            | Rejection::HoldNotActive { .. }
+            | Rejection::BookingNotActive
+            | Rejection::IdempotencyKeyReused
+            | Rejection::OverCapacity(_)
+            | Rejection::EntryNotActive { .. } => return None,
+        })
+    }
+}
+
+impl From<&Refusal> for Rejection {
+    fn from(refusal: &Refusal) -> Self {
+        match refusal.clone() {
+            Refusal::SoldOut {
+                section_id,
+                available,
+            } => Rejection::SoldOut {
+                section_id,
+                available,
+            },
+            Refusal::SeatTaken { seat } => Rejection::SeatTaken { seat },
+            Refusal::LimitExceeded {
+                max_per_user,
+                current,
+            } => Rejection::LimitExceeded {
+                max_per_user,
+                current,
+            },
+            Refusal::NoAdjacentSeats {
+                section_id,
+                available,
+            } => Rejection::NoAdjacentSeats {
+                section_id,
+                available,
+            },
+            Refusal::AlreadyWaiting { entry_id } => Rejection::AlreadyWaiting { entry_id },
+            Refusal::TicketsAvailable { available } => Rejection::TicketsAvailable { available },
+            Refusal::ExtensionLimit { latest_ms } => Rejection::ExtensionLimit { latest_ms },
+        }
+    }
 }
 
 /// An event was created.
@@ -350,7 +491,8 @@ impl Decision {
             | Decision::HoldExtended(HoldExtended { at_ms, .. })
             | Decision::EventCreatedWith(EventCreatedWith { at_ms, .. })
             | Decision::WaitlistJoined(WaitlistJoined { at_ms, .. })
-            | Decision::WaitlistLeft(WaitlistLeft { at_ms, .. }) => *at_ms,
+            | Decision::WaitlistLeft(WaitlistLeft { at_ms, .. })
+            | Decision::Refused(Refused { at_ms, .. }) => *at_ms,
             Decision::Cascaded(Cascaded { base, .. }) => base.at_ms(),
         }
     }
@@ -369,6 +511,7 @@ impl Decision {
             | Decision::WaitlistJoined(WaitlistJoined { idem, .. })
             | Decision::WaitlistLeft(WaitlistLeft { idem, .. }) => idem.as_deref(),
             Decision::Cascaded(Cascaded { base, .. }) => base.idem(),
+            Decision::Refused(Refused { idem, .. }) => Some(idem),
             Decision::HoldExpired(_) => None,
         }
     }

@@ -1,10 +1,14 @@
 //! The indexes `apply` keeps beside the state and a restore rebuilds from it: interned
 //! users, the expiry queue, per-user counts, seat summaries, the waiting lists' lookups.
 
+use std::collections::BTreeSet;
+
 use rustc_hash::FxHashMap;
 
+use crate::decision::IdemScope;
+
 use crate::expiry::ExpiryQueue;
-use crate::state::{Event, State, Status};
+use crate::state::{Event, IdemOutcome, State, Status};
 use crate::summary::SeatSummary;
 use crate::waitlist::{Status as EntryStatus, Waitlists};
 
@@ -29,6 +33,10 @@ pub struct Derived {
     pub offer_of: FxHashMap<u32, u32>,
     /// Event → its live (waiting or offered) entries; a zero count is removed.
     pub live_per_event: FxHashMap<u32, u32>,
+    /// (recorded at, scope, key) of every remembered refusal, oldest first: their
+    /// retention order. Ordered by value, not by arrival, so a rebuild from the keys
+    /// alone gives the same order (and forgets the same keys) as the live engine.
+    pub refusals: BTreeSet<(u64, IdemScope, String)>,
 }
 
 impl Derived {
@@ -88,6 +96,12 @@ impl Derived {
                 .map(|(i, e)| (e.hold, i as u32 + 1))
                 .collect(),
             summaries: state.events.iter().map(Derived::summaries_of).collect(),
+            refusals: state
+                .idem
+                .iter()
+                .filter(|(_, e)| matches!(e.outcome, IdemOutcome::Refused(_)))
+                .map(|((scope, key), e)| (e.at_ms, scope.clone(), key.clone()))
+                .collect(),
             user_index: state
                 .users
                 .iter()

@@ -346,8 +346,12 @@ impl Engine {
         );
         assert_eq!(
             state.idem.len(),
-            state.idem_order.len(),
-            "every idempotency key is in the retention order"
+            state.idem_order.len() + self.derived.refusals.len(),
+            "every idempotency key is in a retention order"
+        );
+        assert!(
+            self.derived.refusals == rebuilt.refusals,
+            "the remembered refusals match the keys"
         );
     }
 }

@@ -50,7 +50,8 @@ pub use command::{
 };
 pub use decide::{is_valid_id, is_valid_user_id, Decided, Executed};
 pub use decision::{
-    Decision, EventSpec, IdemScope, IdemTag, Lines, SectionSpec, UserRef, WaitStep,
+    Decision, EventSpec, IdemScope, IdemTag, Lines, Refusal, Refused, SectionSpec, UserRef,
+    WaitStep,
 };
 pub use engine::Engine;
 pub use ids::{BookingId, EntryId, HoldId};

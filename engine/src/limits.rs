@@ -73,6 +73,10 @@ pub const EXPIRE_BATCH_MAX: usize = 4_096;
 pub const IDEMPOTENCY_RETENTION_MS: u64 = 86_400_000;
 /// Idempotency keys one shard remembers; the oldest is forgotten first beyond it.
 pub const IDEMPOTENCY_ENTRIES_MAX: usize = 1_000_000;
+/// Refusals one shard remembers with their idempotency keys (a sold-out answer, so that
+/// its retry gets it again), apart from [`IDEMPOTENCY_ENTRIES_MAX`]; the oldest is
+/// forgotten first beyond it.
+pub const IDEMPOTENCY_REFUSALS_MAX: usize = 1_000_000;
 /// Largest page of a list query.
 pub const PAGE_LIMIT_MAX: usize = 1_000;
 /// Page size when the client names none.

@@ -3,7 +3,8 @@
 use crate::command::{Actor, BookingQuery};
 use crate::decision::{
     BookingCancelled, Cascaded, Decision, EventCreated, EventCreatedWith, HoldConfirmed,
-    HoldExpired, HoldExtended, HoldPlaced, HoldReleased, Purchased, WaitlistJoined, WaitlistLeft,
+    HoldExpired, HoldExtended, HoldPlaced, HoldReleased, Purchased, Refused, WaitlistJoined,
+    WaitlistLeft,
 };
 use crate::engine::Engine;
 use crate::ids::{BookingId, HoldId};
@@ -267,9 +268,10 @@ impl Engine {
         }
     }
 
-    /// The reply to a decision just applied, with statuses as of `now_ms`.
-    pub fn output(&self, decision: &Decision, now_ms: u64) -> Output {
-        match decision {
+    /// The reply to a decision just applied, with statuses as of `now_ms` (a remembered
+    /// refusal's is its rejection).
+    pub fn output(&self, decision: &Decision, now_ms: u64) -> Result<Output, Rejection> {
+        Ok(match decision {
             Decision::EventCreated(EventCreated { event, .. })
             | Decision::EventCreatedWith(EventCreatedWith { event, .. }) => {
                 Output::Event(self.event(&event.id).expect("just created"))
@@ -278,7 +280,8 @@ impl Engine {
             | Decision::WaitlistLeft(WaitlistLeft { entry, .. }) => {
                 Output::Entry(self.entry_view(entry.counter32(), now_ms))
             }
-            Decision::Cascaded(Cascaded { base, .. }) => self.output(base, now_ms),
+            Decision::Cascaded(Cascaded { base, .. }) => return self.output(base, now_ms),
+            Decision::Refused(Refused { refusal, .. }) => return Err(refusal.into()),
             Decision::HoldPlaced(HoldPlaced { hold, .. })
             | Decision::HoldExtended(HoldExtended { hold, .. }) => {
                 Output::Hold(self.hold_view_as(hold.counter(), HoldStatus::Held))
@@ -293,7 +296,7 @@ impl Engine {
             | Decision::BookingCancelled(BookingCancelled { booking, .. }) => {
                 Output::Booking(self.booking_view(*booking))
             }
-        }
+        })
     }
 
     pub(crate) fn entry_view(&self, counter: u32, now_ms: u64) -> EntryView {

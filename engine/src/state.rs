@@ -173,7 +173,7 @@ impl Booking {
 }
 
 /// What an idempotency key's first request produced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IdemOutcome {
     /// An event (index).
     EventCreated(u32),
@@ -193,6 +193,10 @@ pub enum IdemOutcome {
     Joined(u64),
     /// A waiting-list entry left (counter).
     Left(u64),
+    /// A refusal ([`crate::decision::Refused`]); its keys are counted and forgotten
+    /// apart from the others (`Derived::refusals`), so that a crowd of refused retries
+    /// never pushes out the memory of a purchase.
+    Refused(crate::decision::Refusal),
 }
 
 /// A remembered key.
@@ -234,7 +238,8 @@ pub struct State {
     pub user_bookings: Vec<Vec<u32>>,
     /// Idempotency keys.
     pub idem: BTreeMap<(IdemScope, String), IdemEntry>,
-    /// Keys in recording order, for retention.
+    /// Keys of successes in recording order, for retention (a refusal's key is in
+    /// `Derived::refusals`).
     pub idem_order: VecDeque<(u64, IdemScope, String)>,
 }
 

@@ -41,7 +41,8 @@ impl Tally {
             Decision::EventCreated(_)
             | Decision::EventCreatedWith(_)
             | Decision::HoldExtended(_)
-            | Decision::WaitlistJoined(_) => {}
+            | Decision::WaitlistJoined(_)
+            | Decision::Refused(_) => {}
         }
     }
 

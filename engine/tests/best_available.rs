@@ -153,9 +153,9 @@ fn current_rows(engine: &Engine, sections: usize) -> Vec<Rows> {
 }
 
 fn run(engine: &mut Engine, command: &Command) -> Result<Output, Rejection> {
-    let out = engine.execute(command, T0, &mut Vec::new())?.output;
+    let out = engine.execute(command, T0, &mut Vec::new()).output;
     engine.check_invariants();
-    Ok(out)
+    out
 }
 
 fn hold(user: &str, seats: Vec<String>) -> NewHold {

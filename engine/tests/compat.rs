@@ -10,7 +10,8 @@
 //! New decision variants are appended to the enum; pin them with a new history folder
 //! beside `v1/` (its `decision-NN.bin` files and `snapshot.bin`), never by rewriting
 //! existing files. `v1/` was written by
-//! `cargo test -p boxoffice-engine --test compat -- --ignored write_format_1_files`.
+//! `cargo test -p boxoffice-engine --test compat -- --ignored write_format_1_files`;
+//! `refused/` (a [`Decision::Refused`]) by `... --ignored write_refused_files`.
 
 use std::path::{Path, PathBuf};
 
@@ -233,15 +234,98 @@ fn history() -> (Vec<Decision>, Engine) {
 #[test]
 #[ignore = "writes the checked-in files once; never rewrite them"]
 fn write_format_1_files() {
-    let dir = data_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let (decisions, engine) = history();
+    write_history(&data_dir(), history());
+}
+
+/// Writes a history's decision files and the snapshot it leads to into `dir`.
+fn write_history(dir: &Path, (decisions, engine): (Vec<Decision>, Engine)) {
+    std::fs::create_dir_all(dir).unwrap();
     for (i, decision) in decisions.iter().enumerate() {
         let mut bytes = Vec::new();
         decision.encode(&mut bytes);
         std::fs::write(dir.join(format!("decision-{:02}.bin", i + 1)), bytes).unwrap();
     }
     std::fs::write(dir.join("snapshot.bin"), engine.snapshot()).unwrap();
+}
+
+fn refused_dir() -> PathBuf {
+    data_dir().with_file_name("refused")
+}
+
+/// A history that ends in [`Decision::Refused`]: a one-ticket section sold out, then a
+/// hold with a key refused (remembered with it), then the sale's ticket back.
+fn refused_history() -> (Vec<Decision>, Engine) {
+    let mut engine = Engine::new(SHARD);
+    let mut out = Vec::new();
+    out.push(step(
+        &mut engine,
+        Command::CreateEvent(NewEvent {
+            id: "club".into(),
+            name: "Club night".into(),
+            starts_at_ms: None,
+            max_per_user: None,
+            hold_ttl_ms: None,
+            sections: vec![NewSection {
+                id: Some("floor".into()),
+                name: "Floor".into(),
+                price_cents: 1500,
+                layout: Layout::General { capacity: 1 },
+            }],
+            idempotency: None,
+        }),
+        T0,
+    ));
+    let first = hold(user("alice"), "club", "alice", &[("floor", 1)], &[]);
+    out.push(step(&mut engine, Command::PlaceHold(first), T0 + 10));
+    let mut refused = hold(user("bob"), "club", "bob", &[("floor", 1)], &[]);
+    refused.idempotency = idem("bob-try-1", 99);
+    out.push(step(&mut engine, Command::PlaceHold(refused), T0 + 20));
+    out.push(step(
+        &mut engine,
+        Command::ReleaseHold {
+            actor: user("alice"),
+            hold_id: HoldId::new(SHARD, 1),
+            idempotency: None,
+        },
+        T0 + 30,
+    ));
+    (out, engine)
+}
+
+#[test]
+#[ignore = "writes the checked-in files once; never rewrite them"]
+fn write_refused_files() {
+    write_history(&refused_dir(), refused_history());
+}
+
+#[test]
+fn the_refused_history_still_decides_the_same_and_its_snapshot_replays_the_refusal() {
+    let (decisions, _) = refused_history();
+    assert_eq!(variant(&decisions[2]), "Refused");
+    let files = decision_files(&refused_dir());
+    assert_eq!(decisions.len(), files.len());
+    for (decision, path) in decisions.iter().zip(&files) {
+        let mut bytes = Vec::new();
+        decision.encode(&mut bytes);
+        assert_eq!(bytes, std::fs::read(path).unwrap(), "{}", path.display());
+    }
+    // The restored engine answers bob's retry with the refusal, though a ticket is free.
+    let snapshot = std::fs::read(refused_dir().join("snapshot.bin")).unwrap();
+    let engine = Engine::restore(&snapshot).expect("restores");
+    let mut retry = hold(user("bob"), "club", "bob", &[("floor", 1)], &[]);
+    retry.idempotency = idem("bob-try-1", 99);
+    assert_eq!(
+        engine.decide(&Command::PlaceHold(retry.clone()), T0 + 40),
+        Err(Rejection::SoldOut {
+            section_id: "floor".into(),
+            available: 0
+        })
+    );
+    retry.idempotency = idem("bob-try-2", 99);
+    assert!(matches!(
+        engine.decide(&Command::PlaceHold(retry), T0 + 40),
+        Ok(Decided::Change(Decision::HoldPlaced(_)))
+    ));
 }
 
 #[test]
@@ -252,8 +336,8 @@ fn every_checked_in_decision_decodes_and_reencodes_byte_equal() {
         assert!(!files.is_empty(), "no decision files in {}", dir.display());
         check_files(&files, &mut seen);
     }
-    for name in VARIANTS {
-        assert!(seen.contains(name), "no checked-in {name}: {seen:?}");
+    for name in VARIANTS.iter().chain(&["Refused"]) {
+        assert!(seen.contains(*name), "no checked-in {name}: {seen:?}");
     }
 }
 

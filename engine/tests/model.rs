@@ -506,13 +506,11 @@ fn attempt(
     now: u64,
 ) -> Result<Output, &'static str> {
     let mut record = Vec::new();
-    let executed = engine
-        .execute(command, now, &mut record)
-        .map_err(|r| r.code())?;
+    let executed = engine.execute(command, now, &mut record);
     if executed.decision.is_some() {
         log.push(record);
     }
-    Ok(executed.output)
+    executed.output.map_err(|r| r.code())
 }
 
 fn sale_step(engine: &mut Engine, log: &mut Vec<Vec<u8>>, now: &mut u64, op: &SaleOp) {

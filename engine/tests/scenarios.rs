@@ -49,9 +49,7 @@ fn rows(spec: &[(&str, u32)]) -> Layout {
 
 /// decide + apply, invariants checked, output returned.
 fn run(engine: &mut Engine, command: &Command, now: u64) -> Result<Output, Rejection> {
-    let result = engine
-        .execute(command, now, &mut Vec::new())
-        .map(|e| e.output);
+    let result = engine.execute(command, now, &mut Vec::new()).output;
     engine.check_invariants();
     result
 }
@@ -301,6 +299,103 @@ fn idempotent_retry() {
         e.decide(&Command::PlaceHold(cmd), later),
         Ok(Decided::Change(_))
     ));
+}
+
+fn keyed(mut cmd: NewHold, key: &str, fingerprint: u64) -> Command {
+    cmd.idempotency = Some(Idempotency {
+        key: key.into(),
+        fingerprint,
+    });
+    Command::PlaceHold(cmd)
+}
+
+#[test]
+fn a_keyed_refusal_is_remembered_logged_and_forgotten_after_24_h() {
+    let mut e = Engine::new(0);
+    admin_event(&mut e, "show", None, vec![("floor", ga(1))]);
+    let alice = place(&mut e, "alice", &[("floor", 1)], &[], T0).unwrap();
+    let bob = keyed(hold_cmd("bob", &[("floor", 1)], &[]), "k1", 7);
+    let sold_out = Rejection::SoldOut {
+        section_id: "floor".into(),
+        available: 0,
+    };
+    let mut record = Vec::new();
+    let first = e.execute(&bob, T0 + 1, &mut record);
+    assert_eq!(first.output, Err(sold_out.clone()));
+    assert!(
+        matches!(first.decision, Some(Decision::Refused(_))),
+        "a keyed sold-out is a decision, to log: {:?}",
+        first.decision
+    );
+    assert_eq!(Decision::decode(&record).unwrap(), first.decision.unwrap());
+    e.check_invariants();
+    // The ticket comes back; the retry still gets the first answer, and logs nothing.
+    let release = Command::ReleaseHold {
+        actor: Actor::User("alice".into()),
+        hold_id: alice.id,
+        idempotency: None,
+    };
+    run(&mut e, &release, T0 + 2).unwrap();
+    assert_eq!(section(&e, "floor").available, 1);
+    let retry = e.execute(&bob, T0 + 3, &mut Vec::new());
+    assert_eq!(
+        (retry.output, retry.decision),
+        (Err(sold_out.clone()), None)
+    );
+    // The key with another request is reused; without a key the same request is new.
+    let other = keyed(hold_cmd("bob", &[("floor", 1)], &[]), "k1", 8);
+    assert_eq!(
+        e.decide(&other, T0 + 4),
+        Err(Rejection::IdempotencyKeyReused)
+    );
+    // An unlogged refusal stays unlogged: a bad request with a key changes nothing.
+    let bad = keyed(hold_cmd("bob", &[("floor", 0)], &[]), "k2", 9);
+    let refused = e.execute(&bad, T0 + 4, &mut Vec::new());
+    assert!(refused.output.is_err() && refused.decision.is_none());
+    // After 24 h the refusal is forgotten: the retry is decided afresh, and succeeds.
+    let later = T0 + 1 + limits::IDEMPOTENCY_RETENTION_MS;
+    assert!(matches!(
+        run(&mut e, &bob, later),
+        Ok(Output::Hold(h)) if h.user_id == "bob"
+    ));
+}
+
+#[test]
+fn refusals_are_counted_apart_and_never_push_out_a_success() {
+    let mut e = Engine::new(0);
+    admin_event(&mut e, "show", None, vec![("floor", ga(1))]);
+    let bought = keyed(hold_cmd("alice", &[("floor", 1)], &[]), "buy", 1);
+    let first = run(&mut e, &bought, T0).unwrap();
+    let mut record = Vec::new();
+    let n = limits::IDEMPOTENCY_REFUSALS_MAX + 1;
+    for i in 0..n {
+        let cmd = keyed(hold_cmd("bob", &[("floor", 1)], &[]), &format!("r{i}"), 2);
+        record.clear();
+        let executed = e.execute(&cmd, T0 + 1, &mut record);
+        assert!(executed.output.is_err() && executed.decision.is_some());
+    }
+    e.check_invariants();
+    // The purchase's key outlived a million refusals after it.
+    assert_eq!(
+        e.decide(&bought, T0 + 2),
+        Ok(Decided::Remembered(first)),
+        "the success is still remembered"
+    );
+    // The oldest refusal went first ("r0" sorts first at the same time), the newest stays.
+    let r0 = keyed(hold_cmd("bob", &[("floor", 1)], &[]), "r0", 2);
+    assert!(matches!(
+        e.decide(&r0, T0 + 2),
+        Ok(Decided::Change(Decision::Refused(_)))
+    ));
+    let last = keyed(
+        hold_cmd("bob", &[("floor", 1)], &[]),
+        &format!("r{}", n - 1),
+        2,
+    );
+    assert!(
+        e.decide(&last, T0 + 2).is_err(),
+        "the newest refusal is remembered"
+    );
 }
 
 #[test]

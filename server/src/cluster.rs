@@ -434,16 +434,12 @@ impl Driver {
         });
         let mut record = Vec::new();
         for (command, reply) in commands {
-            let result = match spec.engine.execute(&command, now, &mut record) {
-                Ok(executed) => {
-                    if let Some(decision) = &executed.decision {
-                        tally.count(decision);
-                        records.push(std::mem::take(&mut record));
-                    }
-                    Ok(executed.output)
-                }
-                Err(rejection) => Err(ShardError::Rejected(rejection)),
-            };
+            let executed = spec.engine.execute(&command, now, &mut record);
+            if let Some(decision) = &executed.decision {
+                tally.count(decision);
+                records.push(std::mem::take(&mut record));
+            }
+            let result = executed.output.map_err(ShardError::Rejected);
             answers.replies.push((reply, result));
         }
         (records, tally)

@@ -468,16 +468,12 @@ impl<S: Storage, R, Q> ShardCore<S, R, Q> {
                 });
                 for (command, reply) in commands {
                     let buf = next_record(&mut self.records, self.used);
-                    let result = match engine.execute(&command, now, buf) {
-                        Ok(executed) => {
-                            if let Some(decision) = &executed.decision {
-                                tally.count(decision);
-                                self.used += 1;
-                            }
-                            Ok(executed.output)
-                        }
-                        Err(rejection) => Err(ShardError::Rejected(rejection)),
-                    };
+                    let executed = engine.execute(&command, now, buf);
+                    if let Some(decision) = &executed.decision {
+                        tally.count(decision);
+                        self.used += 1;
+                    }
+                    let result = executed.output.map_err(ShardError::Rejected);
                     replies.push((reply, result));
                 }
             }

@@ -195,8 +195,8 @@ fn touched(engine: &Engine, decision: &Decision) -> Touch {
     match decision {
         // Nobody watches an event before it exists.
         Decision::EventCreated(_) | Decision::EventCreatedWith(_) => Touch::Nothing,
-        // Only `expires_at` moves: no count, no seat.
-        Decision::HoldExtended(_) => Touch::Nothing,
+        // Only `expires_at` moves: no count, no seat. A refusal moves nothing.
+        Decision::HoldExtended(_) | Decision::Refused(_) => Touch::Nothing,
         Decision::HoldPlaced(HoldPlaced { hold, .. })
         | Decision::Purchased(Purchased { hold, .. })
         | Decision::HoldConfirmed(HoldConfirmed { hold, .. })

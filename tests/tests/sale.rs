@@ -700,6 +700,101 @@ fn idempotent_purchase_confirm_and_release_survive_kill_9() {
     );
 }
 
+/// The parts of an error answer that a retry must repeat (`request_id` is per request).
+fn refusal(answer: &(u16, Value)) -> (u16, Value, Value, Value) {
+    let e = &answer.1["error"];
+    (
+        answer.0,
+        e["code"].clone(),
+        e["message"].clone(),
+        e["field"].clone(),
+    )
+}
+
+#[test]
+fn a_keyed_refusal_gets_the_same_answer_after_the_tickets_return_and_after_kill_9() {
+    let mut server = Server::start(Launch {
+        shards: Some(2),
+        ..Launch::default()
+    });
+    let ev = json!({"id": "scarce", "name": "Scarce", "sections": [
+        {"id": "ga", "name": "GA", "price_cents": 100, "capacity": 2},
+        {"id": "hall", "name": "Hall", "price_cents": 900, "seats": {"rows": [{"label": "A", "count": 2}]}}]});
+    let (status, body) = server.call("POST", "/v1/events", Some(ADMIN), Some(&ev));
+    assert_eq!(status, 201, "{body}");
+    let alice = user_token("alice");
+    let bob = user_token("bob");
+    let p = server.port();
+    let all = r#"{"items":[{"section_id":"ga","qty":2}],"seats":["A-1"]}"#;
+    let bought = keyed(p, "POST", "/v1/events/scarce/bookings", "a-1", &alice, all);
+    assert_eq!(bought.0, 201, "{}", bought.1);
+    // bob is refused, each time with a key: a sold-out hold and a taken seat.
+    let hold = r#"{"items":[{"section_id":"ga","qty":1}]}"#;
+    let seat = r#"{"seats":["A-1"]}"#;
+    let sold_out = keyed(p, "POST", "/v1/events/scarce/holds", "b-1", &bob, hold);
+    assert_eq!(
+        (sold_out.0, code(&sold_out.1)),
+        (409, "sold_out"),
+        "{}",
+        sold_out.1
+    );
+    let taken = keyed(p, "POST", "/v1/events/scarce/bookings", "b-2", &bob, seat);
+    assert_eq!(
+        (taken.0, code(&taken.1)),
+        (409, "seat_taken"),
+        "{}",
+        taken.1
+    );
+    // alice cancels: the tickets and the seat are on sale again.
+    let cancel = format!("/v1/bookings/{}/cancel", bought.1["id"].as_str().unwrap());
+    assert_eq!(keyed(p, "POST", &cancel, "a-2", &alice, "").0, 200);
+    let free = server.check_inventory("scarce");
+    assert_eq!(free.section("ga").available, 2);
+    let retries = [
+        ("/v1/events/scarce/holds", "b-1", hold, &sold_out),
+        ("/v1/events/scarce/bookings", "b-2", seat, &taken),
+    ];
+    for (path, key, body, first) in retries {
+        assert_eq!(
+            refusal(&keyed(p, "POST", path, key, &bob, body)),
+            refusal(first),
+            "{path} with key {key}: the first answer, though the tickets came back"
+        );
+    }
+    server.kill9();
+    server.restart();
+    let p = server.port();
+    for (path, key, body, first) in retries {
+        assert_eq!(
+            refusal(&keyed(p, "POST", path, key, &bob, body)),
+            refusal(first),
+            "{path} with key {key} after kill -9: the first answer"
+        );
+    }
+    assert_eq!(
+        server.check_inventory("scarce"),
+        free,
+        "the retries changed nothing"
+    );
+    // The same key with another body is reused; a new key is a new attempt, and wins.
+    let other = keyed(
+        p,
+        "POST",
+        "/v1/events/scarce/holds",
+        "b-1",
+        &bob,
+        r#"{"items":[{"section_id":"ga","qty":2}]}"#,
+    );
+    assert_eq!((other.0, code(&other.1)), (422, "idempotency_key_reused"));
+    let again = keyed(p, "POST", "/v1/events/scarce/holds", "b-3", &bob, hold);
+    assert_eq!(
+        (again.0, &again.1["user_id"]),
+        (201, &json!("bob")),
+        "{}",
+        again.1
+    );
+}
+
 #[test]
 fn a_hold_is_released_confirmed_cancelled_and_each_conflict_answers_as_documented() {
     let mut server = Server::start(Launch {

@@ -206,15 +206,16 @@ impl Driver {
             records.push(buf);
             let mut record = self.record.lock();
             match spec.output(&decision, now) {
-                Output::Hold(hold) => {
+                Ok(Output::Hold(hold)) => {
                     record.holds.push(hold.id);
                     effects.push(Effect::Hold(hold));
                 }
-                Output::Booking(booking) => {
+                Ok(Output::Booking(booking)) => {
                     record.bookings.push(booking.id);
                     effects.push(Effect::Booking(booking));
                 }
-                Output::Event(_) | Output::Entry(_) => {}
+                // A refusal remembered with its key changes nothing to follow.
+                Ok(Output::Event(_) | Output::Entry(_)) | Err(_) => {}
             }
         }
         (records, effects)
