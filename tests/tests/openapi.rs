@@ -105,3 +105,55 @@ fn a_generated_python_client_runs_a_whole_sale() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("a whole sale passed"));
 }
+
+/// Every key of `object` is in the `required` list of the schema `name`: a field the
+/// server always sends (null when empty) is required and nullable, so a generated client
+/// reads it as always there.
+fn assert_all_required(document: &Value, name: &str, object: &Value) {
+    let schema = &document["components"]["schemas"][name];
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} has no required list: {schema}"))
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let keys: Vec<&String> = object.as_object().expect("an object").keys().collect();
+    assert!(!keys.is_empty(), "{name}: {object}");
+    for key in keys {
+        assert!(
+            required.contains(&key.as_str()),
+            "{name}.{key} is always sent ({object}) but not required: {required:?}"
+        );
+    }
+}
+
+#[test]
+fn every_field_a_response_always_sends_is_required_in_its_schema() {
+    let server = Server::start(Launch::default());
+    let (status, document) = server.call("GET", "/openapi.json", None, None);
+    assert_eq!(status, 200);
+    // No start time, no cap: the nullable fields are sent as null.
+    let event = serde_json::json!({"id": "req", "name": "Req", "sections": [
+        {"id": "ga", "name": "GA", "price_cents": 100, "capacity": 1}]});
+    let (status, event) = server.call("POST", "/v1/events", Some(ADMIN), Some(&event));
+    assert_eq!(status, 201, "{event}");
+    assert!(event["starts_at"].is_null() && event["max_per_user"].is_null());
+    let alice = harness::user_token("alice");
+    let buy = serde_json::json!({"items": [{"section_id": "ga", "qty": 1}]});
+    let (status, booking) =
+        server.call("POST", "/v1/events/req/bookings", Some(&alice), Some(&buy));
+    assert_eq!(status, 201, "{booking}");
+    assert!(booking["payment_ref"].is_null() && booking["cancelled_at"].is_null());
+    let bob = harness::user_token("bob");
+    let join = serde_json::json!({"section_id": "ga", "qty": 1});
+    let (status, entry) = server.call("POST", "/v1/events/req/waitlist", Some(&bob), Some(&join));
+    assert_eq!(status, 201, "{entry}");
+    assert!(entry["hold_id"].is_null() && entry["offer_expires_at"].is_null());
+    let (status, page) = server.call("GET", "/v1/bookings", Some(&alice), None);
+    assert_eq!(status, 200, "{page}");
+    assert!(page["next_cursor"].is_null());
+    assert_all_required(&document, "EventJson", &event);
+    assert_all_required(&document, "BookingJson", &booking);
+    assert_all_required(&document, "EntryJson", &entry);
+    assert_all_required(&document, "BookingPage", &page);
+}

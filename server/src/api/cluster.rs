@@ -222,6 +222,7 @@ pub struct ClusterShardJson {
     /// The shard (the number in its hold and booking ids).
     pub shard: usize,
     /// The node that leads it; null during an election.
+    #[schema(required = true)]
     pub leader: Option<u64>,
     /// The current term.
     pub term: u64,

@@ -180,9 +180,10 @@ pub struct EventJson {
     /// Display name.
     pub name: String,
     /// RFC 3339 start time.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub starts_at: Option<String>,
     /// Per-user cap.
+    #[schema(required = true)]
     pub max_per_user: Option<u32>,
     /// Default hold TTL.
     pub hold_ttl_seconds: u64,
@@ -274,6 +275,7 @@ impl<T: Listed + ToSchema> utoipa::PartialSchema for Page<T> {
             .property("data", data)
             .required("data")
             .property("next_cursor", next_cursor)
+            .required("next_cursor")
             .into()
     }
 }
@@ -372,12 +374,13 @@ pub struct BookingJson {
     /// Sum of ticket prices in minor units.
     pub total_cents: u64,
     /// Payment reference.
+    #[schema(required = true)]
     pub payment_ref: Option<String>,
     /// RFC 3339.
     #[schema(format = DateTime)]
     pub created_at: String,
     /// RFC 3339, when cancelled.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub cancelled_at: Option<String>,
 }
 

@@ -75,14 +75,16 @@ pub struct EntryJson {
     /// `waiting`, `offered`, `accepted`, `expired`, `declined` or `left`.
     pub status: EntryStatus,
     /// 1-based place among the section's waiting entries; null unless waiting.
+    #[schema(required = true)]
     pub position: Option<u32>,
     /// RFC 3339.
     #[schema(format = DateTime)]
     pub created_at: String,
     /// The offer's hold (confirm it with `POST /v1/holds/{hold_id}/confirm`), once offered.
+    #[schema(required = true)]
     pub hold_id: Option<String>,
     /// RFC 3339: when the offer expires, once offered.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub offer_expires_at: Option<String>,
 }
 
