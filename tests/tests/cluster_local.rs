@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{binary, metric, request, send, user_token, ADMIN, SECRET};
+use harness::{binary, code, metric, request, send, user_token, ADMIN, SECRET};
 use serde_json::{json, Value};
 
 /// The header that marks a forwarded request (`server/src/api/cluster.rs`).
@@ -319,6 +319,20 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
     assert_eq!(again["id"], first["id"]);
     let after_kill = converged(&cluster, "cl-a");
     assert_eq!(after_kill[0], (95, 0, 5));
+    // A keyed refusal is a replicated decision too: more than alice may hold (40 each),
+    // refused; its retry, after she held more and every node restarted, still says "6".
+    let refused_h = [
+        ("authorization", alice.as_str()),
+        ("idempotency-key", "one-too-many"),
+    ];
+    let too_many = r#"{"items": [{"section_id": "floor", "qty": 96}]}"#;
+    let (status, refused) =
+        until_answered(port, "POST", "/v1/events/cl-a/holds", &refused_h, too_many);
+    assert_eq!(
+        (status, code(&refused)),
+        (409, "limit_exceeded"),
+        "{refused}"
+    );
     let view = cluster.settled(survivor);
     assert_ne!(
         view["shards"][shard]["leader"].as_u64(),
@@ -452,6 +466,18 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
         "two holds"
     );
     let after_kill = after_quorum;
+    let (status, replayed) = until_answered(
+        cluster.nodes[(leader + 1) % 3].http,
+        "POST",
+        "/v1/events/cl-a/holds",
+        &refused_h,
+        too_many,
+    );
+    assert_eq!(
+        (status, &replayed["error"]["message"]),
+        (409, &refused["error"]["message"]),
+        "the keyed refusal replays as first answered: {replayed}"
+    );
 
     // A cluster node's data directory does not start as a single-node server.
     let dir = cluster.nodes[0].dir.clone();

@@ -35,6 +35,10 @@ pub struct Args {
     /// admin: the admin token with `user_id` in the bodies; user: a minted token per user.
     #[arg(long, value_enum, default_value_t = AuthMode::Admin)]
     pub auth: AuthMode,
+    /// Send a fresh `Idempotency-Key` with every POST and DELETE, as a careful client
+    /// does (the server then remembers every answer, refusals included).
+    #[arg(long)]
+    pub idempotency_keys: bool,
     /// Concurrent connections (one task each, HTTP/1.1 keep-alive).
     #[arg(long, short = 'c', default_value_t = 64)]
     pub connections: usize,

@@ -33,6 +33,8 @@ pub struct Target {
     admin: HeaderValue,
     jwt_secret: Option<Vec<u8>>,
     mode: AuthMode,
+    /// The next `Idempotency-Key` number, when every POST and DELETE carries a fresh key.
+    keys: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Target {
@@ -56,7 +58,14 @@ impl Target {
                 .context("the admin token is not a valid header value")?,
             jwt_secret: jwt_secret.map(|s| s.as_bytes().to_vec()),
             mode,
+            keys: None,
         })
+    }
+
+    /// With `on`, every POST and DELETE carries a fresh `Idempotency-Key` (`load-N`).
+    pub fn with_keys(mut self, on: bool) -> Target {
+        self.keys = on.then(Default::default);
+        self
     }
 }
 
@@ -188,6 +197,7 @@ impl Client {
             Method::Post => hyper::Method::POST,
             Method::Delete => hyper::Method::DELETE,
         };
+        let keyed = method != hyper::Method::GET;
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -195,6 +205,10 @@ impl Client {
             .header(AUTHORIZATION, auth);
         if body.is_some() {
             request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let (Some(keys), true) = (&self.target.keys, keyed) {
+            let n = keys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            request = request.header("idempotency-key", format!("load-{n}"));
         }
         let request = request.body(Full::new(body.unwrap_or_default()))?;
         let sender = self

@@ -272,12 +272,10 @@ fn snapshot_attribution(b: &RunReport, phases: &[watch::SnapshotPhases]) -> Stri
 
 async fn run_ceiling(args: &Args, spec: &Spec, plan: &EventPlan) -> anyhow::Result<RunReport> {
     let ceiling = ceiling::Ceiling::start()?;
-    let target = Arc::new(Target::new(
-        ceiling.addr,
-        "ceiling",
-        Some("ceiling"),
-        args.auth,
-    )?);
+    let target = Arc::new(
+        Target::new(ceiling.addr, "ceiling", Some("ceiling"), args.auth)?
+            .with_keys(args.idempotency_keys),
+    );
     create_event(&target, plan).await?;
     let load = usage::load_average();
     let before = usage::read_cpu(None);
@@ -322,7 +320,9 @@ async fn run_boxoffice(
                 (parse_url(url)?, admin, args.jwt_secret.clone())
             }
         };
-        let target = Arc::new(Target::new(addr, &admin, jwt.as_deref(), args.auth)?);
+        let target = Arc::new(
+            Target::new(addr, &admin, jwt.as_deref(), args.auth)?.with_keys(args.idempotency_keys),
+        );
         if let Some(s) = spawned.as_mut() {
             s.wait_ready(&target).await?;
         }
