@@ -180,6 +180,10 @@ pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// request it forwarded (cluster mode).
 pub const FORWARD_WAIT_EXTRA: Duration = Duration::from_secs(2);
 
+/// Largest answer a node reads from another when it asks for one shard's part of a list
+/// (cluster mode): a page of at most `PAGE_LIMIT_MAX` events or bookings.
+pub const LIST_PART_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// Batches a cluster shard leader keeps in flight at once (decided, not yet committed):
 /// the next batch is decided while earlier ones replicate.
 pub const PIPELINE_DEPTH: usize = 4;

@@ -285,6 +285,55 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
     );
     assert_eq!(status, 201, "{booking}");
     assert_eq!(converged(&cluster, "cl-a")[0], (98, 0, 2));
+    // The lists read every shard: each node gathers every shard's part from its leader
+    // (the shards are led by different nodes), whole and a page at a time.
+    wait_for_preferred_leader(&cluster, 0);
+    wait_for_preferred_leader(&cluster, 1);
+    assert_ne!(
+        cluster.leader_of(0, 0),
+        cluster.leader_of(0, 1),
+        "the shards have one leader: the lists would not be gathered from two"
+    );
+    for node in &cluster.nodes {
+        let (status, page) = request(node.http, "GET", "/v1/events", None, None).unwrap();
+        assert_eq!(status, 200, "{page}");
+        let ids: Vec<String> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, events, "{page}");
+        let (mut paged, mut after) = (Vec::new(), String::new());
+        loop {
+            let path = format!("/v1/events?limit=1&after={after}");
+            let (status, page) = request(node.http, "GET", &path, None, None).unwrap();
+            assert_eq!(status, 200, "{page}");
+            paged.extend(
+                page["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["id"].clone()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(cursor) => after = cursor.to_string(),
+                None => break,
+            }
+        }
+        assert_eq!(paged, events, "paged through node {}", node.id);
+        let (status, mine) = request(
+            node.http,
+            "GET",
+            "/v1/bookings",
+            Some(&user_token("alice")),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{mine}");
+        assert_eq!(mine["data"].as_array().unwrap().len(), 1, "{mine}");
+        assert_eq!(mine["data"][0]["id"], booking["id"]);
+    }
     // The decision metrics are counted by the shard's leader, once per committed decision
     // (a follower that counted too would make the sums 3).
     let summed = |name: &str| -> f64 { (0..3).map(|i| metric(cluster.nodes[i].http, name)).sum() };
@@ -453,6 +502,21 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
         "acknowledged without a quorum: {}",
         reply.body
     );
+    // Its node says so on /ready, once its peers have gone silent: it cannot write.
+    let deadline = Instant::now() + WAIT;
+    let ready = loop {
+        let (status, ready) = request(port, "GET", "/ready", None, None).unwrap();
+        if status == 503 || Instant::now() > deadline {
+            break (status, ready);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ready.0, 503, "ready without a quorum: {}", ready.1);
+    assert_eq!(
+        ready.1["shards"][shard]["status"], "unavailable",
+        "{}",
+        ready.1
+    );
     for &i in &followers {
         cluster.start(i);
     }
@@ -496,6 +560,29 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
     cluster.settled(0);
     assert_eq!(converged(&cluster, "cl-a"), after_kill);
     assert_eq!(recorded_mode(&dir), json!("cluster"));
+
+    // Two nodes die: the survivor names no dead node as a leader (null: no election can
+    // end), and /ready says it cannot write.
+    cluster.kill9(1);
+    cluster.kill9(2);
+    let survivor = cluster.nodes[0].http;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, view) = request(survivor, "GET", "/v1/cluster", None, None).unwrap();
+        let leaders: Vec<Value> = view["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["leader"].clone())
+            .collect();
+        if leaders.iter().all(|l| l.is_null() || *l == json!(1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a dead node still leads: {view}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, ready) = request(survivor, "GET", "/ready", None, None).unwrap();
+    assert_eq!(status, 503, "{ready}");
 }
 
 /// Waits (a few seconds at most, never failing) until shard `shard` is led by its

@@ -1,6 +1,8 @@
 //! Bookings: buy at once, read, cancel, list.
 
-use axum::extract::State;
+use std::cmp::Reverse;
+
+use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
@@ -9,10 +11,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::client::AppState;
+use super::cluster::{list_part, list_plan};
 use super::convert::created;
 use super::convert::{
     booking_cursor, booking_json, idempotency, page, page_limit, parse_booking_cursor,
-    purchase_take, take_command,
+    parse_rfc3339, purchase_take, take_command,
 };
 use super::dto::{BookingJson, BookingPage, PurchaseBody};
 use super::error::ApiError;
@@ -92,10 +95,13 @@ pub struct BookingListParams {
     pub after: Option<String>,
 }
 
-/// Bookings, newest first, cursor-paged. A user sees only their own.
+/// Bookings, newest first, cursor-paged. A user sees only their own. In a cluster, each
+/// shard's part comes from its leader.
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(params): ApiQuery<BookingListParams>,
 ) -> Result<Json<BookingPage>, ApiError> {
     let user_id = match (&principal, params.user_id) {
@@ -115,25 +121,41 @@ pub async fn list(
         Some(event_id) => vec![state.shard_of_event(event_id)],
         None => (0..state.shards().len()).collect(),
     };
-    let mut all = Vec::new();
-    for shard in shards {
+    // Newest first: the key is the reverse of (created_at, id).
+    let (mut all, mut more) = (Vec::new(), false);
+    for (shard, leader) in list_plan(&state, &headers, shards) {
+        if let Some(leader) = leader {
+            let part: BookingPage = list_part(&state, leader, &headers, &uri, shard).await?;
+            more |= part.next_cursor.is_some();
+            for b in part.data {
+                let ms = parse_rfc3339("created_at", &b.created_at)
+                    .ok()
+                    .and_then(|ms| u64::try_from(ms).ok());
+                let (Some(ms), Some(id)) = (ms, BookingId::parse(&b.id)) else {
+                    return Err(ApiError::unavailable(
+                        "another node's part of the list did not parse",
+                    ));
+                };
+                all.push((Reverse((ms, id)), b));
+            }
+            continue;
+        }
         let query = BookingQuery {
             event_id: params.event_id.clone(),
             user_id: user_id.clone(),
             before,
             limit: limit + 1,
         };
+        let views = state
+            .read(shard, move |engine, _| engine.bookings(&query))
+            .await?;
         all.extend(
-            state
-                .read(shard, move |engine, _| engine.bookings(&query))
-                .await?,
+            views
+                .iter()
+                .map(|b| (Reverse((b.created_at_ms, b.id)), BookingJson::from(b))),
         );
     }
-    // Newest first.
-    Ok(Json(page(
-        all,
-        limit,
-        |a, b| (b.created_at_ms, b.id).cmp(&(a.created_at_ms, a.id)),
-        |b| booking_cursor(b.created_at_ms, b.id),
-    )))
+    Ok(Json(page(all, more, limit, |Reverse((ms, id))| {
+        booking_cursor(*ms, *id)
+    })))
 }

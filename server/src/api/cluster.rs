@@ -31,6 +31,74 @@ use crate::limits::{BODY_BYTES_MAX, FORWARD_WAIT_EXTRA};
 /// Marks a request forwarded by another node (its value: that node's id).
 pub const FORWARDED_BY: &str = "x-boxoffice-forwarded-by";
 
+/// On a list request forwarded by another node: the one shard whose part it asks for.
+pub const LIST_SHARD: &str = "x-boxoffice-list-shard";
+
+/// Where each of `shards` is read for a list (`GET /v1/events`, `GET /v1/bookings`): here
+/// (`None`), or asked of the node that leads it ([`list_part`]). A list reads every shard,
+/// and in a cluster they are led by different nodes, so a list is gathered from their
+/// leaders, one part each. A request another node forwarded is read here alone (never a
+/// second hop), and only the shard it names in [`LIST_SHARD`], if it names one.
+pub fn list_plan(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    shards: Vec<usize>,
+) -> Vec<(usize, Option<(u64, String)>)> {
+    let Some(node) = state.cluster() else {
+        return shards.into_iter().map(|s| (s, None)).collect();
+    };
+    if headers.contains_key(FORWARDED_BY) {
+        let only = headers
+            .get(LIST_SHARD)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        return shards
+            .into_iter()
+            .filter(|s| only.is_none_or(|o| o == *s))
+            .map(|s| (s, None))
+            .collect();
+    }
+    shards
+        .into_iter()
+        .map(|s| (s, leader_elsewhere(node, s)))
+        .collect()
+}
+
+/// Shard `shard`'s part of a list, asked of `leader`: the same request (path, query,
+/// headers: the caller's token is checked there too), marked forwarded and limited to
+/// that shard. Any answer but a page is 503 `unavailable` (this node checked the request
+/// already, so the leader refuses only when it no longer leads or cannot read).
+pub async fn list_part<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    leader: (u64, String),
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+    shard: usize,
+) -> Result<super::dto::Page<T>, ApiError> {
+    let node = state
+        .cluster()
+        .expect("a list part is asked in cluster mode");
+    let mut head = Request::new(Body::empty());
+    *head.uri_mut() = uri.clone();
+    *head.headers_mut() = headers.clone();
+    head.headers_mut()
+        .insert(LIST_SHARD, HeaderValue::from(shard as u64));
+    let (parts, _) = head.into_parts();
+    let id = leader.0;
+    let answer = send_to(state, node, leader, parts, axum::body::Bytes::new()).await;
+    let status = answer.status();
+    let body = axum::body::to_bytes(answer.into_body(), crate::limits::LIST_PART_BYTES_MAX)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("node {id}'s part of the list: {e}")))?;
+    if status != axum::http::StatusCode::OK {
+        return Err(ApiError::unavailable(format!(
+            "node {id}, which leads shard {shard}, answered {status} for its part of the list; retry"
+        )));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::unavailable(format!("node {id}'s part of the list did not parse: {e}"))
+    })
+}
+
 /// Where a request's path says it goes, before its body is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PathRoute {
@@ -113,6 +181,39 @@ pub async fn forward(State(state): State<AppState>, request: Request, next: Next
             }
         }
     }
+}
+
+/// The leader of `shard` as this node can use it: `None` during an election, and while
+/// the last leader it knew does not answer its pings (a dead or cut-off leader is no
+/// leader to send a request to; the consensus library keeps naming it until a new one is
+/// elected, which a node cut off from the majority never sees).
+pub fn known_leader(node: &ClusterNode, shard: usize) -> Option<u64> {
+    node.group(shard)
+        .leadership()
+        .leader
+        .filter(|id| node.reachable(*id))
+}
+
+/// Whether a write to `shard` could commit through this node, as far as it can tell: a
+/// leader it hears from, and a majority of the shard's replicas (itself included) that it
+/// hears from. Else the reason, for `/ready`.
+pub fn quorum(node: &ClusterNode, shard: usize) -> Result<(), String> {
+    let lead = node.group(shard).leadership();
+    let heard = lead
+        .replicas
+        .iter()
+        .filter(|id| node.reachable(**id))
+        .count();
+    if heard * 2 <= lead.replicas.len() {
+        return Err(format!(
+            "this node hears from {heard} of the shard's {} replicas: no quorum",
+            lead.replicas.len()
+        ));
+    }
+    if known_leader(node, shard).is_none() {
+        return Err("no leader that this node hears from (an election is under way)".into());
+    }
+    Ok(())
 }
 
 /// The leader of `shard` and its API address, if another node leads it.
@@ -221,7 +322,8 @@ pub struct ClusterNodeJson {
 pub struct ClusterShardJson {
     /// The shard (the number in its hold and booking ids).
     pub shard: usize,
-    /// The node that leads it; null during an election.
+    /// The node that leads it; null during an election (and while the last leader this
+    /// node knew does not answer it).
     #[schema(required = true)]
     pub leader: Option<u64>,
     /// The current term.
@@ -265,7 +367,7 @@ pub async fn status(State(state): State<AppState>) -> Response {
             let lead = g.leadership();
             ClusterShardJson {
                 shard: usize::from(g.shard()),
-                leader: lead.leader,
+                leader: known_leader(node, usize::from(g.shard())),
                 term: lead.term,
                 applied: lead.applied,
                 replicas: lead.replicas,

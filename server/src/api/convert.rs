@@ -266,24 +266,22 @@ pub fn parse_booking_cursor(text: &str) -> Result<(u64, BookingId), ApiError> {
         .ok_or_else(|| ApiError::invalid("after", "not a cursor returned as next_cursor"))
 }
 
-/// One page of a list gathered from several shards, each of which gave up to `limit + 1`
-/// items after the cursor: merged in `order`, cut to `limit`, with the cursor of its last
-/// item when there is more.
-pub fn page<V, J>(
-    mut all: Vec<V>,
+/// One page of a list gathered from several shards: each shard's items after the cursor
+/// (up to `limit + 1` of them read here, or up to `limit` from another node with `more`
+/// when it had others), keyed by their place in the list; merged in key order, cut to
+/// `limit`, with the cursor of its last item when there is more.
+pub fn page<K: Ord, J>(
+    mut all: Vec<(K, J)>,
+    more: bool,
     limit: usize,
-    order: impl FnMut(&V, &V) -> std::cmp::Ordering,
-    cursor: impl Fn(&V) -> String,
-) -> Page<J>
-where
-    J: for<'v> From<&'v V>,
-{
-    all.sort_by(order);
-    let more = all.len() > limit;
+    cursor: impl Fn(&K) -> String,
+) -> Page<J> {
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let more = more || all.len() > limit;
     all.truncate(limit);
     Page {
-        next_cursor: all.last().filter(|_| more).map(cursor),
-        data: all.iter().map(J::from).collect(),
+        next_cursor: all.last().filter(|_| more).map(|(k, _)| cursor(k)),
+        data: all.into_iter().map(|(_, j)| j).collect(),
     }
 }
 

@@ -395,8 +395,8 @@ pub struct HealthJson {
 /// `GET /ready`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReadyJson {
-    /// `ready`, `recovering`, `stalled` or `failed` (the worst of the shards'; a `full`
-    /// shard makes it `failed`).
+    /// `ready`, `recovering`, `unavailable`, `stalled` or `failed` (the worst of the
+    /// shards'; a `full` shard makes it `failed`).
     #[schema(value_type = ReadyStatus)]
     pub status: String,
     /// Each shard.
@@ -409,10 +409,11 @@ pub struct ShardReadyJson {
     /// Shard number.
     pub shard: usize,
     /// `ready`, `recovering`, `stalled` (a batch waits too long for its fdatasync), `full`
-    /// (no space; writes resume by themselves) or `failed` (needs a restart).
+    /// (no space; writes resume by themselves), `failed` (needs a restart) or, in cluster
+    /// mode, `unavailable` (no quorum or no leader this node hears from).
     #[schema(value_type = ReadyStatus)]
     pub status: String,
-    /// Why it cannot write, when stalled, full or failed.
+    /// Why it cannot write, when stalled, full, failed or unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -485,6 +486,9 @@ pub enum ReadyStatus {
     Full,
     /// Cannot write until a restart (see `reason`).
     Failed,
+    /// Cluster mode: no leader this node hears from, or no majority of the shard's
+    /// replicas that it hears from (see `reason`); writes resume once there is.
+    Unavailable,
 }
 
 /// An error answer (every status of 400 and above): `{"error": {"code", "message", ...}}`.
@@ -697,6 +701,7 @@ mod tests {
             (ReadyStatus::Ready, "ready"),
             (ReadyStatus::Recovering, "recovering"),
             (ReadyStatus::Failed, "failed"),
+            (ReadyStatus::Unavailable, "unavailable"),
         ] {
             assert_eq!(json(status), text);
         }

@@ -1,6 +1,6 @@
 //! Events: create (admin), list, get, seat map (anyone).
 
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::client::AppState;
+use super::cluster::{list_part, list_plan};
 use super::convert::created;
 use super::convert::{idempotency, new_event, new_event_id, page, page_limit};
 use super::dto::{CreateEventBody, EventJson, EventPage, SeatMapJson};
@@ -57,28 +58,33 @@ pub struct EventListParams {
     pub after: Option<String>,
 }
 
-/// Lists events ordered by id, with live counts.
+/// Lists events ordered by id, with live counts (in a cluster, each shard's part from
+/// its leader).
 pub async fn list(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(params): ApiQuery<EventListParams>,
 ) -> Result<Json<EventPage>, ApiError> {
     let limit = page_limit(params.limit)?;
-    let mut all = Vec::new();
-    for shard in 0..state.shards().len() {
+    let (mut all, mut more) = (Vec::new(), false);
+    let shards = (0..state.shards().len()).collect();
+    for (shard, leader) in list_plan(&state, &headers, shards) {
+        if let Some(leader) = leader {
+            let part: EventPage = list_part(&state, leader, &headers, &uri, shard).await?;
+            more |= part.next_cursor.is_some();
+            all.extend(part.data.into_iter().map(|e| (e.id.clone(), e)));
+            continue;
+        }
         let after = params.after.clone();
-        let page = state
+        let views = state
             .read(shard, move |engine, _| {
                 engine.events(after.as_deref(), limit + 1)
             })
             .await?;
-        all.extend(page);
+        all.extend(views.iter().map(|v| (v.id.clone(), EventJson::from(v))));
     }
-    Ok(Json(page(
-        all,
-        limit,
-        |a, b| a.id.cmp(&b.id),
-        |e| e.id.clone(),
-    )))
+    Ok(Json(page(all, more, limit, Clone::clone)))
 }
 
 /// One event with live per-section counts.

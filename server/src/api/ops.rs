@@ -21,7 +21,9 @@ pub async fn health() -> Json<HealthJson> {
 /// `recovering`, `stalled` (a batch has waited longer than
 /// [`crate::limits::SYNC_STALL_MAX`] for its write and fdatasync: a stuck disk), `full`
 /// (the log found no space; writes resume by themselves once there is room) or `failed`
-/// (a restart is needed), with the reason. Computed from each shard's shared status,
+/// (a restart is needed), or, in cluster mode, `unavailable` (no leader this node hears
+/// from, or this node hears from fewer than a majority of the shard's replicas: no write
+/// could commit through it), with the reason. Computed from each shard's shared status,
 /// never by asking the shard thread, which may be blocked in an fdatasync.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let shards: Vec<ShardReadyJson> = state
@@ -30,7 +32,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         .enumerate()
         .map(|(shard, handle)| {
             let (label, reason) = match handle.status().readiness(shard) {
-                Readiness::Ready => ("ready", None),
+                Readiness::Ready => match state.cluster().map(|n| super::cluster::quorum(n, shard))
+                {
+                    Some(Err(reason)) => ("unavailable", Some(reason)),
+                    Some(Ok(())) | None => ("ready", None),
+                },
                 Readiness::Recovering => ("recovering", None),
                 Readiness::Stalled(reason) => ("stalled", Some(reason)),
                 Readiness::Full(reason) => ("full", Some(reason)),
@@ -49,6 +55,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         "failed"
     } else if any("stalled") {
         "stalled"
+    } else if any("unavailable") {
+        "unavailable"
     } else if any("recovering") {
         "recovering"
     } else {
