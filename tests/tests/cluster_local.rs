@@ -322,6 +322,24 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
             }
         }
         assert_eq!(paged, events, "paged through node {}", node.id);
+        // The pages too: the list links every event; an unknown event's page is 404 on
+        // every node (its shard's leader is asked), a known one's 200.
+        let index = send(node.http, "GET", "/", &[], None).unwrap();
+        let index = index.body.as_str().unwrap().to_string();
+        for id in &events {
+            assert!(
+                index.contains(&format!(r#"href="/events/{id}""#)),
+                "{index}"
+            );
+        }
+        for (path, status) in [
+            ("/events/nope", 404),
+            ("/events/cl-a", 200),
+            ("/events/cl-b", 200),
+        ] {
+            let page = send(node.http, "GET", path, &[], None).unwrap();
+            assert_eq!(page.status, status, "{path} through node {}", node.id);
+        }
         let (status, mine) = request(
             node.http,
             "GET",

@@ -218,6 +218,14 @@ fn unknown_events_are_404_and_the_pages_are_served() {
         );
         assert!(reply.body.as_str().unwrap().contains(needle), "{path}");
     }
+    // The list is in the HTML itself (no script needed to see the links), and the unknown
+    // event's page says it is not found.
+    let index = harness::send(port, "GET", "/", &[], None).unwrap();
+    let index = index.body.as_str().unwrap().to_string();
+    assert!(index.contains(r#"<a href="/events/known">"#), "{index}");
+    let missing = harness::send(port, "GET", "/events/nope", &[], None).unwrap();
+    let missing = missing.body.as_str().unwrap().to_string();
+    assert!(missing.contains("Event not found: nope"), "{missing}");
 }
 
 #[test]

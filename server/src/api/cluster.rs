@@ -74,21 +74,10 @@ pub async fn list_part<T: serde::de::DeserializeOwned>(
     uri: &axum::http::Uri,
     shard: usize,
 ) -> Result<super::dto::Page<T>, ApiError> {
-    let node = state
-        .cluster()
-        .expect("a list part is asked in cluster mode");
-    let mut head = Request::new(Body::empty());
-    *head.uri_mut() = uri.clone();
-    *head.headers_mut() = headers.clone();
-    head.headers_mut()
-        .insert(LIST_SHARD, HeaderValue::from(shard as u64));
-    let (parts, _) = head.into_parts();
+    let mut headers = headers.clone();
+    headers.insert(LIST_SHARD, HeaderValue::from(shard as u64));
     let id = leader.0;
-    let answer = send_to(state, node, leader, parts, axum::body::Bytes::new()).await;
-    let status = answer.status();
-    let body = axum::body::to_bytes(answer.into_body(), crate::limits::LIST_PART_BYTES_MAX)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("node {id}'s part of the list: {e}")))?;
+    let (status, body) = get_from(state, leader, headers, uri).await?;
     if status != axum::http::StatusCode::OK {
         return Err(ApiError::unavailable(format!(
             "node {id}, which leads shard {shard}, answered {status} for its part of the list; retry"
@@ -97,6 +86,37 @@ pub async fn list_part<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::unavailable(format!("node {id}'s part of the list did not parse: {e}"))
     })
+}
+
+/// A `GET` of `uri` with `headers`, asked of `leader` (marked forwarded): its status and
+/// body, or 503 `unavailable` when no whole answer came.
+pub async fn get_from(
+    state: &AppState,
+    leader: (u64, String),
+    headers: axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<(axum::http::StatusCode, axum::body::Bytes), ApiError> {
+    let node = state
+        .cluster()
+        .expect("asked of another node in cluster mode");
+    let mut head = Request::new(Body::empty());
+    *head.uri_mut() = uri.clone();
+    *head.headers_mut() = headers;
+    let (parts, _) = head.into_parts();
+    let id = leader.0;
+    let answer = send_to(state, node, leader, parts, axum::body::Bytes::new()).await;
+    let status = answer.status();
+    let body = axum::body::to_bytes(answer.into_body(), crate::limits::LIST_PART_BYTES_MAX)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("node {id}'s answer: {e}")))?;
+    Ok((status, body))
+}
+
+/// The node that leads `shard` and its API address, when another node does and this one
+/// hears from it (cluster mode only).
+pub fn led_elsewhere(state: &AppState, shard: usize) -> Option<(u64, String)> {
+    let node = state.cluster()?;
+    leader_elsewhere(node, shard).filter(|(id, _)| node.reachable(*id))
 }
 
 /// Where a request's path says it goes, before its body is read.

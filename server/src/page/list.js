@@ -51,5 +51,14 @@
   }
 
   more.addEventListener("click", load);
-  load();
+  if (list.dataset.rendered) {
+    // The server put the first page in the HTML: carry a token on, and page on from it.
+    for (const link of list.querySelectorAll("a")) {
+      link.setAttribute("href", link.getAttribute("href") + fragment);
+    }
+    cursor = list.dataset.cursor || null;
+    more.hidden = !cursor;
+  } else {
+    load();
+  }
 })();
