@@ -140,9 +140,10 @@ pub struct Refused {
 
 /// The refusals a key remembers: those whose answer depends on a state that can change,
 /// so that a retry could otherwise get another answer. The others need no memory: input
-/// errors and unknown ids answer the same for the same request, and a hold, booking or
-/// entry that is no longer active never becomes active again. `over_capacity` (503,
-/// `Retry-After`) is not remembered: it asks for a retry.
+/// errors answer the same for the same request, and a hold, booking or entry that is no
+/// longer active never becomes active again. Not remembered on purpose: `not_found` (a
+/// purchase sent a moment before its event is created gets the event once it exists) and
+/// `over_capacity` (503, `Retry-After`: it asks for a retry).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
     /// [`Rejection::SoldOut`].
