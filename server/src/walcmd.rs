@@ -323,7 +323,16 @@ fn snake(name: &str) -> String {
 /// its meaning in every variant (and in variants added later): `hold`, `booking`,
 /// `event`, `user`, `lines`, `idem`, and `*_at_ms` times.
 fn describe(names: &Engine, decision: &Decision, line: &mut Map<String, Value>) {
-    let value = serde_json::to_value(decision).unwrap_or(Value::Null);
+    describe_value(
+        names,
+        serde_json::to_value(decision).unwrap_or(Value::Null),
+        line,
+    );
+}
+
+/// A decision's serde form (`{"Kind": {fields}}`) in words: `decision` (its kind in
+/// snake case) and its fields, ids as the API writes them.
+fn describe_value(names: &Engine, value: Value, line: &mut Map<String, Value>) {
     let (kind, fields) = match value {
         Value::Object(map) if map.len() == 1 => {
             let (kind, fields) = map.into_iter().next().expect("one entry");
@@ -369,6 +378,30 @@ fn put(names: &Engine, event: Option<u32>, name: &str, value: Value, out: &mut M
         ("hold", Value::Number(n)) => {
             let id = n.as_u64().map(|n| HoldId(n).to_string());
             out.insert("hold".into(), id.map_or(Value::Number(n), Value::from));
+        }
+        ("entry", Value::Number(n)) => {
+            let id = n.as_u64().map(|n| engine::EntryId(n).to_string());
+            out.insert("entry".into(), id.map_or(Value::Number(n), Value::from));
+        }
+        // A cascade's release, expiry or cancellation, and what its waiting list did.
+        ("base", base @ Value::Object(_)) => {
+            let mut words = Map::new();
+            describe_value(names, base, &mut words);
+            out.insert("base".into(), Value::Object(words));
+        }
+        ("steps", Value::Array(steps)) => {
+            let steps = steps
+                .into_iter()
+                .map(|step| {
+                    let mut words = Map::new();
+                    describe_value(names, step, &mut words);
+                    if let Some(kind) = words.remove("decision") {
+                        words.insert("step".into(), kind);
+                    }
+                    Value::Object(words)
+                })
+                .collect();
+            out.insert("steps".into(), Value::Array(steps));
         }
         ("booking", Value::Number(n)) => {
             let id = n.as_u64().map(|n| BookingId(n).to_string());
@@ -417,33 +450,38 @@ fn put(names: &Engine, event: Option<u32>, name: &str, value: Value, out: &mut M
             }
         }
         ("idem", Value::Object(tag)) => {
-            let mut words = Map::new();
-            for (name, value) in tag {
-                match (name.as_str(), value) {
-                    ("scope", Value::String(s)) if s == "Admin" => {
-                        words.insert("scope".into(), "admin".into());
-                    }
-                    ("scope", Value::Object(user)) => {
-                        if let Some(Value::String(u)) = user.get("User") {
-                            words.insert("scope".into(), format!("user {u}").into());
-                        }
-                    }
-                    ("fingerprint", Value::Number(n)) => {
-                        let hex = n.as_u64().map(|n| format!("{n:016x}"));
-                        words.insert(
-                            "fingerprint".into(),
-                            hex.map_or(Value::Number(n), Value::from),
-                        );
-                    }
-                    (name, value) => {
-                        words.insert(name.to_string(), value);
-                    }
-                }
-            }
-            out.insert("idempotency".into(), Value::Object(words));
+            out.insert("idempotency".into(), idem_in_words(tag));
         }
         (name, value) => put_plain(name, value, out),
     }
+}
+
+/// An idempotency tag in words: its scope, key and fingerprint (hex).
+fn idem_in_words(tag: Map<String, Value>) -> Value {
+    let mut words = Map::new();
+    for (name, value) in tag {
+        match (name.as_str(), value) {
+            ("scope", Value::String(s)) if s == "Admin" => {
+                words.insert("scope".into(), "admin".into());
+            }
+            ("scope", Value::Object(user)) => {
+                if let Some(Value::String(u)) = user.get("User") {
+                    words.insert("scope".into(), format!("user {u}").into());
+                }
+            }
+            ("fingerprint", Value::Number(n)) => {
+                let hex = n.as_u64().map(|n| format!("{n:016x}"));
+                words.insert(
+                    "fingerprint".into(),
+                    hex.map_or(Value::Number(n), Value::from),
+                );
+            }
+            (name, value) => {
+                words.insert(name.to_string(), value);
+            }
+        }
+    }
+    Value::Object(words)
 }
 
 /// A field that needs no engine names: `*_at_ms` becomes an RFC 3339 `*_at`, rows become

@@ -264,3 +264,87 @@ fn verify_and_dump_speak_the_apis_words() {
     );
     check_golden("wal_verify_damaged.txt", &shown);
 }
+
+#[test]
+fn dump_writes_a_cascade_and_a_remembered_refusal_in_the_apis_words() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let proc = Proc::start(&dir, &Launch::default());
+    let (alice, bob, carol) = (user_token("alice"), user_token("bob"), user_token("carol"));
+    post(
+        &proc,
+        "/v1/events",
+        ADMIN,
+        json!({"id": "tiny", "name": "Tiny", "sections": [
+            {"id": "ga", "name": "GA", "price_cents": 100, "capacity": 1}]}),
+        201,
+    );
+    let hold = post(
+        &proc,
+        "/v1/events/tiny/holds",
+        &alice,
+        json!({"items": [{"section_id": "ga", "qty": 1}]}),
+        201,
+    );
+    let entry = post(
+        &proc,
+        "/v1/events/tiny/waitlist",
+        &bob,
+        json!({"section_id": "ga", "qty": 1}),
+        201,
+    );
+    // carol's keyed hold is refused, and the refusal is logged with her key.
+    let reply = harness::send(
+        proc.port,
+        "POST",
+        "/v1/events/tiny/holds",
+        &[
+            ("authorization", &format!("Bearer {carol}")),
+            ("idempotency-key", "c-1"),
+        ],
+        Some(r#"{"items": [{"section_id": "ga", "qty": 1}]}"#),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    // alice's release feeds bob's entry: one cascaded decision.
+    let hold_id = hold["id"].as_str().unwrap();
+    let (status, _) = proc.call(
+        "DELETE",
+        &format!("/v1/holds/{hold_id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(proc.terminate(), Some(0));
+
+    let (ok, dump, stderr) = wal_tool(&dir, "dump");
+    assert!(ok, "dump failed: {stderr}");
+    let lines: Vec<Value> = dump
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |kind: &str| {
+        lines
+            .iter()
+            .find(|l| l["decision"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in:\n{dump}"))
+    };
+    let cascaded = of("cascaded");
+    assert_eq!(cascaded["base"]["decision"], "hold_released", "{cascaded}");
+    assert_eq!(cascaded["base"]["hold"], hold_id, "{cascaded}");
+    assert!(cascaded["base"]["at"].is_string(), "{cascaded}");
+    let offered = cascaded["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "offered")
+        .unwrap_or_else(|| panic!("no offer in {cascaded}"));
+    assert_eq!(offered["entry"], entry["id"], "{offered}");
+    assert!(
+        offered["hold"].as_str().unwrap().starts_with("h-"),
+        "{offered}"
+    );
+    let refused = of("refused");
+    assert_eq!(refused["idempotency"]["scope"], "user carol", "{refused}");
+    assert!(refused["refusal"]["SoldOut"].is_object(), "{refused}");
+}
