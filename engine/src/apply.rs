@@ -413,10 +413,15 @@ impl Engine {
             at_ms,
             outcome,
         };
-        // `decide` replays a key it remembers, so a decision never carries one that is
-        // still remembered (the old recording was forgotten just before).
-        let old = self.state.idem.insert(key, entry);
-        debug_assert!(old.is_none(), "a remembered key was decided again");
+        // `decide` replays a key it remembers, so a decision of this release never
+        // carries one that is still remembered (an expired recording was forgotten just
+        // before). A log of an earlier release can: it forgot expired keys after recording
+        // a new one, so a key reused at the very moment it expired was decided a third
+        // time. Its old recording then leaves its retention order, so each key stays in
+        // exactly one place.
+        if let Some(old) = self.state.idem.insert(key, entry) {
+            self.unorder(tag, &old);
+        }
         let order = (at_ms, tag.scope.clone(), tag.key.clone());
         if refused {
             self.derived.refusals.insert(order);
@@ -430,6 +435,17 @@ impl Engine {
                 let (_, scope, key) = self.state.idem_order.pop_front().expect("not empty");
                 self.state.idem.remove(&(scope, key));
             }
+        }
+    }
+
+    /// Takes a replaced recording of `tag`'s key out of its retention order (logs of an
+    /// earlier release only: see `remember`).
+    fn unorder(&mut self, tag: &IdemTag, old: &IdemEntry) {
+        let order = (old.at_ms, tag.scope.clone(), tag.key.clone());
+        if matches!(old.outcome, IdemOutcome::Refused(_)) {
+            self.derived.refusals.remove(&order);
+        } else if let Some(at) = self.state.idem_order.iter().position(|o| *o == order) {
+            self.state.idem_order.remove(at);
         }
     }
 

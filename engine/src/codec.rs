@@ -23,13 +23,20 @@ impl std::fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
-/// Version byte that starts every encoded decision.
+/// Version byte that starts every encoded decision but a refusal.
 pub const DECISION_VERSION: u8 = 1;
+/// Version byte of a [`Decision::Refused`] (the same encoding as version 1; the byte tells
+/// a release that predates remembered refusals that it cannot read the record, rather
+/// than letting it take the record for damage).
+pub const DECISION_VERSION_REFUSED: u8 = 2;
 /// Version byte of a snapshot that holds the state alone (still written by a shard that
 /// never used a waiting list, and always readable).
 pub const SNAPSHOT_VERSION_1: u8 = 1;
 /// Version byte of a snapshot that holds the state, then the waiting lists.
 pub const SNAPSHOT_VERSION: u8 = 2;
+/// Version byte of a snapshot laid out as version 2 whose keys remember refusals (so a
+/// release that predates them says the version is unknown instead of failing to decode).
+pub const SNAPSHOT_VERSION_REFUSED: u8 = 3;
 
 /// bincode 2, standard configuration (little-endian, varint integers). Never change it
 /// for an existing version: it defines the bytes of the log.
@@ -56,7 +63,8 @@ impl Engine {
     /// A shard that never used a waiting list or an offer TTL writes format version 1
     /// (the state alone); otherwise version 2 (the state, then the waiting lists).
     pub fn snapshot(&self) -> Vec<u8> {
-        encode_snapshot(&self.state, &self.wait, 0)
+        let refusals = !self.derived.refusals.is_empty();
+        encode_snapshot(&self.state, &self.wait, refusals, 0)
     }
 
     /// A copy of what [`Engine::snapshot`] encodes, to encode on another thread: the
@@ -67,14 +75,15 @@ impl Engine {
         SnapshotCopy {
             state: self.state.clone(),
             wait: self.wait.clone(),
+            refusals: !self.derived.refusals.is_empty(),
         }
     }
 
-    /// Rebuilds an engine from [`Engine::snapshot`] bytes (either version).
+    /// Rebuilds an engine from [`Engine::snapshot`] bytes (any version).
     pub fn restore(bytes: &[u8]) -> Result<Self, CodecError> {
         let (state, wait): (State, Waitlists) = match bytes.split_first() {
             Some((&SNAPSHOT_VERSION_1, rest)) => (decode_all(rest)?, Waitlists::default()),
-            Some((&SNAPSHOT_VERSION, rest)) => decode_all(rest)?,
+            Some((&SNAPSHOT_VERSION | &SNAPSHOT_VERSION_REFUSED, rest)) => decode_all(rest)?,
             Some((v, _)) => {
                 return Err(CodecError(format!(
                     "snapshot format version {v} is unknown"
@@ -95,6 +104,8 @@ impl Engine {
 pub struct SnapshotCopy {
     state: State,
     wait: Waitlists,
+    /// Whether some key remembers a refusal (version 3).
+    refusals: bool,
 }
 
 impl SnapshotCopy {
@@ -107,34 +118,41 @@ impl SnapshotCopy {
     /// size of the previous snapshot, say), so that it does not grow by doubling, copying
     /// itself and faulting in fresh pages at every step.
     pub fn encode_with_capacity(&self, capacity: usize) -> Vec<u8> {
-        encode_snapshot(&self.state, &self.wait, capacity)
+        encode_snapshot(&self.state, &self.wait, self.refusals, capacity)
     }
 }
 
-/// [`Engine::snapshot`] of these parts, into a buffer of `capacity` bytes to begin with.
-fn encode_snapshot(state: &State, wait: &Waitlists, capacity: usize) -> Vec<u8> {
+/// [`Engine::snapshot`] of these parts, into a buffer of `capacity` bytes to begin with:
+/// version 3 when some key remembers a refusal, else 1 without waiting lists, else 2.
+fn encode_snapshot(state: &State, wait: &Waitlists, refusals: bool, capacity: usize) -> Vec<u8> {
     let mut buf = Vec::with_capacity(capacity.max(1));
-    if *wait == Waitlists::default() {
+    if refusals {
+        buf.push(SNAPSHOT_VERSION_REFUSED);
+        encode_into(&(state, wait), &mut buf);
+    } else if *wait == Waitlists::default() {
         buf.push(SNAPSHOT_VERSION_1);
         encode_into(state, &mut buf);
-        return buf;
+    } else {
+        buf.push(SNAPSHOT_VERSION);
+        encode_into(&(state, wait), &mut buf);
     }
-    buf.push(SNAPSHOT_VERSION);
-    encode_into(&(state, wait), &mut buf);
     buf
 }
 
 impl Decision {
     /// Appends the versioned encoding to `buf`.
     pub fn encode(&self, buf: &mut Vec<u8>) {
-        buf.push(DECISION_VERSION);
+        buf.push(match self {
+            Decision::Refused(_) => DECISION_VERSION_REFUSED,
+            _ => DECISION_VERSION,
+        });
         encode_into(self, buf);
     }
 
     /// Decodes one record written by [`Decision::encode`] (this or an older version).
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         match bytes.split_first() {
-            Some((&DECISION_VERSION, rest)) => decode_all(rest),
+            Some((&DECISION_VERSION | &DECISION_VERSION_REFUSED, rest)) => decode_all(rest),
             Some((version, _)) => Err(CodecError(format!(
                 "decision format version {version} is unknown"
             ))),

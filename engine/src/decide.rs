@@ -213,17 +213,17 @@ impl Engine {
             Ok(decided) => Ok(decided),
             Err(Stop::Remembered(output)) => Ok(Decided::Remembered(*output)),
             Err(Stop::Replayed(rejection)) => Err(rejection),
-            Err(Stop::Rejected(rejection)) => match (keyed(command), Refusal::of(&rejection)) {
+            Err(Stop::Rejected(rejection)) => match keyed(command)
+                .and_then(|(actor, idem)| Some((actor, idem, Refusal::of(&rejection)?)))
+            {
                 // Every rule that gives such a refusal runs after the key was looked up
                 // (`remembered`), so the key is new: remember the refusal with it.
-                (Some((actor, idem)), Some(refusal)) => {
-                    Ok(Decided::Change(Decision::Refused(Refused {
-                        at_ms: now_ms,
-                        idem: tag(actor, idem).expect("a key"),
-                        refusal,
-                    })))
-                }
-                _ => Err(rejection),
+                Some((actor, idem, refusal)) => Ok(Decided::Change(Decision::Refused(Refused {
+                    at_ms: now_ms,
+                    idem: tag(actor, idem).expect("a key"),
+                    refusal,
+                }))),
+                None => Err(rejection),
             },
         }
     }

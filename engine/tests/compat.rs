@@ -302,6 +302,16 @@ fn write_refused_files() {
 fn the_refused_history_still_decides_the_same_and_its_snapshot_replays_the_refusal() {
     let (decisions, _) = refused_history();
     assert_eq!(variant(&decisions[2]), "Refused");
+    // A refusal and a snapshot holding one carry versions an earlier release refuses by
+    // number (2 and 3), not as damage.
+    let mut bytes = Vec::new();
+    decisions[2].encode(&mut bytes);
+    assert_eq!(bytes[0], 2, "a refusal's decision version");
+    let snapshot = std::fs::read(refused_dir().join("snapshot.bin")).unwrap();
+    assert_eq!(
+        snapshot[0], 3,
+        "the snapshot version of keys that remember refusals"
+    );
     let files = decision_files(&refused_dir());
     assert_eq!(decisions.len(), files.len());
     for (decision, path) in decisions.iter().zip(&files) {

@@ -361,6 +361,47 @@ fn a_keyed_refusal_is_remembered_logged_and_forgotten_after_24_h() {
 }
 
 #[test]
+fn a_log_that_decided_a_remembered_key_again_replays_with_each_key_in_one_place() {
+    // An earlier release forgot expired keys after recording a new one, so its log can
+    // hold a decision whose key is still remembered: replay must keep one recording.
+    let mut e = Engine::new(0);
+    admin_event(&mut e, "show", None, vec![("floor", ga(10))]);
+    let refused = |key: &str, at_ms| {
+        Decision::Refused(Refused {
+            at_ms,
+            idem: Box::new(IdemTag {
+                scope: IdemScope::User("bob".into()),
+                key: key.into(),
+                fingerprint: 7,
+            }),
+            refusal: Refusal::SoldOut {
+                section_id: "floor".into(),
+                available: 0,
+            },
+        })
+    };
+    let later = T0 + limits::IDEMPOTENCY_RETENTION_MS;
+    // A success, then the same key decided again at the same moment (as a refusal).
+    run(
+        &mut e,
+        &keyed(hold_cmd("bob", &[("floor", 1)], &[]), "s", 7),
+        later,
+    )
+    .unwrap();
+    e.apply(&refused("s", later));
+    e.check_invariants();
+    // A refusal decided twice, the second time with the key still remembered.
+    e.apply(&refused("r", later));
+    e.apply(&refused("r", later + 1));
+    e.check_invariants();
+    let again = keyed(hold_cmd("bob", &[("floor", 1)], &[]), "s", 7);
+    assert!(
+        e.decide(&again, later + 2).is_err(),
+        "the last recording answers"
+    );
+}
+
+#[test]
 fn refusals_are_counted_apart_and_never_push_out_a_success() {
     let mut e = Engine::new(0);
     admin_event(&mut e, "show", None, vec![("floor", ga(1))]);

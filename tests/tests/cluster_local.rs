@@ -334,6 +334,7 @@ fn a_sale_survives_the_death_of_a_shards_leader_and_a_restart_of_every_node() {
         }
         for (path, status) in [
             ("/events/nope", 404),
+            ("/events/cl-a%3Fx", 404),
             ("/events/cl-a", 200),
             ("/events/cl-b", 200),
         ] {

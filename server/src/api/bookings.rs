@@ -123,7 +123,7 @@ pub async fn list(
     };
     // Newest first: the key is the reverse of (created_at, id).
     let (mut all, mut more) = (Vec::new(), false);
-    for (shard, leader) in list_plan(&state, &headers, shards) {
+    for (shard, leader) in list_plan(&state, &headers, shards)? {
         if let Some(leader) = leader {
             let part: BookingPage = list_part(&state, leader, &headers, &uri, shard).await?;
             more |= part.next_cursor.is_some();

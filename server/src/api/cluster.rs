@@ -31,6 +31,9 @@ use crate::limits::{BODY_BYTES_MAX, FORWARD_WAIT_EXTRA};
 /// Marks a request forwarded by another node (its value: that node's id).
 pub const FORWARDED_BY: &str = "x-boxoffice-forwarded-by";
 
+/// A shard's leader: its node id and API address.
+pub type Leader = (u64, String);
+
 /// On a list request forwarded by another node: the one shard whose part it asks for.
 pub const LIST_SHARD: &str = "x-boxoffice-list-shard";
 
@@ -39,27 +42,34 @@ pub const LIST_SHARD: &str = "x-boxoffice-list-shard";
 /// and in a cluster they are led by different nodes, so a list is gathered from their
 /// leaders, one part each. A request another node forwarded is read here alone (never a
 /// second hop), and only the shard it names in [`LIST_SHARD`], if it names one.
+/// A shard whose leader this node does not hear from is 503 at once, before any part is
+/// asked (a cut-off leader would hold the list for the whole forwarding wait).
 pub fn list_plan(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     shards: Vec<usize>,
-) -> Vec<(usize, Option<(u64, String)>)> {
+) -> Result<Vec<(usize, Option<Leader>)>, ApiError> {
     let Some(node) = state.cluster() else {
-        return shards.into_iter().map(|s| (s, None)).collect();
+        return Ok(shards.into_iter().map(|s| (s, None)).collect());
     };
     if headers.contains_key(FORWARDED_BY) {
         let only = headers
             .get(LIST_SHARD)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        return shards
+        return Ok(shards
             .into_iter()
             .filter(|s| only.is_none_or(|o| o == *s))
             .map(|s| (s, None))
-            .collect();
+            .collect());
     }
     shards
         .into_iter()
-        .map(|s| (s, leader_elsewhere(node, s)))
+        .map(|s| match leader_elsewhere(node, s) {
+            Some((id, _)) if !node.reachable(id) => Err(ApiError::unavailable(format!(
+                "node {id} leads shard {s} and does not answer this node; retry"
+            ))),
+            leader => Ok((s, leader)),
+        })
         .collect()
 }
 

@@ -69,7 +69,7 @@ pub async fn list(
     let limit = page_limit(params.limit)?;
     let (mut all, mut more) = (Vec::new(), false);
     let shards = (0..state.shards().len()).collect();
-    for (shard, leader) in list_plan(&state, &headers, shards) {
+    for (shard, leader) in list_plan(&state, &headers, shards)? {
         if let Some(leader) = leader {
             let part: EventPage = list_part(&state, leader, &headers, &uri, shard).await?;
             more |= part.next_cursor.is_some();

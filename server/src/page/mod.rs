@@ -120,6 +120,8 @@ const EVENT_HEADING: &str = r#"<h1 id="event-name">Loading the event…</h1>"#;
 pub async fn event(State(state): State<AppState>, ApiPath(event_id): ApiPath) -> Response {
     let shard = state.shard_of_event(&event_id);
     let known = match crate::api::cluster::led_elsewhere(&state, shard) {
+        // Not an event id: no event has it (and it is not put into a path below).
+        _ if !crate::api::convert::is_valid_id(&event_id) => Ok(false),
         // In a cluster, the shard's leader knows: ask it for the event.
         Some(leader) => {
             let uri = format!("/v1/events/{event_id}").parse::<axum::http::Uri>();
